@@ -1,0 +1,351 @@
+"""Event schema: the Segment HTTP Tracking API, validated and normalised in one place.
+
+``decode_body`` turns request bytes into a JSON object (or raises :class:`PayloadError`),
+``prepare_events`` splits the events of a request into accepted (normalised, clock skew
+corrected) and rejected (with the field and the reason). Nothing here knows about Flask.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+EVENT_TYPES = ("track", "page", "identify", "alias", "screen", "group")
+ID_FIELDS = ("anonymousId", "userId", "previousId", "groupId")
+OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
+MAX_ID_LENGTH = 255
+MAX_MESSAGE_ID_LENGTH = 100
+MAX_NAME_LENGTH = 200
+MAX_NUMBER = 1e18
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+RAW_KEEP_BYTES = 4096  # how much of a rejected event's raw payload is kept
+
+
+class PayloadError(Exception):
+    """The request as a whole cannot be read; carries the HTTP status, field and reason."""
+
+    def __init__(self, status: int, field: str, reason: str, code: str = "invalid_request"):
+        super().__init__(f"{field}: {reason}")
+        self.status, self.field, self.reason, self.code = status, field, reason, code
+
+
+class InvalidEvent(Exception):
+    """One event breaks the schema; ``field`` is its path in the request."""
+
+    def __init__(self, field: str, reason: str, status: int = 422):
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason, self.status = field, reason, status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size and shape limits, as Segment's HTTP Tracking API."""
+
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_batch_events: int = 2500
+    max_depth: int = 20
+    future_tolerance: timedelta = timedelta(hours=24)
+
+
+@dataclass
+class Rejection:
+    """An event refused with its reason, kept in the rejected-events table."""
+
+    index: int | None
+    field: str
+    reason: str
+    raw: str
+    status: int = 422
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used in responses and in the stream."""
+        return {"index": self.index, "field": self.field, "reason": self.reason, "raw": self.raw}
+
+
+def decode_body(
+    raw: bytes, content_type: str | None, content_encoding: str | None, max_bytes: int
+) -> dict[str, Any]:
+    """Decode a request body (JSON, also sent as text/plain; optionally gzip) into an object."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime not in ("", "application/json", "text/plain"):
+        raise PayloadError(
+            415, "Content-Type", "must be application/json or text/plain", "unsupported_media"
+        )
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        raw = _inflate(raw, encoding, max_bytes)
+    elif encoding != "identity":
+        raise PayloadError(
+            415, "Content-Encoding", "must be gzip, deflate or identity", "unsupported_encoding"
+        )
+    if len(raw) > max_bytes:
+        raise PayloadError(413, "body", f"larger than {max_bytes} bytes", "too_large")
+    if not raw.strip():
+        raise PayloadError(400, "body", "is empty; send a JSON object", "invalid_json")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise PayloadError(400, "body", f"not valid JSON ({e})", "invalid_json") from e
+    if not isinstance(body, dict):
+        raise PayloadError(
+            400, "body", f"must be a JSON object, not {_json_kind(body)}", "invalid_json"
+        )
+    return body
+
+
+def _inflate(raw: bytes, encoding: str, max_bytes: int) -> bytes:
+    # Decompress in bounded steps so a gzip bomb costs at most max_bytes of memory.
+    wbits = 47 if encoding != "deflate" else 15  # 47: gzip or zlib header, auto-detected
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(raw, max_bytes + 1)
+        if len(out) > max_bytes or inflater.unconsumed_tail:
+            raise PayloadError(
+                413, "body", f"larger than {max_bytes} bytes once decompressed", "too_large"
+            )
+        out += inflater.flush()
+    except zlib.error as e:
+        raise PayloadError(
+            400, "Content-Encoding", f"body is not valid {encoding} ({e})", "invalid_encoding"
+        ) from e
+    if not inflater.eof:
+        raise PayloadError(400, "Content-Encoding", f"truncated {encoding} body", "invalid_encoding")
+    return out
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    """Parse an ISO 8601 time into an aware UTC datetime, or raise InvalidEvent."""
+    if not isinstance(value, str) or not 4 <= len(value) <= 40:
+        raise InvalidEvent(field, "not an ISO 8601 time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent(field, "not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """Format a UTC datetime as ISO 8601 with milliseconds and Z."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _check_values(value: Any, path: str, max_depth: int) -> None:
+    # Iterative walk: strings without NUL (PostgreSQL text cannot hold it), finite numbers in
+    # a range every store keeps exactly, and bounded nesting.
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise InvalidEvent(where, "contains a NUL character (\\u0000)")
+        elif isinstance(node, bool) or node is None:
+            continue
+        elif isinstance(node, (int, float)):
+            if not -MAX_NUMBER < node < MAX_NUMBER:
+                raise InvalidEvent(where, f"number out of range (|n| must be < {MAX_NUMBER:g})")
+        elif isinstance(node, dict):
+            if depth >= max_depth:
+                raise InvalidEvent(where, f"nested deeper than {max_depth} levels")
+            for key, child in node.items():
+                if "\x00" in key:
+                    raise InvalidEvent(where, "a key contains a NUL character (\\u0000)")
+                stack.append((child, f"{where}.{key}", depth + 1))
+        elif isinstance(node, list):
+            if depth >= max_depth:
+                raise InvalidEvent(where, f"nested deeper than {max_depth} levels")
+            for i, child in enumerate(node):
+                stack.append((child, f"{where}[{i}]", depth + 1))
+
+
+def _check_id(event: dict, name: str, path: str) -> None:
+    value = event.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidEvent(f"{path}.{name}", "must be a string")
+    value = str(value)
+    if not value.strip():
+        raise InvalidEvent(f"{path}.{name}", "must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidEvent(f"{path}.{name}", f"longer than {MAX_ID_LENGTH} characters")
+    event[name] = value
+
+
+def _check_order(properties: dict, path: str) -> None:
+    # Orders feed revenue reports and the recommender: refuse ones we could not record.
+    order_id = properties.get("order_id")
+    if isinstance(order_id, bool) or not isinstance(order_id, (str, int)) or order_id == "":
+        raise InvalidEvent(f"{path}.properties.order_id", "required for Order Completed")
+    products = properties.get("products", [])
+    if not isinstance(products, list):
+        raise InvalidEvent(f"{path}.properties.products", "must be an array")
+    for i, product in enumerate(products):
+        where = f"{path}.properties.products[{i}]"
+        if not isinstance(product, dict):
+            raise InvalidEvent(where, "must be an object")
+        for name in ("price",):
+            if name in product and not _is_number(product[name]):
+                raise InvalidEvent(f"{where}.{name}", "must be a number")
+        quantity = product.get("quantity", 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            raise InvalidEvent(f"{where}.quantity", "must be a non-negative integer")
+    for name in ("total", "revenue", "subtotal", "tax", "shipping", "discount"):
+        if name in properties and properties[name] is not None and not _is_number(properties[name]):
+            raise InvalidEvent(f"{path}.properties.{name}", "must be a number")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_event(
+    event: Any,
+    path: str,
+    *,
+    received_at: datetime,
+    batch_sent_at: datetime | None,
+    limits: Limits,
+    forced_type: str | None = None,
+) -> dict[str, Any]:
+    """Return the normalised event or raise InvalidEvent naming the field and the reason."""
+    if not isinstance(event, dict):
+        raise InvalidEvent(path, f"must be a JSON object, not {_json_kind(event)}")
+    event = dict(event)
+    event.pop("writeKey", None)  # never stored: it is the site's key
+    kind = forced_type or event.get("type")
+    if kind not in EVENT_TYPES:
+        raise InvalidEvent(f"{path}.type", f"must be one of {', '.join(EVENT_TYPES)}")
+    event["type"] = kind
+
+    message_id = event.get("messageId")
+    if message_id is None:
+        event["messageId"] = str(uuid.uuid4())
+    elif not isinstance(message_id, str) or not message_id.strip():
+        raise InvalidEvent(f"{path}.messageId", "must be a non-empty string")
+    elif len(message_id) > MAX_MESSAGE_ID_LENGTH:
+        raise InvalidEvent(
+            f"{path}.messageId", f"longer than {MAX_MESSAGE_ID_LENGTH} characters"
+        )
+
+    for name in ID_FIELDS:
+        _check_id(event, name, path)
+    if kind == "alias":
+        for name in ("previousId", "userId"):
+            if name not in event:
+                raise InvalidEvent(f"{path}.{name}", "required for alias")
+    elif "anonymousId" not in event and "userId" not in event:
+        raise InvalidEvent(f"{path}.userId", "anonymousId or userId is required")
+    if kind == "group" and "groupId" not in event:
+        raise InvalidEvent(f"{path}.groupId", "required for group")
+
+    if kind == "track":
+        name = event.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidEvent(f"{path}.event", "required for track: a non-empty string")
+        if len(name) > MAX_NAME_LENGTH:
+            raise InvalidEvent(f"{path}.event", f"longer than {MAX_NAME_LENGTH} characters")
+    if "name" in event and event["name"] is not None:
+        if not isinstance(event["name"], str):
+            raise InvalidEvent(f"{path}.name", "must be a string")
+        if len(event["name"]) > MAX_NAME_LENGTH:
+            raise InvalidEvent(f"{path}.name", f"longer than {MAX_NAME_LENGTH} characters")
+
+    for name in OBJECT_FIELDS:
+        if name in event and event[name] is not None and not isinstance(event[name], dict):
+            raise InvalidEvent(f"{path}.{name}", "must be a JSON object")
+    _check_values(event, path, limits.max_depth)
+    if kind == "track" and event["event"] == "Order Completed":
+        _check_order(event.get("properties") or {}, path)
+
+    # Clock skew: the client's clock is off by (sentAt - receivedAt); move its times back.
+    times = {name: parse_time(event[name], f"{path}.{name}") for name in TIME_FIELDS if name in event}
+    sent_at = times.get("sentAt", batch_sent_at)
+    client_time = times.get("timestamp", times.get("originalTimestamp"))
+    if client_time is None:
+        timestamp = received_at
+    elif sent_at is not None:
+        timestamp = client_time + (received_at - sent_at)
+    else:
+        timestamp = client_time
+    if timestamp > received_at + limits.future_tolerance:
+        raise InvalidEvent(
+            f"{path}.timestamp",
+            f"more than {int(limits.future_tolerance.total_seconds() // 3600)} hours in the future",
+        )
+    if timestamp < EARLIEST:
+        raise InvalidEvent(f"{path}.timestamp", "before 2000-01-01")
+    if client_time is not None:
+        event["originalTimestamp"] = iso(client_time)
+    if sent_at is not None:
+        event["sentAt"] = iso(sent_at)
+    event["timestamp"] = iso(timestamp)
+    event["receivedAt"] = iso(received_at)
+    return event
+
+
+def prepare_events(
+    raw_events: Iterable[Any],
+    *,
+    path: str,
+    received_at: datetime,
+    batch_sent_at: Any,
+    limits: Limits,
+    forced_type: str | None = None,
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Split events into accepted (normalised) and rejected (with index, field and reason)."""
+    sent_at = None
+    if batch_sent_at is not None:
+        sent_at = parse_time(batch_sent_at, "sentAt")  # a bad batch sentAt spoils every event
+    accepted: list[dict[str, Any]] = []
+    rejected: list[Rejection] = []
+    for index, raw_event in enumerate(raw_events):
+        where = f"{path}[{index}]" if forced_type is None else path
+        try:
+            encoded = orjson.dumps(raw_event)
+            if len(encoded) > limits.max_event_bytes:
+                raise InvalidEvent(
+                    where, f"event larger than {limits.max_event_bytes} bytes", status=413
+                )
+            accepted.append(
+                validate_event(
+                    raw_event,
+                    where,
+                    received_at=received_at,
+                    batch_sent_at=sent_at,
+                    limits=limits,
+                    forced_type=forced_type,
+                )
+            )
+        except InvalidEvent as e:
+            raw = orjson.dumps(raw_event, default=str)[:RAW_KEEP_BYTES].decode("utf-8", "replace")
+            rejected.append(Rejection(index, e.field, e.reason, raw, e.status))
+    return accepted, rejected
+
+
+def anonymise_ip(address: str | None) -> str | None:
+    """Truncate an IP address (IPv4 to /24, IPv6 to /48) so no raw address is stored."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)

@@ -1,0 +1,216 @@
+"""The ingest worker: a consumer of the event stream that writes batches to SQL.
+
+Delivery is at-least-once from Redis and exactly-once into SQL: entries are acknowledged only
+after the transaction holding them commits, and the store ignores messages it already has.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import redis
+import sqlalchemy as sa
+import orjson
+from sqlalchemy.exc import DataError, IntegrityError
+
+from tracking.schema import dead_letters
+from tracking.db import insert_ignore
+from tracking.store import WriteStats, write_entries
+from tracking.stream import Spool, ensure_group, parse_entry, trim_acknowledged
+
+log = logging.getLogger("ecrm.tracking.ingest")
+
+# Errors that belong to an entry's content: retry it alone, then dead-letter it. Anything else
+# (SQL or Redis down, a bug) propagates and crashes the worker, to be restarted and redelivered.
+ENTRY_ERRORS = (ValueError, KeyError, TypeError, DataError, IntegrityError)
+
+
+@dataclass
+class IngestSettings:
+    """How a worker reads the stream."""
+
+    stream_key: str = "ecrm:events"
+    group: str = "ingest"
+    consumer: str = ""
+    batch_size: int = 200
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    max_attempts: int = 3
+    session_timeout: timedelta = timedelta(minutes=30)
+    trim_every_seconds: float = 5.0
+    replay_every_seconds: float = 2.0
+
+    def __post_init__(self):
+        if not self.consumer:
+            self.consumer = f"{socket.gethostname()}-1"
+
+
+class IngestWorker:
+    """Reads entries from the consumer group and stores them; see the module docstring."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        engine: sa.Engine,
+        settings: IngestSettings,
+        spool: Spool | None = None,
+    ):
+        self.client, self.engine, self.settings, self.spool = client, engine, settings, spool
+        self.totals = WriteStats()
+        self._last_trim = 0.0
+        self._last_replay = 0.0
+        self._claim_cursor = "0-0"
+        self._own_pending_done = False
+
+    def start(self) -> None:
+        """Create the group if needed."""
+        ensure_group(self.client, self.settings.stream_key, self.settings.group)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Work until ``stop`` is set (or forever)."""
+        self.start()
+        log.info(
+            "ingest worker %s reading %s as group %s",
+            self.settings.consumer,
+            self.settings.stream_key,
+            self.settings.group,
+        )
+        while stop is None or not stop.is_set():
+            self.run_once()
+
+    def run_once(self, block_ms: int | None = None) -> int:
+        """One round: own pending (first time), claims, new entries, housekeeping."""
+        s = self.settings
+        handled = 0
+        if not self._own_pending_done:
+            # After a restart, first finish what this consumer had read but not acknowledged.
+            handled += self._drain_own_pending()
+            self._own_pending_done = True
+        handled += self._claim_abandoned()
+        block = s.block_ms if block_ms is None else block_ms
+        response = self.client.xreadgroup(
+            s.group,
+            s.consumer,
+            {s.stream_key: ">"},
+            count=s.batch_size,
+            block=block if block > 0 else None,
+        )
+        for _, entries in response or []:
+            handled += self.process(entries)
+        self._housekeeping()
+        return handled
+
+    def drain(self, max_rounds: int = 10_000) -> int:
+        """Process until the stream has nothing new for this worker (tests, demo loading)."""
+        self.start()
+        total = 0
+        for _ in range(max_rounds):
+            if self.spool is not None:
+                self.spool.replay(self.client, self.settings.stream_key)
+            handled = self.run_once(block_ms=0)
+            total += handled
+            if handled == 0:
+                break
+        return total
+
+    def _drain_own_pending(self) -> int:
+        s = self.settings
+        handled = 0
+        last_id = "0"
+        while True:
+            response = self.client.xreadgroup(
+                s.group, s.consumer, {s.stream_key: last_id}, count=s.batch_size
+            )
+            entries = response[0][1] if response else []
+            entries = [(eid, fields) for eid, fields in entries if fields]
+            if not entries:
+                return handled
+            handled += self.process(entries)
+            last_id = entries[-1][0]
+
+    def _claim_abandoned(self) -> int:
+        s = self.settings
+        handled = 0
+        for _ in range(100):
+            result = self.client.xautoclaim(
+                s.stream_key,
+                s.group,
+                s.consumer,
+                min_idle_time=s.claim_idle_ms,
+                start_id=self._claim_cursor,
+                count=s.batch_size,
+            )
+            cursor, claimed = result[0], result[1]
+            claimed = [(eid, fields) for eid, fields in claimed if fields]
+            if claimed:
+                log.info("claimed %d abandoned entries", len(claimed))
+                handled += self.process(claimed)
+            self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else cursor
+            if self._claim_cursor == "0-0" or not claimed:
+                break
+        return handled
+
+    def process(self, entries: list[tuple[bytes, dict]]) -> int:
+        """Store a batch of entries in one transaction, then acknowledge them."""
+        if not entries:
+            return 0
+        try:
+            parsed = [parse_entry(fields) for _, fields in entries]
+            with self.engine.begin() as conn:
+                stats = write_entries(conn, parsed, self.settings.session_timeout)
+        except ENTRY_ERRORS as e:
+            if len(entries) == 1:
+                return self._failed(entries[0], e)
+            # Find the poisoned entry: store the others one by one.
+            log.warning("batch of %d failed (%s); retrying entries one by one", len(entries), e)
+            return sum(self.process([entry]) for entry in entries)
+        self.client.xack(self.settings.stream_key, self.settings.group, *[e[0] for e in entries])
+        self._count(stats)
+        return len(entries)
+
+    def _count(self, stats: WriteStats) -> None:
+        t = self.totals
+        t.received += stats.received
+        t.stored += stats.stored
+        t.duplicates += stats.duplicates
+        t.rejected += stats.rejected
+        t.orders += stats.orders
+
+    def _failed(self, entry: tuple[bytes, dict], error: Exception) -> int:
+        entry_id, fields = entry
+        s = self.settings
+        info = self.client.xpending_range(s.stream_key, s.group, entry_id, entry_id, 1)
+        attempts = info[0]["times_delivered"] if info else s.max_attempts
+        if attempts < s.max_attempts:
+            # Left pending: XAUTOCLAIM hands it out again after claim_idle_ms.
+            log.warning("entry %s failed (attempt %d): %s", entry_id, attempts, error)
+            return 0
+        payload = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert_ignore(self.engine, dead_letters),
+                {
+                    "stream_id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+                    "error": f"{type(error).__name__}: {error}"[:4000],
+                    "attempts": attempts,
+                    "payload": orjson.dumps(payload).decode(),
+                    "created_at": datetime.now(timezone.utc),
+                },
+            )
+        self.client.xack(s.stream_key, s.group, entry_id)
+        log.error("entry %s dead-lettered after %d attempts: %s", entry_id, attempts, error)
+        return 1
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self.spool is not None and now - self._last_replay >= self.settings.replay_every_seconds:
+            self._last_replay = now
+            self.spool.replay(self.client, self.settings.stream_key)
+        if now - self._last_trim >= self.settings.trim_every_seconds:
+            self._last_trim = now
+            trim_acknowledged(self.client, self.settings.stream_key)

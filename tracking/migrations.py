@@ -1,0 +1,55 @@
+"""Versioned schema migrations owned by the project.
+
+Each migration is a function of a connection, applied once, in order, inside one transaction
+with its row in ``schema_migrations``. Add new ones at the end; never edit a shipped one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from tracking import log, schema
+
+
+def _initial(conn: sa.Connection) -> None:
+    tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_migrations]
+    schema.metadata.create_all(conn, tables=tables)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
+    (1, "initial tables", _initial),
+]
+
+
+def current_version(engine: sa.Engine) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("schema_migrations"):
+            return 0
+        return conn.execute(sa.select(sa.func.max(schema.schema_migrations.c.version))).scalar() or 0
+
+
+def upgrade(engine: sa.Engine) -> list[int]:
+    """Apply pending migrations; return the versions applied."""
+    applied = []
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Serialise concurrent upgrades (several processes starting at once).
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(4242001)"))
+        schema.schema_migrations.create(conn, checkfirst=True)
+        done = set(conn.execute(sa.select(schema.schema_migrations.c.version)).scalars())
+        for version, name, migrate in MIGRATIONS:
+            if version in done:
+                continue
+            log.info("applying migration %d: %s", version, name)
+            migrate(conn)
+            conn.execute(
+                schema.schema_migrations.insert().values(
+                    version=version, name=name, applied_at=datetime.now(timezone.utc)
+                )
+            )
+            applied.append(version)
+    return applied

@@ -1,0 +1,175 @@
+"""Sites: a public write key, a secret server key and the origins allowed to send events."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from tracking.schema import sites
+
+
+class InvalidSite(ValueError):
+    """A site setting is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site as the collector needs it."""
+
+    site_id: int
+    name: str
+    write_key: str
+    allowed_origins: tuple[str, ...]
+    honour_dnt: bool
+    rate_limit: int
+    revoked: bool
+
+    def allows_origin(self, origin: str) -> bool:
+        """True when browsers on ``origin`` may send events with this site's write key."""
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
+
+def digest(key: str) -> str:
+    """The stored form of a server key (keys are 256-bit random, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def normalise_origin(origin: str) -> str:
+    """Reduce ``https://Shop.Example:443/path`` to the ``https://shop.example`` form browsers send."""
+    if origin == "*":
+        return origin
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidSite(f"origin {origin!r}: must look like https://shop.example")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def create_site(
+    engine: sa.Engine,
+    name: str,
+    origins: list[str],
+    *,
+    honour_dnt: bool = True,
+    rate_limit: int = 0,
+    write_key: str | None = None,
+) -> tuple[Site, str]:
+    """Create a site; return it and its secret server key (shown once, stored as a digest)."""
+    if not name.strip():
+        raise InvalidSite("name: must not be empty")
+    server_key = "sk_" + secrets.token_urlsafe(32)
+    write_key = write_key or "wk_" + secrets.token_urlsafe(18)
+    allowed = sorted({normalise_origin(o) for o in origins})
+    with engine.begin() as conn:
+        site_id = conn.execute(
+            sites.insert().values(
+                name=name.strip(),
+                write_key=write_key,
+                server_key_digest=digest(server_key),
+                allowed_origins=allowed,
+                honour_dnt=honour_dnt,
+                rate_limit=rate_limit,
+                created_at=datetime.now(timezone.utc),
+            )
+        ).inserted_primary_key[0]
+    site = Site(site_id, name.strip(), write_key, tuple(allowed), honour_dnt, rate_limit, False)
+    return site, server_key
+
+
+def _row_to_site(row) -> Site:
+    return Site(
+        row.site_id,
+        row.name,
+        row.write_key,
+        tuple(row.allowed_origins or ()),
+        bool(row.honour_dnt),
+        int(row.rate_limit or 0),
+        row.revoked_at is not None,
+    )
+
+
+def list_sites(engine: sa.Engine) -> list[Site]:
+    """Every site, revoked ones included."""
+    with engine.connect() as conn:
+        return [_row_to_site(r) for r in conn.execute(sites.select().order_by(sites.c.site_id))]
+
+
+def revoke_site(engine: sa.Engine, write_key: str) -> bool:
+    """Revoke a site's keys; return False when no active site has that write key."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            sites.update()
+            .where(sites.c.write_key == write_key, sites.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(timezone.utc))
+        )
+    return result.rowcount > 0
+
+
+def find_site(engine: sa.Engine, write_key: str) -> Site | None:
+    """The site with this write key, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(sites.select().where(sites.c.write_key == write_key)).first()
+    return _row_to_site(row) if row else None
+
+
+class SiteDirectory:
+    """An in-process view of the sites table, refreshed every ``ttl`` seconds.
+
+    The collector looks a key up on every request; one SQL query per request would cap its
+    throughput, and a revocation taking a few seconds to reach every process is acceptable.
+    """
+
+    def __init__(self, engine: sa.Engine, ttl: float = 5.0):
+        self.engine, self.ttl = engine, ttl
+        self._lock = threading.Lock()
+        self._loaded_at = float("-inf")
+        self._by_write_key: dict[str, Site] = {}
+        self._by_server_digest: dict[str, Site] = {}
+        self._origins: frozenset[str] = frozenset()
+
+    def invalidate(self) -> None:
+        """Reload on the next lookup."""
+        self._loaded_at = float("-inf")
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._loaded_at < self.ttl:
+            return
+        with self._lock:
+            if time.monotonic() - self._loaded_at < self.ttl:
+                return
+            with self.engine.connect() as conn:
+                rows = conn.execute(sites.select().where(sites.c.revoked_at.is_(None))).all()
+            by_write = {}
+            by_server = {}
+            origins: set[str] = set()
+            for row in rows:
+                site = _row_to_site(row)
+                by_write[site.write_key] = site
+                by_server[row.server_key_digest] = site
+                origins.update(site.allowed_origins)
+            self._by_write_key, self._by_server_digest = by_write, by_server
+            self._origins = frozenset(origins)
+            self._loaded_at = time.monotonic()
+
+    def by_write_key(self, key: str) -> Site | None:
+        """The active site with this public write key."""
+        self._refresh()
+        return self._by_write_key.get(key)
+
+    def by_server_key(self, key: str) -> Site | None:
+        """The active site with this secret server key."""
+        self._refresh()
+        return self._by_server_digest.get(digest(key))
+
+    def origin_known(self, origin: str) -> bool:
+        """True when some active site allows this origin (used for preflights and errors)."""
+        self._refresh()
+        return "*" in self._origins or origin in self._origins

@@ -1,0 +1,356 @@
+"""Writing collected events into the SQL store, idempotently, in one transaction per batch.
+
+Every derived row (customer, identity, session, order) is computed from events that are new to
+the store, and every insert is guarded by a unique key, so redelivering a stream entry after a
+crash stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+
+from tracking.db import insert_ignore, upsert
+from tracking.schema import (
+    customers,
+    events,
+    identities,
+    order_lines,
+    orders,
+    rejected_events,
+    sessions,
+)
+
+IN_CHUNK = 500  # ids per IN (...) list; well below SQLite's variable limit
+PRODUCT_EVENTS = {
+    "Product Viewed",
+    "Product Clicked",
+    "Product Added",
+    "Product Removed",
+    "Product Added to Wishlist",
+    "Product Shared",
+    "Product Reviewed",
+    "Recommendation Shown",
+    "Recommendation Clicked",
+}
+
+
+@dataclass
+class WriteStats:
+    """What one call of :func:`write_entries` did."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    orders: int = 0
+    site_ids: set[int] = field(default_factory=set)
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(timezone.utc)
+
+
+def _money(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _chunks(values: list, size: int = IN_CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _existing_message_ids(conn: sa.Connection, site_id: int, message_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(message_ids):
+        found.update(
+            conn.execute(
+                sa.select(events.c.message_id).where(
+                    events.c.site_id == site_id, events.c.message_id.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def write_entries(
+    conn: sa.Connection, entries: list[dict[str, Any]], session_timeout: timedelta
+) -> WriteStats:
+    """Store parsed stream entries (see tracking.stream.parse_entry) inside ``conn``'s transaction."""
+    stats = WriteStats()
+    engine = conn.engine
+    by_site: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    rejected_rows = []
+    for entry in entries:
+        site_id = entry["site_id"]
+        stats.site_ids.add(site_id)
+        received_at = _time(entry["received_at"])
+        for event in entry["events"]:
+            stats.received += 1
+            # A message id repeated inside one delivery is the same event sent twice.
+            by_site[site_id].setdefault(event["messageId"], event)
+        for rejection in entry["rejected"]:
+            stats.received += 1
+            rejected_rows.append(
+                {
+                    "site_id": site_id,
+                    "source_ref": f"{entry['rid']}:{rejection['index']}",
+                    "batch_index": rejection["index"],
+                    "field": rejection["field"][:200],
+                    "reason": rejection["reason"][:500],
+                    "raw": rejection["raw"],
+                    "received_at": received_at,
+                }
+            )
+    if rejected_rows:
+        conn.execute(insert_ignore(engine, rejected_events), rejected_rows)
+        stats.rejected = len(rejected_rows)
+
+    for site_id, by_message in by_site.items():
+        seen = _existing_message_ids(conn, site_id, list(by_message))
+        new_events = [e for mid, e in by_message.items() if mid not in seen]
+        stats.duplicates += len(by_message) - len(new_events)
+        if not new_events:
+            continue
+        new_events.sort(key=lambda e: e["timestamp"])
+        for event in new_events:
+            event["_ts"] = _time(event["timestamp"])
+        session_of = _assign_sessions(conn, site_id, new_events, session_timeout)
+        _write_identities(conn, site_id, new_events)
+        _write_customers(conn, site_id, new_events)
+        stats.orders += _write_orders(conn, site_id, new_events)
+        rows = []
+        for event in new_events:
+            ts = event.pop("_ts")
+            properties = event.get("properties") or {}
+            item_id = properties.get("product_id") if event.get("event") in PRODUCT_EVENTS else None
+            order_id = properties.get("order_id")
+            rows.append(
+                {
+                    "site_id": site_id,
+                    "message_id": event["messageId"],
+                    "type": event["type"],
+                    "event": event.get("event"),
+                    "name": event.get("name"),
+                    "anonymous_id": event.get("anonymousId"),
+                    "user_id": event.get("userId"),
+                    "session_id": session_of.get(event["messageId"]),
+                    "item_id": str(item_id)[:255] if item_id is not None else None,
+                    "order_id": str(order_id)[:255] if order_id is not None else None,
+                    "timestamp": ts,
+                    "sent_at": _time(event["sentAt"]) if event.get("sentAt") else None,
+                    "received_at": _time(event["receivedAt"]),
+                    "payload": event,
+                }
+            )
+        # ON CONFLICT guards against a concurrent worker storing the same message meanwhile.
+        result = conn.execute(insert_ignore(engine, events), rows)
+        stored = result.rowcount if result.rowcount >= 0 else len(rows)
+        stats.stored += stored
+        stats.duplicates += len(rows) - stored
+    return stats
+
+
+def _visitor(event: dict[str, Any]) -> str:
+    return event.get("anonymousId") or event["userId"]
+
+
+def _assign_sessions(
+    conn: sa.Connection, site_id: int, new_events: list[dict], timeout: timedelta
+) -> dict[str, str]:
+    """Cut each visitor's events into sessions at ``timeout`` of inactivity."""
+    by_visitor: dict[str, list[dict]] = defaultdict(list)
+    for event in new_events:
+        if event["type"] == "alias":
+            continue
+        by_visitor[_visitor(event)].append(event)
+    if not by_visitor:
+        return {}
+    latest: dict[str, dict] = {}
+    for chunk in _chunks(list(by_visitor)):
+        for row in conn.execute(
+            sa.select(sessions).where(
+                sessions.c.site_id == site_id, sessions.c.visitor_id.in_(chunk)
+            )
+        ).mappings():
+            current = latest.get(row["visitor_id"])
+            if current is None or row["last_seen_at"] > current["last_seen_at"]:
+                latest[row["visitor_id"]] = dict(row)
+    changed: dict[str, dict] = {}
+    session_of: dict[str, str] = {}
+    for visitor, visitor_events in by_visitor.items():
+        current = latest.get(visitor)
+        if current is not None:
+            for name in ("started_at", "last_seen_at"):
+                current[name] = _aware(current[name])
+        for event in visitor_events:
+            ts = event["_ts"]
+            if (
+                current is None
+                or ts > current["last_seen_at"] + timeout
+                or ts < current["started_at"] - timeout
+            ):
+                current = {
+                    "session_id": uuid.uuid4().hex,
+                    "site_id": site_id,
+                    "visitor_id": visitor,
+                    "anonymous_id": event.get("anonymousId"),
+                    "user_id": event.get("userId"),
+                    "started_at": ts,
+                    "last_seen_at": ts,
+                    "event_count": 0,
+                }
+            current["started_at"] = min(current["started_at"], ts)
+            current["last_seen_at"] = max(current["last_seen_at"], ts)
+            current["event_count"] += 1
+            current["user_id"] = event.get("userId") or current["user_id"]
+            changed[current["session_id"]] = current
+            session_of[event["messageId"]] = current["session_id"]
+    conn.execute(
+        upsert(
+            conn.engine,
+            sessions,
+            ["session_id"],
+            ["user_id", "started_at", "last_seen_at", "event_count"],
+        ),
+        list(changed.values()),
+    )
+    return session_of
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time in the store is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _write_identities(conn: sa.Connection, site_id: int, new_events: list[dict]) -> None:
+    rows = {}
+    for event in new_events:
+        if event["type"] == "alias":
+            key = (event["previousId"], event["userId"])
+            rows.setdefault(key, ("alias", event["_ts"]))
+        elif event.get("anonymousId") and event.get("userId"):
+            key = (event["anonymousId"], event["userId"])
+            source = "identify" if event["type"] == "identify" else "event"
+            rows.setdefault(key, (source, event["_ts"]))
+    if rows:
+        conn.execute(
+            insert_ignore(conn.engine, identities),
+            [
+                {
+                    "site_id": site_id,
+                    "anonymous_id": anonymous_id,
+                    "user_id": user_id,
+                    "source": source,
+                    "first_seen_at": ts,
+                }
+                for (anonymous_id, user_id), (source, ts) in rows.items()
+            ],
+        )
+
+
+def _write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) -> None:
+    seen: dict[str, dict] = {}
+    for event in new_events:
+        user_id = event.get("userId")
+        if not user_id:
+            continue
+        ts = event["_ts"]
+        customer = seen.setdefault(
+            user_id, {"traits": {}, "first_seen_at": ts, "last_seen_at": ts}
+        )
+        customer["first_seen_at"] = min(customer["first_seen_at"], ts)
+        customer["last_seen_at"] = max(customer["last_seen_at"], ts)
+        traits = event.get("traits") if event["type"] == "identify" else None
+        traits = traits or (event.get("context") or {}).get("traits")
+        if isinstance(traits, dict):
+            customer["traits"].update(traits)
+    if not seen:
+        return
+    for chunk in _chunks(list(seen)):
+        for row in conn.execute(
+            sa.select(customers).where(
+                customers.c.site_id == site_id, customers.c.user_id.in_(chunk)
+            )
+        ).mappings():
+            customer = seen[row["user_id"]]
+            customer["traits"] = {**(row["traits"] or {}), **customer["traits"]}
+            customer["first_seen_at"] = min(customer["first_seen_at"], _aware(row["first_seen_at"]))
+            customer["last_seen_at"] = max(customer["last_seen_at"], _aware(row["last_seen_at"]))
+    conn.execute(
+        upsert(
+            conn.engine,
+            customers,
+            ["site_id", "user_id"],
+            ["traits", "first_seen_at", "last_seen_at"],
+        ),
+        [{"site_id": site_id, "user_id": user_id, **c} for user_id, c in seen.items()],
+    )
+
+
+def _write_orders(conn: sa.Connection, site_id: int, new_events: list[dict]) -> int:
+    order_rows, line_rows = [], []
+    for event in new_events:
+        if event["type"] != "track" or event.get("event") != "Order Completed":
+            continue
+        properties = event.get("properties") or {}
+        order_id = str(properties["order_id"])[:255]
+        order_rows.append(
+            {
+                "site_id": site_id,
+                "order_id": order_id,
+                "user_id": event.get("userId"),
+                "anonymous_id": event.get("anonymousId"),
+                "message_id": event["messageId"],
+                "total": _money(properties.get("total", properties.get("revenue"))),
+                "revenue": _money(properties.get("revenue", properties.get("total"))),
+                "currency": (str(properties.get("currency") or "")[:3] or None),
+                "ordered_at": event["_ts"],
+            }
+        )
+        for position, product in enumerate(properties.get("products") or []):
+            item_id = product.get("product_id", product.get("sku"))
+            line_rows.append(
+                {
+                    "site_id": site_id,
+                    "order_id": order_id,
+                    "position": position,
+                    "item_id": str(item_id)[:255] if item_id is not None else None,
+                    "sku": str(product["sku"])[:255] if product.get("sku") is not None else None,
+                    "name": str(product["name"])[:500] if product.get("name") else None,
+                    "category": str(product["category"])[:500] if product.get("category") else None,
+                    "price": _money(product.get("price")),
+                    "quantity": int(product.get("quantity", 1)),
+                }
+            )
+    if order_rows:
+        conn.execute(insert_ignore(conn.engine, orders), order_rows)
+    if line_rows:
+        conn.execute(insert_ignore(conn.engine, order_lines), line_rows)
+    return len(order_rows)
+
+
+def customer_history(conn: sa.Connection, site_id: int, user_id: str) -> list[sa.Row]:
+    """A customer's events, including anonymous browsing stitched to them, oldest first."""
+    anonymous_ids = sa.select(identities.c.anonymous_id).where(
+        identities.c.site_id == site_id, identities.c.user_id == user_id
+    )
+    return conn.execute(
+        sa.select(events)
+        .where(
+            events.c.site_id == site_id,
+            sa.or_(events.c.user_id == user_id, events.c.anonymous_id.in_(anonymous_ids)),
+        )
+        .order_by(events.c.timestamp, events.c.id)
+    ).all()

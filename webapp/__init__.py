@@ -1,0 +1,34 @@
+"""Every HTTP surface of the service, built by :func:`create_app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from webapp import catalogue, cli, collector, health
+from webapp.clients import init_clients
+from webapp.config import load_config
+from webapp.errors import register_error_handlers
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config, clients, blueprints, error handlers, CLI commands."""
+    app = Flask(__name__, static_folder="../static", static_url_path="/static")
+    app.config.update(load_config(config))
+    app.json.sort_keys = False
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    init_clients(app)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(collector.bp)
+    app.register_blueprint(catalogue.bp)
+
+    register_error_handlers(app)
+    cli.register(app)
+    return app

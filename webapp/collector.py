@@ -1,0 +1,272 @@
+"""The collector: the Segment HTTP Tracking API (batch, track, page, identify, alias, ...).
+
+A 2xx means every accepted event is durably in the Redis stream or the local spool; invalid
+events are stored as rejected with their reason. Views parse, call tracking/, shape the answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from tracking.events import (
+    EVENT_TYPES,
+    InvalidEvent,
+    Limits,
+    PayloadError,
+    anonymise_ip,
+    decode_body,
+    iso,
+    prepare_events,
+)
+from tracking.sites import Site
+from tracking.stream import Unavailable, make_entry
+from webapp.auth import site_for_events
+from webapp.clients import clients
+from webapp.errors import ApiError, error_response
+
+bp = Blueprint("collector", __name__, url_prefix="/v1")
+
+# The smallest transparent GIF: answered by the pixel endpoint.
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+CORS_METHODS = "POST, GET, OPTIONS"
+CORS_HEADERS = "Content-Type, Content-Encoding, Authorization"
+
+
+class RateLimiter:
+    """A token bucket per site in this process (limit = requests per second, burst 2x)."""
+
+    def __init__(self):
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, site: Site) -> bool:
+        """Take a token for the site; False when it is over its limit."""
+        if site.rate_limit <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(site.site_id, (2.0 * site.rate_limit, now))
+            tokens = min(2.0 * site.rate_limit, tokens + (now - last) * site.rate_limit)
+            allowed = tokens >= 1.0
+            self._buckets[site.site_id] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
+
+
+_limiter = RateLimiter()
+
+
+def _limits() -> Limits:
+    c = current_app.config
+    return Limits(
+        max_event_bytes=c["MAX_EVENT_BYTES"],
+        max_batch_bytes=c["MAX_BATCH_BYTES"],
+        max_batch_events=c["MAX_BATCH_EVENTS"],
+        max_depth=c["MAX_JSON_DEPTH"],
+        future_tolerance=timedelta(seconds=c["FUTURE_TOLERANCE_SECONDS"]),
+    )
+
+
+def _read_body(max_bytes: int) -> bytes:
+    # Refuse by Content-Length before reading; bound the read when the length is unknown.
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise ApiError(413, "body", f"larger than {max_bytes} bytes", "too_large")
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "body", f"larger than {max_bytes} bytes", "too_large")
+    return raw
+
+
+def _decode(raw: bytes, max_bytes: int, content_type: str | None, encoding: str | None) -> dict:
+    try:
+        return decode_body(raw, content_type, encoding, max_bytes)
+    except PayloadError as e:
+        raise ApiError(e.status, e.field, e.reason, e.code) from e
+
+
+def _authorise(body: dict) -> Site:
+    site, server_side = site_for_events(body.get("writeKey"))
+    origin = request.headers.get("Origin")
+    if origin and not server_side:
+        if not site.allows_origin(origin):
+            raise ApiError(
+                403,
+                "Origin",
+                f"{origin} is not an allowed origin for this write key; add it to the site",
+                "forbidden_origin",
+            )
+        g.cors_origin = origin
+    if not _limiter.allow(site):
+        raise ApiError(
+            429,
+            "writeKey",
+            f"over the site's limit of {site.rate_limit} requests per second",
+            "rate_limited",
+            retry_after=1,
+        )
+    return site
+
+
+def _privacy_declined(site: Site) -> bool:
+    if not site.honour_dnt:
+        return False
+    return request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1"
+
+
+def _collect(body: dict, site: Site, events: list, path: str, forced_type: str | None):
+    """Validate, store durably, and answer for a list of raw events."""
+    if _privacy_declined(site):
+        return jsonify(success=True, stored=False, reason="do_not_track")
+    received_at = datetime.now(timezone.utc)
+    try:
+        accepted, rejected = prepare_events(
+            events,
+            path=path,
+            received_at=received_at,
+            batch_sent_at=body.get("sentAt") if forced_type is None else None,
+            limits=_limits(),
+            forced_type=forced_type,
+        )
+    except InvalidEvent as e:  # a bad batch-level sentAt spoils every event of the request
+        raise ApiError(e.status, e.field, e.reason, "invalid_event") from e
+    ip = anonymise_ip(request.remote_addr)
+    for event in accepted:
+        context = event.get("context")
+        if not isinstance(context, dict):
+            context = event["context"] = {}
+        # Only a truncated address is ever kept, whatever the client sent.
+        context.pop("ip", None)
+        if ip:
+            context["ip"] = ip
+    entry = make_entry(
+        request_id=uuid.uuid4().hex,
+        site_id=site.site_id,
+        received_at=iso(received_at),
+        events=accepted,
+        rejected=[r.as_dict() for r in rejected],
+    )
+    try:
+        clients().sink.publish(entry)
+    except Unavailable as e:
+        raise ApiError(
+            503,
+            "server",
+            "events cannot be stored durably right now; retry later",
+            "unavailable",
+            retry_after=current_app.config["RETRY_AFTER_SECONDS"],
+        ) from e
+    errors = [{"index": r.index, "field": r.field, "reason": r.reason} for r in rejected]
+    if accepted:
+        body = {"success": True}
+        if errors:
+            body["rejected"] = errors
+        return jsonify(body)
+    first = rejected[0]
+    return error_response(
+        first.status,
+        first.field,
+        first.reason,
+        "too_large" if first.status == 413 else "invalid_event",
+        extra={"rejected": errors},
+    )
+
+
+@bp.post("/batch")
+@bp.post("/import")
+def batch():
+    """Segment's /v1/batch: many events of any type in one request."""
+    limits = _limits()
+    raw = _read_body(limits.max_batch_bytes)
+    body = _decode(
+        raw, limits.max_batch_bytes, request.content_type, request.headers.get("Content-Encoding")
+    )
+    site = _authorise(body)
+    events = body.get("batch")
+    if not isinstance(events, list):
+        raise ApiError(400, "batch", "required: an array of events", "invalid_request")
+    if not events:
+        raise ApiError(400, "batch", "must contain at least one event", "invalid_request")
+    if len(events) > limits.max_batch_events:
+        raise ApiError(
+            413, "batch", f"more than {limits.max_batch_events} events", "too_large"
+        )
+    return _collect(body, site, events, "batch", None)
+
+
+def _single(kind: str):
+    limits = _limits()
+    # A single call may carry a little envelope (writeKey, whitespace) around the event.
+    max_bytes = limits.max_event_bytes + 1024
+    raw = _read_body(max_bytes)
+    body = _decode(raw, max_bytes, request.content_type, request.headers.get("Content-Encoding"))
+    site = _authorise(body)
+    return _collect(body, site, [body], "body", kind)
+
+
+for _kind in EVENT_TYPES:
+    bp.add_url_rule(
+        f"/{_kind}", f"single_{_kind}", (lambda kind=_kind: _single(kind)), methods=["POST"]
+    )
+
+
+@bp.get("/pixel.gif")
+def pixel():
+    """For pages without JavaScript: ``?data=`` is the base64 of one event's JSON."""
+    data = request.args.get("data", "")
+    if not data:
+        raise ApiError(400, "data", "required: base64-encoded JSON of one event", "invalid_request")
+    try:
+        padded = data + "=" * (-len(data) % 4)
+        raw = base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+    except (binascii.Error, ValueError) as e:
+        raise ApiError(400, "data", "not valid base64", "invalid_request") from e
+    max_bytes = _limits().max_event_bytes + 1024
+    body = _decode(raw, max_bytes, "application/json", None)
+    site = _authorise(body)
+    kind = body.get("type", "track")
+    if kind not in EVENT_TYPES:
+        raise ApiError(422, "data.type", f"must be one of {', '.join(EVENT_TYPES)}", "invalid_event")
+    response = _collect(body, site, [body], "data", kind)
+    if response.status_code != 200:
+        return response
+    return Response(
+        PIXEL_GIF,
+        mimetype="image/gif",
+        headers={"Cache-Control": "no-store, max-age=0"},
+    )
+
+
+@bp.route("/<path:_any>", methods=["OPTIONS"])
+def preflight(_any: str):
+    """CORS preflight: allowed for origins some active site lists."""
+    response = Response(status=204)
+    origin = request.headers.get("Origin")
+    if origin and clients().sites.origin_known(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "86400"
+    response.headers["Vary"] = "Origin"
+    return response
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    """Answer only allowed origins, never with credentials; errors too, so trackers see them."""
+    origin = request.headers.get("Origin")
+    if origin and "Access-Control-Allow-Origin" not in response.headers:
+        allowed = getattr(g, "cors_origin", None) == origin
+        if not allowed and response.status_code >= 400 and response.status_code != 403:
+            allowed = clients().sites.origin_known(origin)
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+    response.headers.add("Vary", "Origin")
+    return response

