@@ -78,7 +78,9 @@ def test_bulk_limits_and_errors(client, site):
     response = client.post("/v1/items", json={"items": bad}, headers=auth(site))
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == "items[1].price"
-    response = client.post("/v1/items", data="{", headers={**auth(site), "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/items", data="{", headers={**auth(site), "Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and response.get_json()["error"]["field"] == "body"
 
 
@@ -104,7 +106,9 @@ def test_import_csv_and_jsonl(runner, site, db, tmp_path):
     assert "line 4.title: required" in result.output
     assert result.exit_code == 1
     jsonl = tmp_path / "items.jsonl"
-    jsonl.write_text('{"item_id": "b1", "title": "Gamma", "price": 3}\n\n{"item_id": "b2", "title": "D"}\n')
+    jsonl.write_text(
+        '{"item_id": "b1", "title": "Gamma", "price": 3}\n\n{"item_id": "b2", "title": "D"}\n'
+    )
     result = runner.invoke(args=["items", "import", str(jsonl), "--site", site.write_key])
     assert result.exit_code == 0 and "imported 2 items" in result.output
     with db.connect() as conn:

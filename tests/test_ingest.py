@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from tracking.stream import make_entry
 
 
 def _entry(site_id: int, n: int) -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     accepted, _ = prepare_events(
         [make_event(i) for i in range(n)],
         path="batch",

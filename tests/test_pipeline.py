@@ -142,9 +142,11 @@ def test_sessions_end_after_thirty_minutes(app, tracker, db):
     drain(app)
     with db.connect() as conn:
         rows = conn.execute(sa.select(sessions).order_by(sessions.c.started_at)).all()
-        per_event = conn.execute(
-            sa.select(events.c.session_id).order_by(events.c.timestamp)
-        ).scalars().all()
+        per_event = (
+            conn.execute(sa.select(events.c.session_id).order_by(events.c.timestamp))
+            .scalars()
+            .all()
+        )
     assert [r.event_count for r in rows] == [3, 2]
     assert per_event[:3] == [rows[0].session_id] * 3
     assert per_event[3:] == [rows[1].session_id] * 2
@@ -161,7 +163,13 @@ def test_order_completed_becomes_order_and_lines(app, tracker, db):
             "revenue": 27.0,
             "currency": "EUR",
             "products": [
-                {"product_id": "sku-1", "sku": "S1", "price": 9.0, "quantity": 2, "category": "A/B"},
+                {
+                    "product_id": "sku-1",
+                    "sku": "S1",
+                    "price": 9.0,
+                    "quantity": 2,
+                    "category": "A/B",
+                },
                 {"product_id": "sku-2", "price": 9.0, "quantity": 1, "name": "Mug"},
             ],
         },

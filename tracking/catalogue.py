@@ -6,7 +6,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ def upsert_items(engine: sa.Engine, site_id: int, rows: list[dict[str, Any]]) ->
     """Insert or update validated items (un-hiding them); return how many were written."""
     if not rows:
         return 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     values = [{**row, "site_id": site_id, "hidden": False, "updated_at": now} for row in rows]
     stmt = upsert(engine, items, ["site_id", "item_id"], [*FIELDS[1:], "hidden", "updated_at"])
     with engine.begin() as conn:
@@ -127,7 +127,7 @@ def hide_item(engine: sa.Engine, site_id: int, item_id: str) -> bool:
         result = conn.execute(
             items.update()
             .where(items.c.site_id == site_id, items.c.item_id == item_id)
-            .values(hidden=True, updated_at=datetime.now(timezone.utc))
+            .values(hidden=True, updated_at=datetime.now(UTC))
         )
     return result.rowcount > 0
 
@@ -135,9 +135,13 @@ def hide_item(engine: sa.Engine, site_id: int, item_id: str) -> bool:
 def get_item(engine: sa.Engine, site_id: int, item_id: str) -> dict[str, Any] | None:
     """One item as a JSON-ready dict, or None."""
     with engine.connect() as conn:
-        row = conn.execute(
-            items.select().where(items.c.site_id == site_id, items.c.item_id == item_id)
-        ).mappings().first()
+        row = (
+            conn.execute(
+                items.select().where(items.c.site_id == site_id, items.c.item_id == item_id)
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         return None
     out = {name: row[name] for name in FIELDS}

@@ -12,7 +12,7 @@ import uuid
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ MAX_ID_LENGTH = 255
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_NAME_LENGTH = 200
 MAX_NUMBER = 1e18
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 RAW_KEEP_BYTES = 4096  # how much of a rejected event's raw payload is kept
 
 
@@ -118,7 +118,9 @@ def _inflate(raw: bytes, encoding: str, max_bytes: int) -> bytes:
             400, "Content-Encoding", f"body is not valid {encoding} ({e})", "invalid_encoding"
         ) from e
     if not inflater.eof:
-        raise PayloadError(400, "Content-Encoding", f"truncated {encoding} body", "invalid_encoding")
+        raise PayloadError(
+            400, "Content-Encoding", f"truncated {encoding} body", "invalid_encoding"
+        )
     return out
 
 
@@ -137,13 +139,13 @@ def parse_time(value: Any, field: str) -> datetime:
     except ValueError:
         raise InvalidEvent(field, "not an ISO 8601 time") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def iso(moment: datetime) -> str:
     """Format a UTC datetime as ISO 8601 with milliseconds and Z."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _check_values(value: Any, path: str, max_depth: int) -> None:
@@ -240,9 +242,7 @@ def validate_event(
     elif not isinstance(message_id, str) or not message_id.strip():
         raise InvalidEvent(f"{path}.messageId", "must be a non-empty string")
     elif len(message_id) > MAX_MESSAGE_ID_LENGTH:
-        raise InvalidEvent(
-            f"{path}.messageId", f"longer than {MAX_MESSAGE_ID_LENGTH} characters"
-        )
+        raise InvalidEvent(f"{path}.messageId", f"longer than {MAX_MESSAGE_ID_LENGTH} characters")
 
     for name in ID_FIELDS:
         _check_id(event, name, path)
@@ -275,7 +275,9 @@ def validate_event(
         _check_order(event.get("properties") or {}, path)
 
     # Clock skew: the client's clock is off by (sentAt - receivedAt); move its times back.
-    times = {name: parse_time(event[name], f"{path}.{name}") for name in TIME_FIELDS if name in event}
+    times = {
+        name: parse_time(event[name], f"{path}.{name}") for name in TIME_FIELDS if name in event
+    }
     sent_at = times.get("sentAt", batch_sent_at)
     client_time = times.get("timestamp", times.get("originalTimestamp"))
     if client_time is None:

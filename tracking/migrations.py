@@ -7,7 +7,7 @@ with its row in ``schema_migrations``. Add new ones at the end; never edit a shi
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -29,7 +29,9 @@ def current_version(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table("schema_migrations"):
             return 0
-        return conn.execute(sa.select(sa.func.max(schema.schema_migrations.c.version))).scalar() or 0
+        return (
+            conn.execute(sa.select(sa.func.max(schema.schema_migrations.c.version))).scalar() or 0
+        )
 
 
 def upgrade(engine: sa.Engine) -> list[int]:
@@ -48,7 +50,7 @@ def upgrade(engine: sa.Engine) -> list[int]:
             migrate(conn)
             conn.execute(
                 schema.schema_migrations.insert().values(
-                    version=version, name=name, applied_at=datetime.now(timezone.utc)
+                    version=version, name=name, applied_at=datetime.now(UTC)
                 )
             )
             applied.append(version)

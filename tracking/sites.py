@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -42,7 +42,7 @@ def digest(key: str) -> str:
 
 
 def normalise_origin(origin: str) -> str:
-    """Reduce ``https://Shop.Example:443/path`` to the ``https://shop.example`` form browsers send."""
+    """Reduce ``https://Shop.Example:443/x`` to the ``https://shop.example`` form browsers send."""
     if origin == "*":
         return origin
     parts = urlsplit(origin.strip())
@@ -77,7 +77,7 @@ def create_site(
                 allowed_origins=allowed,
                 honour_dnt=honour_dnt,
                 rate_limit=rate_limit,
-                created_at=datetime.now(timezone.utc),
+                created_at=datetime.now(UTC),
             )
         ).inserted_primary_key[0]
     site = Site(site_id, name.strip(), write_key, tuple(allowed), honour_dnt, rate_limit, False)
@@ -108,7 +108,7 @@ def revoke_site(engine: sa.Engine, write_key: str) -> bool:
         result = conn.execute(
             sites.update()
             .where(sites.c.write_key == write_key, sites.c.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(timezone.utc))
+            .values(revoked_at=datetime.now(UTC))
         )
     return result.rowcount > 0
 

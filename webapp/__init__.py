@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import catalogue, cli, collector, health
+from webapp import catalogue, cli, collector, demo_shop, health
 from webapp.clients import init_clients
 from webapp.config import load_config
 from webapp.errors import register_error_handlers
@@ -18,6 +18,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: config, clients, blueprints, error handlers, CLI commands."""
     app = Flask(__name__, static_folder="../static", static_url_path="/static")
     app.config.update(load_config(config))
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=app.config["COOKIE_SECURE"],
+    )
     app.json.sort_keys = False
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -28,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(collector.bp)
     app.register_blueprint(catalogue.bp)
+    app.register_blueprint(demo_shop.bp)
 
     register_error_handlers(app)
     cli.register(app)

@@ -11,7 +11,7 @@ import binascii
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -124,7 +124,7 @@ def _collect(body: dict, site: Site, events: list, path: str, forced_type: str |
     """Validate, store durably, and answer for a list of raw events."""
     if _privacy_declined(site):
         return jsonify(success=True, stored=False, reason="do_not_track")
-    received_at = datetime.now(timezone.utc)
+    received_at = datetime.now(UTC)
     try:
         accepted, rejected = prepare_events(
             events,
@@ -194,9 +194,7 @@ def batch():
     if not events:
         raise ApiError(400, "batch", "must contain at least one event", "invalid_request")
     if len(events) > limits.max_batch_events:
-        raise ApiError(
-            413, "batch", f"more than {limits.max_batch_events} events", "too_large"
-        )
+        raise ApiError(413, "batch", f"more than {limits.max_batch_events} events", "too_large")
     return _collect(body, site, events, "batch", None)
 
 
@@ -232,7 +230,9 @@ def pixel():
     site = _authorise(body)
     kind = body.get("type", "track")
     if kind not in EVENT_TYPES:
-        raise ApiError(422, "data.type", f"must be one of {', '.join(EVENT_TYPES)}", "invalid_event")
+        raise ApiError(
+            422, "data.type", f"must be one of {', '.join(EVENT_TYPES)}", "invalid_event"
+        )
     response = _collect(body, site, [body], "data", kind)
     if response.status_code != 200:
         return response

@@ -45,6 +45,8 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "INGEST_CLAIM_IDLE_MS": (30_000, int),
     "INGEST_MAX_ATTEMPTS": (3, int),
     "SESSION_TIMEOUT_MINUTES": (30, int),
+    # Cookies carry Secure unless served over plain http (the local run command).
+    "COOKIE_SECURE": (False, bool),
     # Run command.
     "BIND": ("127.0.0.1:8000", str),
 }
@@ -95,9 +97,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if not config["SPOOL_DIR"]:
         config["SPOOL_DIR"] = str(var_dir / "spool")
     if config["REDIS_APPENDFSYNC"] not in APPENDFSYNC_CHOICES:
-        raise ConfigError(
-            f"ECRM_REDIS_APPENDFSYNC must be one of {', '.join(APPENDFSYNC_CHOICES)}"
-        )
+        raise ConfigError(f"ECRM_REDIS_APPENDFSYNC must be one of {', '.join(APPENDFSYNC_CHOICES)}")
     url = config["DATABASE_URL"]
     if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
         raise ConfigError(

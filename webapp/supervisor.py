@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -25,20 +25,12 @@ from tracking import migrations
 from tracking.catalogue import upsert_items, validate_item
 from tracking.events import Limits, iso, prepare_events
 from tracking.redis_server import EmbeddedRedis
-from tracking.sites import Site, create_site, list_sites
+from tracking.sites import create_site
 from webapp.clients import clients
 from webapp.config import PROJECT_ROOT, load_config
+from webapp.demo_shop import DEMO_SITE_NAME, demo_site
 
-DEMO_SITE_NAME = "Demo shop"
 demo_cli = AppGroup("demo", help="The generated demo shop.")
-
-
-def demo_site(engine) -> Site | None:
-    """The demo shop's site, if it was created."""
-    for site in list_sites(engine):
-        if site.name == DEMO_SITE_NAME and not site.revoked:
-            return site
-    return None
 
 
 def load_demo(engine, redis_client, stream_key: str, origins: list[str], customers: int = 500):
@@ -47,11 +39,11 @@ def load_demo(engine, redis_client, stream_key: str, origins: list[str], custome
     from tracking.stream import make_entry
 
     site, server_key = create_site(engine, DEMO_SITE_NAME, origins)
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     spec = ShopSpec(seed=42, n_customers=customers, days=28, start=today - timedelta(days=28))
     shop = generate_shop(spec)
     upsert_items(engine, site.site_id, [validate_item(item) for item in shop.items])
-    received_at = datetime.now(timezone.utc)
+    received_at = datetime.now(UTC)
     queued = 0
     pipe = redis_client.pipeline(transaction=False)
     for batch in iter_batches(shop.events, 200):
@@ -103,7 +95,9 @@ class Supervisor:
         config = load_config({"SECRET_KEY": self._secret_key()})
         self.env["ECRM_SECRET_KEY"] = config["SECRET_KEY"]
         if not config["REDIS_URL"]:
-            self.redis = EmbeddedRedis(Path(config["VAR_DIR"]) / "redis", config["REDIS_APPENDFSYNC"])
+            self.redis = EmbeddedRedis(
+                Path(config["VAR_DIR"]) / "redis", config["REDIS_APPENDFSYNC"]
+            )
             self.redis.start()
             config["REDIS_URL"] = self.redis.url
             self.env["ECRM_REDIS_URL"] = self.redis.url
