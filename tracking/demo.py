@@ -14,13 +14,15 @@ the run command and the tests can all call :func:`generate_shop` directly.
 from __future__ import annotations
 
 import bisect
+import gc
 import math
 import random
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,7 +36,9 @@ LIST_PAGE_SIZE = 12
 DAY_MS = 86_400_000
 # The collector cuts sessions after 30 minutes of silence: keep a customer's sessions further apart.
 MIN_SESSION_GAP_MS = 31 * 60_000
-# Sessions are squeezed to fit this span, so one starting early enough never leaves the window.
+# No session starts in the window's last half hour, and a session is squeezed to fit both this
+# span and what is left of the window: every event stays inside [start, start + days].
+END_MARGIN_MS = 30 * 60_000
 MAX_SESSION_MS = 4 * 3_600_000
 MAX_EVENT_GAP_MS = 240_000
 
@@ -131,10 +135,11 @@ def _classical(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
     return title, attributes, composer
 
 
+_BANDS = ("Wolves", "Satellites", "Strangers", "Foxes", "Machines", "Pilots", "Ravens", "Giants")
+
+
 def _rock(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
-    band = "The " + rnd.choice(_ADJ) + " " + rnd.choice(
-        ("Wolves", "Satellites", "Strangers", "Foxes", "Machines", "Pilots", "Ravens", "Giants")
-    )
+    band = f"The {rnd.choice(_ADJ)} {rnd.choice(_BANDS)}"
     return _record(rnd, band, f"{rnd.choice(_ADJ)} {rnd.choice(_NOUN)}")
 
 
@@ -391,7 +396,7 @@ class ShopSpec:
     n_items: int = 300
     n_clusters: int = 6  # taste clusters
     days: int = 28
-    start: datetime = datetime(2026, 10, 1, tzinfo=timezone.utc)  # first day
+    start: datetime = datetime(2026, 10, 1, tzinfo=UTC)  # first day
     sessions_per_customer: float = 6.0  # mean, over the whole period
     zipf_a: float = 1.1  # item popularity within a cluster
     in_cluster_share: float = 0.85  # share of a customer's item choices from their own cluster
@@ -438,21 +443,22 @@ def generate_shop(spec: ShopSpec | None = None) -> Shop:
     """Generate the demo shop described by ``spec`` (the default spec when None)."""
     spec = spec or ShopSpec()
     spec.check()
-    start = spec.start if spec.start.tzinfo else spec.start.replace(tzinfo=timezone.utc)
+    start = spec.start if spec.start.tzinfo else spec.start.replace(tzinfo=UTC)
     start_ms = int(start.timestamp() * 1000)
     # Independent streams, so a change in how events are drawn never reshuffles the catalogue.
     streams = np.random.SeedSequence(spec.seed).spawn(4)
-    catalogue = _Catalogue(spec, streams[0])
-    customers, people = _make_customers(spec, start_ms, streams[1])
-    simulator = _Simulator(spec, catalogue, people, start_ms, streams[2])
-    simulator.run()
-    events = simulator.finish(streams[3])
+    with _gc_paused():
+        catalogue = _Catalogue(spec, streams[0])
+        customers, people = _make_customers(spec, start_ms, streams[1])
+        simulator = _Simulator(spec, catalogue, people, start_ms, streams[2])
+        simulator.run()
+        events = simulator.finish(streams[3])
     return Shop(
         spec=spec,
         items=catalogue.rows,
         customers=customers,
         events=events,
-        item_clusters={row["item_id"]: int(c) for row, c in zip(catalogue.rows, catalogue.cluster)},
+        item_clusters=dict(zip(catalogue.item_ids, catalogue.cluster.tolist(), strict=True)),
     )
 
 
@@ -462,6 +468,20 @@ def iter_batches(events: list[dict], size: int = 100) -> Iterator[list[dict]]:
         raise ValueError(f"size must be at least 1, not {size}")
     for offset in range(0, len(events), size):
         yield events[offset : offset + size]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while generating."""
+    # Millions of new dicts (none in a cycle) would make it rescan the growing heap over and
+    # over: about a fifth of the run time at a million events.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _iso_ms(epoch_ms: list[int] | np.ndarray) -> list[str]:
@@ -539,14 +559,27 @@ class _Catalogue:
         sigmas = np.array([CATEGORIES[c].price_sigma for c in category])
         raw_prices = medians * np.exp(sigmas * rng.standard_normal(n))
         self.consumable = np.array([CATEGORIES[c].consumable for c in category])
+        self._make_rows(rnd, raw_prices, in_stock, active)
+        slugs = {c: _slug(CATEGORIES[c].path) for c in np.unique(category).tolist()}
+        self.list_paths = {c: f"/demo/category/{slug}" for c, slug in slugs.items()}
+        self.list_ids = {c: f"category-{slug}" for c, slug in slugs.items()}
+        self.category_list = category.tolist()
+        self.available_list = self.available.tolist()
+        self.consumable_list = self.consumable.tolist()
+        self._build_lists(active)
+        self._build_samplers(k)
 
+    def _make_rows(
+        self, rnd: random.Random, raw_prices: np.ndarray, in_stock: np.ndarray, active: np.ndarray
+    ) -> None:
+        """Catalogue rows, and the product fields events repeat, with titles from word lists."""
         self.rows: list[dict] = []
         self.products: list[dict] = []  # the Ecommerce Spec product fields, per item
         self.price_cents: list[int] = []
         self.search_terms: list[tuple[str, str]] = []
         seen: set[str] = set()
-        for i in range(n):
-            cat = CATEGORIES[int(category[i])]
+        for i in range(len(self.category)):
+            cat = CATEGORIES[int(self.category[i])]
             for _attempt in range(8):  # retry for distinct titles; big catalogues may repeat
                 title, attributes, term = cat.make(rnd)
                 if title not in seen:
@@ -584,12 +617,7 @@ class _Catalogue:
             self.price_cents.append(cents)
             self.search_terms.append((cat.path.split("/")[1].lower(), term))
         self.item_ids = [row["item_id"] for row in self.rows]
-        self.titles = [row["title"] for row in self.rows]
-        self.category_list = category.tolist()
-        self.available_list = self.available.tolist()
-        self.consumable_list = self.consumable.tolist()
-        self._build_lists(active)
-        self._build_samplers(k)
+        self.product_paths = [row["url"] for row in self.rows]
 
     def _build_lists(self, active: np.ndarray) -> None:
         # Category pages list active items, most popular first; out-of-stock ones still show.
@@ -614,8 +642,7 @@ class _Catalogue:
             for c in range(k)
         ]
         self.buy_by_cluster = [
-            _Sampler(everything[self.cluster == c], buy_weight[self.cluster == c])
-            for c in range(k)
+            _Sampler(everything[self.cluster == c], buy_weight[self.cluster == c]) for c in range(k)
         ]
 
 
@@ -638,6 +665,7 @@ class _Person:
     devices: list[tuple[str, str]]  # (anonymousId, userAgent)
     session_starts: list[int]
     orders: int = 0
+    bought: set[int] = field(default_factory=set)  # durable goods are not bought twice
     staples: list[int] = field(default_factory=list)  # consumables bought, to re-buy
 
 
@@ -699,20 +727,29 @@ def _make_customers(
 
 def _session_starts(spec: ShopSpec, start_ms: int, count: int, rng: np.random.Generator):
     """Session start times (epoch ms) following the weekly and daily rhythm."""
-    first_weekday = datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc).weekday()
+    first_weekday = datetime.fromtimestamp(start_ms / 1000, tz=UTC).weekday()
     day_weights = np.array([WEEKDAY_WEIGHTS[(first_weekday + d) % 7] for d in range(spec.days)])
     hour_weights = np.array(HOUR_WEIGHTS)
     day = rng.choice(spec.days, count, p=day_weights / day_weights.sum())
     hour = rng.choice(24, count, p=hour_weights / hour_weights.sum())
     starts = start_ms + day * DAY_MS + hour * 3_600_000 + rng.integers(0, 3_600_000, count)
-    last_start = start_ms + spec.days * DAY_MS - MAX_SESSION_MS
-    # Late sessions on the last day move back by one session span so none ends past the window.
-    return np.where(starts > last_start, starts - MAX_SESSION_MS, starts)
+    last_start = start_ms + spec.days * DAY_MS - END_MARGIN_MS
+    # Sessions drawn into the last half hour move back by half an hour.
+    return np.where(starts > last_start, starts - END_MARGIN_MS, starts)
 
 
-# A planned step of a session: (type, event or page name, properties, page path, page title,
-# quick) where quick means it follows the previous step within a page load.
-Step = tuple[str, str, dict, str, str, bool]
+class Step(NamedTuple):
+    """One planned event of a session, before it gets its time and ids."""
+
+    kind: str  # page, track or identify
+    name: str  # the track event or the page name
+    payload: dict  # properties, or traits for identify
+    path: str  # the page the browser is on
+    title: str
+    quick: bool = False  # follows the previous step within the same page load
+
+
+SIGN_IN_PATH, SIGN_IN_TITLE = "/demo/signin", "Sign in"
 
 
 class _Simulator:
@@ -728,7 +765,8 @@ class _Simulator:
     ):
         self.spec, self.catalogue, self.people = spec, catalogue, people
         self.rnd = random.Random(int(seed.generate_state(1, np.uint64)[0]))
-        self.last_start = start_ms + spec.days * DAY_MS - MAX_SESSION_MS
+        self.end = start_ms + spec.days * DAY_MS
+        self.last_start = self.end - END_MARGIN_MS
         self.can_buy = catalogue.buy_global.total > 0
         self.events: list[dict] = []
         self.times: list[int] = []
@@ -739,19 +777,21 @@ class _Simulator:
         rnd = self.rnd
         for person in self.people:
             # Per-session conversion grows with the customer's value: the Pareto spend curve.
-            conversion = min(0.6, 0.07 * person.value**0.8)
-            previous_end = -(10**15)
-            for planned in person.session_starts:
-                begin = planned
-                if begin < previous_end + MIN_SESSION_GAP_MS:
+            # Repeat buyers who have bought once come back to buy far more often than before.
+            first_order = min(0.6, 0.07 * person.value**0.8)
+            next_order = min(0.75, first_order + 0.25) if person.repeat_buyer else 0.0
+            previous_end = None
+            for begin in person.session_starts:
+                if previous_end is not None and begin < previous_end + MIN_SESSION_GAP_MS:
                     begin = previous_end + MIN_SESSION_GAP_MS + rnd.randrange(3_600_000)
                 if begin > self.last_start:
                     continue
-                buys_again = person.orders == 0 or person.repeat_buyer
-                converting = self.can_buy and buys_again and rnd.random() < conversion
+                chance = first_order if person.orders == 0 else next_order
+                converting = self.can_buy and rnd.random() < chance
                 previous_end = self._session(person, begin, converting)
 
     def _pick(self, cluster: int, buying: bool) -> int:
+        """An item the customer looks at (or buys): own cluster by Zipf, else anything."""
         catalogue, rnd = self.catalogue, self.rnd
         own = rnd.random() < self.spec.in_cluster_share
         if buying:
@@ -769,48 +809,53 @@ class _Simulator:
         return 1 if u < 0.85 else (2 if u < 0.97 else 3)
 
     def _cart_products(self, cart: dict[int, int]) -> list[dict]:
-        out = []
-        for item, quantity in cart.items():
-            product = self.catalogue.products[item]
-            out.append(
-                {
-                    "product_id": product["product_id"],
-                    "sku": product["sku"],
-                    "name": product["name"],
-                    "category": product["category"],
-                    "price": product["price"],
-                    "quantity": quantity,
-                }
-            )
-        return out
+        products = self.catalogue.products
+        return [
+            {
+                "product_id": products[item]["product_id"],
+                "sku": products[item]["sku"],
+                "name": products[item]["name"],
+                "category": products[item]["category"],
+                "price": products[item]["price"],
+                "quantity": quantity,
+            }
+            for item, quantity in cart.items()
+        ]
+
+    def _cart_value(self, cart: dict[int, int]) -> int:
+        return sum(self.catalogue.price_cents[item] * quantity for item, quantity in cart.items())
+
+    def _intent(self, person: _Person, converting: bool) -> tuple[list[int], set[int]]:
+        """The items a session will look at, and those among them it will buy."""
+        rnd = self.rnd
+        basket: set[int] = set()
+        if not converting:
+            count = min(9, 1 + _poisson(rnd, 2.5))
+            return [self._pick(person.cluster, buying=False) for _ in range(count)], basket
+        lines = min(6, 1 + _poisson(rnd, 0.35 * math.sqrt(person.value)))
+        for _ in range(lines * 3):
+            if len(basket) >= lines:
+                break
+            item = self._pick(person.cluster, buying=True)
+            if item not in person.bought:
+                basket.add(item)
+        if not basket:  # owns everything drawn: buy anything available
+            basket.add(self._pick(person.cluster, buying=True))
+        browsing = min(5, _poisson(rnd, 1.5))
+        views = sorted(basket) + [self._pick(person.cluster, buying=False) for _ in range(browsing)]
+        rnd.shuffle(views)
+        return views, basket
 
     def _session(self, person: _Person, begin: int, converting: bool) -> int:
         """Plan and write one session; return the time of its last event."""
         rnd, catalogue = self.rnd, self.catalogue
-        steps: list[Step] = []
+        steps: list[Step] = [Step("page", "Home", _page_props("/demo/", "Demo Shop"), "/demo/",
+                                  "Demo Shop")]  # fmt: skip
         add = steps.append
+        views, basket = self._intent(person, converting)
         cart: dict[int, int] = {}
         cart_id = f"cart-{rnd.getrandbits(64):016x}"
-        add(("page", "Home", _page_props("/demo/", "Demo Shop"), "/demo/", "Demo Shop", False))
-
-        basket: set[int] = set()
-        if converting:
-            lines = min(6, 1 + _poisson(rnd, 0.35 * math.sqrt(person.value)))
-            for _ in range(lines * 3):
-                if len(basket) >= lines:
-                    break
-                basket.add(self._pick(person.cluster, buying=True))
-            views = sorted(basket) + [
-                self._pick(person.cluster, buying=False) for _ in range(min(5, _poisson(rnd, 1.5)))
-            ]
-            rnd.shuffle(views)
-        else:
-            views = [
-                self._pick(person.cluster, buying=False)
-                for _ in range(min(9, 1 + _poisson(rnd, 2.5)))
-            ]
-
-        casual = 0.06 if converting else 0.12  # adds that are removed again or abandoned
+        casual = 0.06 if converting else 0.12  # adds later removed again, or abandoned
         via_search = rnd.random() < 0.3
         shown: tuple[int, int] | None = None  # (category, page) of the list on screen
         for position, item in enumerate(views):
@@ -818,97 +863,95 @@ class _Simulator:
             clicked = False
             if position == 0 and via_search:
                 query = rnd.choice(catalogue.search_terms[item])
-                path = "/demo/search"
-                add(("track", "Products Searched", {"query": query}, path, f"Search: {query}", False))
+                add(Step("track", "Products Searched", {"query": query}, "/demo/search",
+                         f"Search: {query}"))  # fmt: skip
             elif catalogue.list_rank[item] >= 0:
-                category = catalogue.category_list[item]
-                rank = catalogue.list_rank[item]
+                category, rank = catalogue.category_list[item], catalogue.list_rank[item]
                 here = (category, rank // LIST_PAGE_SIZE)
+                # Often the next product is reached from the list; otherwise by a link.
                 if here != shown and (shown is None or rnd.random() < 0.6):
                     self._list_steps(add, category, here[1])
                     shown = here
                 if here == shown:
-                    list_path = f"/demo/category/{_slug(product['category'])}"
                     props = {**product, "position": rank + 1}
-                    add(("track", "Product Clicked", props, list_path, product["category"], False))
+                    add(Step("track", "Product Clicked", props, catalogue.list_paths[category],
+                             product["category"]))  # fmt: skip
                     clicked = True
-            product_path = f"/demo/products/{product['product_id']}"
-            add(("track", "Product Viewed", dict(product), product_path, product["name"], clicked))
+            product_path = catalogue.product_paths[item]
+            add(Step("track", "Product Viewed", dict(product), product_path, product["name"],
+                     clicked))  # fmt: skip
             if item in cart or not catalogue.available_list[item]:
                 continue
             if item in basket or rnd.random() < casual:
                 cart[item] = self._quantity(item)
                 props = {**product, "quantity": cart[item], "cart_id": cart_id}
-                add(("track", "Product Added", props, product_path, product["name"], False))
+                add(Step("track", "Product Added", props, product_path, product["name"]))
 
         if converting and person.repeat_buyer:
-            # Replenishment: staples bought before are put in the cart again from order history.
+            # Replenishment: staples bought before go into the cart again from order history.
+            history = "/demo/account/orders"
             for item in person.staples[-3:]:
                 if item not in cart and catalogue.available_list[item] and rnd.random() < 0.6:
                     basket.add(item)
                     cart[item] = self._quantity(item)
-                    product = catalogue.products[item]
-                    props = {**product, "quantity": cart[item], "cart_id": cart_id}
-                    add(("track", "Product Added", props, "/demo/account/orders", "Your orders",
-                         False))  # fmt: skip
+                    props = {**catalogue.products[item], "quantity": cart[item], "cart_id": cart_id}
+                    add(Step("track", "Product Added", props, history, "Your orders"))
 
         if converting:
-            removable = [item for item in cart if item not in basket]
+            removed = [item for item in cart if item not in basket]
         elif cart and rnd.random() < 0.15:
-            removable = [rnd.choice(list(cart))]
+            removed = [rnd.choice(list(cart))]
         else:
-            removable = []
-        for item in removable:
+            removed = []
+        for item in removed:
             props = {**catalogue.products[item], "quantity": cart.pop(item), "cart_id": cart_id}
-            add(("track", "Product Removed", props, "/demo/cart", "Your cart", False))
+            add(Step("track", "Product Removed", props, "/demo/cart", "Your cart"))
 
         checkout_at = None
         if cart and (converting or rnd.random() < 0.5):
-            value = sum(catalogue.price_cents[item] * qty for item, qty in cart.items()) / 100
+            value = self._cart_value(cart) / 100
             props = {"cart_id": cart_id, "products": self._cart_products(cart), "value": value,
                      "currency": CURRENCY}  # fmt: skip
-            add(("track", "Cart Viewed", props, "/demo/cart", "Your cart", False))
+            add(Step("track", "Cart Viewed", props, "/demo/cart", "Your cart"))
             if converting or rnd.random() < 0.35:
                 checkout_id = f"chk-{rnd.getrandbits(64):016x}"
                 checkout_at = len(steps)
                 props = {"checkout_id": checkout_id, "cart_id": cart_id, "value": value,
                          "revenue": value, "currency": CURRENCY,
                          "products": self._cart_products(cart)}  # fmt: skip
-                add(("track", "Checkout Started", props, "/demo/checkout", "Checkout", False))
+                add(Step("track", "Checkout Started", props, "/demo/checkout", "Checkout"))
                 if converting:
                     add(self._order_step(person, cart, checkout_id, cart_id))
 
         signed_in = rnd.random() >= self.spec.anonymous_share
-        signin_at = None
         if not signed_in and (converting or rnd.random() < 0.5):
             if checkout_at is not None and (converting or rnd.random() < 0.6):
-                # Most sign-ins happen when checking out; some earlier while browsing.
-                latest = checkout_at
-                signin_at = latest if rnd.random() < 0.6 else rnd.randint(1, latest)
+                # Most sign-ins happen at checkout (orders need one); some earlier, browsing.
+                at = checkout_at if rnd.random() < 0.6 else rnd.randint(1, checkout_at)
             else:
-                signin_at = rnd.randint(1, len(steps))
-        return self._write(person, steps, begin, signed_in, signin_at)
+                at = rnd.randint(1, len(steps))
+            steps.insert(at, Step("identify", "", person.traits, SIGN_IN_PATH, SIGN_IN_TITLE))
+        return self._write(person, steps, begin, signed_in)
 
     def _list_steps(self, add: Callable[[Step], None], category: int, page: int) -> None:
+        """A category page and its Product List Viewed, showing one page of the list."""
         catalogue = self.catalogue
-        path_name = CATEGORIES[category].path
-        path = f"/demo/category/{_slug(path_name)}"
-        ordered = catalogue.category_items[category]
+        name, path = CATEGORIES[category].path, catalogue.list_paths[category]
         first = page * LIST_PAGE_SIZE
-        shown = [
+        listed = catalogue.category_items[category][first : first + LIST_PAGE_SIZE]
+        products = [
             {"product_id": catalogue.item_ids[item], "price": catalogue.price_cents[item] / 100,
              "position": first + j + 1}
-            for j, item in enumerate(ordered[first : first + LIST_PAGE_SIZE])
+            for j, item in enumerate(listed)
         ]  # fmt: skip
-        add(("page", "Category", {**_page_props(path, path_name), "category": path_name}, path,
-             path_name, False))  # fmt: skip
-        props = {"list_id": f"category-{_slug(path_name)}", "category": path_name,
-                 "products": shown}  # fmt: skip
-        add(("track", "Product List Viewed", props, path, path_name, True))
+        add(Step("page", "Category", {**_page_props(path, name), "category": name}, path, name))
+        props = {"list_id": catalogue.list_ids[category], "category": name, "products": products}
+        add(Step("track", "Product List Viewed", props, path, name, quick=True))
 
     def _order_step(self, person: _Person, cart: dict[int, int], checkout_id: str, cart_id: str):
+        """The Order Completed step; amounts are summed in cents so they add up exactly."""
         rnd, catalogue = self.rnd, self.catalogue
-        subtotal = sum(catalogue.price_cents[item] * qty for item, qty in cart.items())
+        subtotal = self._cart_value(cart)
         discount, coupon = 0, None
         if person.orders == 0 and rnd.random() < 0.15:
             discount, coupon = int(round(subtotal * 0.10)), "WELCOME10"
@@ -918,11 +961,11 @@ class _Simulator:
         tax = int(round(net * TAX_RATE))
         shipping = 0 if net >= FREE_SHIPPING_FROM_CENTS else SHIPPING_CENTS
         props: dict[str, Any] = {
-            "order_id": None,  # numbered in time order once all sessions are played
+            "order_id": None,  # numbered in time order once every session is played
             "checkout_id": checkout_id,
             "cart_id": cart_id,
             "total": (net + tax + shipping) / 100,
-            "revenue": net / 100,
+            "revenue": net / 100,  # as Segment defines it: without tax and shipping
             "subtotal": subtotal / 100,
             "tax": tax / 100,
             "shipping": shipping / 100,
@@ -934,62 +977,55 @@ class _Simulator:
             props["coupon"] = coupon
         person.orders += 1
         for item in cart:
-            if catalogue.consumable_list[item] and item not in person.staples:
+            if not catalogue.consumable_list[item]:
+                person.bought.add(item)
+            elif item not in person.staples:
                 person.staples.append(item)
-        path = "/demo/checkout/complete"
-        return ("track", "Order Completed", props, path, "Thank you for your order", False)
+        return Step("track", "Order Completed", props, "/demo/checkout/complete",
+                    "Thank you for your order")  # fmt: skip
 
-    def _write(
-        self,
-        person: _Person,
-        steps: list[Step],
-        begin: int,
-        signed_in: bool,
-        signin_at: int | None,
-    ) -> int:
+    def _write(self, person: _Person, steps: list[Step], begin: int, signed_in: bool) -> int:
         """Turn planned steps into events; return the time of the last one."""
         rnd = self.rnd
-        if signin_at is not None:
-            steps.insert(signin_at, ("identify", "", person.traits, "/demo/signin", "Sign in", False))
         gaps = [0]
         for step in steps[1:]:
-            if step[5]:
+            if step.quick:
                 gaps.append(rnd.randint(300, 2500))
             else:
-                gap = rnd.lognormvariate(10.1, 0.8)  # median about 24 s
+                gap = math.exp(rnd.gauss(10.1, 0.8))  # log-normal, median about 24 s
                 gaps.append(int(min(MAX_EVENT_GAP_MS, max(1500.0, gap))))
-        span = sum(gaps)
-        if span > MAX_SESSION_MS - 60_000:
-            scale = (MAX_SESSION_MS - 60_000) / span
-            gaps = [max(1, int(gap * scale)) for gap in gaps]
+        span, limit = sum(gaps), min(MAX_SESSION_MS, self.end - begin - 1000)
+        if span > limit:
+            gaps = [max(1, gap * limit // span) for gap in gaps]
 
-        device = person.devices[0] if rnd.random() < 0.65 else rnd.choice(person.devices)
-        anonymous_id, user_agent = device
+        anonymous_id, user_agent = (
+            person.devices[0] if rnd.random() < 0.65 else rnd.choice(person.devices)
+        )
         user_id = person.user_id if signed_in else None
         moment = begin
         events, times = self.events, self.times
-        for (kind, name, props, path, title, _quick), gap in zip(steps, gaps):
+        for step, gap in zip(steps, gaps, strict=True):
             moment += gap
+            kind = step.kind
             event: dict[str, Any] = {"type": kind, "messageId": None, "anonymousId": anonymous_id}
             if kind == "identify":
                 user_id = person.user_id
+            if user_id is not None:
                 event["userId"] = user_id
-                event["timestamp"] = None
-                event["traits"] = dict(props)
+            event["timestamp"] = None
+            if kind == "track":
+                event["event"] = step.name
+                if step.name == "Order Completed":
+                    self.order_events.append(len(events))
+                event["properties"] = step.payload
+            elif kind == "page":
+                event["name"] = step.name
+                event["properties"] = step.payload
             else:
-                if user_id is not None:
-                    event["userId"] = user_id
-                event["timestamp"] = None
-                if kind == "track":
-                    event["event"] = name
-                    if name == "Order Completed":
-                        self.order_events.append(len(events))
-                else:
-                    event["name"] = name
-                event["properties"] = props
+                event["traits"] = dict(step.payload)
             event["context"] = {
                 "library": {"name": LIBRARY_NAME, "version": LIBRARY_VERSION},
-                "page": {"path": path, "url": ORIGIN + path, "title": title},
+                "page": {"path": step.path, "url": ORIGIN + step.path, "title": step.title},
                 "userAgent": user_agent,
             }
             events.append(event)
@@ -1005,15 +1041,27 @@ class _Simulator:
         for number, position in enumerate(sorted(self.order_events, key=rank.__getitem__), 1):
             self.events[position]["properties"]["order_id"] = f"ord-{number:06d}"
         stamps = _iso_ms(times[order])
-        raw = np.random.default_rng(seed).bytes(16 * len(order))
+        message_ids = _uuid4_strings(np.random.default_rng(seed), len(order))
         events = [self.events[i] for i in order.tolist()]
-        for n, (event, stamp) in enumerate(zip(events, stamps)):
-            event["messageId"] = str(
-                uuid.UUID(int=int.from_bytes(raw[16 * n : 16 * n + 16], "big"), version=4)
-            )
+        for event, message_id, stamp in zip(events, message_ids, stamps, strict=True):
+            event["messageId"] = message_id
             event["timestamp"] = stamp
         return events
 
 
 def _page_props(path: str, title: str) -> dict[str, str]:
     return {"path": path, "url": ORIGIN + path, "title": title}
+
+
+def _uuid4_strings(rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` random UUID strings, each equal to str(uuid.UUID(int=..., version=4))."""
+    # Setting the version and variant bits of all rows at once is several times faster than a
+    # uuid.UUID per event, which matters at a million events.
+    raw = np.frombuffer(rng.bytes(16 * count), dtype=np.uint8).reshape(count, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.tobytes().hex()
+    return [
+        f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]  # fmt: skip
