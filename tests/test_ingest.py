@@ -99,3 +99,17 @@ def test_drain_helper_replays_spool(app, site, redis, db):
     drain(app)
     assert count(db, events) == 3
     assert app.extensions["ecrm"].spool.depth() == 0
+
+
+def test_deleted_pending_entries_are_acknowledged(app, site, redis, db):
+    stream = app.config["STREAM_KEY"]
+    group = app.config["CONSUMER_GROUP"]
+    first = redis.xadd(stream, _entry(site.site_id, 2))
+    worker = _worker(app)
+    worker.start()
+    redis.xreadgroup(group, "w1", {stream: ">"}, count=10)  # delivered, then the worker "dies"
+    redis.xdel(stream, first)  # erased while pending
+    redis.xadd(stream, _entry(site.site_id, 3))
+    _worker(app).drain()
+    assert count(db, events) == 3
+    assert redis.xpending(stream, group)["pending"] == 0

@@ -11,15 +11,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import orjson
 import redis
 import sqlalchemy as sa
-import orjson
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from tracking.schema import dead_letters
 from tracking.db import insert_ignore
+from tracking.schema import dead_letters
 from tracking.store import WriteStats, write_entries
 from tracking.stream import Spool, ensure_group, parse_entry, trim_acknowledged
 
@@ -28,6 +28,10 @@ log = logging.getLogger("ecrm.tracking.ingest")
 # Errors that belong to an entry's content: retry it alone, then dead-letter it. Anything else
 # (SQL or Redis down, a bug) propagates and crashes the worker, to be restarted and redelivered.
 ENTRY_ERRORS = (ValueError, KeyError, TypeError, DataError, IntegrityError)
+# PostgreSQL aborts one of two workers storing the same messages in crossed order (a client's
+# retried batch): serialization failure or deadlock. Running the transaction again succeeds.
+RETRY_SQLSTATES = ("40001", "40P01")
+TRANSACTION_ATTEMPTS = 3
 
 
 @dataclass
@@ -127,10 +131,9 @@ class IngestWorker:
                 s.group, s.consumer, {s.stream_key: last_id}, count=s.batch_size
             )
             entries = response[0][1] if response else []
-            entries = [(eid, fields) for eid, fields in entries if fields]
             if not entries:
                 return handled
-            handled += self.process(entries)
+            handled += self.process(self._live(entries))
             last_id = entries[-1][0]
 
     def _claim_abandoned(self) -> int:
@@ -145,8 +148,7 @@ class IngestWorker:
                 start_id=self._claim_cursor,
                 count=s.batch_size,
             )
-            cursor, claimed = result[0], result[1]
-            claimed = [(eid, fields) for eid, fields in claimed if fields]
+            cursor, claimed = result[0], self._live(result[1])
             if claimed:
                 log.info("claimed %d abandoned entries", len(claimed))
                 handled += self.process(claimed)
@@ -155,14 +157,20 @@ class IngestWorker:
                 break
         return handled
 
+    def _live(self, entries: list[tuple[bytes, dict | None]]) -> list[tuple[bytes, dict]]:
+        # An entry deleted from the stream (XDEL, erasure) comes back without fields while it is
+        # still pending: acknowledge it, or it would block trimming forever.
+        gone = [eid for eid, fields in entries if not fields]
+        if gone:
+            self.client.xack(self.settings.stream_key, self.settings.group, *gone)
+        return [(eid, fields) for eid, fields in entries if fields]
+
     def process(self, entries: list[tuple[bytes, dict]]) -> int:
         """Store a batch of entries in one transaction, then acknowledge them."""
         if not entries:
             return 0
         try:
-            parsed = [parse_entry(fields) for _, fields in entries]
-            with self.engine.begin() as conn:
-                stats = write_entries(conn, parsed, self.settings.session_timeout)
+            stats = self._write(entries)
         except ENTRY_ERRORS as e:
             if len(entries) == 1:
                 return self._failed(entries[0], e)
@@ -172,6 +180,20 @@ class IngestWorker:
         self.client.xack(self.settings.stream_key, self.settings.group, *[e[0] for e in entries])
         self._count(stats)
         return len(entries)
+
+    def _write(self, entries: list[tuple[bytes, dict]]) -> WriteStats:
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            # Parsed afresh each time: write_entries annotates the event dicts it is given.
+            parsed = [parse_entry(fields) for _, fields in entries]
+            try:
+                with self.engine.begin() as conn:
+                    return write_entries(conn, parsed, self.settings.session_timeout)
+            except OperationalError as e:
+                sqlstate = getattr(e.orig, "sqlstate", None)
+                if sqlstate not in RETRY_SQLSTATES or attempt == TRANSACTION_ATTEMPTS:
+                    raise
+                log.warning("batch rolled back (%s, attempt %d); retrying", sqlstate, attempt)
+        raise AssertionError("unreachable")
 
     def _count(self, stats: WriteStats) -> None:
         t = self.totals
@@ -199,7 +221,7 @@ class IngestWorker:
                     "error": f"{type(error).__name__}: {error}"[:4000],
                     "attempts": attempts,
                     "payload": orjson.dumps(payload).decode(),
-                    "created_at": datetime.now(timezone.utc),
+                    "created_at": datetime.now(UTC),
                 },
             )
         self.client.xack(s.stream_key, s.group, entry_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -54,7 +54,7 @@ class WriteStats:
 
 
 def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value).astimezone(timezone.utc)
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _money(value: Any) -> Decimal | None:
@@ -99,7 +99,10 @@ def write_entries(
         for event in entry["events"]:
             stats.received += 1
             # A message id repeated inside one delivery is the same event sent twice.
-            by_site[site_id].setdefault(event["messageId"], event)
+            if event["messageId"] in by_site[site_id]:
+                stats.duplicates += 1
+            else:
+                by_site[site_id][event["messageId"]] = event
         for rejection in entry["rejected"]:
             stats.received += 1
             rejected_rows.append(
@@ -155,7 +158,9 @@ def write_entries(
                 }
             )
         # ON CONFLICT guards against a concurrent worker storing the same message meanwhile.
-        result = conn.execute(insert_ignore(engine, events), rows)
+        # preserve_rowcount: without it an executemany's rowcount is -1 on psycopg.
+        insert = insert_ignore(engine, events).execution_options(preserve_rowcount=True)
+        result = conn.execute(insert, rows)
         stored = result.rowcount if result.rowcount >= 0 else len(rows)
         stats.stored += stored
         stats.duplicates += len(rows) - stored
@@ -231,7 +236,7 @@ def _assign_sessions(
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; every time in the store is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _write_identities(conn: sa.Connection, site_id: int, new_events: list[dict]) -> None:
@@ -267,9 +272,7 @@ def _write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) 
         if not user_id:
             continue
         ts = event["_ts"]
-        customer = seen.setdefault(
-            user_id, {"traits": {}, "first_seen_at": ts, "last_seen_at": ts}
-        )
+        customer = seen.setdefault(user_id, {"traits": {}, "first_seen_at": ts, "last_seen_at": ts})
         customer["first_seen_at"] = min(customer["first_seen_at"], ts)
         customer["last_seen_at"] = max(customer["last_seen_at"], ts)
         traits = event.get("traits") if event["type"] == "identify" else None
