@@ -87,7 +87,7 @@ def _existing_message_ids(conn: sa.Connection, site_id: int, message_ids: list[s
 def write_entries(
     conn: sa.Connection, entries: list[dict[str, Any]], session_timeout: timedelta
 ) -> WriteStats:
-    """Store parsed stream entries (see tracking.stream.parse_entry) inside ``conn``'s transaction."""
+    """Store parsed stream entries (tracking.stream.parse_entry) in ``conn``'s transaction."""
     stats = WriteStats()
     engine = conn.engine
     by_site: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
