@@ -1,0 +1,118 @@
+"""Size of the browser tracker, static/ecrm.js, against its budget of 5 KB gzipped.
+
+There is no build step: the file served is the source, so the figure that matters is the
+source gzipped (-9). When npx is available, terser's minified output is measured too, to show
+what a build would save (npx fetches terser from the npm registry the first time).
+
+    python bench/tracker_size.py            # print and write bench/RESULTS.md
+    python bench/tracker_size.py --no-write # print only
+    python bench/tracker_size.py --no-terser
+
+Writes the section "## Tracker size (bench/tracker_size.py)" of bench/RESULTS.md (other sections
+are kept). Exits 1 when the served file is over budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TRACKER = PROJECT_ROOT / "static" / "ecrm.js"
+RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
+SECTION = "## Tracker size (bench/tracker_size.py)"
+BUDGET = 5 * 1024  # bytes, gzipped
+TERSER = "terser@5.51.2"
+TERSER_ARGS = ["--compress", "passes=2", "--mangle", "--comments", "/^!/"]
+
+
+def gzipped(data: bytes) -> int:
+    """Bytes after gzip -9 (no name, no timestamp: the same input always gives the same size)."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def minified(path: Path) -> tuple[bytes | None, str]:
+    """terser's output for ``path`` and how it was made, or (None, why not)."""
+    npx = shutil.which("npx")
+    if npx is None:
+        return None, "npx not found (install Node.js and npm to measure a minified build)"
+    command = [npx, "--yes", TERSER, str(path), *TERSER_ARGS]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"{TERSER} did not finish in 300 s (is the npm registry reachable?)"
+    if done.returncode != 0 or not done.stdout:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return None, f"{TERSER} failed: {reason[0]}"
+    return done.stdout, f"npx {TERSER} static/ecrm.js {' '.join(TERSER_ARGS)}"
+
+
+def report(raw: bytes, mini: bytes | None, how: str) -> str:
+    """The RESULTS.md section."""
+    served = gzipped(raw)
+    lines = [
+        SECTION,
+        "",
+        f"{dt.date.today().isoformat()}, `python bench/tracker_size.py`. Budget: {BUDGET} bytes "
+        "gzipped. No build step: the file served is the source.",
+        "",
+        "| file | raw bytes | gzip -9 bytes | budget |",
+        "|---|---|---|---|",
+        f"| static/ecrm.js (served) | {len(raw)} | {served} | "
+        f"{'within' if served <= BUDGET else 'OVER'} ({BUDGET - served:+d}) |",
+    ]
+    if mini is not None:
+        small = gzipped(mini)
+        lines.append(
+            f"| terser output (not served) | {len(mini)} | {small} | "
+            f"{'within' if small <= BUDGET else 'OVER'} ({BUDGET - small:+d}) |"
+        )
+        lines += ["", f"Minified with `{how}`."]
+    else:
+        lines += ["", f"Minified size not measured: {how}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (up to the next ``## `` heading)."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        new_lines = lines[:start] + section.rstrip("\n").splitlines() + [""] + lines[end:]
+        new = "\n".join(new_lines).rstrip("\n") + "\n"
+    path.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--no-terser", action="store_true", help="skip the minified build")
+    args = parser.parse_args(argv)
+
+    raw = TRACKER.read_bytes()
+    mini, how = (None, "skipped (--no-terser)") if args.no_terser else minified(TRACKER)
+    print(f"static/ecrm.js           raw {len(raw):6d} B   gzip -9 {gzipped(raw):5d} B (served)")
+    if mini is not None:
+        print(f"terser (not served)      raw {len(mini):6d} B   gzip -9 {gzipped(mini):5d} B")
+    else:
+        print(f"minified: {how}")
+    print(f"budget                                 {BUDGET:5d} B gzipped")
+    if not args.no_write:
+        write_section(RESULTS, report(raw, mini, how))
+        print(f"wrote the '{SECTION}' section of {RESULTS.relative_to(PROJECT_ROOT)}")
+    return 0 if gzipped(raw) <= BUDGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
