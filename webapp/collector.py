@@ -84,6 +84,12 @@ def _read_body(max_bytes: int) -> bytes:
     return raw
 
 
+def _plain_size(raw: bytes) -> int | None:
+    """The body's size when it was sent uncompressed (the decoded size is unknown otherwise)."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    return len(raw) if encoding == "identity" else None
+
+
 def _decode(raw: bytes, max_bytes: int, content_type: str | None, encoding: str | None) -> dict:
     try:
         return decode_body(raw, content_type, encoding, max_bytes)
@@ -120,7 +126,14 @@ def _privacy_declined(site: Site) -> bool:
     return request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1"
 
 
-def _collect(body: dict, site: Site, events: list, path: str, forced_type: str | None):
+def _collect(
+    body: dict,
+    site: Site,
+    events: list,
+    path: str,
+    forced_type: str | None,
+    body_bytes: int | None = None,
+):
     """Validate, store durably, and answer for a list of raw events."""
     if _privacy_declined(site):
         return jsonify(success=True, stored=False, reason="do_not_track")
@@ -133,6 +146,7 @@ def _collect(body: dict, site: Site, events: list, path: str, forced_type: str |
             batch_sent_at=body.get("sentAt") if forced_type is None else None,
             limits=_limits(),
             forced_type=forced_type,
+            body_bytes=body_bytes,
         )
     except InvalidEvent as e:  # a bad batch-level sentAt spoils every event of the request
         raise ApiError(e.status, e.field, e.reason, "invalid_event") from e
@@ -195,7 +209,7 @@ def batch():
         raise ApiError(400, "batch", "must contain at least one event", "invalid_request")
     if len(events) > limits.max_batch_events:
         raise ApiError(413, "batch", f"more than {limits.max_batch_events} events", "too_large")
-    return _collect(body, site, events, "batch", None)
+    return _collect(body, site, events, "batch", None, _plain_size(raw))
 
 
 def _single(kind: str):
@@ -205,7 +219,7 @@ def _single(kind: str):
     raw = _read_body(max_bytes)
     body = _decode(raw, max_bytes, request.content_type, request.headers.get("Content-Encoding"))
     site = _authorise(body)
-    return _collect(body, site, [body], "body", kind)
+    return _collect(body, site, [body], "body", kind, _plain_size(raw))
 
 
 for _kind in EVENT_TYPES:
