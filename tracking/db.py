@@ -39,7 +39,11 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    # psycopg prepares a statement after five uses, and PostgreSQL may then keep a generic plan
+    # made while a table was empty (a full scan for "message_id IN (...)"); plan every time.
+    connect_args = {"options": "-c plan_cache_mode=force_custom_plan"}
+    connect_args.update(kwargs.pop("connect_args", {}))
+    return sa.create_engine(url, connect_args=connect_args, **kwargs)
 
 
 def is_sqlite(engine: sa.Engine) -> bool:

@@ -7,11 +7,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from webapp import catalogue, cli, collector, demo_shop, health
 from webapp.clients import init_clients
 from webapp.config import load_config
 from webapp.errors import register_error_handlers
+
+
+class ApiAwareSessionInterface(SecureCookieSessionInterface):
+    """No cookie session for the JSON API: its callers authenticate with keys, not cookies."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/v1/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -28,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    app.session_interface = ApiAwareSessionInterface()
     init_clients(app)
 
     app.register_blueprint(health.bp)

@@ -35,6 +35,7 @@ bp = Blueprint("collector", __name__, url_prefix="/v1")
 
 # The smallest transparent GIF: answered by the pixel endpoint.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+SUCCESS_BODY = b'{"success":true}\n'
 CORS_METHODS = "POST, GET, OPTIONS"
 CORS_HEADERS = "Content-Type, Content-Encoding, Authorization"
 
@@ -177,11 +178,10 @@ def _collect(
             retry_after=current_app.config["RETRY_AFTER_SECONDS"],
         ) from e
     errors = [{"index": r.index, "field": r.field, "reason": r.reason} for r in rejected]
+    if accepted and not errors:
+        return Response(SUCCESS_BODY, mimetype="application/json")
     if accepted:
-        body = {"success": True}
-        if errors:
-            body["rejected"] = errors
-        return jsonify(body)
+        return jsonify(success=True, rejected=errors)
     first = rejected[0]
     return error_response(
         first.status,
