@@ -205,3 +205,31 @@ def count(engine: sa.Engine, table: sa.Table, *where) -> int:
     """Rows in a table (optionally filtered)."""
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+
+
+def store_events(engine: sa.Engine, site_id: int, raw_events: list[dict], chunk: int = 500) -> None:
+    """Validate events as the collector does and write them straight into the store."""
+    from datetime import UTC, datetime
+
+    from tracking.events import Limits, iso, prepare_events
+    from tracking.store import write_entries
+
+    received_at = datetime.now(UTC)
+    for start in range(0, len(raw_events), chunk):
+        accepted, rejected = prepare_events(
+            raw_events[start : start + chunk],
+            path="batch",
+            received_at=received_at,
+            batch_sent_at=None,
+            limits=Limits(),
+        )
+        assert not rejected, rejected[:3]
+        entry = {
+            "rid": uuid.uuid4().hex,
+            "site_id": site_id,
+            "received_at": iso(received_at),
+            "events": accepted,
+            "rejected": [],
+        }
+        with engine.begin() as conn:
+            write_entries(conn, [entry], timedelta(minutes=30))

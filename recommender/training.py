@@ -1,0 +1,274 @@
+"""The training job: read the store, build the matrix, tune, fit, evaluate, check, save, promote.
+
+A model reaches customers only if it passes :func:`check_model` on the validation split: finite
+scores, the matrix the right way round, lists that differ between customers, and ranking
+quality at least that of popularity. Otherwise the current model stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from recommender.evaluate import BINARY, evaluate, split_by_customer, split_matrices
+from recommender.interactions import Interactions, build_interactions, read_events
+from recommender.models import BlendParams, PopularityModel, Recommender, _FactorModel
+from recommender.registry import ModelRegistry
+from recommender.tuning import BlendConfig, SearchSpace, default_blend, tune
+
+log = logging.getLogger("ecrm.recommender")
+
+EASE_MAX_ITEMS = 20_000  # EASE keeps a dense items x items matrix: 20k items is 1.6 GB
+TRENDING_DAYS = 7.0
+MIN_USERS, MIN_ITEMS = 2, 2
+
+
+class NotEnoughData(RuntimeError):
+    """The store holds too little behaviour to train on yet."""
+
+
+@dataclass
+class TrainSettings:
+    """What one training run does."""
+
+    site_id: int
+    registry_dir: str | Path
+    tune_seconds: float = 60.0  # 0: no search, use ``config`` (or the default blend)
+    max_trials: int = 20
+    config: BlendConfig | None = None
+    validation_fraction: float = 0.2
+    K: int = 10
+    keep: int = 5
+    max_eval_users: int = 5000
+    seed: int = 0
+
+
+@dataclass
+class TrainReport:
+    """What a training run did and why it promoted or refused its model."""
+
+    version: str | None = None
+    promoted: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    n_users: int = 0
+    n_items: int = 0
+    n_interactions: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[str, str], None]
+
+
+def default_config(n_items: int) -> BlendConfig:
+    """The untuned blend: ALS, EASE (small catalogues only), item-kNN and co-visitation."""
+    blend = default_blend(SearchSpace())
+    weights = dict(blend.weights)
+    if n_items > EASE_MAX_ITEMS:
+        weights.pop("ease", None)
+    return BlendConfig(blend=replace(blend, weights=weights))
+
+
+def check_model(
+    model: Recommender,
+    interactions: Interactions,
+    metrics: dict[str, float] | None = None,
+    baseline: dict[str, float] | None = None,
+    K: int = 10,
+    sample: int = 200,
+) -> list[str]:
+    """Why this model must not be promoted (an empty list: it may be)."""
+    failures = []
+    n_users, n_items = interactions.user_items.shape
+    if model.n_items != n_items:
+        failures.append(
+            f"orientation: the model knows {model.n_items} items but the matrix has {n_items} "
+            "columns (was it trained on a transposed matrix?)"
+        )
+        return failures
+    for name, member in getattr(model, "members", {"model": model}).items():
+        if isinstance(member, _FactorModel):
+            if member.user_factors.shape[0] != n_users:
+                failures.append(
+                    f"orientation: {name} has {member.user_factors.shape[0]} user rows for "
+                    f"{n_users} customers"
+                )
+            for label, factors in (("user", member.user_factors), ("item", member.item_factors)):
+                if not np.isfinite(factors).all():
+                    failures.append(f"{name}: {label} factors contain NaN or infinity")
+    if failures:
+        return failures
+    rng = np.random.default_rng(0)
+    users = np.sort(rng.choice(n_users, size=min(sample, n_users), replace=False))
+    last_seen = interactions.last_seen[users] if interactions.last_seen is not None else None
+    scores = model.score(users, interactions.user_items[users], last_seen=last_seen)
+    if not np.isfinite(scores).all():
+        failures.append("scores contain NaN or infinity")
+        return failures
+    # Unfiltered lists: filtering what each customer already has would make even a constant
+    # ranking look personal.
+    ids, _ = model.recommend(
+        users,
+        interactions.user_items[users],
+        N=min(K, n_items),
+        filter_already_liked_items=False,
+        last_seen=last_seen,
+    )
+    distinct = {tuple(row) for row in ids}
+    if len(users) > 1 and len(distinct) == 1:
+        failures.append(f"every sampled customer gets the same {K} items: not personal")
+    if metrics is not None and baseline is not None:
+        key = f"ndcg@{K}"
+        if metrics.get(key, 0.0) < baseline.get(key, 0.0):
+            failures.append(
+                f"{key} {metrics.get(key, 0.0):.4f} on validation is worse than popularity's "
+                f"{baseline.get(key, 0.0):.4f}"
+            )
+    return failures
+
+
+def _digest(directory: Path) -> str:
+    sha = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != "train.json":
+            sha.update(path.name.encode())
+            sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+def _window(frame: pd.DataFrame) -> dict[str, Any]:
+    seconds = pd.to_numeric(frame["timestamp"], errors="coerce") if len(frame) else None
+    if seconds is None or not len(seconds):
+        return {"from": None, "to": None}
+    return {"from_epoch": float(seconds.min()), "to_epoch": float(seconds.max())}
+
+
+def train(
+    engine: sa.Engine, settings: TrainSettings, progress: Progress | None = None
+) -> TrainReport:
+    """Train, check and (if the checks pass) promote a model for one site."""
+    report = TrainReport()
+    say = progress or (lambda stage, message: log.info("%s: %s", stage, message))
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        report.timings[stage] = round(now - clock, 3)
+        clock = now
+
+    frame = read_events(engine, settings.site_id)
+    lap("read")
+    users, items = frame["user_id"].nunique(), frame["item_id"].nunique()
+    say("read", f"{len(frame):,} interactions, {users:,} customers, {items:,} items")
+    if users < MIN_USERS or items < MIN_ITEMS:
+        raise NotEnoughData(
+            f"site {settings.site_id} has {users} customers and {items} items with events; "
+            f"training needs at least {MIN_USERS} of each"
+        )
+
+    fit_frame, valid_frame = split_by_customer(frame, settings.validation_fraction)
+    lap("split")
+    if settings.config is not None:
+        config = settings.config
+    elif settings.tune_seconds > 0 and len(valid_frame):
+        say("tune", f"searching for up to {settings.tune_seconds:.0f} s")
+        result = tune(
+            fit_frame,
+            valid_frame,
+            budget_seconds=settings.tune_seconds,
+            max_trials=settings.max_trials,
+            K=settings.K,
+            seed=settings.seed,
+            max_users=settings.max_eval_users,
+        )
+        config = result.best
+        say("tune", f"{len(result.trials)} trials, best {result.best_metrics}")
+    else:
+        config = default_config(items)
+    if items > EASE_MAX_ITEMS and config.blend.weights.get("ease"):
+        weights = {k: v for k, v in config.blend.weights.items() if k != "ease"}
+        config = replace(config, blend=BlendParams(weights, config.blend.normalise))
+    report.config = config.to_dict()
+    lap("tune")
+
+    train_part, valid_part = split_matrices(fit_frame, valid_frame, config.weights)
+    lap("build")
+    candidate = config.build().fit(train_part.user_items, last_seen=train_part.last_seen)
+    lap("fit")
+    eval_users = _eval_users(valid_part, train_part, settings.max_eval_users, settings.seed)
+    report.metrics = evaluate(candidate, train_part, valid_part, settings.K, users=eval_users)
+    popularity = PopularityModel().fit(train_part.user_items)
+    report.baseline = evaluate(popularity, train_part, valid_part, settings.K, users=eval_users)
+    lap("evaluate")
+    say("evaluate", f"validation {report.metrics}; popularity {report.baseline}")
+    report.failures = check_model(
+        candidate, train_part, report.metrics, report.baseline, settings.K
+    )
+    if report.failures:
+        say("check", "refused: " + "; ".join(report.failures))
+        return report
+
+    full = build_interactions(frame, config.weights)
+    model = config.build().fit(full.user_items, last_seen=full.last_seen)
+    report.n_users, report.n_items = full.user_items.shape
+    report.n_interactions = int(full.user_items.nnz)
+    lap("refit")
+    report.failures = check_model(model, full, K=settings.K)
+    if report.failures:
+        say("check", "refused after the final fit: " + "; ".join(report.failures))
+        return report
+
+    registry = ModelRegistry(settings.registry_dir, keep=settings.keep)
+    version = registry.new_version()
+    staging = registry.staging_dir(version)
+    purchases = frame[frame["event"] == "Order Completed"]
+    bought = build_interactions(purchases, BINARY, user_ids=full.user_ids, item_ids=full.item_ids)
+    model.save(staging / "model")
+    full.save(staging / "interactions")
+    bought.save(staging / "purchases")
+    PopularityModel().fit(full.user_items).save(staging / "popular")
+    PopularityModel.trending(full, TRENDING_DAYS).save(staging / "trending")
+    sidecar = {
+        "version": version,
+        "site_id": settings.site_id,
+        "config": report.config,
+        "data_window": _window(frame),
+        "counts": {
+            "customers": report.n_users,
+            "items": report.n_items,
+            "interactions": report.n_interactions,
+            "events": int(len(frame)),
+        },
+        "validation": {"metrics": report.metrics, "popularity": report.baseline},
+        "timings": report.timings,
+        "digest": _digest(staging),
+    }
+    (staging / "train.json").write_text(json.dumps(sidecar, indent=2, default=float))
+    lap("save")
+    registry.commit(version)
+    registry.promote(version)
+    report.version, report.promoted = version, True
+    say("promote", f"model {version} is now current")
+    return report
+
+
+def _eval_users(test: Interactions, train_part: Interactions, limit: int, seed: int):
+    held = np.diff(test.user_items.indptr) > 0
+    known = np.diff(train_part.user_items.indptr) > 0
+    users = np.flatnonzero(held & known)
+    if len(users) > limit:
+        users = np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
+    return users
