@@ -78,3 +78,20 @@ def test_promotion_refuses_broken_models(db, shop_site):
         baseline={"ndcg@10": 0.05},
     )
     assert any("worse than popularity" in f for f in worse)
+
+
+def test_train_and_rollback_commands(runner, shop_site, app):
+    site, _ = shop_site
+    first = runner.invoke(args=["train", "--site", site.write_key, "--tune-seconds", "0"])
+    assert first.exit_code == 0, first.output
+    assert "promoted" in first.output and "evaluate:" in first.output
+    second = runner.invoke(args=["train", "--site", site.write_key, "--tune-seconds", "0"])
+    assert "promoted" in second.output
+    registry = ModelRegistry(f"{app.config['VAR_DIR']}/models/{site.site_id}")
+    versions = [entry["version"] for entry in registry.history()]
+    assert len(versions) == 2 and registry.current() == versions[1]
+    back = runner.invoke(args=["rollback", "--site", site.write_key])
+    assert back.exit_code == 0 and versions[0] in back.output
+    assert registry.current() == versions[0]
+    nothing = runner.invoke(args=["train", "--site", "wk_nope"])
+    assert nothing.exit_code != 0 and "no active site" in nothing.output

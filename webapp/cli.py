@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from tracking import migrations
 from tracking.catalogue import import_items, read_items_file
@@ -105,6 +105,7 @@ def ingest_settings(consumer: str = "") -> IngestSettings:
 
 
 @click.command("ingest")
+@with_appcontext
 @click.option(
     "--consumer",
     default="",
@@ -128,7 +129,7 @@ def ingest(consumer):
 
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
-    from webapp import supervisor
+    from webapp import supervisor, train_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(sites_cli)
@@ -136,3 +137,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(ingest)
     app.cli.add_command(supervisor.up)
     app.cli.add_command(supervisor.demo_cli)
+    app.cli.add_command(train_cli.train_command)
+    app.cli.add_command(train_cli.rollback_command)

@@ -47,6 +47,9 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "SESSION_TIMEOUT_MINUTES": (30, int),
     # Cookies carry Secure unless served over plain http (the local run command).
     "COOKIE_SECURE": (False, bool),
+    # The run command retrains every N minutes (0: never) with this search budget.
+    "TRAIN_INTERVAL_MINUTES": (60.0, float),
+    "TRAIN_TUNE_SECONDS": (30.0, float),
     # Run command.
     "BIND": ("127.0.0.1:8000", str),
 }

@@ -144,6 +144,16 @@ class Supervisor:
         self.spawn("web", [*gunicorn, "--bind", config["BIND"], "wsgi:app"])
         ingest = [python, "-m", "flask", "--app", "wsgi", "ingest", "--consumer", "local-1"]
         self.spawn("ingest", ingest)
+        train = None
+        if config["TRAIN_INTERVAL_MINUTES"] > 0:
+            # The first run waits for the worker to store the demo events queued above.
+            train = [
+                *[python, "-m", "flask", "--app", "wsgi", "train"],
+                *["--every", str(config["TRAIN_INTERVAL_MINUTES"]), "--delay", "20"],
+                *["--tune-seconds", str(config["TRAIN_TUNE_SECONDS"])],
+            ]
+            self.spawn("trainer", train)
+        commands = {"ingest": ingest, "trainer": train}
         base = f"http://{config['BIND']}"
         print(
             "\n  eCRM is running\n"
@@ -151,6 +161,8 @@ class Supervisor:
             f"  health:     {base}/healthz  {base}/readyz\n"
             f"  write key:  {write_key or '(no demo site)'}\n"
             + (f"  server key: {server_key}  (shown once)\n" if server_key else "")
+            + f"  demo shop:  {base}/demo/\n"
+            + f"  training:   every {config['TRAIN_INTERVAL_MINUTES']:g} min (var/models/)\n"
             + f"  data:       {config['VAR_DIR']}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
@@ -170,7 +182,7 @@ class Supervisor:
                 print(f"{name} exited with {code}; restarting in {backoff:.0f}s", file=sys.stderr)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30)
-                self.spawn(name, ingest)
+                self.spawn(name, commands[name])
         self.stop()
         return 0
 
@@ -179,7 +191,7 @@ class Supervisor:
 
     def stop(self) -> None:
         """Stop the web server first (no new events), then the worker, then Redis."""
-        for name in ("web", "ingest"):
+        for name in ("web", "trainer", "ingest"):
             child = self.children.get(name)
             if child is None or child.poll() is not None:
                 continue
