@@ -89,6 +89,8 @@ class Supervisor:
         self.redis: EmbeddedRedis | None = None
         self.stopping = False
         self.env = dict(os.environ)
+        # implicit runs its own threads; a threaded BLAS underneath only slows it down.
+        self.env.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     def prepare(self) -> tuple[dict, str | None, str | None]:
         """Config, secret, Redis, schema and demo data; returns (config, write key, server key)."""
