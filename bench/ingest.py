@@ -54,6 +54,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import orjson  # noqa: E402
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
 
 from tracking import migrations  # noqa: E402
 from tracking.db import make_engine  # noqa: E402
@@ -962,7 +963,7 @@ class Bench:
         text = self.report()
         print("\n" + text)
         if not a.no_results:
-            write_section(RESULTS, text)
+            write_section(RESULTS, SECTION, text)
             log(f"wrote the '{SECTION}' section of {RESULTS.relative_to(PROJECT_ROOT)}")
         failed = any(r.error_count or not r.ok_loss for r in self.results) or any(
             not d.ok for d in self.drains if not d.note.startswith("skipped")
@@ -1439,22 +1440,6 @@ def summarise_profile(raw: str) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # RESULTS.md
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next ``## `` heading)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new_lines = lines[:start] + section.rstrip("\n").splitlines() + [""] + lines[end:]
-        new = "\n".join(new_lines).rstrip("\n") + "\n"
-    path.write_text(new)
 
 
 # ---------------------------------------------------------------------------------------------

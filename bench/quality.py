@@ -52,6 +52,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from bench.movielens import EVENT, load_movielens  # noqa: E402
@@ -510,22 +511,6 @@ numbers are validation nDCG@10 and are not re-measured by this command):
 """.splitlines()
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next ``## `` heading)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new_lines = lines[:start] + section.rstrip("\n").splitlines() + [""] + lines[end:]
-        new = "\n".join(new_lines).rstrip("\n") + "\n"
-    path.write_text(new)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -559,7 +544,7 @@ def main(argv=None) -> int:
     text = run(args)
     print(text)
     if not args.no_results:
-        write_section(RESULTS, text)
+        write_section(RESULTS, SECTION, text)
         print(f"wrote the '{SECTION}' section of {RESULTS.relative_to(PROJECT_ROOT)}")
     return 0
 

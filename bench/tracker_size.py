@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRACKER = PROJECT_ROOT / "static" / "ecrm.js"
 RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
@@ -78,22 +80,6 @@ def report(raw: bytes, mini: bytes | None, how: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next ``## `` heading)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new_lines = lines[:start] + section.rstrip("\n").splitlines() + [""] + lines[end:]
-        new = "\n".join(new_lines).rstrip("\n") + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
@@ -109,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"minified: {how}")
     print(f"budget                                 {BUDGET:5d} B gzipped")
     if not args.no_write:
-        write_section(RESULTS, report(raw, mini, how))
+        write_section(RESULTS, SECTION, report(raw, mini, how))
         print(f"wrote the '{SECTION}' section of {RESULTS.relative_to(PROJECT_ROOT)}")
     return 0 if gzipped(raw) <= BUDGET else 1
 
