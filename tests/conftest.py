@@ -19,10 +19,11 @@ import sqlalchemy as sa
 
 from tracking import migrations, schema
 from tracking.db import make_engine
-from tracking.ingest import IngestSettings, IngestWorker
+from tracking.ingest import IngestWorker
 from tracking.redis_server import EmbeddedRedis
 from tracking.sites import Site, create_site
 from webapp import create_app
+from webapp.cli import ingest_settings
 from webapp.clients import clients
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +95,8 @@ def app_config(database_url, redis_url, tmp_path) -> dict:
     """The configuration a test app gets; tests may change it before using ``app``."""
     return {
         "TESTING": True,
+        # Nobody in the holdout unless a test asks for it: results stay personal.
+        "HOLDOUT_SHARE": 0.0,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "VAR_DIR": str(tmp_path / "var"),
@@ -183,19 +186,9 @@ def tracker(client, site) -> Tracker:
 
 def drain(app, consumer: str = "test-1") -> IngestWorker:
     """Run an in-process ingest worker until the stream has nothing new."""
-    c = app.config
     with app.app_context():
         worker = IngestWorker(
-            clients().redis,
-            clients().engine,
-            IngestSettings(
-                stream_key=c["STREAM_KEY"],
-                group=c["CONSUMER_GROUP"],
-                consumer=consumer,
-                claim_idle_ms=c["INGEST_CLAIM_IDLE_MS"],
-                session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
-            ),
-            spool=clients().spool,
+            clients().redis, clients().engine, ingest_settings(consumer), spool=clients().spool
         )
         worker.drain()
     return worker

@@ -46,6 +46,9 @@ class IngestSettings:
     claim_idle_ms: int = 30_000
     max_attempts: int = 3
     session_timeout: timedelta = timedelta(minutes=30)
+    # Closed loop: labels events and orders of the holdout group; attributes orders to clicks.
+    holdout_share: float = 0.0
+    attribution_window: timedelta = timedelta(days=7)
     trim_every_seconds: float = 5.0
     replay_every_seconds: float = 2.0
 
@@ -187,7 +190,13 @@ class IngestWorker:
             parsed = [parse_entry(fields) for _, fields in entries]
             try:
                 with self.engine.begin() as conn:
-                    return write_entries(conn, parsed, self.settings.session_timeout)
+                    return write_entries(
+                        conn,
+                        parsed,
+                        self.settings.session_timeout,
+                        holdout_share=self.settings.holdout_share,
+                        attribution_window=self.settings.attribution_window,
+                    )
             except OperationalError as e:
                 sqlstate = getattr(e.orig, "sqlstate", None)
                 if sqlstate not in RETRY_SQLSTATES or attempt == TRANSACTION_ATTEMPTS:

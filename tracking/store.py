@@ -85,7 +85,12 @@ def _existing_message_ids(conn: sa.Connection, site_id: int, message_ids: list[s
 
 
 def write_entries(
-    conn: sa.Connection, entries: list[dict[str, Any]], session_timeout: timedelta
+    conn: sa.Connection,
+    entries: list[dict[str, Any]],
+    session_timeout: timedelta,
+    *,
+    holdout_share: float = 0.0,
+    attribution_window: timedelta = timedelta(days=7),
 ) -> WriteStats:
     """Store parsed stream entries (tracking.stream.parse_entry) in ``conn``'s transaction."""
     stats = WriteStats()

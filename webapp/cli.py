@@ -101,6 +101,8 @@ def ingest_settings(consumer: str = "") -> IngestSettings:
         claim_idle_ms=c["INGEST_CLAIM_IDLE_MS"],
         max_attempts=c["INGEST_MAX_ATTEMPTS"],
         session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
+        holdout_share=c["HOLDOUT_SHARE"],
+        attribution_window=timedelta(days=c["ATTRIBUTION_WINDOW_DAYS"]),
     )
 
 

@@ -50,6 +50,19 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     # The run command retrains every N minutes (0: never) with this search budget.
     "TRAIN_INTERVAL_MINUTES": (60.0, float),
     "TRAIN_TUNE_SECONDS": (30.0, float),
+    # Serving: the recommendation API and its caches.
+    "RECS_MAX_N": (50, int),
+    "RECS_LOCAL_TTL_SECONDS": (30.0, float),  # per-process cache in front of Redis
+    "RECS_LOCAL_MAX_ENTRIES": (20_000, int),
+    "RECS_FRESH_SECONDS": (900.0, float),  # then served stale while one process recomputes
+    "RECS_CACHE_TTL_SECONDS": (24 * 3600.0, float),  # Redis expiry, with +-10% jitter
+    "RECS_PRECOMPUTE_DAYS": (30.0, float),  # after training, cache customers active this recently
+    "RECS_PRECOMPUTE_MAX": (50_000, int),
+    "CATALOGUE_REFRESH_SECONDS": (15.0, float),  # hidden / out-of-stock items vanish within this
+    "MODEL_CHECK_SECONDS": (1.0, float),
+    # Closed loop: a share of visitors (sticky by anonymous id) sees popularity only, for lift.
+    "HOLDOUT_SHARE": (0.05, float),
+    "ATTRIBUTION_WINDOW_DAYS": (7.0, float),
     # Run command.
     "BIND": ("127.0.0.1:8000", str),
 }
@@ -116,6 +129,12 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for name in ("MAX_EVENT_BYTES", "MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "INGEST_BATCH_SIZE"):
         if config[name] <= 0:
             raise ConfigError(f"ECRM_{name} must be a positive number")
+    if not 0.0 <= config["HOLDOUT_SHARE"] < 1.0:
+        raise ConfigError("ECRM_HOLDOUT_SHARE must be a share between 0 and 1 (for example 0.05)")
+    if config["ATTRIBUTION_WINDOW_DAYS"] <= 0:
+        raise ConfigError("ECRM_ATTRIBUTION_WINDOW_DAYS must be a positive number of days")
+    if not 1 <= config["RECS_MAX_N"] <= 500:
+        raise ConfigError("ECRM_RECS_MAX_N must be between 1 and 500")
     if not config["SECRET_KEY"] and (var_dir / "secret_key").exists():
         config["SECRET_KEY"] = (var_dir / "secret_key").read_text().strip()
     if not config["SECRET_KEY"]:
