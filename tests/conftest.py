@@ -114,6 +114,7 @@ def app(app_config):
     c.redis.flushdb()
     empty_store(c.engine)
     yield application
+    application.extensions["ecrm_serving"].close()
     c.engine.dispose()
     c.redis.close()
 

@@ -18,6 +18,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
+from tracking.activity import publish_activity
 from tracking.db import insert_ignore
 from tracking.schema import dead_letters
 from tracking.store import WriteStats, write_entries
@@ -49,6 +50,8 @@ class IngestSettings:
     # Closed loop: labels events and orders of the holdout group; attributes orders to clicks.
     holdout_share: float = 0.0
     attribution_window: timedelta = timedelta(days=7)
+    # Tell the serving layer who did something (tracking.activity), after each commit.
+    publish_activity: bool = True
     trim_every_seconds: float = 5.0
     replay_every_seconds: float = 2.0
 
@@ -173,7 +176,7 @@ class IngestWorker:
         if not entries:
             return 0
         try:
-            stats = self._write(entries)
+            stats, parsed = self._write(entries)
         except ENTRY_ERRORS as e:
             if len(entries) == 1:
                 return self._failed(entries[0], e)
@@ -181,22 +184,25 @@ class IngestWorker:
             log.warning("batch of %d failed (%s); retrying entries one by one", len(entries), e)
             return sum(self.process([entry]) for entry in entries)
         self.client.xack(self.settings.stream_key, self.settings.group, *[e[0] for e in entries])
+        if self.settings.publish_activity:
+            publish_activity(self.client, parsed)
         self._count(stats)
         return len(entries)
 
-    def _write(self, entries: list[tuple[bytes, dict]]) -> WriteStats:
+    def _write(self, entries: list[tuple[bytes, dict]]) -> tuple[WriteStats, list[dict]]:
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             # Parsed afresh each time: write_entries annotates the event dicts it is given.
             parsed = [parse_entry(fields) for _, fields in entries]
             try:
                 with self.engine.begin() as conn:
-                    return write_entries(
+                    stats = write_entries(
                         conn,
                         parsed,
                         self.settings.session_timeout,
                         holdout_share=self.settings.holdout_share,
                         attribution_window=self.settings.attribution_window,
                     )
+                return stats, parsed
             except OperationalError as e:
                 sqlstate = getattr(e.orig, "sqlstate", None)
                 if sqlstate not in RETRY_SQLSTATES or attempt == TRANSACTION_ATTEMPTS:

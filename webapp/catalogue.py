@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import orjson
+import redis
 from flask import Blueprint, jsonify, request
 
+from tracking.activity import CATALOGUE_CHANNEL
 from tracking.catalogue import (
     MAX_BULK_ITEMS,
     InvalidItem,
@@ -14,7 +16,7 @@ from tracking.catalogue import (
     validate_item,
 )
 from webapp.auth import site_for_server
-from webapp.clients import get_engine
+from webapp.clients import get_engine, get_redis
 from webapp.errors import ApiError
 
 bp = Blueprint("catalogue", __name__, url_prefix="/v1/items")
@@ -38,6 +40,14 @@ def _json_body():
         raise ApiError(400, "body", f"not valid JSON ({e})", "invalid_json") from e
 
 
+def _announce(site_id: int) -> None:
+    """Tell every web process to reload this site's catalogue now (else within its refresh)."""
+    try:
+        get_redis().publish(CATALOGUE_CHANNEL, str(site_id))
+    except redis.RedisError:
+        pass  # the periodic refresh (CATALOGUE_REFRESH_SECONDS) still catches the change
+
+
 def _invalid(e: InvalidItem) -> ApiError:
     return ApiError(422, e.field, e.reason, "invalid_item")
 
@@ -51,6 +61,7 @@ def put_item(item_id: str):
     except InvalidItem as e:
         raise _invalid(e) from e
     upsert_items(get_engine(), site.site_id, [item])
+    _announce(site.site_id)
     return jsonify(success=True, item=get_item(get_engine(), site.site_id, item["item_id"]))
 
 
@@ -69,6 +80,7 @@ def bulk_upsert():
     except InvalidItem as e:
         raise _invalid(e) from e
     written = upsert_items(get_engine(), site.site_id, rows)
+    _announce(site.site_id)
     return jsonify(success=True, upserted=written)
 
 
@@ -88,4 +100,5 @@ def delete_item(item_id: str):
     site = site_for_server()
     if not hide_item(get_engine(), site.site_id, item_id):
         raise ApiError(404, "item_id", f"no item {item_id!r} in this site's catalogue", "not_found")
+    _announce(site.site_id)
     return jsonify(success=True, item_id=item_id, hidden=True)

@@ -1,0 +1,229 @@
+"""The recommendation API: ``/v1/recommendations``, ``/v1/items/<id>/similar``,
+``/v1/customers/<id>/similar``, the HTTP face of :mod:`recommender.serving`.
+
+Browsers call with the site's public write key as the ``write_key`` query parameter (a simple GET:
+no CORS preflight) from an allowed origin (``Origin``, or the ``Referer``'s origin on same-origin
+requests, which carry no ``Origin``); shop backends call with the secret server key in
+``Authorization``. Every response carries a new ``rec_id`` so that what was shown, clicked and
+bought can be tied together (attribution), and ``X-Ecrm-Cache`` says which cache answered.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlsplit
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from recommender.serving import Answer, ServingLayer, ServingSettings, answer_dict
+from tracking.sites import Site
+from webapp.auth import presented_key
+from webapp.clients import clients
+from webapp.errors import ApiError
+
+bp = Blueprint("recommend", __name__, url_prefix="/v1")
+
+PLACEMENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_ID = 255
+MAX_EXCLUDE = 100
+MAX_K = 100
+NO_STORE = "no-store"
+
+
+def init_serving(app: Flask) -> ServingLayer:
+    """One serving layer per app (its threads start in each process on first use)."""
+    c = app.config
+    settings = ServingSettings(
+        max_n=c["RECS_MAX_N"],
+        candidates=max(60, c["RECS_MAX_N"] + 10),
+        local_ttl=c["RECS_LOCAL_TTL_SECONDS"],
+        local_max=c["RECS_LOCAL_MAX_ENTRIES"],
+        fresh_seconds=c["RECS_FRESH_SECONDS"],
+        redis_ttl=c["RECS_CACHE_TTL_SECONDS"],
+        catalogue_refresh=c["CATALOGUE_REFRESH_SECONDS"],
+        model_check=c["MODEL_CHECK_SECONDS"],
+        holdout_share=c["HOLDOUT_SHARE"],
+    )
+    ecrm = app.extensions["ecrm"]
+    layer = ServingLayer(ecrm.engine, ecrm.redis, os.path.join(c["VAR_DIR"], "models"), settings)
+    app.extensions["ecrm_serving"] = layer
+    return layer
+
+
+def serving() -> ServingLayer:
+    """The app's serving layer."""
+    return current_app.extensions["ecrm_serving"]
+
+
+def _request_origin() -> str | None:
+    origin = request.headers.get("Origin")
+    if origin:
+        return origin
+    referer = request.headers.get("Referer")
+    if referer:
+        parts = urlsplit(referer)
+        if parts.scheme and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def _caller(server_only: bool = False) -> Site:
+    """The site calling: secret key in Authorization, or write key + an allowed origin."""
+    sites = clients().sites
+    if request.authorization is not None:
+        key = presented_key()
+        site = sites.by_server_key(key) if key else None
+        if site is not None:
+            return site
+        if key and sites.by_write_key(key) is not None:
+            if server_only:
+                raise ApiError(
+                    403,
+                    "Authorization",
+                    "this call needs the site's secret server key, not the public write key",
+                    "forbidden",
+                )
+            return _browser(sites.by_write_key(key))
+        raise ApiError(401, "Authorization", "unknown or revoked key", "unauthorized")
+    key = request.args.get("write_key")
+    if server_only:
+        raise ApiError(
+            403 if key else 401,
+            "Authorization",
+            "send the site's secret server key as HTTP Basic username or Bearer token",
+            "forbidden" if key else "unauthorized",
+        )
+    if not key:
+        raise ApiError(
+            401,
+            "write_key",
+            "missing; pass the site's write key as write_key, or the secret key in Authorization",
+            "unauthorized",
+        )
+    site = sites.by_write_key(key)
+    if site is None:
+        raise ApiError(401, "write_key", "unknown or revoked write key", "unauthorized")
+    return _browser(site)
+
+
+def _browser(site: Site) -> Site:
+    origin = _request_origin()
+    if origin is None or not site.allows_origin(origin):
+        raise ApiError(
+            403,
+            "Origin",
+            f"{origin or 'no Origin or Referer'}: not an allowed origin for this write key; "
+            "add it to the site, or call from your server with the secret key",
+            "forbidden_origin",
+        )
+    g.cors_origin = request.headers.get("Origin")
+    return site
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, name, f"must be a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise ApiError(400, name, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def _id(name: str, value: str | None = None) -> str | None:
+    value = request.args.get(name) if value is None else value
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_ID or "\x00" in value:
+        raise ApiError(400, name, f"must be at most {MAX_ID} characters without NUL")
+    return value
+
+
+def _filters() -> tuple[int, str, str | None, list[str]]:
+    n = _int("n", 10, 1, current_app.config["RECS_MAX_N"])
+    placement = request.args.get("placement") or "default"
+    if not PLACEMENT.fullmatch(placement):
+        raise ApiError(400, "placement", "must be 1-64 letters, digits, '-' or '_'")
+    category = request.args.get("category") or None
+    if category is not None and (len(category) > 500 or "\x00" in category):
+        raise ApiError(400, "category", "must be at most 500 characters without NUL")
+    exclude = [e for e in (request.args.get("exclude") or "").split(",") if e]
+    if len(exclude) > MAX_EXCLUDE:
+        raise ApiError(400, "exclude", f"at most {MAX_EXCLUDE} comma-separated item ids")
+    for item_id in exclude:
+        _id("exclude", item_id)
+    return n, placement, category, exclude
+
+
+def _respond(answer: Answer, placement: str) -> Response:
+    body = {"rec_id": os.urandom(16).hex(), "placement": placement} | answer_dict(answer)
+    response = current_app.response_class(orjson.dumps(body), mimetype="application/json")
+    response.headers["X-Ecrm-Cache"] = answer.cache
+    return response
+
+
+@bp.get("/recommendations")
+def recommendations():
+    """Personal recommendations for a customer or a visitor, with fallbacks."""
+    site = _caller()
+    user_id, anonymous_id = _id("user_id"), _id("anonymous_id")
+    if user_id is None and anonymous_id is None:
+        raise ApiError(400, "user_id", "give user_id or anonymous_id (or both)")
+    n, placement, category, exclude = _filters()
+    answer = serving().recommend(
+        site.site_id,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        n=n,
+        category=category,
+        exclude=exclude,
+        context_item=_id("item_id"),
+    )
+    return _respond(answer, placement)
+
+
+@bp.get("/items/<path:item_id>/similar")
+def similar_items(item_id: str):
+    """ "Customers who bought this also bought"."""
+    site = _caller()
+    item_id = _id("item_id", item_id)
+    visitor = _id("anonymous_id") or _id("user_id")
+    n, placement, category, exclude = _filters()
+    answer = serving().similar_items(
+        site.site_id, item_id, visitor_id=visitor, n=n, category=category, exclude=exclude
+    )
+    return _respond(answer, placement)
+
+
+@bp.get("/customers/<path:user_id>/similar")
+def similar_customers(user_id: str):
+    """The most similar customers and what they bought (secret server key only)."""
+    site = _caller(server_only=True)
+    user_id = _id("user_id", user_id)
+    k = _int("k", 10, 1, MAX_K)
+    n, placement, category, exclude = _filters()
+    answer = serving().similar_customers(
+        site.site_id, user_id, k=k, n=n, category=category, exclude=exclude
+    )
+    return _respond(answer, placement)
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    """Browsers on an allowed origin may read the answer (and its errors); no credentials."""
+    origin = request.headers.get("Origin")
+    if origin:
+        allowed = getattr(g, "cors_origin", None) == origin
+        if not allowed and response.status_code >= 400 and response.status_code != 403:
+            allowed = clients().sites.origin_known(origin)
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "X-Ecrm-Cache"
+    response.headers["Cache-Control"] = NO_STORE
+    response.headers.add("Vary", "Origin")
+    return response
