@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from webapp import catalogue, cli, collector, demo_shop, health
+from webapp import catalogue, cli, collector, demo_shop, health, openapi, recommend
 from webapp.clients import init_clients
 from webapp.config import load_config
 from webapp.errors import register_error_handlers
@@ -40,11 +40,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.session_interface = ApiAwareSessionInterface()
     init_clients(app)
+    recommend.init_serving(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(collector.bp)
     app.register_blueprint(catalogue.bp)
+    app.register_blueprint(recommend.bp)
     app.register_blueprint(demo_shop.bp)
+    app.register_blueprint(openapi.bp)
 
     register_error_handlers(app)
     cli.register(app)

@@ -1,0 +1,280 @@
+"""The catalogue's operations (secret server key): items the shop sells."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracking.catalogue import FIELDS as ITEM_FIELDS
+from tracking.catalogue import MAX_BULK_ITEMS, TEXT_LIMITS
+from webapp.catalogue import MAX_BODY_BYTES
+from webapp.openapi.parts import SERVER_KEY, curl, error_response, json_content, schema_ref
+
+EXAMPLE_ITEM = {
+    "title": "Blue mug",
+    "category": "Home/Kitchen",
+    "price": 12.5,
+    "currency": "EUR",
+    "url": "https://shop.example/p/sku-0001",
+    "image_url": "https://shop.example/i/sku-0001.jpg",
+    "in_stock": True,
+    "active": True,
+    "attributes": {"colour": "blue"},
+}
+
+ITEM_ID = {
+    "name": "item_id",
+    "in": "path",
+    "required": True,
+    "description": "The shop's own item id.",
+    "schema": {"type": "string", "maxLength": TEXT_LIMITS["item_id"]},
+    "example": "sku-0001",
+}
+
+
+def _text(limit: int, description: str, nullable: bool = True) -> dict[str, Any]:
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "maxLength": limit,
+        "description": description,
+    }
+
+
+def schemas() -> dict[str, dict]:
+    """The item as written and as read, and the catalogue's answers."""
+    common = {
+        "category": _text(TEXT_LIMITS["category"], "A path such as `Music/Jazz`."),
+        "currency": {
+            "type": ["string", "null"],
+            "pattern": "^[A-Za-z]{3}$",
+            "description": "ISO 4217; stored upper-case.",
+        },
+        "url": _text(TEXT_LIMITS["url"], "An http(s) URL or a path."),
+        "image_url": _text(TEXT_LIMITS["image_url"], "An http(s) URL or a path."),
+        "attributes": {"type": "object", "description": "Free JSON, at most 16 KB."},
+    }
+    item_input = {
+        "type": "object",
+        "description": "An item to write. Unknown fields are refused.",
+        "additionalProperties": False,
+        "required": ["title"],
+        "properties": {
+            "item_id": {
+                "type": ["string", "integer"],
+                "minLength": 1,
+                "maxLength": TEXT_LIMITS["item_id"],
+            },
+            "title": {"type": "string", "minLength": 1, "maxLength": TEXT_LIMITS["title"]},
+            **common,
+            "price": {
+                "type": ["number", "string", "null"],
+                "minimum": 0,
+                "exclusiveMaximum": 1e12,
+                "description": "A number (or numeric string), kept to 2 decimals.",
+            },
+            "in_stock": {"type": ["boolean", "string"], "default": True},
+            "active": {"type": ["boolean", "string"], "default": True},
+        },
+    }
+    item = {
+        "type": "object",
+        "required": [*ITEM_FIELDS, "hidden"],
+        "properties": {
+            "item_id": {"type": "string"},
+            "title": {"type": "string"},
+            **common,
+            "price": {"type": ["number", "null"]},
+            "in_stock": {"type": "boolean"},
+            "active": {"type": "boolean"},
+            "hidden": {"type": "boolean", "description": "Hidden by DELETE; never recommended."},
+        },
+    }
+    return {
+        "ItemInput": item_input,
+        "Item": item,
+        "ItemsUpsertRequest": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "maxItems": MAX_BULK_ITEMS,
+                    "items": {"allOf": [schema_ref("ItemInput")], "required": ["item_id"]},
+                }
+            },
+        },
+        "ItemWritten": {
+            "type": "object",
+            "required": ["success", "item"],
+            "properties": {"success": {"const": True}, "item": schema_ref("Item")},
+        },
+        "ItemsUpserted": {
+            "type": "object",
+            "required": ["success", "upserted"],
+            "properties": {"success": {"const": True}, "upserted": {"type": "integer"}},
+        },
+        "ItemHidden": {
+            "type": "object",
+            "required": ["success", "item_id", "hidden"],
+            "properties": {
+                "success": {"const": True},
+                "item_id": {"type": "string"},
+                "hidden": {"const": True},
+            },
+        },
+    }
+
+
+def _errors(*statuses: int) -> dict[str, dict]:
+    table = {
+        400: error_response(
+            400,
+            "The body is not JSON, or `items` is missing.",
+            "invalid_json",
+            "body",
+            "not valid JSON (unexpected character: line 1 column 1 (char 0))",
+        ),
+        401: error_response(
+            401,
+            "No server key, or an unknown or revoked one.",
+            "unauthorized",
+            "Authorization",
+            "unknown or revoked server key",
+        ),
+        404: error_response(
+            404,
+            "No such item in this site's catalogue.",
+            "not_found",
+            "item_id",
+            "no item 'sku-0001' in this site's catalogue",
+        ),
+        413: error_response(
+            413,
+            f"Body over {MAX_BODY_BYTES:,} bytes, or more than {MAX_BULK_ITEMS:,} items.",
+            "too_large",
+            "items",
+            f"more than {MAX_BULK_ITEMS} items",
+        ),
+        415: error_response(
+            415,
+            "Content-Type other than application/json.",
+            "unsupported_media",
+            "Content-Type",
+            "must be application/json",
+        ),
+        422: error_response(
+            422,
+            "An item breaks the schema; `field` is its path (nothing is written).",
+            "invalid_item",
+            "body.price",
+            "must be a number from 0 to 1e12",
+        ),
+    }
+    return {str(status): table[status] for status in statuses}
+
+
+def paths(server: str) -> dict[str, dict]:
+    """The catalogue's operations."""
+    item_path = "/v1/items/sku-0001"
+    return {
+        "/v1/items": {
+            "post": {
+                "tags": ["Catalogue"],
+                "operationId": "upsertItems",
+                "summary": f"Create or replace up to {MAX_BULK_ITEMS:,} items",
+                "description": "All or nothing: one invalid item and nothing is written. "
+                "Upserting a hidden item shows it again.",
+                "security": SERVER_KEY,
+                "requestBody": {
+                    "required": True,
+                    "content": json_content(
+                        schema_ref("ItemsUpsertRequest"),
+                        {"items": [{"item_id": "sku-0001", **EXAMPLE_ITEM}]},
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "Every item written.",
+                        "content": json_content(
+                            schema_ref("ItemsUpserted"), {"success": True, "upserted": 1}
+                        ),
+                    },
+                    **_errors(400, 401, 413, 415, 422),
+                },
+                "x-codeSamples": [
+                    curl(
+                        server,
+                        "POST",
+                        "/v1/items",
+                        auth="server",
+                        body={"items": [{"item_id": "sku-0001", **EXAMPLE_ITEM}]},
+                    )
+                ],
+            }
+        },
+        "/v1/items/{item_id}": {
+            "parameters": [ITEM_ID],
+            "get": {
+                "tags": ["Catalogue"],
+                "operationId": "getItem",
+                "summary": "Read one item",
+                "description": "Hidden items are answered too, with `hidden: true`.",
+                "security": SERVER_KEY,
+                "responses": {
+                    "200": {
+                        "description": "The item.",
+                        "content": json_content(
+                            schema_ref("Item"),
+                            {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False},
+                        ),
+                    },
+                    **_errors(401, 404),
+                },
+                "x-codeSamples": [curl(server, "GET", item_path, auth="server")],
+            },
+            "put": {
+                "tags": ["Catalogue"],
+                "operationId": "putItem",
+                "summary": "Create or replace one item",
+                "description": "`item_id` comes from the path (if the body has one it must "
+                "match). Fields left out take their defaults. Shows a hidden item again.",
+                "security": SERVER_KEY,
+                "requestBody": {
+                    "required": True,
+                    "content": json_content(schema_ref("ItemInput"), EXAMPLE_ITEM),
+                },
+                "responses": {
+                    "200": {
+                        "description": "The item as stored.",
+                        "content": json_content(
+                            schema_ref("ItemWritten"),
+                            {
+                                "success": True,
+                                "item": {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False},
+                            },
+                        ),
+                    },
+                    **_errors(400, 401, 413, 415, 422),
+                },
+                "x-codeSamples": [curl(server, "PUT", item_path, auth="server", body=EXAMPLE_ITEM)],
+            },
+            "delete": {
+                "tags": ["Catalogue"],
+                "operationId": "hideItem",
+                "summary": "Hide one item",
+                "description": "The item stays in order history but is never recommended; a "
+                "later upsert shows it again.",
+                "security": SERVER_KEY,
+                "responses": {
+                    "200": {
+                        "description": "Hidden.",
+                        "content": json_content(
+                            schema_ref("ItemHidden"),
+                            {"success": True, "item_id": "sku-0001", "hidden": True},
+                        ),
+                    },
+                    **_errors(401, 404),
+                },
+                "x-codeSamples": [curl(server, "DELETE", item_path, auth="server")],
+            },
+        },
+    }

@@ -1,0 +1,348 @@
+"""The recommendation operations: for a customer or visitor, similar items, similar customers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tracking.events import MAX_ID_LENGTH
+from webapp.openapi.parts import SERVER_KEY, curl, error_response, json_content, query, schema_ref
+
+SOURCES = ("personal", "similar_customers", "item_neighbours", "popular", "trending", "fallback")
+SOURCES_NOTE = (
+    "`source` says which link of the fallback chain answered; without a model or Redis the "
+    "answer falls back to popular items and says so, never a 5xx."
+)
+EXAMPLE_RECOMMENDATIONS = {
+    "rec_id": "5f0c6e2b9a8d4c1e8b7a6f5e4d3c2b1a",
+    "model_version": "20261124T101500Z-ab12",
+    "source": "personal",
+    "placement": "home",
+    "holdout": False,
+    "items": [
+        {
+            "item_id": "sku-0001",
+            "title": "Blue mug",
+            "price": 12.5,
+            "currency": "EUR",
+            "url": "https://shop.example/p/sku-0001",
+            "image_url": "https://shop.example/i/sku-0001.jpg",
+            "reason": "bought by 7 customers like you",
+            "score": 0.83,
+            "position": 1,
+        }
+    ],
+}
+
+
+def schemas() -> dict[str, dict]:
+    """The recommendation answers."""
+    nullable_text = {"type": ["string", "null"]}
+    recommended = {
+        "type": "object",
+        "required": [
+            "item_id",
+            "title",
+            "price",
+            "currency",
+            "url",
+            "image_url",
+            "reason",
+            "score",
+            "position",
+        ],
+        "properties": {
+            "item_id": {"type": "string"},
+            "title": {"type": "string"},
+            "price": {"type": ["number", "null"]},
+            "currency": nullable_text,
+            "url": nullable_text,
+            "image_url": nullable_text,
+            "reason": {"type": "string", "examples": ["bought by 7 customers like you"]},
+            "score": {"type": "number"},
+            "position": {"type": "integer", "minimum": 1, "description": "1 for the first."},
+        },
+    }
+    recommendations = {
+        "type": "object",
+        "required": ["rec_id", "model_version", "source", "placement", "holdout", "items"],
+        "properties": {
+            "rec_id": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{32}$",
+                "description": "New for every answer; send it back with Recommendation Shown "
+                "and Recommendation Clicked events for attribution.",
+            },
+            "model_version": {**nullable_text, "description": "null before the first model."},
+            "source": {"type": "string", "enum": list(SOURCES)},
+            "placement": {"type": "string"},
+            "holdout": {
+                "type": "boolean",
+                "description": "The visitor is in the holdout group: popular items only, to "
+                "measure lift.",
+            },
+            "items": {"type": "array", "items": schema_ref("RecommendedItem")},
+        },
+    }
+    return {
+        "RecommendedItem": recommended,
+        "Recommendations": recommendations,
+        "SimilarCustomers": {
+            "allOf": [
+                schema_ref("Recommendations"),
+                {
+                    "type": "object",
+                    "required": ["customers"],
+                    "properties": {
+                        "customers": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["user_id", "similarity"],
+                                "properties": {
+                                    "user_id": {"type": "string"},
+                                    "similarity": {"type": "number"},
+                                },
+                            },
+                        }
+                    },
+                },
+            ]
+        },
+    }
+
+
+def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
+    """The recommendation operations."""
+    max_n = config["RECS_MAX_N"]
+    id_schema = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+    n = query(
+        "n", "How many items.", {"type": "integer", "minimum": 1, "maximum": max_n, "default": 10}
+    )
+    user_id = query(
+        "user_id", "The customer (Segment `userId`); personalises.", id_schema, "cust-00042"
+    )
+    anonymous_id = query(
+        "anonymous_id",
+        "The visitor (Segment `anonymousId`): personalises visitors from their recent events and "
+        "decides the sticky holdout group (`user_id` decides it when there is no `anonymous_id`).",
+        id_schema,
+        "a-1",
+    )
+    placement = query(
+        "placement",
+        "Where the list is shown; echoed in the answer and in attribution reports.",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "default": "default"},
+        "home",
+    )
+    filters = [
+        placement,
+        query(
+            "category",
+            "Only items whose category path starts with this (`Music/Jazz`).",
+            {"type": "string", "maxLength": 500},
+        ),
+        query(
+            "exclude",
+            f"Comma-separated item ids to leave out (at most 100, each at most {MAX_ID_LENGTH} "
+            "characters).",
+            {"type": "string"},
+            "sku-0001,sku-0002",
+        ),
+    ]
+    # A write key (query, or Basic) needs an allowed Origin; the server key does not.
+    browser_or_server = [{"writeKeyQuery": []}, {"writeKey": []}, *SERVER_KEY]
+    ok_headers = {
+        "Cache-Control": {"description": "`no-store`", "schema": {"type": "string"}},
+        "X-Ecrm-Cache": {
+            "description": "Which cache answered.",
+            "schema": {"type": "string", "enum": ["local", "redis", "miss", "none"]},
+        },
+    }
+
+    def ok(schema: str, example: dict) -> dict:
+        return {
+            "description": "The recommendations (`items` may be empty).",
+            "headers": ok_headers,
+            "content": json_content(schema_ref(schema), example),
+        }
+
+    def errors(bad_field: str, bad_reason: str) -> dict:
+        return {
+            "400": error_response(
+                400,
+                "A query parameter is invalid; `field` names it.",
+                "invalid_request",
+                bad_field,
+                bad_reason,
+            ),
+            "401": error_response(
+                401,
+                "No key, or an unknown or revoked one (`field` is `write_key` or "
+                "`Authorization`, where it was sent).",
+                "unauthorized",
+                "write_key",
+                "unknown or revoked write key",
+            ),
+            "403": error_response(
+                403,
+                "A write key from an origin (`Origin`, else the `Referer`'s) that the site does "
+                "not allow.",
+                "forbidden_origin",
+                "Origin",
+                "https://evil.example: not an allowed origin for this write key; add it to the "
+                "site, or call from your server with the secret key",
+            ),
+        }
+
+    # curl sends no Origin by itself; a browser on the shop's page does.
+    browser_sample = {
+        "extra": ("-H 'Origin: https://shop.example'",),
+        "label": "curl (as a browser: write key)",
+    }
+    return {
+        "/v1/recommendations": {
+            "get": {
+                "tags": ["Recommendations"],
+                "operationId": "recommendations",
+                "summary": "Recommendations for a customer or a visitor",
+                "description": "Personal recommendations with the site's business rules applied "
+                "(purchased, hidden, inactive and out-of-stock items never shown). At least one "
+                f"of `user_id` and `anonymous_id`. {SOURCES_NOTE}",
+                "security": browser_or_server,
+                "parameters": [
+                    user_id,
+                    anonymous_id,
+                    n,
+                    *filters,
+                    query(
+                        "item_id",
+                        "The item on the page: left out of the results.",
+                        id_schema,
+                        "sku-0001",
+                    ),
+                ],
+                "responses": {
+                    "200": ok("Recommendations", EXAMPLE_RECOMMENDATIONS),
+                    **errors("user_id", "give user_id or anonymous_id (or both)"),
+                },
+                "x-codeSamples": [
+                    curl(
+                        server,
+                        "GET",
+                        "/v1/recommendations",
+                        query="user_id=cust-00042&n=5&placement=home&write_key=$WRITE_KEY",
+                        **browser_sample,
+                    ),
+                    curl(
+                        server,
+                        "GET",
+                        "/v1/recommendations",
+                        auth="server",
+                        query="user_id=cust-00042&n=5",
+                        label="curl (from a backend: server key)",
+                    ),
+                ],
+            }
+        },
+        "/v1/items/{item_id}/similar": {
+            "parameters": [
+                {
+                    "name": "item_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The shop's item id (it may contain `/`).",
+                    "schema": id_schema,
+                    "example": "sku-0001",
+                }
+            ],
+            "get": {
+                "tags": ["Recommendations"],
+                "operationId": "similarItems",
+                "summary": "Customers who bought this also bought",
+                "description": "Items bought together with `item_id` (source `item_neighbours`, "
+                "or a fallback), never `item_id` itself. `anonymous_id` (else `user_id`) only "
+                "decides the holdout group here.",
+                "security": browser_or_server,
+                "parameters": [user_id, anonymous_id, n, *filters],
+                "responses": {
+                    "200": ok(
+                        "Recommendations", {**EXAMPLE_RECOMMENDATIONS, "source": "item_neighbours"}
+                    ),
+                    **errors("n", f"must be from 1 to {max_n}, got 0"),
+                },
+                "x-codeSamples": [
+                    curl(
+                        server,
+                        "GET",
+                        "/v1/items/sku-0001/similar",
+                        query="anonymous_id=a-1&n=5&write_key=$WRITE_KEY",
+                        **browser_sample,
+                    ),
+                ],
+            },
+        },
+        "/v1/customers/{user_id}/similar": {
+            "parameters": [
+                {
+                    "name": "user_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The customer (Segment `userId`; it may contain `/`).",
+                    "schema": id_schema,
+                    "example": "cust-00042",
+                }
+            ],
+            "get": {
+                "tags": ["Recommendations"],
+                "operationId": "similarCustomers",
+                "summary": "Customers like this one, and what they bought",
+                "description": "Secret server key only. The `k` most similar customers and "
+                "items they bought (source `similar_customers`, or a fallback); not cached.",
+                "security": SERVER_KEY,
+                "parameters": [
+                    query(
+                        "k",
+                        "How many similar customers.",
+                        {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+                    ),
+                    n,
+                    placement,
+                ],
+                "responses": {
+                    "200": ok(
+                        "SimilarCustomers",
+                        {
+                            **EXAMPLE_RECOMMENDATIONS,
+                            "source": "similar_customers",
+                            "customers": [{"user_id": "cust-00007", "similarity": 0.91}],
+                        },
+                    ),
+                    "400": errors("k", "must be from 1 to 100, got 500")["400"],
+                    "401": error_response(
+                        401,
+                        "No key, or an unknown or revoked one.",
+                        "unauthorized",
+                        "Authorization",
+                        "unknown or revoked key",
+                    ),
+                    "403": error_response(
+                        403,
+                        "A write key was sent: this call needs the secret server key.",
+                        "forbidden",
+                        "Authorization",
+                        "this call needs the site's secret server key, not the public write key",
+                    ),
+                },
+                "x-codeSamples": [
+                    curl(
+                        server,
+                        "GET",
+                        "/v1/customers/cust-00042/similar",
+                        auth="server",
+                        query="k=10&n=5",
+                    ),
+                ],
+            },
+        },
+    }
