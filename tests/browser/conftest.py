@@ -221,3 +221,25 @@ def page(context, shop):
     yield p
     assert not p.watch.errors, f"errors reached the page: {p.watch.errors}"
     assert not p.watch.console, f"console errors: {p.watch.console}"
+
+
+@pages.get("/recs/<name>")
+def recs_page(name: str):
+    """A shop page with recommendation slots (pages/recs.html); test_widget.py sets it up."""
+    setup = current_app.config["BROWSER_PAGE"]
+    return render_template_string(
+        (PAGES / "recs.html").read_text(),
+        name=name,
+        **{"slots": [], "widget_attrs": {}, "below": False, "tracker": "head", **setup},
+    )
+
+
+@pages.get("/img/<name>.svg")
+def picture(name: str):
+    """A product picture for test catalogues (the demo shop's needs its own site)."""
+    hue = sum(name.encode()) % 360
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240">'
+        f'<rect width="320" height="240" fill="hsl({hue},55%,75%)"/></svg>'
+    )
+    return current_app.response_class(svg, mimetype="image/svg+xml")
