@@ -422,3 +422,21 @@ def test_one_computation_per_key_under_concurrent_misses(served, monkeypatch):
         t.join()
     assert len(calls) == 1
     assert len({tuple(map(tuple, entry["c"])) for entry, _ in results}) == 1
+
+
+def test_the_train_command_precomputes_the_new_versions_cache(app, runner, site, redis):
+    shop = generate_shop(SPEC)
+    engine = app.extensions["ecrm"].engine
+    upsert_items(engine, site.site_id, [validate_item(i) for i in shop.items])
+    store_events(engine, site.site_id, shop.events)
+    result = runner.invoke(args=["train", "--site", site.write_key, "--tune-seconds", "0"])
+    assert result.exit_code == 0, result.output
+    assert "customers precomputed" in result.output
+    version = os.readlink(Path(app.config["VAR_DIR"]) / "models" / str(site.site_id) / "current")
+    keys = redis.keys(f"ecrm:recs:{site.site_id}:{version}:u:*")
+    assert len(keys) > 100
+    user = keys[0].decode().rsplit(":u:", 1)[1]
+    r = app.test_client().get(
+        "/v1/recommendations", query_string={"user_id": user}, headers=auth(site)
+    )
+    assert r.headers["X-Ecrm-Cache"] == "redis" and r.json["model_version"] == version

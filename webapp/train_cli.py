@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 import click
+import redis
 from flask import current_app
 from flask.cli import with_appcontext
 
 from recommender.registry import ModelRegistry, RegistryError
+from recommender.serving import precompute
 from recommender.training import NotEnoughData, TrainSettings, train
 from tracking.sites import Site, find_site, list_sites
 from webapp.clients import clients
 
 STAGES = ("read", "tune", "evaluate", "check", "promote")
+PRECOMPUTE_BUDGET_SECONDS = 120.0
 
 
 def registry_dir(site_id: int) -> Path:
@@ -50,9 +54,30 @@ def train_site(site: Site, tune_seconds: float) -> bool:
             return False
     if report.promoted:
         click.echo(f"promoted {report.version} for {site.name} ({report.timings})")
+        warm_cache(site)
     else:
         click.echo(f"kept the current model for {site.name}: {'; '.join(report.failures)}")
     return report.promoted
+
+
+def warm_cache(site: Site) -> int:
+    """Precompute the new version's answers for recently active customers into Redis."""
+    c = current_app.config
+    layer = current_app.extensions["ecrm_serving"]
+    started = time.monotonic()
+    try:
+        written = precompute(
+            layer,
+            site.site_id,
+            active_days=c["RECS_PRECOMPUTE_DAYS"],
+            limit=c["RECS_PRECOMPUTE_MAX"],
+            budget_seconds=PRECOMPUTE_BUDGET_SECONDS,
+        )
+    except redis.RedisError as e:  # the cache fills on demand instead
+        click.echo(f"  cache: not precomputed ({e})")
+        return 0
+    click.echo(f"  cache: {written} customers precomputed in {time.monotonic() - started:.1f} s")
+    return written
 
 
 @click.command("train")
