@@ -217,6 +217,7 @@ class IngestWorker:
         t.duplicates += stats.duplicates
         t.rejected += stats.rejected
         t.orders += stats.orders
+        t.attributed += stats.attributed
 
     def _failed(self, entry: tuple[bytes, dict], error: Exception) -> int:
         entry_id, fields = entry

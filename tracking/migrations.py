@@ -2,6 +2,9 @@
 
 Each migration is a function of a connection, applied once, in order, inside one transaction
 with its row in ``schema_migrations``. Add new ones at the end; never edit a shipped one.
+
+Migration 1 creates the tables as :mod:`tracking.schema` defines them today, so on a new
+database later migrations find their work done: each one adds only what is missing.
 """
 
 from __future__ import annotations
@@ -19,8 +22,29 @@ def _initial(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _add_column(conn: sa.Connection, table: sa.Table, name: str) -> None:
+    """ALTER TABLE ... ADD COLUMN as the schema defines it, unless the column exists."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    if name in present:
+        return
+    spec = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {spec}"))
+
+
+def _closed_loop(conn: sa.Connection) -> None:
+    # Existing rows predate the holdout: nobody was held out, so false is the truth for them.
+    _add_column(conn, schema.events, "holdout")
+    _add_column(conn, schema.orders, "holdout")
+    schema.attributions.create(conn, checkfirst=True)
+    for index in schema.attributions.indexes:
+        index.create(conn, checkfirst=True)
+    for index in schema.orders.indexes:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial tables", _initial),
+    (2, "holdout labels on events and orders; attributions", _closed_loop),
 ]
 
 

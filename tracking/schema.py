@@ -49,6 +49,8 @@ events = sa.Table(
     sa.Column("sent_at", UtcDateTime, nullable=True),
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("payload", JSON, nullable=False),
+    # The visitor belongs to the holdout group (tracking.holdout): measured, not personalised.
+    sa.Column("holdout", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.UniqueConstraint("site_id", "message_id", name="uq_events_site_message"),
 )
 sa.Index("ix_events_user", events.c.site_id, events.c.user_id, events.c.timestamp)
@@ -122,9 +124,13 @@ orders = sa.Table(
     sa.Column("revenue", sa.Numeric(14, 2), nullable=True),
     sa.Column("currency", sa.String(3), nullable=True),
     sa.Column("ordered_at", UtcDateTime, nullable=False),
+    # The ordering visitor belongs to the holdout group (the order event's visitor).
+    sa.Column("holdout", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.UniqueConstraint("site_id", "order_id", name="uq_orders_site_order"),
 )
 sa.Index("ix_orders_user", orders.c.site_id, orders.c.user_id)
+# Late recommendation clicks look up the orders of an anonymous visitor.
+sa.Index("ix_orders_anonymous", orders.c.site_id, orders.c.anonymous_id)
 
 order_lines = sa.Table(
     "order_lines",
@@ -139,6 +145,30 @@ order_lines = sa.Table(
     sa.Column("price", sa.Numeric(14, 2), nullable=True),
     sa.Column("quantity", sa.Integer, nullable=False),
 )
+
+# An order line credited to the last recommendation click on its item by the same customer within
+# the attribution window (tracking.attribution). One row per (site, order, item).
+attributions = sa.Table(
+    "attributions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("site_id", sa.Integer, nullable=False),
+    sa.Column("order_id", sa.String(255), nullable=False),
+    sa.Column("item_id", sa.String(255), nullable=False),
+    sa.Column("rec_id", sa.String(32), nullable=False),
+    sa.Column("placement", sa.String(200), nullable=True),
+    sa.Column("model_version", sa.String(200), nullable=True),
+    sa.Column("source", sa.String(64), nullable=True),
+    sa.Column("clicked_at", UtcDateTime, nullable=False),
+    sa.Column("ordered_at", UtcDateTime, nullable=False),
+    # The item's lines of the order: price x quantity, in the order's currency.
+    sa.Column("revenue", sa.Numeric(14, 2), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("holdout", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("site_id", "order_id", "item_id", name="uq_attributions_site_order_item"),
+)
+sa.Index("ix_attributions_time", attributions.c.site_id, attributions.c.ordered_at)
 
 rejected_events = sa.Table(
     "rejected_events",
@@ -182,6 +212,7 @@ DATA_TABLES = (
     items,
     orders,
     order_lines,
+    attributions,
     rejected_events,
     dead_letters,
     sites,

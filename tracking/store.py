@@ -1,8 +1,10 @@
 """Writing collected events into the SQL store, idempotently, in one transaction per batch.
 
-Every derived row (customer, identity, session, order) is computed from events that are new to
-the store, and every insert is guarded by a unique key, so redelivering a stream entry after a
-crash stores nothing twice.
+Every derived row (customer, identity, session, order, attribution) is computed from events that
+are new to the store, and every insert is guarded by a unique key, so redelivering a stream entry
+after a crash stores nothing twice. Events and orders carry the visitor's holdout label
+(:mod:`tracking.holdout`); orders are attributed to recommendation clicks
+(:mod:`tracking.attribution`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tracking import attribution
 from tracking.db import insert_ignore, upsert
+from tracking.holdout import in_holdout
 from tracking.schema import (
     customers,
     events,
@@ -50,6 +54,7 @@ class WriteStats:
     duplicates: int = 0
     rejected: int = 0
     orders: int = 0
+    attributed: int = 0  # order lines credited to a recommendation click
     site_ids: set[int] = field(default_factory=set)
 
 
@@ -92,7 +97,11 @@ def write_entries(
     holdout_share: float = 0.0,
     attribution_window: timedelta = timedelta(days=7),
 ) -> WriteStats:
-    """Store parsed stream entries (tracking.stream.parse_entry) in ``conn``'s transaction."""
+    """Store parsed stream entries (tracking.stream.parse_entry) in ``conn``'s transaction.
+
+    ``holdout_share`` labels the events and orders of holdout visitors; orders are credited to
+    recommendation clicks at most ``attribution_window`` older than them.
+    """
     stats = WriteStats()
     engine = conn.engine
     by_site: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -137,7 +146,10 @@ def write_entries(
         session_of = _assign_sessions(conn, site_id, new_events, session_timeout)
         _write_identities(conn, site_id, new_events)
         _write_customers(conn, site_id, new_events)
-        stats.orders += _write_orders(conn, site_id, new_events)
+        order_ids = _write_orders(conn, site_id, new_events, holdout_share)
+        stats.orders += len(order_ids)
+        # Clicks that arrive after their order (a browser queue flushed late) credit it too.
+        order_ids |= attribution.orders_after_clicks(conn, site_id, new_events, attribution_window)
         rows = []
         for event in new_events:
             ts = event.pop("_ts")
@@ -160,6 +172,7 @@ def write_entries(
                     "sent_at": _time(event["sentAt"]) if event.get("sentAt") else None,
                     "received_at": _time(event["receivedAt"]),
                     "payload": event,
+                    "holdout": _holdout(site_id, event, holdout_share),
                 }
             )
         # ON CONFLICT guards against a concurrent worker storing the same message meanwhile.
@@ -169,7 +182,16 @@ def write_entries(
         stored = result.rowcount if result.rowcount >= 0 else len(rows)
         stats.stored += stored
         stats.duplicates += len(rows) - stored
+        # After the events, so a click in this very batch is in the store to be found.
+        stats.attributed += attribution.attribute_orders(
+            conn, site_id, order_ids, attribution_window
+        )
     return stats
+
+
+def _holdout(site_id: int, event: dict[str, Any], share: float) -> bool:
+    # The same function and visitor id the web layer uses to serve popularity only.
+    return in_holdout(site_id, event.get("anonymousId") or event.get("userId"), share)
 
 
 def _visitor(event: dict[str, Any]) -> str:
@@ -307,7 +329,10 @@ def _write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) 
     )
 
 
-def _write_orders(conn: sa.Connection, site_id: int, new_events: list[dict]) -> int:
+def _write_orders(
+    conn: sa.Connection, site_id: int, new_events: list[dict], holdout_share: float
+) -> set[str]:
+    """Insert the orders and lines of new Order Completed events; return their order ids."""
     order_rows, line_rows = [], []
     for event in new_events:
         if event["type"] != "track" or event.get("event") != "Order Completed":
@@ -325,6 +350,7 @@ def _write_orders(conn: sa.Connection, site_id: int, new_events: list[dict]) -> 
                 "revenue": _money(properties.get("revenue", properties.get("total"))),
                 "currency": (str(properties.get("currency") or "")[:3] or None),
                 "ordered_at": event["_ts"],
+                "holdout": _holdout(site_id, event, holdout_share),
             }
         )
         for position, product in enumerate(properties.get("products") or []):
@@ -346,7 +372,7 @@ def _write_orders(conn: sa.Connection, site_id: int, new_events: list[dict]) -> 
         conn.execute(insert_ignore(conn.engine, orders), order_rows)
     if line_rows:
         conn.execute(insert_ignore(conn.engine, order_lines), line_rows)
-    return len(order_rows)
+    return {row["order_id"] for row in order_rows}
 
 
 def customer_history(conn: sa.Connection, site_id: int, user_id: str) -> list[sa.Row]:
