@@ -33,6 +33,7 @@ This module never imports Flask; ``webapp.recommend`` is its HTTP face.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -65,6 +66,8 @@ from tracking.holdout import in_holdout
 log = logging.getLogger("ecrm.recommender.serving")
 
 COLD = "cold"  # a local entry meaning "no history: serve the site's trending list"
+MEMO_LIMIT = 256  # encoded answers kept per entry or per site state
+_SERIALS = itertools.count(1)
 # The compare-and-set that keeps a slow computation from overwriting a newer generation's entry.
 SET_IF_GENERATION = """
 local g = redis.call('GET', KEYS[2]) or '0'
@@ -109,6 +112,7 @@ class Answer:
     holdout: bool = False
     cache: str = "none"  # local | redis | miss | none
     extra: dict[str, Any] = field(default_factory=dict)
+    body: bytes | None = None  # answer_dict(self) encoded, when already known
 
 
 @dataclass
@@ -189,6 +193,8 @@ class SiteState:
     popular_source: str
     trending_source: str
     previous_version: str | None = None
+    serial: int = field(default_factory=lambda: next(_SERIALS))
+    memo: dict[tuple, bytes] = field(default_factory=dict)  # shared answers, encoded
 
     @property
     def version(self) -> str | None:
@@ -495,23 +501,34 @@ class ServingLayer:
     ) -> Answer:
         """Recommendations for a customer (``user_id``) or a visitor (``anonymous_id``)."""
         state = self.state(site_id)
+        # The encoded answer is kept with the entry it came from (or, for lists shared by many
+        # visitors, with the site's state), per request shape: a repeat costs a dict lookup.
+        # A catalogue reload builds a new state, so its serial retires every such copy.
+        shape = (state.serial, n, category, tuple(exclude), context_item)
         if in_holdout(site_id, anonymous_id or user_id, self.settings.holdout_share):
-            answer = self._finish(
-                state, state.popular, state.popular_source, n, category, exclude, context_item
-            )
-            answer.holdout = True
-            return answer
-        visitor = f"u:{user_id}" if user_id else f"a:{anonymous_id}"
-        entry, cache = self._entry(state, visitor, user_id, anonymous_id)
-        if entry.get(COLD):
-            candidates, source = state.trending, state.trending_source
+            entry, cache = {"v": state.version}, "none"
+            candidates, source, memo, key = state.popular, state.popular_source, state.memo, shape
+            holdout = True
         else:
-            candidates, source = entry["c"], entry["s"]
-        answer = self._finish(state, candidates, source, n, category, exclude, context_item)
-        answer.model_version = entry.get("v", state.version)
-        answer.cache = cache
+            visitor = f"u:{user_id}" if user_id else f"a:{anonymous_id}"
+            entry, cache = self._entry(state, visitor, user_id, anonymous_id)
+            holdout = False
+            if entry.get(COLD):
+                candidates, source = state.trending, state.trending_source
+                memo, key = state.memo, ("trending", *shape)
+            else:
+                candidates, source = entry["c"], entry["s"]
+                memo, key = entry.setdefault("_m", {}), shape
         self.counters[cache] += 1
-        return answer
+        version = entry.get("v", state.version)
+        body = memo.get(key)
+        if body is None:
+            answer = self._finish(state, candidates, source, n, category, exclude, context_item)
+            answer.model_version, answer.holdout = version, holdout
+            body = orjson.dumps(answer_dict(answer))
+            if len(memo) < MEMO_LIMIT:
+                memo[key] = body
+        return Answer(source, version, [], holdout, cache, body=body)
 
     def similar_items(
         self,
@@ -588,6 +605,10 @@ class ServingLayer:
                     else:
                         self.local.put(key, found, started)
                     return found, "redis"
+                if generation == 0 and not self._known(state, user_id, anonymous_id):
+                    # Nothing stored about them, no model history: trending, at the cost of the
+                    # one MGET. Not kept locally: such ids are mostly seen once.
+                    return {COLD: True, "v": state.version}, "miss"
                 entry = self._single_flight(state, visitor, user_id, anonymous_id, generation)
                 self.local.put(key, entry, started)
                 return entry, "miss"
@@ -649,7 +670,8 @@ class ServingLayer:
                         return found
                 token = None  # the other process is slow: compute ourselves rather than wait
             try:
-                recent = self._recent(state, visitor, anonymous_id)
+                # Generation 0: the ingest worker never published them, so no recent events.
+                recent = self._recent(state, visitor, anonymous_id) if generation else []
                 entry = self._compute(state, user_id, anonymous_id, recent, generation)
                 if not entry.get(COLD):
                     self._set_if_generation(
@@ -699,6 +721,14 @@ class ServingLayer:
         events.sort(key=lambda e: e["timestamp"])
         return events
 
+    @staticmethod
+    def _known(state: SiteState, user_id: str | None, anonymous_id: str | None) -> bool:
+        """The model has history for this customer (or never-identified visitor)."""
+        if state.bundle is None:
+            return False
+        model_user = user_id or (f"anon:{anonymous_id}" if anonymous_id else None)
+        return model_user in state.service._user_row
+
     def _traits(self, site_id: int, user_id: str | None) -> dict[str, Any]:
         if not user_id:
             return {}
@@ -723,8 +753,7 @@ class ServingLayer:
         """A visitor's candidate list from the model (or a COLD marker: serve trending)."""
         service = state.service
         model_user = user_id or (f"anon:{anonymous_id}" if anonymous_id else None)
-        known = state.bundle is not None and model_user in service._user_row
-        if not known and not recent:
+        if not recent and not self._known(state, user_id, anonymous_id):
             return {COLD: True, "v": state.version}
         purchased = [e["item_id"] for e in recent if e.get("event") == "Order Completed"]
         found = service.recommend_for_customer(

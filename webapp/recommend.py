@@ -161,8 +161,11 @@ def _filters() -> tuple[int, str, str | None, list[str]]:
 
 
 def _respond(answer: Answer, placement: str) -> Response:
-    body = {"rec_id": os.urandom(16).hex(), "placement": placement} | answer_dict(answer)
-    response = current_app.response_class(orjson.dumps(body), mimetype="application/json")
+    encoded = answer.body or orjson.dumps(answer_dict(answer))
+    # rec_id is new for every response; placement matched PLACEMENT, so needs no escaping.
+    head = f'{{"rec_id":"{os.urandom(16).hex()}","placement":"{placement}",'.encode()
+    body = head + encoded[1:] if len(encoded) > 2 else head[:-1] + b"}"
+    response = current_app.response_class(body, mimetype="application/json")
     response.headers["X-Ecrm-Cache"] = answer.cache
     return response
 

@@ -160,6 +160,8 @@ class Supervisor:
         print(
             "\n  eCRM is running\n"
             f"  collector:  {base}/v1/batch\n"
+            f"  recommend:  {base}/v1/recommendations\n"
+            f"  API docs:   {base}/docs  ({base}/v1/openapi.json)\n"
             f"  health:     {base}/healthz  {base}/readyz\n"
             f"  write key:  {write_key or '(no demo site)'}\n"
             + (f"  server key: {server_key}  (shown once)\n" if server_key else "")
