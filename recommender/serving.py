@@ -264,7 +264,15 @@ class LocalCache:
         return entry
 
     def put(self, key: tuple[int, str], entry: dict, computed_since: float) -> None:
-        """Keep ``entry`` unless the key was invalidated after ``computed_since`` began."""
+        """Keep ``entry`` unless the key was invalidated after ``computed_since`` began.
+
+        The candidate list is kept encoded (a few KB instead of some 15 KB of Python objects)
+        and decoded only when a new request shape needs it (see :func:`candidates_of`).
+        """
+        if "c" in entry:
+            entry = {k: v for k, v in entry.items() if k not in ("c", "_m")} | {
+                "raw": orjson.dumps(entry["c"])
+            }
         with self._lock:
             if self._evicted.get(key, -1.0) >= computed_since:
                 return
@@ -294,6 +302,12 @@ class LocalCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def candidates_of(entry: dict) -> list[list[Any]]:
+    """An entry's ranked [item_id, score, reason] list, decoded if the local cache encoded it."""
+    found = entry.get("c")
+    return found if found is not None else orjson.loads(entry["raw"])
 
 
 def recs_key(site_id: int, version: str | None, visitor: str) -> str:
@@ -517,12 +531,14 @@ class ServingLayer:
                 candidates, source = state.trending, state.trending_source
                 memo, key = state.memo, ("trending", *shape)
             else:
-                candidates, source = entry["c"], entry["s"]
+                candidates, source = None, entry["s"]
                 memo, key = entry.setdefault("_m", {}), shape
         self.counters[cache] += 1
         version = entry.get("v", state.version)
         body = memo.get(key)
         if body is None:
+            if candidates is None:
+                candidates = candidates_of(entry)
             answer = self._finish(state, candidates, source, n, category, exclude, context_item)
             answer.model_version, answer.holdout = version, holdout
             body = orjson.dumps(answer_dict(answer))
@@ -556,7 +572,9 @@ class ServingLayer:
             entry = {"v": state.version, "s": found.source, "c": _candidates(found)}
             self.local.put(key, entry, started)
             cache = "miss"
-        answer = self._finish(state, entry["c"], entry["s"], n, category, exclude, item_id)
+        answer = self._finish(
+            state, candidates_of(entry), entry["s"], n, category, exclude, item_id
+        )
         answer.cache = cache
         return answer
 
