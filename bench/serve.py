@@ -226,7 +226,31 @@ class Gunicorn:
             self.proc.wait()
 
 
-def run_wrk(args, port: int, paths: Path, seconds: float, cold_prefix: str = "") -> dict:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (those that still exist)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def server_pids(master: int) -> list[int]:
+    """gunicorn's master and its workers."""
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+    return [master] + [int(p) for p in out.stdout.split()]
+
+
+def run_wrk(
+    args, port: int, paths: Path, seconds: float, cold_prefix: str = "", watch: dict | None = None
+) -> dict:
+    """One wrk run; with ``watch`` ({name: [pids]}), the CPU each group used per request."""
     argv = [
         ensure_wrk(),
         f"-t{args.threads}",
@@ -241,13 +265,25 @@ def run_wrk(args, port: int, paths: Path, seconds: float, cold_prefix: str = "")
     env = dict(
         os.environ, BENCH_PATHS=str(paths), BENCH_COLD_PREFIX=cold_prefix, BENCH_ORIGIN=ORIGIN
     )
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    match = re.search(r"^BENCH_JSON (\{.*\})$", out.stdout, re.M)
+    watch = watch or {}
+    before = {name: cpu_seconds(pids) for name, pids in watch.items()}
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    match = re.search(r"^BENCH_JSON (\{.*\})$", text, re.M)
     if not match:
-        raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{out.stdout[-2000:]}{out.stderr}")
+        raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{text[-2000:]}")
     result = json.loads(match.group(1))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["error_count"] = sum(result["errors"].values())
+    used = {name: cpu_seconds(pids) - before[name] for name, pids in watch.items()}
+    used["wrk"] = usage.ru_utime + usage.ru_stime
+    result["cpu_us_per_request"] = {
+        name: seconds / max(1, result["requests"]) * 1e6 for name, seconds in used.items()
+    }
     return result
 
 
@@ -429,10 +465,16 @@ def main(argv=None) -> int:
                 log(f"{config}: warm-up")
                 run_wrk(args, server.port, paths_file, 3, cold_prefix)
                 rounds = {"bare": [], "recs": []}
+                watch = {
+                    "gunicorn": server_pids(server.proc.pid),
+                    "redis": [setup["redis"].process.pid],
+                }
                 for r in range(args.rounds):
-                    rounds["bare"].append(run_wrk(args, server.port, bare_file, args.seconds))
+                    rounds["bare"].append(
+                        run_wrk(args, server.port, bare_file, args.seconds, watch=watch)
+                    )
                     rounds["recs"].append(
-                        run_wrk(args, server.port, paths_file, args.seconds, cold_prefix)
+                        run_wrk(args, server.port, paths_file, args.seconds, cold_prefix, watch)
                     )
                     log(
                         f"{config} round {r + 1}: bare {rounds['bare'][-1]['rps']:,.0f}/s, "
@@ -444,7 +486,12 @@ def main(argv=None) -> int:
                 server.stop()
 
         def summary(runs):
+            cpu = {
+                name: statistics.mean(r["cpu_us_per_request"][name] for r in runs)
+                for name in runs[0]["cpu_us_per_request"]
+            }
             return {
+                "cpu_us": cpu,
                 "rps": sum(r["requests"] for r in runs) / sum(r["duration_us"] / 1e6 for r in runs),
                 "p50_ms": statistics.median(r["latency_us"]["p50"] for r in runs) / 1000,
                 "p99_ms": max(r["latency_us"]["p99"] for r in runs) / 1000,
@@ -567,6 +614,22 @@ def render(report: dict, argv) -> str:
             f"| {s['rps']:,.0f} | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} | {r['ratio']:.0%} "
             f"| {r['p99_ratio']:.2f}x | {b['errors'] + s['errors']} | {mix} |"
         )
+    lines += [
+        "",
+        "CPU per request (microseconds; gunicorn master + workers, the Redis server, wrk), "
+        "mean over the rounds:",
+        "",
+        "| gunicorn | route | gunicorn | Redis | wrk | total |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for config, r in report["configs"].items():
+        for route in ("bare", "recs"):
+            cpu = r[route]["cpu_us"]
+            lines.append(
+                f"| {config} | {'bare' if route == 'bare' else 'recommendations'} "
+                f"| {cpu['gunicorn']:.0f} | {cpu['redis']:.0f} | {cpu['wrk']:.0f} "
+                f"| {sum(cpu.values()):.0f} |"
+            )
     best = report["configs"][report["best"]]
     f, sw = report["freshness_idle"], report["swap"]
     load = sw["load"]

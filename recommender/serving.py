@@ -263,15 +263,17 @@ class LocalCache:
             return None
         return entry
 
-    def put(self, key: tuple[int, str], entry: dict, computed_since: float) -> None:
+    def put(
+        self, key: tuple[int, str], entry: dict, computed_since: float, raw: bytes | None = None
+    ) -> None:
         """Keep ``entry`` unless the key was invalidated after ``computed_since`` began.
 
         The candidate list is kept encoded (a few KB instead of some 15 KB of Python objects)
         and decoded only when a new request shape needs it (see :func:`candidates_of`).
         """
         if "c" in entry:
-            entry = {k: v for k, v in entry.items() if k not in ("c", "_m")} | {
-                "raw": orjson.dumps(entry["c"])
+            entry = {k: v for k, v in entry.items() if k not in ("c", "_m", "_raw")} | {
+                "raw": raw if raw is not None else orjson.dumps({"c": entry["c"]})
             }
         with self._lock:
             if self._evicted.get(key, -1.0) >= computed_since:
@@ -307,7 +309,7 @@ class LocalCache:
 def candidates_of(entry: dict) -> list[list[Any]]:
     """An entry's ranked [item_id, score, reason] list, decoded if the local cache encoded it."""
     found = entry.get("c")
-    return found if found is not None else orjson.loads(entry["raw"])
+    return found if found is not None else orjson.loads(entry["raw"])["c"]
 
 
 def recs_key(site_id: int, version: str | None, visitor: str) -> str:
@@ -527,6 +529,7 @@ class ServingLayer:
             visitor = f"u:{user_id}" if user_id else f"a:{anonymous_id}"
             entry, cache = self._entry(state, visitor, user_id, anonymous_id)
             holdout = False
+            entry.pop("_raw", None)
             if entry.get(COLD):
                 candidates, source = state.trending, state.trending_source
                 memo, key = state.memo, ("trending", *shape)
@@ -621,7 +624,7 @@ class ServingLayer:
                     if stale:
                         self._revalidate(state, visitor, user_id, anonymous_id)
                     else:
-                        self.local.put(key, found, started)
+                        self.local.put(key, found, started, raw=found.pop("_raw", None))
                     return found, "redis"
                 if generation == 0 and not self._known(state, user_id, anonymous_id):
                     # Nothing stored about them, no model history: trending, at the cost of the
@@ -636,7 +639,10 @@ class ServingLayer:
         return entry, "none"
 
     def _from_redis(self, state: SiteState, visitor: str) -> tuple[dict | None, int, bool]:
-        """(entry, generation, stale): the current version's entry, else the previous one's."""
+        """(entry, generation, stale): the current version's entry, else the previous one's.
+
+        The entry's encoded form is kept under ``"_raw"`` for the local cache.
+        """
         site_id = state.site_id
         keys = [recs_key(site_id, state.version, visitor), generation_key(site_id, visitor)]
         if state.previous_version:
@@ -650,6 +656,7 @@ class ServingLayer:
             if entry.get("g") != generation:
                 continue
             stale = position == 2 or time.time() - entry["t"] > self.settings.fresh_seconds
+            entry["_raw"] = raw
             return entry, generation, stale
         return None, generation, False
 
