@@ -154,6 +154,27 @@ def prepare(work: Path, args) -> dict:
     }
 
 
+def reuse(work: Path) -> dict | None:
+    """A kept directory's setup, its Redis restarted (the cache is in its append-only file)."""
+    from tracking.redis_server import EmbeddedRedis
+
+    if not (work / "setup.json").exists():
+        return None
+    setup = json.loads((work / "setup.json").read_text())
+    setup["redis"] = EmbeddedRedis(work / "redis")
+    setup["redis"].start()
+    setup["redis_url"] = setup["redis"].url
+    setup["var"], setup["models"] = Path(setup["var"]), Path(setup["models"])
+    # The last run's swaps promoted copies: make the precomputed version current again.
+    for copy in setup["models"].glob("*+swap*"):
+        shutil.rmtree(copy)
+    link = setup["models"] / "current.tmp"
+    os.symlink(setup["version"], link)
+    os.replace(link, setup["models"] / "current")
+    log(f"reusing the shop, model and cache in {work}")
+    return setup
+
+
 # -- gunicorn, wrk --------------------------------------------------------------------------------
 
 
@@ -420,6 +441,12 @@ def main(argv=None) -> int:
     p.add_argument("--days", type=int, default=10)
     p.add_argument("--configs", default="sync:2,sync:4,sync:8,gthread:2x4")
     p.add_argument("--seconds", type=float, default=10.0, help="per wrk round")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=20.0,
+        help="seconds of load before measuring, so each process's cache reaches its steady state",
+    )
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -428,13 +455,26 @@ def main(argv=None) -> int:
     p.add_argument("--swap-every", type=float, default=5.0)
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     p.add_argument("--no-results", action="store_true")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="work in this directory and keep it; a later run with the same --keep reuses its "
+        "shop, model and cache instead of preparing them again",
+    )
     args = p.parse_args(argv)
     ensure_wrk()
     began = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="ecrm-serve-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="ecrm-serve-"))
     setup = None
     try:
-        setup = prepare(work, args)
+        setup = reuse(work) if args.keep else None
+        if setup is None:
+            work.mkdir(parents=True, exist_ok=True)
+            setup = prepare(work, args)
+            if args.keep:
+                saved = {k: v for k, v in setup.items() if k != "redis"}
+                (work / "setup.json").write_text(json.dumps(saved, default=str))
         env = app_env(setup, work)
         key = setup["write_key"]
         base = f"/v1/recommendations?write_key={key}&n=10&placement=home"
@@ -463,7 +503,7 @@ def main(argv=None) -> int:
             server = Gunicorn(config, env, work)
             try:
                 log(f"{config}: warm-up")
-                run_wrk(args, server.port, paths_file, 3, cold_prefix)
+                run_wrk(args, server.port, paths_file, args.warmup, cold_prefix)
                 rounds = {"bare": [], "recs": []}
                 watch = {
                     "gunicorn": server_pids(server.proc.pid),
@@ -576,7 +616,8 @@ def main(argv=None) -> int:
     finally:
         if setup is not None:
             setup["redis"].stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def render(report: dict, argv) -> str:
@@ -592,8 +633,8 @@ def render(report: dict, argv) -> str:
         f"{d['events']:,} events stored through the real write path; answers precomputed for "
         f"{d['cached']:,} customers (80%) as `train` does after promotion.",
         f"- Load: wrk, {a['threads']} threads, {a['connections']} connections, loopback, "
-        f"{a['rounds']} rounds of {a['seconds']:g} s per route, bare and recommendations "
-        "alternating; browser-style calls (`write_key` + `Origin`), `n=10`. Mix: 80% requests for "
+        f"{a['warmup']:g} s of warm-up, then {a['rounds']} rounds of {a['seconds']:g} s per route, "
+        "bare and recommendations alternating; browser-style calls (`write_key` + `Origin`), `n=10`. Mix: 80% requests for "
         "cached customers (uniform over all of them), 20% never-seen visitors (a fresh anonymous "
         "id each time: a miss in both caches, a look for their recent events, trending). The "
         "bare route `GET /bench/bare` returns a captured recommendation response (same bytes) "

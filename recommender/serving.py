@@ -89,7 +89,7 @@ class ServingSettings:
 
     max_n: int = 50
     candidates: int = 60  # kept per entry: room for the request's filters
-    local_ttl: float = 30.0
+    local_ttl: float = 60.0
     local_max: int = 20_000
     fresh_seconds: float = 900.0
     redis_ttl: float = 24 * 3600.0
@@ -272,8 +272,10 @@ class LocalCache:
         and decoded only when a new request shape needs it (see :func:`candidates_of`).
         """
         if "c" in entry:
+            # The memo of encoded answers is shared, so what this request encodes is kept too.
             entry = {k: v for k, v in entry.items() if k not in ("c", "_m", "_raw")} | {
-                "raw": raw if raw is not None else orjson.dumps({"c": entry["c"]})
+                "raw": raw if raw is not None else orjson.dumps({"c": entry["c"]}),
+                "_m": entry.setdefault("_m", {}),
             }
         with self._lock:
             if self._evicted.get(key, -1.0) >= computed_since:

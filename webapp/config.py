@@ -52,7 +52,9 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "TRAIN_TUNE_SECONDS": (30.0, float),
     # Serving: the recommendation API and its caches.
     "RECS_MAX_N": (50, int),
-    "RECS_LOCAL_TTL_SECONDS": (30.0, float),  # per-process cache in front of Redis
+    # Per-process cache in front of Redis. Invalidations (new events, catalogue changes, model
+    # versions) reach it at once; the TTL only bounds what a lost invalidation could leave.
+    "RECS_LOCAL_TTL_SECONDS": (60.0, float),
     "RECS_LOCAL_MAX_ENTRIES": (20_000, int),
     "RECS_FRESH_SECONDS": (900.0, float),  # then served stale while one process recomputes
     "RECS_CACHE_TTL_SECONDS": (24 * 3600.0, float),  # Redis expiry, with +-10% jitter

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 
 from recommender.serving import Answer, ServingLayer, ServingSettings, answer_dict
 from tracking.sites import Site
@@ -57,11 +57,22 @@ def serving() -> ServingLayer:
     return current_app.extensions["ecrm_serving"]
 
 
-def _request_origin() -> str | None:
-    origin = request.headers.get("Origin")
+def _args() -> dict[str, str]:
+    """The query parameters (the first of each name).
+
+    A plain dict from ``parse_qsl``: a fraction of werkzeug's MultiDict on this hot path.
+    """
+    found: dict[str, str] = {}
+    for name, value in parse_qsl(request.environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        found.setdefault(name, value)
+    return found
+
+
+def _request_origin(environ: dict) -> str | None:
+    origin = environ.get("HTTP_ORIGIN")
     if origin:
         return origin
-    referer = request.headers.get("Referer")
+    referer = environ.get("HTTP_REFERER")
     if referer:
         parts = urlsplit(referer)
         if parts.scheme and parts.netloc:
@@ -69,10 +80,11 @@ def _request_origin() -> str | None:
     return None
 
 
-def _caller(server_only: bool = False) -> Site:
+def _caller(args: dict[str, str], server_only: bool = False) -> Site:
     """The site calling: secret key in Authorization, or write key + an allowed origin."""
     sites = clients().sites
-    if request.authorization is not None:
+    environ = request.environ
+    if "HTTP_AUTHORIZATION" in environ:
         key = presented_key()
         site = sites.by_server_key(key) if key else None
         if site is not None:
@@ -85,9 +97,9 @@ def _caller(server_only: bool = False) -> Site:
                     "this call needs the site's secret server key, not the public write key",
                     "forbidden",
                 )
-            return _browser(sites.by_write_key(key))
+            return _browser(sites.by_write_key(key), environ)
         raise ApiError(401, "Authorization", "unknown or revoked key", "unauthorized")
-    key = request.args.get("write_key")
+    key = args.get("write_key")
     if server_only:
         raise ApiError(
             403 if key else 401,
@@ -105,11 +117,11 @@ def _caller(server_only: bool = False) -> Site:
     site = sites.by_write_key(key)
     if site is None:
         raise ApiError(401, "write_key", "unknown or revoked write key", "unauthorized")
-    return _browser(site)
+    return _browser(site, environ)
 
 
-def _browser(site: Site) -> Site:
-    origin = _request_origin()
+def _browser(site: Site, environ: dict) -> Site:
+    origin = _request_origin(environ)
     if origin is None or not site.allows_origin(origin):
         raise ApiError(
             403,
@@ -118,12 +130,11 @@ def _browser(site: Site) -> Site:
             "add it to the site, or call from your server with the secret key",
             "forbidden_origin",
         )
-    g.cors_origin = request.headers.get("Origin")
     return site
 
 
-def _int(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
+def _int(args: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -135,8 +146,7 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _id(name: str, value: str | None = None) -> str | None:
-    value = request.args.get(name) if value is None else value
+def _id(name: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if len(value) > MAX_ID or "\x00" in value:
@@ -144,15 +154,15 @@ def _id(name: str, value: str | None = None) -> str | None:
     return value
 
 
-def _filters() -> tuple[int, str, str | None, list[str]]:
-    n = _int("n", 10, 1, current_app.config["RECS_MAX_N"])
-    placement = request.args.get("placement") or "default"
+def _filters(args: dict[str, str]) -> tuple[int, str, str | None, list[str]]:
+    n = _int(args, "n", 10, 1, current_app.config["RECS_MAX_N"])
+    placement = args.get("placement") or "default"
     if not PLACEMENT.fullmatch(placement):
         raise ApiError(400, "placement", "must be 1-64 letters, digits, '-' or '_'")
-    category = request.args.get("category") or None
+    category = args.get("category") or None
     if category is not None and (len(category) > 500 or "\x00" in category):
         raise ApiError(400, "category", "must be at most 500 characters without NUL")
-    exclude = [e for e in (request.args.get("exclude") or "").split(",") if e]
+    exclude = [e for e in (args.get("exclude") or "").split(",") if e]
     if len(exclude) > MAX_EXCLUDE:
         raise ApiError(400, "exclude", f"at most {MAX_EXCLUDE} comma-separated item ids")
     for item_id in exclude:
@@ -165,19 +175,30 @@ def _respond(answer: Answer, placement: str) -> Response:
     # rec_id is new for every response; placement matched PLACEMENT, so needs no escaping.
     head = f'{{"rec_id":"{os.urandom(16).hex()}","placement":"{placement}",'.encode()
     body = head + encoded[1:] if len(encoded) > 2 else head[:-1] + b"}"
-    response = current_app.response_class(body, mimetype="application/json")
-    response.headers["X-Ecrm-Cache"] = answer.cache
-    return response
+    headers = [
+        ("Cache-Control", NO_STORE),
+        ("Vary", "Origin"),
+        ("X-Ecrm-Cache", answer.cache),
+    ]
+    origin = request.environ.get("HTTP_ORIGIN")
+    if origin:  # _caller let it through: an allowed origin, or a server call
+        headers.append(("Access-Control-Allow-Origin", origin))
+        headers.append(("Access-Control-Expose-Headers", "X-Ecrm-Cache"))
+    return current_app.response_class(body, headers=headers, mimetype="application/json")
 
 
 @bp.get("/recommendations")
 def recommendations():
     """Personal recommendations for a customer or a visitor, with fallbacks."""
-    site = _caller()
-    user_id, anonymous_id = _id("user_id"), _id("anonymous_id")
+    args = _args()
+    site = _caller(args)
+    user_id, anonymous_id = (
+        _id("user_id", args.get("user_id")),
+        _id("anonymous_id", args.get("anonymous_id")),
+    )
     if user_id is None and anonymous_id is None:
         raise ApiError(400, "user_id", "give user_id or anonymous_id (or both)")
-    n, placement, category, exclude = _filters()
+    n, placement, category, exclude = _filters(args)
     answer = serving().recommend(
         site.site_id,
         user_id=user_id,
@@ -185,7 +206,7 @@ def recommendations():
         n=n,
         category=category,
         exclude=exclude,
-        context_item=_id("item_id"),
+        context_item=_id("item_id", args.get("item_id")),
     )
     return _respond(answer, placement)
 
@@ -193,10 +214,11 @@ def recommendations():
 @bp.get("/items/<path:item_id>/similar")
 def similar_items(item_id: str):
     """ "Customers who bought this also bought"."""
-    site = _caller()
+    args = _args()
+    site = _caller(args)
     item_id = _id("item_id", item_id)
-    visitor = _id("anonymous_id") or _id("user_id")
-    n, placement, category, exclude = _filters()
+    visitor = _id("anonymous_id", args.get("anonymous_id")) or _id("user_id", args.get("user_id"))
+    n, placement, category, exclude = _filters(args)
     answer = serving().similar_items(
         site.site_id, item_id, visitor_id=visitor, n=n, category=category, exclude=exclude
     )
@@ -206,10 +228,11 @@ def similar_items(item_id: str):
 @bp.get("/customers/<path:user_id>/similar")
 def similar_customers(user_id: str):
     """The most similar customers and what they bought (secret server key only)."""
-    site = _caller(server_only=True)
+    args = _args()
+    site = _caller(args, server_only=True)
     user_id = _id("user_id", user_id)
-    k = _int("k", 10, 1, MAX_K)
-    n, placement, category, exclude = _filters()
+    k = _int(args, "k", 10, 1, MAX_K)
+    n, placement, category, exclude = _filters(args)
     answer = serving().similar_customers(
         site.site_id, user_id, k=k, n=n, category=category, exclude=exclude
     )
@@ -218,15 +241,12 @@ def similar_customers(user_id: str):
 
 @bp.after_request
 def cors(response: Response) -> Response:
-    """Browsers on an allowed origin may read the answer (and its errors); no credentials."""
-    origin = request.headers.get("Origin")
-    if origin:
-        allowed = getattr(g, "cors_origin", None) == origin
-        if not allowed and response.status_code >= 400 and response.status_code != 403:
-            allowed = clients().sites.origin_known(origin)
-        if allowed:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = "X-Ecrm-Cache"
+    """Errors: readable by browsers of a known origin, never cached (answers set their own)."""
+    if response.status_code < 400:
+        return response
+    origin = request.environ.get("HTTP_ORIGIN")
+    if origin and response.status_code != 403 and clients().sites.origin_known(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Cache-Control"] = NO_STORE
     response.headers.add("Vary", "Origin")
     return response
