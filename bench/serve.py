@@ -634,9 +634,10 @@ def render(report: dict, argv) -> str:
         f"{d['cached']:,} customers (80%) as `train` does after promotion.",
         f"- Load: wrk, {a['threads']} threads, {a['connections']} connections, loopback, "
         f"{a['warmup']:g} s of warm-up, then {a['rounds']} rounds of {a['seconds']:g} s per route, "
-        "bare and recommendations alternating; browser-style calls (`write_key` + `Origin`), `n=10`. Mix: 80% requests for "
-        "cached customers (uniform over all of them), 20% never-seen visitors (a fresh anonymous "
-        "id each time: a miss in both caches, a look for their recent events, trending). The "
+        "bare and recommendations alternating; browser-style calls (`write_key` + `Origin`), "
+        "`n=10`. Mix: 80% requests for cached customers (uniform over all of them), 20% "
+        "never-seen visitors (a fresh anonymous id each time: a miss in both caches, one MGET, "
+        "trending). The "
         "bare route `GET /bench/bare` returns a captured recommendation response (same bytes) "
         "from the same gunicorn processes.",
         "",
