@@ -68,6 +68,7 @@ from recommender.models import (  # noqa: E402
     EASEParams,
     PopularityModel,
 )
+from recommender.training import final_model  # noqa: E402
 from recommender.tuning import MEMBERS, SearchSpace, TuningResult, tune  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -79,6 +80,7 @@ RATINGS = EventWeights(events={EVENT: 1.0}, saturation=False)  # 0/1: what the p
 COLUMNS = ("ndcg", "recall", "precision", "map", "coverage")
 
 log = logging.getLogger("ecrm.bench.quality")
+SHIPPED = "ours as train() promotes it: chosen config fitted on the fit split, no refit"
 
 
 class ImplicitPeer:
@@ -200,6 +202,17 @@ def run(args) -> str:
     chosen = max(searches, key=lambda label: searches[label].best_metrics[f"ndcg@{K}"])
     ours_name = f"ours: tuned blend, {chosen}"
     rows[ours_name]["kind"] = "ours"
+
+    # What recommender.training.train() promotes: the chosen configuration fitted once, on
+    # train minus validation (the model validation judged), then brought up to date on all of
+    # train without a second fit (training.final_model: ALS user half-step, item side kept).
+    _, weighted, config = fitted[chosen]
+    fit_part, _ = split_matrices(fit_f, val_f, config.weights)
+    candidate, seconds = timed(
+        config.build().fit, fit_part.user_items, last_seen=fit_part.last_seen
+    )
+    shipped, final_seconds = timed(final_model, candidate, fit_part, weighted)
+    record(SHIPPED, shipped, weighted, "context", seconds + final_seconds)
 
     # Single members tuned on validation, for context (not candidates for "ours").
     best_als = max((s.best_members["als"] for s in searches.values()), key=lambda m: m[f"ndcg@{K}"])
@@ -403,6 +416,15 @@ def report(rows, searches, chosen, ours_name, ablations, fold_in, facts, speed, 
             f"validation nDCG@10 {result.best_metrics[f'ndcg@{K}']:.4f}; config "
             f"`{compact(result.best.to_dict(), result.best.blend.weights)}`"
         )
+    shipped = rows[SHIPPED][f"ndcg@{K}"]
+    lines += [
+        f"**{SHIPPED}** (`training.final_model`: fitted once on train minus validation, the "
+        "model validation judged, then its user side brought up to date on all of train; no "
+        f"second fit): {shipped:.4f} ({shipped / peer_ndcg - 1:+.1%} against the best peer: "
+        f"**{'met' if shipped >= TARGET_GAIN * peer_ndcg else 'NOT met'}**; "
+        f"{shipped / ours - 1:+.1%} against the same configuration refitted on all of train).",
+        "",
+    ]
     lines += [
         "",
         "Ablations of the chosen blend on test (drop one member, keep the other "

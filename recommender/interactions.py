@@ -18,10 +18,12 @@ hands ``strength`` to implicit, which takes ``alpha * strength`` as a stored pai
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -366,11 +368,17 @@ def read_events(
     link wins when a device was shared); unlinked ones become users ``anon:<anonymous_id>``.
     Hidden items are dropped. ``event_names`` limits the events read (default: every name with a
     positive default weight); each order line counts as one ``Order Completed`` event.
+
+    Rows come straight from the driver's cursor, ``chunksize`` at a time, and each chunk's ids
+    become integer codes as it arrives, so only one chunk of Python strings is alive at once;
+    identities and hidden items are resolved once per distinct id, not per row.
     """
     names = sorted(event_names) if event_names is not None else EventWeights().positive_events()
     seconds = _seconds_column(engine)
-    frames = []
-    with engine.connect() as conn:
+    columns = _FrameBuilder()
+    # Millions of short-lived tuples and strings, none in a cycle: the cyclic collector would
+    # rescan the growing heap again and again (43% of the read at 1M rows, bench/RESULTS.md).
+    with _gc_paused(), engine.connect() as conn:
         links = _identity_links(conn, site_id)
         hidden = list(
             conn.execute(
@@ -380,7 +388,7 @@ def read_events(
         label = sa.func.coalesce(events.c.event, events.c.type)
         query = sa.select(
             events.c.user_id,
-            events.c.anonymous_id,
+            _anonymous_only(events),
             events.c.item_id,
             label.label("event"),
             seconds(events.c.timestamp).label("timestamp"),
@@ -390,12 +398,13 @@ def read_events(
             sa.or_(events.c.event.in_(names), events.c.type.in_(names)),
         )
         query = _window(query, events.c.timestamp, since, until)
-        frames.extend(_read_chunks(conn, query, chunksize, links, hidden))
+        for chunk in _read_chunks(conn, query, chunksize):
+            columns.add(*chunk)
         if ORDER_EVENT in names:
             lines = (
                 sa.select(
                     orders.c.user_id,
-                    orders.c.anonymous_id,
+                    _anonymous_only(orders),
                     order_lines.c.item_id,
                     sa.literal(ORDER_EVENT).label("event"),
                     seconds(orders.c.ordered_at).label("timestamp"),
@@ -412,24 +421,111 @@ def read_events(
                 .where(order_lines.c.site_id == site_id, order_lines.c.item_id.is_not(None))
             )
             lines = _window(lines, orders.c.ordered_at, since, until)
-            frames.extend(_read_chunks(conn, lines, chunksize, links, hidden))
-    if not frames:
-        return empty_frame()
-    users, item_ids, names, seconds = (np.concatenate(part) for part in zip(*frames, strict=True))
-    # Categorical ids: hashed once here, and every later build_interactions works on codes.
-    return pd.DataFrame(
-        {
-            "user_id": _categorical(users),
-            "item_id": _categorical(item_ids),
-            "event": pd.Categorical(names),
-            "timestamp": pd.to_datetime(seconds, unit="s", utc=True).round("ms"),
-        }
-    )
+            for chunk in _read_chunks(conn, lines, chunksize):
+                columns.add(*chunk)
+        return columns.frame(links, hidden)
 
 
-def _categorical(values: np.ndarray) -> pd.Categorical:
-    codes, uniques = pd.factorize(values)  # unsorted: build_interactions sorts what it uses
-    return pd.Categorical.from_codes(codes, pd.Index(uniques, dtype=object))
+def _anonymous_only(table: sa.Table):
+    """The anonymous id only where there is no user id: most rows then carry a NULL, not a str."""
+    return sa.case((table.c.user_id.is_(None), table.c.anonymous_id)).label("anonymous_id")
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (restored to its previous state afterwards)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class _Vocabulary:
+    """A running id -> code dictionary: ids get codes in the order they are first seen."""
+
+    def __init__(self):
+        self.codes: dict[Any, int] = {}
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """(len(values),) int64 codes, -1 for None; only distinct values touch the dictionary."""
+        chunk_codes, uniques = pd.factorize(values)
+        known = self.codes
+        mapped = np.fromiter(
+            (known.setdefault(value, len(known)) for value in uniques),
+            dtype=np.int64,
+            count=len(uniques),
+        )
+        return np.append(mapped, -1)[chunk_codes]  # factorize's -1 (None) indexes the -1
+
+    def values(self) -> np.ndarray:
+        """(n,) object: the ids in code order."""
+        return np.array(list(self.codes), dtype=object)
+
+
+class _FrameBuilder:
+    """Chunks of rows kept as int codes and float64 seconds until the frame is made.
+
+    A row's customer code is its user id's code, or ``-2 - code`` of its anonymous id (resolved
+    through the identity links once, in :meth:`frame`), or -1 when it has neither.
+    """
+
+    def __init__(self):
+        self.users, self.visitors = _Vocabulary(), _Vocabulary()
+        self.items, self.events = _Vocabulary(), _Vocabulary()
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in FRAME_COLUMNS}
+
+    def add(self, users, anonymous, item_ids, names, seconds) -> None:
+        customers = self.users.encode(users)
+        missing = customers < 0
+        if missing.any():
+            customers[missing] = -2 - self.visitors.encode(anonymous[missing])
+        self.parts["user_id"].append(customers)
+        self.parts["item_id"].append(self.items.encode(item_ids))
+        self.parts["event"].append(self.events.encode(names))
+        self.parts["timestamp"].append(seconds)
+
+    def frame(self, links: tuple[pd.Index, np.ndarray], hidden: list[str]) -> pd.DataFrame:
+        if not sum(len(part) for part in self.parts["timestamp"]):
+            return empty_frame()
+        link_ids, link_users = links
+        visitors = self.visitors.values()
+        position = link_ids.get_indexer(visitors) if len(link_ids) else np.full(len(visitors), -1)
+        resolved = np.where(
+            position >= 0,
+            link_users[np.maximum(position, 0)] if len(link_ids) else visitors,
+            ANONYMOUS_PREFIX + visitors.astype(str) if len(visitors) else visitors,
+        )
+        customers = np.concatenate(self.parts["user_id"])
+        visiting = customers < -1  # -1 (no id at all) stays -1 and is dropped
+        customers[visiting] = self.users.encode(resolved.astype(object))[-2 - customers[visiting]]
+        item_codes = np.concatenate(self.parts["item_id"])
+        item_values = self.items.values()
+        keep = customers >= 0
+        if hidden:
+            keep &= ~pd.Index(item_values, dtype=object).isin(hidden)[item_codes]
+        seconds = np.concatenate(self.parts["timestamp"])[keep]
+        event_codes = np.concatenate(self.parts["event"])
+        # Categorical ids: hashed once here, and every later build_interactions works on codes
+        # (categories unsorted: build_interactions sorts what it uses).
+        return pd.DataFrame(
+            {
+                "user_id": _categorical(customers[keep], self.users.values()),
+                "item_id": _categorical(item_codes[keep], item_values),
+                "event": _categorical(event_codes[keep], self.events.values()),
+                "timestamp": pd.to_datetime(seconds, unit="s", utc=True).round("ms"),
+            }
+        )
+
+
+def _categorical(codes: np.ndarray, values: np.ndarray) -> pd.Categorical:
+    """Codes into ``values``, the categories no kept row uses dropped."""
+    used = np.unique(codes)
+    position = np.full(len(values), -1, dtype=np.int64)
+    position[used] = np.arange(len(used))
+    return pd.Categorical.from_codes(position[codes], pd.Index(values[used], dtype=object))
 
 
 def empty_frame() -> pd.DataFrame:
@@ -482,42 +578,51 @@ def _identity_links(conn: sa.Connection, site_id: int) -> tuple[pd.Index, np.nda
     return pd.Index(anonymous[first], dtype=object), np.array(users, dtype=object)[first]
 
 
-def _read_chunks(conn, query, chunksize, links, hidden: list[str]):
-    """Yield (users, items, events, seconds) numpy arrays per chunk, stitched and filtered."""
-    result = conn.execution_options(yield_per=chunksize).execute(query)
-    for part in result.partitions():
-        # Column-wise numpy arrays: pandas probing Row objects and inferring string dtypes
-        # per chunk cost more than SQLite's own reading.
-        users, anonymous, item_ids, names, seconds = zip(*part, strict=True)
-        yield _stitch(
-            np.array(users, dtype=object),
-            np.array(anonymous, dtype=object),
-            np.array(item_ids, dtype=object),
-            np.array(names, dtype=object),
-            np.array(seconds, dtype=np.float64),
-            links,
-            hidden,
-        )
+def _read_chunks(conn: sa.Connection, query, chunksize: int):
+    """Yield each chunk's five columns as numpy arrays (four object, seconds float64).
+
+    Rows are fetched with the driver's own cursor (a server-side one on PostgreSQL, so the
+    result is never held whole in memory): SQLAlchemy's Row objects and partitions cost more
+    than SQLite's own reading.
+    """
+    statement, parameters = _driver_statement(conn, query)
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        cursor = dbapi.cursor(name="ecrm_read_events")
+        cursor.itersize = chunksize
+    else:
+        cursor = dbapi.cursor()
+    try:
+        cursor.execute(statement, parameters)
+        while part := cursor.fetchmany(chunksize):
+            # Column-wise numpy arrays: pandas probing rows and inferring string dtypes per chunk
+            # cost more than the database's own reading.
+            users, anonymous, item_ids, names, seconds = zip(*part, strict=True)
+            del part
+            yield (
+                np.array(users, dtype=object),
+                np.array(anonymous, dtype=object),
+                np.array(item_ids, dtype=object),
+                np.array(names, dtype=object),
+                np.array(seconds, dtype=np.float64),
+            )
+    finally:
+        cursor.close()
 
 
-def _stitch(users, anonymous, item_ids, names, seconds, links, hidden):
-    """Resolve each row's customer and drop hidden items (vectorised over the chunk)."""
-    link_ids, link_users = links
-    missing = pd.isna(users)
-    if missing.any():
-        visitors = anonymous[missing]
-        position = link_ids.get_indexer(visitors) if len(link_ids) else np.full(len(visitors), -1)
-        resolved = np.empty(len(visitors), dtype=object)
-        linked = position >= 0
-        resolved[linked] = link_users[position[linked]]
-        unlinked = ~linked & ~pd.isna(visitors)
-        resolved[unlinked] = ANONYMOUS_PREFIX + visitors[unlinked]
-        users = users.copy()
-        users[missing] = resolved
-    keep = ~pd.isna(users)
-    if hidden:
-        keep &= ~pd.Index(item_ids, dtype=object).isin(hidden)
-    return users[keep], item_ids[keep], names[keep], seconds[keep]
+def _driver_statement(conn: sa.Connection, query) -> tuple[str, Any]:
+    """``query`` as the DBAPI driver takes it: SQL text and parameters, bind-processed."""
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    parameters = compiled.construct_params()
+    for name, value in parameters.items():
+        bind = compiled.binds.get(name)
+        process = None if bind is None else bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            parameters[name] = process(value)
+    if compiled.positional:
+        return str(compiled), tuple(parameters[name] for name in compiled.positiontup)
+    return str(compiled), parameters
 
 
 def frame_from_segment(batch: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -138,6 +138,15 @@ class Recommender:
         """(len(itemid), n_items) float32 similarity of each query item to every item."""
         raise NotImplementedError
 
+    def widen(self, columns: np.ndarray, n_items: int) -> Recommender:
+        """This model over a catalogue of ``n_items``, its item ``c`` now column ``columns[c]``.
+
+        ``columns`` is (self.n_items,) int64, distinct. Items the model never saw get nothing to
+        go on: no neighbours in item models, zero factors in factor models (see
+        :meth:`ALSModel.update_users`). Returns self, changed in place.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot widen its catalogue; refit it")
+
     def _check_ready(self) -> None:
         if not self.n_items:
             raise ModelNotReady(f"{type(self).__name__} is not fitted: call fit() or load_model()")
@@ -256,6 +265,13 @@ class PopularityModel(Recommender):
         """Popularity among pairs seen in the last ``window_days`` before ``interactions.now``."""
         cutoff = interactions.now - window_days * 86_400.0
         return cls().fit(interactions.since(cutoff).user_items)
+
+    def widen(self, columns: np.ndarray, n_items: int) -> PopularityModel:
+        """New columns score 0 (refit on the wider matrix to count them)."""
+        popularity = np.zeros(n_items, dtype=np.float32)
+        popularity[np.asarray(columns, dtype=np.int64)] = self.popularity
+        self.popularity, self.n_items = popularity, n_items
+        return self
 
     def score(self, userid, user_items, recalculate_user=False, last_seen=None) -> np.ndarray:
         """(len(userid), n_items) float32: popularity in [0, 1], the same for every row."""
@@ -421,6 +437,62 @@ class ALSModel(_FactorModel):
         """(n_items, factors) float32, implicit's own array."""
         return self._als.item_factors
 
+    def widen(self, columns: np.ndarray, n_items: int) -> ALSModel:
+        """New items get zero factors until :meth:`update_users` gives them some."""
+        self._check_ready()
+        item_factors = np.zeros((n_items, self.item_factors.shape[1]), dtype=np.float32)
+        item_factors[np.asarray(columns, dtype=np.int64)] = self.item_factors
+        als = self._implicit()
+        als.user_factors, als.item_factors = self.user_factors, item_factors
+        self._als, self.n_items = als, n_items
+        return self
+
+    def update_users(
+        self, user_items: sp.csr_matrix, previous: np.ndarray | None = None
+    ) -> ALSModel:
+        """Refit only the user side on (n_users, n_items) float32 CSR, the items kept fixed.
+
+        One user half-step of ALS (implicit's own solver, conjugate gradient when ``use_cg``)
+        started from each customer's current factors: ``previous`` (n_users,) int64 gives each
+        row's row in ``user_factors`` (-1: none yet, solved exactly from zero; default: the same
+        rows). Items whose factors are all zero (new to the model, see :meth:`widen`) and have
+        customers then get one exact item half-step from the updated customers.
+        """
+        self._check_ready()
+        started = time.perf_counter()
+        user_items = _rows(user_items, user_items.shape[0], self.n_items)
+        n_users = user_items.shape[0]
+        if previous is None:
+            previous = np.arange(n_users)
+        previous = np.asarray(previous, dtype=np.int64)
+        old = self._als
+        als = self._implicit()  # a fresh object: none of implicit's cached norms and grams
+        als.item_factors = np.ascontiguousarray(old.item_factors, dtype=np.float32)
+        known = previous >= 0
+        user_factors = np.zeros((n_users, als.item_factors.shape[1]), dtype=np.float32)
+        user_factors[known] = old.user_factors[previous[known]]
+        als.user_factors = user_factors
+        confidence = user_items * np.float32(als.alpha) if als.alpha != 1.0 else user_items
+        with threadpool_limits(1, "blas"):
+            als.solver(
+                confidence,
+                als.user_factors,
+                als.item_factors,
+                als.regularization,
+                num_threads=als.num_threads,
+            )
+            fresh = np.flatnonzero(~known)
+            if len(fresh):
+                als.user_factors[fresh] = als.recalculate_user(fresh, user_items[fresh])
+            customers = np.bincount(user_items.indices, minlength=self.n_items)
+            new_items = np.flatnonzero(~als.item_factors.any(axis=1) & (customers > 0))
+            if len(new_items):
+                item_users = user_items.T.tocsr()[new_items]
+                als.item_factors[new_items] = als.recalculate_item(new_items, item_users)
+        self._als = als
+        self.fitted_seconds += time.perf_counter() - started
+        return self
+
     def _fold(self, user_items: sp.csr_matrix) -> np.ndarray:
         with threadpool_limits(1, "blas"):
             factors = self._als.recalculate_user(np.arange(user_items.shape[0]), user_items)
@@ -485,6 +557,13 @@ class BPRModel(_FactorModel):
         self.item_factors = np.asarray(bpr.item_factors, dtype=np.float32)
         self.n_items = user_items.shape[1]
         self.fitted_seconds = time.perf_counter() - started
+        return self
+
+    def widen(self, columns: np.ndarray, n_items: int) -> BPRModel:
+        """New items get zero factors (BPR has no cheap update for them: refit to learn them)."""
+        item_factors = np.zeros((n_items, self.item_factors.shape[1]), dtype=np.float32)
+        item_factors[np.asarray(columns, dtype=np.int64)] = self.item_factors
+        self.item_factors, self.n_items = item_factors, n_items
         return self
 
     def _fold(self, user_items: sp.csr_matrix) -> np.ndarray:
@@ -561,6 +640,12 @@ class ItemKNNModel(Recommender):
     def item_scores(self, itemid) -> np.ndarray:
         """(len(itemid), n_items) float32 rows of the similarity matrix."""
         return self.similarity[np.asarray(itemid)].toarray().astype(np.float32)
+
+    def widen(self, columns: np.ndarray, n_items: int) -> ItemKNNModel:
+        """New items have no neighbours."""
+        self.similarity = widen_square(self.similarity, columns, n_items)
+        self.n_items = n_items
+        return self
 
     def _arrays(self):
         return _csr_arrays("similarity", self.similarity)
@@ -649,6 +734,12 @@ class EASEModel(Recommender):
         out[np.ix_(np.flatnonzero(known), self.kept)] = self.weights[position[itemid[known]]]
         return out
 
+    def widen(self, columns: np.ndarray, n_items: int) -> EASEModel:
+        """New items have no weights (like items below ``min_item_users``)."""
+        self.kept = np.asarray(columns, dtype=np.int64)[self.kept]
+        self.n_items = n_items
+        return self
+
     def _arrays(self):
         return {"kept": self.kept, "weights": self.weights}
 
@@ -661,6 +752,18 @@ class EASEModel(Recommender):
 
 
 # Sequence-aware co-occurrence: what customers went on to look at next.
+
+
+def widen_square(matrix: sp.csr_matrix, columns: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """An items x items CSR matrix moved to ``n_items``: row and column ``c`` -> ``columns[c]``."""
+    matrix = sp.csr_matrix(matrix)
+    columns = np.asarray(columns, dtype=np.int64)
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    return sp.csr_matrix(
+        (matrix.data, (columns[rows], columns[matrix.indices])),
+        shape=(n_items, n_items),
+        dtype=matrix.dtype,
+    )
 
 
 def time_ordered(last_seen: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -692,6 +795,30 @@ def keep_top_per_row(matrix: sp.csr_matrix, K: int) -> sp.csr_matrix:
     return sp.csr_matrix(
         (matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape
     )
+
+
+def covisit_counts(
+    last_seen: sp.csr_matrix, n_items: int, window: int, gap_weighting: bool = False
+) -> sp.csr_matrix:
+    """(n_items, n_items) float64 CSR: how often j came within ``window`` steps after i.
+
+    A pair ``gap`` steps apart in a customer's time-ordered history counts 1 (``1 / gap`` with
+    ``gap_weighting``). Each gap's pairs are summed into the matrix as they are made, so only
+    one gap's pairs (not all ``window`` gaps' at once) are ever held in memory.
+    """
+    rows, cols, _ = time_ordered(last_seen)
+    cols = cols.astype(np.int64)
+    pairs = sp.csr_matrix((n_items, n_items), dtype=np.float64)
+    for gap in range(1, window + 1):
+        same = rows[:-gap] == rows[gap:]
+        if not same.any():
+            break
+        # Pair keys counted here (sorted, few distinct ones) instead of a COO of every pair.
+        keys, counts = np.unique(cols[:-gap][same] * n_items + cols[gap:][same], return_counts=True)
+        weight = counts * (1.0 / gap if gap_weighting else 1.0)
+        source, target = np.divmod(keys, n_items)
+        pairs = pairs + sp.csr_matrix((weight, (source, target)), shape=(n_items, n_items))
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -732,22 +859,7 @@ class CoVisitModel(Recommender):
         started = time.perf_counter()
         p = self.params
         n_items = user_items.shape[1]
-        rows, cols, _ = time_ordered(last_seen)
-        sources, targets, counts = [], [], []
-        for gap in range(1, p.window + 1):
-            same = rows[:-gap] == rows[gap:]
-            if not same.any():
-                break
-            sources.append(cols[:-gap][same])
-            targets.append(cols[gap:][same])
-            counts.append(np.full(same.sum(), 1.0 / gap if p.gap_weighting else 1.0))
-        if sources:
-            source, target = np.concatenate(sources), np.concatenate(targets)
-            count = np.concatenate(counts)
-        else:
-            source = target = np.zeros(0, np.int64)
-            count = np.zeros(0)
-        pairs = sp.csr_matrix((count, (source, target)), shape=(n_items, n_items))
+        pairs = covisit_counts(last_seen, n_items, p.window, p.gap_weighting)
         if p.both_directions:
             pairs = (pairs + pairs.T).tocsr()
         customers = np.bincount(sp.csr_matrix(user_items).indices, minlength=n_items)
@@ -781,6 +893,12 @@ class CoVisitModel(Recommender):
         """(len(itemid), n_items) float32: what customers looked at after each item."""
         return self.neighbours[np.asarray(itemid)].toarray().astype(np.float32)
 
+    def widen(self, columns: np.ndarray, n_items: int) -> CoVisitModel:
+        """New items have no neighbours."""
+        self.neighbours = widen_square(self.neighbours, columns, n_items)
+        self.n_items = n_items
+        return self
+
     def _arrays(self):
         return _csr_arrays("neighbours", self.neighbours)
 
@@ -804,6 +922,8 @@ def normalise_scores(scores: np.ndarray, exclude: sp.csr_matrix | None, how: str
         return scores
     if how not in ("zscore", "minmax"):
         raise ValueError(f"normalise must be 'zscore', 'minmax' or 'none', not {how!r}")
+    if how == "zscore" and np.isfinite(scores).all():
+        return _zscore_finite(scores, exclude)
     valid = np.isfinite(scores)
     if exclude is not None and exclude.nnz:
         rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
@@ -822,6 +942,32 @@ def normalise_scores(scores: np.ndarray, exclude: sp.csr_matrix | None, how: str
     centre = np.where(np.isfinite(centre), centre, 0.0)
     out = ((scores - centre) / spread).astype(np.float32)
     out[~np.isfinite(scores)] = -np.inf
+    return out
+
+
+def _zscore_finite(scores: np.ndarray, exclude: sp.csr_matrix | None) -> np.ndarray:
+    """normalise_scores' z-score when every score is finite: sums over the whole row minus the
+    few excluded entries, in fewer passes over the (n, n_items) block (the common case)."""
+    n_rows, n_cols = scores.shape
+    total = scores.sum(axis=1, dtype=np.float64)
+    squares = np.einsum("ij,ij->i", scores, scores, dtype=np.float64)
+    count = np.full(n_rows, float(n_cols))
+    if exclude is not None and exclude.nnz:
+        exclude = sp.csr_matrix(exclude)
+        if not exclude.has_canonical_format:  # a duplicated entry must be left out only once
+            exclude = exclude.copy()
+            exclude.sum_duplicates()
+        rows = np.repeat(np.arange(n_rows), np.diff(exclude.indptr))
+        left_out = scores[rows, exclude.indices].astype(np.float64)
+        total -= np.bincount(rows, weights=left_out, minlength=n_rows)
+        squares -= np.bincount(rows, weights=left_out * left_out, minlength=n_rows)
+        count -= np.diff(exclude.indptr)
+    count = np.maximum(count, 1.0)
+    centre = total / count
+    spread = np.sqrt(np.maximum(squares / count - centre * centre, 0.0))
+    spread = np.where(spread > 0, spread, 1.0)
+    out = scores - centre.astype(np.float32)[:, None]
+    out *= (1.0 / spread).astype(np.float32)[:, None]
     return out
 
 
@@ -892,6 +1038,13 @@ class BlendModel(Recommender):
             scores = member.item_scores(itemid)
             total += weight * normalise_scores(scores, own, self.params.normalise)
         return total
+
+    def widen(self, columns: np.ndarray, n_items: int) -> BlendModel:
+        """Widens every member."""
+        for member in self.members.values():
+            member.widen(columns, n_items)
+        self.n_items = self._members_items()
+        return self
 
     def similar_customers(self, *args, **kwargs) -> CustomersLikeYou:
         """Delegates to the first ALS (or other factor) member."""

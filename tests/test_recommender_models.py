@@ -37,7 +37,9 @@ from recommender.models import (
     ItemKNNParams,
     ModelNotReady,
     PopularityModel,
+    covisit_counts,
     load_model,
+    normalise_scores,
 )
 from tracking import migrations, schema
 from tracking.db import make_engine
@@ -499,3 +501,65 @@ def test_read_events_stitches_anonymous_ids_and_drops_hidden_items(tmp_path):
     built = build_interactions(frame, EventWeights(saturation=False))
     assert built.user_items[built.user_index["cust-2"], built.item_index["mug"]] == 8.0
     engine.dispose()
+
+
+# Co-visitation counts and wider catalogues
+
+
+@pytest.mark.parametrize("gap_weighting", [False, True])
+def test_covisit_counts_per_gap_equal_counting_every_pair(interactions, gap_weighting):
+    window = 6
+    n_items = interactions.shape[1]
+    expected = np.zeros((n_items, n_items))
+    last_seen = interactions.last_seen
+    for row in range(last_seen.shape[0]):
+        start, end = last_seen.indptr[row], last_seen.indptr[row + 1]
+        items = last_seen.indices[start:end]
+        times = last_seen.data[start:end]
+        history = items[np.lexsort((items, times))]  # oldest first, ties by column
+        for i, source in enumerate(history):
+            for gap, target in enumerate(history[i + 1 : i + 1 + window], start=1):
+                expected[source, target] += 1.0 / gap if gap_weighting else 1.0
+    counted = covisit_counts(last_seen, n_items, window, gap_weighting)
+    np.testing.assert_allclose(counted.toarray(), expected)
+
+
+@pytest.mark.parametrize("name", ["item_knn", "ease", "covisit", "als", "popularity"])
+def test_widen_moves_columns_and_leaves_new_items_empty(name, interactions):
+    n_items = interactions.shape[1]
+    new = np.array([0, 5, n_items - 1])
+    old = np.setdiff1d(np.arange(n_items), new)
+    narrow = build_models()[name].fit(
+        interactions.user_items[:, old].tocsr(), last_seen=interactions.last_seen[:, old].tocsr()
+    )
+    before = narrow.item_scores(np.arange(len(old)))
+    wide = narrow.widen(old, n_items)
+    assert wide.n_items == n_items
+    after = wide.item_scores(old)
+    np.testing.assert_allclose(after[:, old], before, rtol=1e-5, atol=1e-6)
+    if name != "als":  # ALS's new items get zero factors: cosine 0 as well
+        assert not np.any(after[:, new])
+    if name in ("item_knn", "ease", "covisit"):
+        assert not np.any(wide.item_scores(new))
+
+
+def test_zscore_skips_excluded_entries_with_or_without_non_finite_scores():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(2.0, 3.0, size=(6, 40)).astype(np.float32)
+    rows, cols = np.array([0, 0, 2, 5, 5]), np.array([3, 3, 7, 0, 39])  # (0, 3) twice
+    exclude = sp.csr_matrix((np.ones(5, np.float32), (rows, cols)), shape=scores.shape)
+    exclude.has_canonical_format = False
+    expected = np.empty_like(scores)
+    for row in range(len(scores)):
+        kept = np.ones(scores.shape[1], bool)
+        kept[cols[rows == row]] = False
+        expected[row] = (scores[row] - scores[row, kept].mean()) / scores[row, kept].std()
+    np.testing.assert_allclose(normalise_scores(scores, exclude, "zscore"), expected, atol=1e-5)
+    with_inf = scores.copy()
+    with_inf[1, 4] = -np.inf  # the general path: statistics skip it, it stays -inf
+    out = normalise_scores(with_inf, exclude, "zscore")
+    kept = np.isfinite(with_inf[1])
+    row = (with_inf[1, kept] - with_inf[1, kept].mean()) / with_inf[1, kept].std()
+    np.testing.assert_allclose(out[1, kept], row, atol=1e-5)
+    assert out[1, 4] == -np.inf
+    np.testing.assert_allclose(out[[0, 2, 3, 4, 5]], expected[[0, 2, 3, 4, 5]], atol=1e-5)

@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from recommender.interactions import build_interactions, read_events
-from recommender.models import ALSModel, ALSParams, PopularityModel, load_model
+from recommender.evaluate import split_by_customer, split_matrices
+from recommender.interactions import build_interactions, frame_from_segment, read_events
+from recommender.models import ALSModel, ALSParams, BlendParams, PopularityModel, load_model
 from recommender.registry import ModelRegistry
-from recommender.training import NotEnoughData, TrainSettings, check_model, train
+from recommender.training import NotEnoughData, TrainSettings, check_model, final_model, train
+from recommender.tuning import BlendConfig
 from tests.conftest import store_events
 from tracking.catalogue import upsert_items, validate_item
 from tracking.demo import ShopSpec, generate_shop
@@ -95,3 +97,53 @@ def test_train_and_rollback_commands(runner, shop_site, app):
     assert registry.current() == versions[0]
     nothing = runner.invoke(args=["train", "--site", "wk_nope"])
     assert nothing.exit_code != 0 and "no active site" in nothing.output
+
+
+def test_read_events_in_chunks_gives_the_matrix_of_the_events_sent(db, shop_site):
+    site, shop = shop_site
+    whole = read_events(db, site.site_id)
+    chunked = read_events(db, site.site_id, chunksize=97)
+    assert len(whole) == len(chunked) > 0
+    built = [build_interactions(frame) for frame in (whole, chunked)]
+    sent = build_interactions(frame_from_segment(shop.events))
+    for matrix in built:
+        assert list(matrix.user_ids) == list(sent.user_ids)
+        assert list(matrix.item_ids) == list(sent.item_ids)
+        assert (matrix.user_items != sent.user_items).nnz == 0
+        np.testing.assert_allclose(matrix.last_seen.toarray(), sent.last_seen.toarray())
+
+
+def test_the_validated_model_brought_up_to_date_still_finds_the_clusters():
+    shop = generate_shop(SPEC)
+    frame = frame_from_segment(shop.events)
+    fit_frame, valid_frame = split_by_customer(frame, 0.2)
+    # An item only the held-out events know: the final model must still give it ALS factors.
+    newest = fit_frame["item_id"].iloc[-1]
+    fit_frame = fit_frame[fit_frame["item_id"] != newest]
+    config = BlendConfig(
+        als=ALSParams(factors=16, regularization=0.1, iterations=12),
+        blend=BlendParams({"als": 1.0, "item_knn": 0.5, "covisit": 1.0, "popularity": 0.1}),
+    )
+    fit_part, _ = split_matrices(fit_frame, valid_frame, config.weights)
+    candidate = config.build().fit(fit_part.user_items, last_seen=fit_part.last_seen)
+    knn_before = candidate.members["item_knn"].similarity.copy()
+    full = build_interactions(frame, config.weights)
+    assert newest not in fit_part.item_index and full.shape[1] > fit_part.shape[1]
+
+    model = final_model(candidate, fit_part, full)
+    assert model.n_items == full.shape[1] and check_model(model, full) == []
+    als = model.members["als"]
+    assert als.user_factors.shape[0] == full.shape[0]
+    assert np.any(als.item_factors[full.item_index[newest]])
+    columns = full.item_positions(fit_part.item_ids)  # item side kept, only moved
+    knn_after = model.members["item_knn"].similarity[columns][:, columns]
+    assert (knn_after != knn_before).nnz == 0
+
+    of_customer, of_item = shop.cluster_of_customer(), shop.cluster_of_item()
+    customers = np.array([row for row, u in enumerate(full.user_ids) if u in of_customer])
+    ids, _ = model.recommend(
+        customers, full.user_items[customers], N=5, last_seen=full.last_seen[customers]
+    )
+    wanted = np.repeat([of_customer[full.user_ids[row]] for row in customers], 5)
+    got = np.array([of_item[item] for item in full.items(ids.ravel())])
+    assert np.mean(got == wanted) > 0.6
