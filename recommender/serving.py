@@ -169,6 +169,17 @@ class CatalogueView:
         )
         return cls(catalogue, details, time.monotonic())
 
+    def same_as(self, other: CatalogueView) -> bool:
+        """Nothing a response shows or filters on differs."""
+        mine, theirs = self.catalogue, other.catalogue
+        return (
+            self.details == other.details
+            and np.array_equal(mine.servable, theirs.servable)
+            and np.array_equal(mine.category, theirs.category)
+            and mine.flags.keys() == theirs.flags.keys()
+            and all(np.array_equal(mine.flags[k], theirs.flags[k]) for k in mine.flags)
+        )
+
     def servable(self, item_id: str) -> bool:
         """Known, active, not hidden and in stock."""
         position = self.catalogue.index.get(item_id)
@@ -386,11 +397,21 @@ class ServingLayer:
                 if old is not None and old.version != (fresh.version if fresh else None):
                     previous = old.version
                 bundle = fresh
-        view = (
-            CatalogueView.load(self.engine, site_id)
-            if reload_catalogue or old is None
-            else old.view
-        )
+        view = old.view if old is not None else None
+        if reload_catalogue or view is None:
+            loaded = CatalogueView.load(self.engine, site_id)
+            if view is not None and loaded.same_as(view):
+                view.loaded_at = loaded.loaded_at  # unchanged: keep the state's encoded answers
+            else:
+                view = loaded
+        if (
+            old is not None
+            and bundle is old.bundle
+            and view is old.view
+            and previous == old.previous_version
+        ):
+            self._links[site_id] = link
+            return
         state = build_site_state(site_id, bundle, view, self.settings.candidates, previous)
         self._sites[site_id] = state
         self._links[site_id] = link

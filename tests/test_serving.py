@@ -440,3 +440,16 @@ def test_the_train_command_precomputes_the_new_versions_cache(app, runner, site,
         "/v1/recommendations", query_string={"user_id": user}, headers=auth(site)
     )
     assert r.headers["X-Ecrm-Cache"] == "redis" and r.json["model_version"] == version
+
+
+def test_a_catalogue_reload_without_changes_keeps_the_encoded_answers(served, client):
+    layer, site_id = served.layer, served.site.site_id
+    before = layer.refresh(site_id, catalogue=True)
+    assert layer.refresh(site_id, catalogue=True) is before  # same rows: same state, same memo
+    item = served.shop.items[0]
+    r = client.put(
+        f"/v1/items/{item['item_id']}", json={**item, "in_stock": False}, headers=auth(served.site)
+    )
+    assert r.status_code in (200, 201)
+    after = layer.refresh(site_id, catalogue=True)
+    assert after is not before and not after.view.servable(item["item_id"])
