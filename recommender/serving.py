@@ -67,6 +67,7 @@ log = logging.getLogger("ecrm.recommender.serving")
 
 COLD = "cold"  # a local entry meaning "no history: serve the site's trending list"
 MEMO_LIMIT = 256  # encoded answers kept per entry or per site state
+MAX_REVALIDATING = 32  # background recomputations queued per process
 _SERIALS = itertools.count(1)
 # The compare-and-set that keeps a slow computation from overwriting a newer generation's entry.
 SET_IF_GENERATION = """
@@ -737,6 +738,10 @@ class ServingLayer:
         """Recompute a stale entry in the background (once per key per process)."""
         key = recs_key(state.site_id, state.version, visitor)
         if key in self._refreshing or self._pool is None:
+            return
+        if len(self._refreshing) >= MAX_REVALIDATING:
+            # After a model swap every visitor is stale at once: a bounded backlog keeps this
+            # process serving (stale answers meanwhile) instead of recomputing all of them.
             return
         self._refreshing.add(key)
 
