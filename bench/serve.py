@@ -21,8 +21,9 @@ All in one temporary directory, removed at the end:
 4. freshness: ``--trials`` times, a customer's answer is read, a ``Product Added`` for its first
    item is sent (2xx), and the answer is polled until it changes (the ingest worker stores the
    event, publishes the invalidation, the web process recomputes with the event folded in);
-5. the same load while a new model version is promoted every ``--swap-every`` seconds, with
-   freshness trials running alongside: throughput, latency, errors;
+5. the same load while a new model version is promoted every ``--swap-every`` seconds (warmed
+   into the cache first for as many recent customers as half the interval allows, as ``train``
+   does before promoting), with freshness trials alongside: throughput, latency, errors;
 6. prints the figures and replaces the ``## Serving (bench/serve.py)`` section of RESULTS.md.
 
 No figure from here is asserted by the test suite.
@@ -422,16 +423,34 @@ def cache_mix(port: int, setup: dict, paths: list[str], cold_prefix: str, sample
 # -- the run --------------------------------------------------------------------------------------
 
 
-def swapper(models: Path, every: float, stop: threading.Event, swaps: list) -> None:
-    """Promote a copy of the current version every ``every`` seconds (a retrain, for the cache)."""
-    while not stop.wait(every):
-        current = os.readlink(models / "current")
-        new = f"{current.split('+')[0]}+swap{len(swaps) + 1}"
-        shutil.copytree(models / current, models / new)
-        link = models / "current.tmp"
-        os.symlink(new, link)
-        os.replace(link, models / "current")
-        swaps.append((time.monotonic(), new))
+def swapper(setup: dict, every: float, stop: threading.Event, swaps: list) -> None:
+    """Every ``every`` seconds, what ``train`` does at promotion: a new version (a copy of the
+    current one) is warmed into the cache for the most recently active customers, within a budget
+    of ``every`` / 2 seconds, then made current."""
+    from recommender.serving import ServingLayer, ServingSettings, precompute
+    from tracking.db import make_engine
+    from webapp.clients import redis_client
+
+    models = setup["models"]
+    engine = make_engine(setup["db_url"])
+    client = redis_client(setup["redis_url"])
+    layer = ServingLayer(engine, client, models.parent, ServingSettings())
+    try:
+        while not stop.wait(every):
+            current = os.readlink(models / "current")
+            new = f"{current.split('+')[0]}+swap{len(swaps) + 1}"
+            shutil.copytree(models / current, models / new)
+            warmed = precompute(
+                layer, setup["site_id"], budget_seconds=every / 2, bundle_path=models / new
+            )
+            link = models / "current.tmp"
+            os.symlink(new, link)
+            os.replace(link, models / "current")
+            swaps.append((time.monotonic(), new, warmed))
+    finally:
+        layer.close()
+        client.close()
+        engine.dispose()
 
 
 def main(argv=None) -> int:
@@ -451,8 +470,8 @@ def main(argv=None) -> int:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--trials", type=int, default=200)
-    p.add_argument("--swap-seconds", type=float, default=30.0)
-    p.add_argument("--swap-every", type=float, default=5.0)
+    p.add_argument("--swap-seconds", type=float, default=40.0)
+    p.add_argument("--swap-every", type=float, default=10.0)
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     p.add_argument("--no-results", action="store_true")
     p.add_argument(
@@ -571,7 +590,7 @@ def main(argv=None) -> int:
             log(f"model swaps every {args.swap_every:g} s under load for {args.swap_seconds:g} s")
             stop, swaps = threading.Event(), []
             swap_thread = threading.Thread(
-                target=swapper, args=(setup["models"], args.swap_every, stop, swaps)
+                target=swapper, args=(setup, args.swap_every, stop, swaps)
             )
             fresh_swap: dict = {}
             fresh_thread = threading.Thread(
@@ -605,6 +624,7 @@ def main(argv=None) -> int:
                 "load": swap_load,
                 "bare_after": swap_bare,
                 "swaps": len(swaps),
+                "warmed": [w for _, _, w in swaps],
                 "freshness": fresh_swap,
             },
             "minutes": (time.monotonic() - began) / 60,
@@ -698,7 +718,9 @@ def render(report: dict, argv) -> str:
         "### During model swaps",
         "",
         f"- {sw['swaps']} new versions promoted in {a['swap_seconds']:g} s (one every "
-        f"{a['swap_every']:g} s) while wrk ran the same mix: {load['rps']:,.0f} req/s "
+        f"{a['swap_every']:g} s; as `train` does, each warmed into the cache first, within "
+        f"{a['swap_every'] / 2:g} s: {', '.join(f'{w:,}' for w in sw['warmed'])} customers) "
+        f"while wrk ran the same mix: {load['rps']:,.0f} req/s "
         f"({ratio_swap:.0%} of the bare route measured right after), p50 "
         f"{load['latency_us']['p50'] / 1000:.1f} ms, p99 {load['latency_us']['p99'] / 1000:.1f} "
         f"ms, **{load['error_count']} errors** out of {load['requests']:,} requests.",

@@ -884,14 +884,26 @@ def precompute(
     limit: int | None = 50_000,
     budget_seconds: float = 120.0,
     batch: int = 500,
+    bundle_path: str | os.PathLike | None = None,
 ) -> int:
     """After a training: cache candidates for recently active customers (pipelined writes).
 
     ``user_ids`` defaults to the model's customers active in the last ``active_days`` of its data,
     most recent first, at most ``limit``. Returns how many entries were written; stops at
-    ``budget_seconds``.
+    ``budget_seconds``. ``bundle_path`` names a committed version to warm before it is promoted;
+    by default the current version is warmed.
     """
-    state = layer.refresh(site_id)
+    if bundle_path is not None:
+        # A version not yet current (train's before_promote): its answers are in Redis before
+        # any web process switches to it.
+        state = build_site_state(
+            site_id,
+            ModelBundle.load(bundle_path),
+            layer.state(site_id).view,
+            layer.settings.candidates,
+        )
+    else:
+        state = layer.refresh(site_id)
     if state.bundle is None or layer.redis is None:
         return 0
     if user_ids is None:

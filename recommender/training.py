@@ -73,6 +73,9 @@ class TrainSettings:
     keep: int = 5
     max_eval_users: int = 5000
     seed: int = 0
+    # Called with the committed version's folder just before it becomes current (the serving
+    # cache is warmed then, so the swap finds the new version's answers already in Redis).
+    before_promote: Callable[[Path], None] | None = None
 
 
 @dataclass
@@ -280,7 +283,12 @@ def train(
     }
     (staging / "train.json").write_text(json.dumps(sidecar, indent=2, default=float))
     lap("save")
-    registry.commit(version)
+    final = registry.commit(version)
+    if settings.before_promote is not None:
+        try:
+            settings.before_promote(final)
+        except Exception as e:  # warming a cache must never keep a good model back
+            say("promote", f"warming the cache failed ({e}); promoting anyway")
     registry.promote(version)
     report.version, report.promoted = version, True
     say("promote", f"model {version} is now current")

@@ -436,6 +436,8 @@ def test_the_train_command_precomputes_the_new_versions_cache(app, runner, site,
     keys = redis.keys(f"ecrm:recs:{site.site_id}:{version}:u:*")
     assert len(keys) > 100
     user = keys[0].decode().rsplit(":u:", 1)[1]
+    # Warmed before promotion: the first answer after the switch is already a Redis hit.
+    app.extensions["ecrm_serving"].refresh(site.site_id)
     r = app.test_client().get(
         "/v1/recommendations", query_string={"user_id": user}, headers=auth(site)
     )
@@ -453,3 +455,23 @@ def test_a_catalogue_reload_without_changes_keeps_the_encoded_answers(served, cl
     assert r.status_code in (200, 201)
     after = layer.refresh(site_id, catalogue=True)
     assert after is not before and not after.view.servable(item["item_id"])
+
+
+def test_train_warms_the_cache_before_the_new_version_becomes_current(app, site, tmp_path):
+    shop = generate_shop(SPEC)
+    engine = app.extensions["ecrm"].engine
+    upsert_items(engine, site.site_id, [validate_item(i) for i in shop.items])
+    store_events(engine, site.site_id, shop.events)
+    registry = tmp_path / "models"
+    seen = []
+
+    def before_promote(path: Path) -> None:
+        current = registry / "current"
+        seen.append((path.name, os.readlink(current) if current.is_symlink() else None))
+
+    report = train(
+        engine,
+        TrainSettings(site.site_id, registry, tune_seconds=0, before_promote=before_promote),
+    )
+    assert report.promoted and seen == [(report.version, None)]
+    assert os.readlink(registry / "current") == report.version

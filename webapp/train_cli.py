@@ -38,7 +38,12 @@ def _sites(write_key: str | None) -> list[Site]:
 
 def train_site(site: Site, tune_seconds: float) -> bool:
     """Train one site with a progress bar; True if a model was promoted."""
-    settings = TrainSettings(site.site_id, registry_dir(site.site_id), tune_seconds=tune_seconds)
+    settings = TrainSettings(
+        site.site_id,
+        registry_dir(site.site_id),
+        tune_seconds=tune_seconds,
+        before_promote=lambda path: warm_cache(site, path),
+    )
     with click.progressbar(length=len(STAGES), label=f"training {site.name}") as bar:
 
         def progress(stage: str, message: str) -> None:
@@ -54,14 +59,17 @@ def train_site(site: Site, tune_seconds: float) -> bool:
             return False
     if report.promoted:
         click.echo(f"promoted {report.version} for {site.name} ({report.timings})")
-        warm_cache(site)
     else:
         click.echo(f"kept the current model for {site.name}: {'; '.join(report.failures)}")
     return report.promoted
 
 
-def warm_cache(site: Site) -> int:
-    """Precompute the new version's answers for recently active customers into Redis."""
+def warm_cache(site: Site, version_dir: Path) -> int:
+    """Precompute a new version's answers for recently active customers into Redis.
+
+    Called before the version becomes current, so web processes switching to it find its
+    answers already cached instead of recomputing every visitor at once.
+    """
     c = current_app.config
     layer = current_app.extensions["ecrm_serving"]
     started = time.monotonic()
@@ -72,6 +80,7 @@ def warm_cache(site: Site) -> int:
             active_days=c["RECS_PRECOMPUTE_DAYS"],
             limit=c["RECS_PRECOMPUTE_MAX"],
             budget_seconds=PRECOMPUTE_BUDGET_SECONDS,
+            bundle_path=version_dir,
         )
     except redis.RedisError as e:  # the cache fills on demand instead
         click.echo(f"  cache: not precomputed ({e})")
