@@ -1,11 +1,11 @@
 """gunicorn settings used by the run command (override with GUNICORN_CMD_ARGS).
 
 Sync workers, two per core, chosen by measurement (bench/serve.py, bench/ingest.py; figures in
-bench/RESULTS.md). On 2 cores: 4 sync workers kept the recommendation API's p99 within 2x of a
-bare Flask route at the best throughput; 2 workers gave slightly more throughput but a longer
-tail (a worker waiting on Redis leaves its core idle), 8 workers halved each process's cache hit
-rate, and gthread workers (2 x 4 threads) contend for the GIL under load. The collector is also
-fastest with two sync workers per core.
+bench/RESULTS.md). On 2 cores, 2 and 4 sync workers are within this machine's noise of each other
+on recommendation throughput across runs (75-86% and 78-80% of a bare Flask route), and 4 keep
+the shorter tail (p99 1.0-1.4x the bare route's); 8 workers halve each process's cache hit rate
+(65-71%), and gthread workers (2 x 4 threads) contend for the GIL (p99 2-4x). The collector is
+also fastest with two sync workers per core.
 """
 
 import multiprocessing
