@@ -91,7 +91,7 @@ class ServingSettings:
     max_n: int = 50
     candidates: int = 60  # kept per entry: room for the request's filters
     local_ttl: float = 60.0
-    local_max: int = 20_000
+    local_max: int = 10_000
     fresh_seconds: float = 900.0
     redis_ttl: float = 24 * 3600.0
     ttl_jitter: float = 0.1
