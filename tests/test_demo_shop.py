@@ -13,7 +13,12 @@ from webapp.demo_shop import DEMO_SITE_NAME
 ITEMS = [
     {"item_id": "sku-1", "title": "Kind of Blue", "category": "Music/Jazz", "price": 12.5},
     {"item_id": "sku-2", "title": "Blue Train", "category": "Music/Jazz", "price": 30},
-    {"item_id": "sku-3", "title": "Espresso <b>Roast</b>", "category": "Grocery/Coffee", "price": 9},
+    {
+        "item_id": "sku-3",
+        "title": "Espresso <b>Roast</b>",
+        "category": "Grocery/Coffee",
+        "price": 9,
+    },
     {"item_id": "sku-4", "title": "Hidden", "category": "Music/Jazz", "price": 1, "active": False},
 ]
 
@@ -63,7 +68,7 @@ def test_cart_checkout_order_once(client, shop):
     assert 'data-ecrm-total="55.0"' in order_page
     again = client.get(done.headers["Location"]).get_data(as_text=True)
     assert 'data-ecrm-view="Order Completed"' not in again  # a reload is not a second order
-    assert "Cart <span class=\"badge\">0</span>" in again
+    assert 'Cart <span class="badge">0</span>' in again
 
 
 def test_signin_identifies_once_and_signout_resets(client, shop):
