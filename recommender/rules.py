@@ -80,6 +80,12 @@ def load_catalogue(
             .where(items.c.site_id == site_id)
             .order_by(items.c.item_id)
         ).all()
+    return catalogue_from_rows(rows, flag_attributes)
+
+
+def catalogue_from_rows(rows: Sequence[Any], flag_attributes=("age_restricted",)) -> Catalogue:
+    """A :class:`Catalogue` from item rows (item_id, category, price, active, hidden, in_stock,
+    attributes; other columns are ignored)."""
     n = len(rows)
     flags = {name: np.zeros(n, dtype=bool) for name in flag_attributes}
     for i, row in enumerate(rows):

@@ -53,7 +53,7 @@ import redis
 import sqlalchemy as sa
 
 from recommender.registry import ModelRegistry
-from recommender.rules import Catalogue, Rules
+from recommender.rules import Catalogue, Rules, catalogue_from_rows
 from recommender.service import ModelBundle, Recommendations, RecommendationService
 from tracking.activity import (
     CATALOGUE_CHANNEL,
@@ -88,7 +88,6 @@ return 0
 class ServingSettings:
     """Cache sizes and times; ``webapp.recommend`` fills them from the app's configuration."""
 
-    max_n: int = 50
     candidates: int = 60  # kept per entry: room for the request's filters
     local_ttl: float = 60.0
     local_max: int = 10_000
@@ -157,17 +156,7 @@ class CatalogueView:
                 "url": r.url,
                 "image_url": r.image_url,
             }
-        catalogue = Catalogue(
-            item_ids=np.array([r.item_id for r in rows], dtype=object),
-            category=np.array([r.category or "" for r in rows], dtype=object),
-            price=np.array([float(r.price) if r.price is not None else np.nan for r in rows]),
-            servable=np.array([bool(r.active and not r.hidden and r.in_stock) for r in rows], bool),
-            flags={
-                "age_restricted": np.array(
-                    [bool((r.attributes or {}).get("age_restricted")) for r in rows], bool
-                )
-            },
-        )
+        catalogue = catalogue_from_rows(rows)
         return cls(catalogue, details, time.monotonic())
 
     def same_as(self, other: CatalogueView) -> bool:
@@ -359,7 +348,6 @@ class ServingLayer:
         self.listening = threading.Event()  # set while invalidations are being received
         self._set_if_generation = client.register_script(SET_IF_GENERATION) if client else None
         self._release_lock = client.register_script(RELEASE_LOCK) if client else None
-        self.counters: dict[str, int] = {"local": 0, "redis": 0, "miss": 0, "none": 0}
 
     # Model and catalogue state
 
@@ -560,7 +548,6 @@ class ServingLayer:
             else:
                 candidates, source = None, entry["s"]
                 memo, key = entry.setdefault("_m", {}), shape
-        self.counters[cache] += 1
         version = entry.get("v", state.version)
         body = memo.get(key)
         if body is None:
@@ -899,7 +886,7 @@ def precompute(
         state = build_site_state(
             site_id,
             ModelBundle.load(bundle_path),
-            layer.state(site_id).view,
+            CatalogueView.load(layer.engine, site_id),
             layer.settings.candidates,
         )
     else:

@@ -36,7 +36,6 @@ def init_serving(app: Flask) -> ServingLayer:
     """One serving layer per app (its threads start in each process on first use)."""
     c = app.config
     settings = ServingSettings(
-        max_n=c["RECS_MAX_N"],
         candidates=max(60, c["RECS_MAX_N"] + 10),
         local_ttl=c["RECS_LOCAL_TTL_SECONDS"],
         local_max=c["RECS_LOCAL_MAX_ENTRIES"],
