@@ -234,7 +234,7 @@ def load_store(db_path: Path, base: BaseShop, copies: int, seed: dict | None = N
     """
     import sqlalchemy as sa
 
-    from tracking import migrations
+    from tracking import interaction_log, migrations
     from tracking.catalogue import upsert_items, validate_item
     from tracking.db import make_engine
     from tracking.schema import events
@@ -269,6 +269,11 @@ def load_store(db_path: Path, base: BaseShop, copies: int, seed: dict | None = N
         for index in events.indexes:
             index.create(conn)
         index_seconds = time.perf_counter() - t0
+        # The ingest worker appends every stored batch to the interaction log; a store loaded
+        # behind its back gets the log written from its tables, as migration 3 does.
+        t0 = time.perf_counter()
+        logged = interaction_log.rebuild(conn, site_id)
+        log_seconds = time.perf_counter() - t0
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         count = lambda table, *where: conn.execute(  # noqa: E731
@@ -297,6 +302,8 @@ def load_store(db_path: Path, base: BaseShop, copies: int, seed: dict | None = N
         "insert_s": insert_seconds,
         "replicate_s": replicate_seconds,
         "index_s": index_seconds,
+        "log_s": log_seconds,
+        "logged": int(logged),
         "load_s": time.perf_counter() - started,
         "db_bytes": db_path.stat().st_size,
     }
@@ -1484,7 +1491,7 @@ def prepare(size: int, workdir: Path, args, bases: dict) -> dict:
     label = size_label(size)
     db_path = workdir / f"store-{label}.db"
     marker = workdir / f"store-{label}.json"
-    key = {"customers": customers, "copies": copies, "seed": SEED, "items": N_ITEMS}
+    key = {"customers": customers, "copies": copies, "seed": SEED, "items": N_ITEMS, "log": 1}
     if marker.exists() and db_path.exists():
         saved = json.loads(marker.read_text())
         if saved.get("key") == key:

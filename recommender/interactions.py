@@ -35,7 +35,8 @@ import pandas as pd
 import scipy.sparse as sp
 import sqlalchemy as sa
 
-from tracking.schema import events, identities, items, order_lines, orders
+from tracking import interaction_log
+from tracking.schema import identities, items
 
 log = logging.getLogger("ecrm.recommender")
 
@@ -355,10 +356,11 @@ def _codes(column: pd.Series, keep: np.ndarray, vocabulary) -> tuple[np.ndarray,
 def read_events(
     engine: sa.Engine,
     site_id: int,
-    chunksize: int = 200_000,
+    chunksize: int = interaction_log.REBUILD_ROWS,
     event_names: Iterable[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    source: str = "log",
 ) -> pd.DataFrame:
     """The site's item events and order lines as a user_id, item_id, event, timestamp frame.
 
@@ -369,15 +371,19 @@ def read_events(
     Hidden items are dropped. ``event_names`` limits the events read (default: every name with a
     positive default weight); each order line counts as one ``Order Completed`` event.
 
-    Rows come straight from the driver's cursor, ``chunksize`` at a time, and each chunk's ids
-    become integer codes as it arrives, so only one chunk of Python strings is alive at once;
-    identities and hidden items are resolved once per distinct id, not per row.
+    ``source="log"`` (the default) reads :mod:`tracking.interaction_log`, which the ingest worker
+    appends to with every stored batch: a few rows per hundred thousand interactions, no Python
+    object per interaction. ``source="store"`` scans ``events`` and ``order_lines`` themselves
+    (what the log is rebuilt from; ``chunksize`` rows at a time). Both give the same frame.
+    Identities and hidden items are resolved when reading, once per distinct id.
     """
+    if source not in ("log", "store"):
+        raise ValueError(f"source must be 'log' or 'store', not {source!r}")
     names = sorted(event_names) if event_names is not None else EventWeights().positive_events()
-    seconds = _seconds_column(engine)
     columns = _FrameBuilder()
-    # Millions of short-lived tuples and strings, none in a cycle: the cyclic collector would
-    # rescan the growing heap again and again (43% of the read at 1M rows, bench/RESULTS.md).
+    low, high = _as_epoch(since), _as_epoch(until)
+    # Millions of short-lived objects, none in a cycle: the cyclic collector would rescan the
+    # growing heap again and again (43% of a store scan at 1M rows, bench/RESULTS.md).
     with _gc_paused(), engine.connect() as conn:
         links = _identity_links(conn, site_id)
         hidden = list(
@@ -385,50 +391,13 @@ def read_events(
                 sa.select(items.c.item_id).where(items.c.site_id == site_id, items.c.hidden)
             ).scalars()
         )
-        label = sa.func.coalesce(events.c.event, events.c.type)
-        query = sa.select(
-            events.c.user_id,
-            _anonymous_only(events),
-            events.c.item_id,
-            label.label("event"),
-            seconds(events.c.timestamp).label("timestamp"),
-        ).where(
-            _site(engine, events.c.site_id) == site_id,
-            events.c.item_id.is_not(None),
-            sa.or_(events.c.event.in_(names), events.c.type.in_(names)),
-        )
-        query = _window(query, events.c.timestamp, since, until)
-        for chunk in _read_chunks(conn, query, chunksize):
-            columns.add(*chunk)
-        if ORDER_EVENT in names:
-            lines = (
-                sa.select(
-                    orders.c.user_id,
-                    _anonymous_only(orders),
-                    order_lines.c.item_id,
-                    sa.literal(ORDER_EVENT).label("event"),
-                    seconds(orders.c.ordered_at).label("timestamp"),
-                )
-                .select_from(
-                    order_lines.join(
-                        orders,
-                        sa.and_(
-                            orders.c.site_id == order_lines.c.site_id,
-                            orders.c.order_id == order_lines.c.order_id,
-                        ),
-                    )
-                )
-                .where(order_lines.c.site_id == site_id, order_lines.c.item_id.is_not(None))
-            )
-            lines = _window(lines, orders.c.ordered_at, since, until)
-            for chunk in _read_chunks(conn, lines, chunksize):
-                columns.add(*chunk)
-        return columns.frame(links, hidden)
-
-
-def _anonymous_only(table: sa.Table):
-    """The anonymous id only where there is no user id: most rows then carry a NULL, not a str."""
-    return sa.case((table.c.user_id.is_(None), table.c.anonymous_id)).label("anonymous_id")
+        if source == "log":
+            for chunk in interaction_log.read(conn, site_id, low, high):
+                columns.add_chunk(chunk)
+        else:
+            for part in interaction_log.scan_store(conn, site_id, chunksize):
+                columns.add_chunk(interaction_log.decode(interaction_log.encode(*part)))
+        return columns.frame(links, hidden, names, low, high)
 
 
 @contextmanager
@@ -452,13 +421,16 @@ class _Vocabulary:
     def encode(self, values: np.ndarray) -> np.ndarray:
         """(len(values),) int64 codes, -1 for None; only distinct values touch the dictionary."""
         chunk_codes, uniques = pd.factorize(values)
+        return np.append(self.encode_unique(uniques), -1)[chunk_codes]  # -1 (None) indexes -1
+
+    def encode_unique(self, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """(len(values),) int64 codes of distinct, non-None values."""
         known = self.codes
-        mapped = np.fromiter(
-            (known.setdefault(value, len(known)) for value in uniques),
+        return np.fromiter(
+            (known.setdefault(value, len(known)) for value in values),
             dtype=np.int64,
-            count=len(uniques),
+            count=len(values),
         )
-        return np.append(mapped, -1)[chunk_codes]  # factorize's -1 (None) indexes the -1
 
     def values(self) -> np.ndarray:
         """(n,) object: the ids in code order."""
@@ -466,7 +438,7 @@ class _Vocabulary:
 
 
 class _FrameBuilder:
-    """Chunks of rows kept as int codes and float64 seconds until the frame is made.
+    """Chunks of interactions kept as int codes and float64 seconds until the frame is made.
 
     A row's customer code is its user id's code, or ``-2 - code`` of its anonymous id (resolved
     through the identity links once, in :meth:`frame`), or -1 when it has neither.
@@ -477,17 +449,30 @@ class _FrameBuilder:
         self.items, self.events = _Vocabulary(), _Vocabulary()
         self.parts: dict[str, list[np.ndarray]] = {name: [] for name in FRAME_COLUMNS}
 
-    def add(self, users, anonymous, item_ids, names, seconds) -> None:
-        customers = self.users.encode(users)
-        missing = customers < 0
-        if missing.any():
-            customers[missing] = -2 - self.visitors.encode(anonymous[missing])
-        self.parts["user_id"].append(customers)
-        self.parts["item_id"].append(self.items.encode(item_ids))
-        self.parts["event"].append(self.events.encode(names))
-        self.parts["timestamp"].append(seconds)
+    def add_chunk(self, chunk: interaction_log.Chunk) -> None:
+        """One log chunk: its distinct ids meet the dictionaries, its rows stay codes."""
 
-    def frame(self, links: tuple[pd.Index, np.ndarray], hidden: list[str]) -> pd.DataFrame:
+        def translate(position: int, vocabulary: _Vocabulary, name: str) -> np.ndarray:
+            mapping = np.append(vocabulary.encode_unique(chunk.keys[name]), -1)
+            return mapping[chunk.codes[position]]  # local -1 indexes the appended -1
+
+        customers = translate(0, self.users, "users")
+        visitors = translate(1, self.visitors, "anonymous")
+        missing = customers < 0
+        customers[missing] = np.where(visitors[missing] >= 0, -2 - visitors[missing], -1)
+        self.parts["user_id"].append(customers)
+        self.parts["item_id"].append(translate(2, self.items, "items"))
+        self.parts["event"].append(translate(3, self.events, "events"))
+        self.parts["timestamp"].append(chunk.seconds)
+
+    def frame(
+        self,
+        links: tuple[pd.Index, np.ndarray],
+        hidden: list[str],
+        names: Sequence[str],
+        since: float | None = None,
+        until: float | None = None,
+    ) -> pd.DataFrame:
         if not sum(len(part) for part in self.parts["timestamp"]):
             return empty_frame()
         link_ids, link_users = links
@@ -503,19 +488,27 @@ class _FrameBuilder:
         customers[visiting] = self.users.encode(resolved.astype(object))[-2 - customers[visiting]]
         item_codes = np.concatenate(self.parts["item_id"])
         item_values = self.items.values()
-        keep = customers >= 0
+        event_codes = np.concatenate(self.parts["event"])
+        event_values = self.events.values()
+        seconds = np.concatenate(self.parts["timestamp"])
+        keep = (customers >= 0) & (item_codes >= 0)
+        keep &= pd.Index(event_values, dtype=object).isin(list(names))[event_codes]
         if hidden:
             keep &= ~pd.Index(item_values, dtype=object).isin(hidden)[item_codes]
-        seconds = np.concatenate(self.parts["timestamp"])[keep]
-        event_codes = np.concatenate(self.parts["event"])
+        if since is not None:
+            keep &= seconds >= since
+        if until is not None:
+            keep &= seconds < until
         # Categorical ids: hashed once here, and every later build_interactions works on codes
         # (categories unsorted: build_interactions sorts what it uses).
         return pd.DataFrame(
             {
                 "user_id": _categorical(customers[keep], self.users.values()),
                 "item_id": _categorical(item_codes[keep], item_values),
-                "event": _categorical(event_codes[keep], self.events.values()),
-                "timestamp": pd.to_datetime(seconds, unit="s", utc=True).round("ms"),
+                "event": _categorical(event_codes[keep], event_values),
+                "timestamp": pd.to_datetime(seconds[keep], unit="s", utc=True)
+                .round("ms")
+                .as_unit("ns"),
             }
         )
 
@@ -540,30 +533,6 @@ def empty_frame() -> pd.DataFrame:
     )
 
 
-def _seconds_column(engine: sa.Engine):
-    """SQL giving epoch seconds: no per-row datetime objects, which dominate read time."""
-    if engine.dialect.name == "postgresql":
-        return lambda column: sa.cast(sa.extract("epoch", column), sa.Float)
-    if engine.dialect.name == "sqlite":
-        # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; julianday keeps the fraction.
-        return lambda column: (sa.func.julianday(column) - 2440587.5) * DAY_SECONDS
-    return lambda column: sa.cast(sa.extract("epoch", column), sa.Float)
-
-
-def _site(engine: sa.Engine, column):
-    """The site column; on SQLite as an expression, so reading a site's whole history scans the
-    table in order instead of hopping through the (site_id, timestamp) index (3x slower)."""
-    return column + 0 if engine.dialect.name == "sqlite" else column
-
-
-def _window(query, column, since, until):
-    if since is not None:
-        query = query.where(column >= since)
-    if until is not None:
-        query = query.where(column < until)
-    return query
-
-
 def _identity_links(conn: sa.Connection, site_id: int) -> tuple[pd.Index, np.ndarray]:
     """(anonymous ids, their customers): the earliest link of each anonymous id."""
     rows = conn.execute(
@@ -576,53 +545,6 @@ def _identity_links(conn: sa.Connection, site_id: int) -> tuple[pd.Index, np.nda
     first = np.ones(len(anonymous), dtype=bool)
     first[1:] = anonymous[1:] != anonymous[:-1]  # sorted: the first row of each id wins
     return pd.Index(anonymous[first], dtype=object), np.array(users, dtype=object)[first]
-
-
-def _read_chunks(conn: sa.Connection, query, chunksize: int):
-    """Yield each chunk's five columns as numpy arrays (four object, seconds float64).
-
-    Rows are fetched with the driver's own cursor (a server-side one on PostgreSQL, so the
-    result is never held whole in memory): SQLAlchemy's Row objects and partitions cost more
-    than SQLite's own reading.
-    """
-    statement, parameters = _driver_statement(conn, query)
-    dbapi = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
-        cursor = dbapi.cursor(name="ecrm_read_events")
-        cursor.itersize = chunksize
-    else:
-        cursor = dbapi.cursor()
-    try:
-        cursor.execute(statement, parameters)
-        while part := cursor.fetchmany(chunksize):
-            # Column-wise numpy arrays: pandas probing rows and inferring string dtypes per chunk
-            # cost more than the database's own reading.
-            users, anonymous, item_ids, names, seconds = zip(*part, strict=True)
-            del part
-            yield (
-                np.array(users, dtype=object),
-                np.array(anonymous, dtype=object),
-                np.array(item_ids, dtype=object),
-                np.array(names, dtype=object),
-                np.array(seconds, dtype=np.float64),
-            )
-    finally:
-        cursor.close()
-
-
-def _driver_statement(conn: sa.Connection, query) -> tuple[str, Any]:
-    """``query`` as the DBAPI driver takes it: SQL text and parameters, bind-processed."""
-    dialect = conn.dialect
-    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    parameters = compiled.construct_params()
-    for name, value in parameters.items():
-        bind = compiled.binds.get(name)
-        process = None if bind is None else bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            parameters[name] = process(value)
-    if compiled.positional:
-        return str(compiled), tuple(parameters[name] for name in compiled.positiontup)
-    return str(compiled), parameters
 
 
 def frame_from_segment(batch: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -41,7 +41,7 @@ from recommender.models import (
     load_model,
     normalise_scores,
 )
-from tracking import migrations, schema
+from tracking import interaction_log, migrations, schema
 from tracking.db import make_engine
 from tracking.demo import ShopSpec, generate_shop
 
@@ -485,7 +485,14 @@ def test_read_events_stitches_anonymous_ids_and_drops_hidden_items(tmp_path):
             ],
         )
 
-    frame = read_events(engine, site_id=1, chunksize=2)
+    # Tables written directly, as a bulk load would: the log is rebuilt from them.
+    with engine.begin() as conn:
+        assert interaction_log.rebuild(conn, 1, rows_per_chunk=2) == 8  # 6 events, 2 lines
+    frame = read_events(engine, site_id=1)
+    scanned = read_events(engine, site_id=1, chunksize=2, source="store")
+    for column in ("user_id", "item_id", "event"):
+        assert list(scanned[column].astype(str)) == list(frame[column].astype(str))
+    assert list(scanned["timestamp"]) == list(frame["timestamp"])
     got = sorted(zip(frame["user_id"], frame["item_id"], frame["event"].astype(str), strict=True))
     assert got == [
         ("anon:a-9", "mug", "Product Viewed"),

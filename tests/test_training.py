@@ -99,12 +99,12 @@ def test_train_and_rollback_commands(runner, shop_site, app):
     assert nothing.exit_code != 0 and "no active site" in nothing.output
 
 
-def test_read_events_in_chunks_gives_the_matrix_of_the_events_sent(db, shop_site):
+def test_the_log_and_the_store_give_the_matrix_of_the_events_sent(db, shop_site):
     site, shop = shop_site
-    whole = read_events(db, site.site_id)
-    chunked = read_events(db, site.site_id, chunksize=97)
-    assert len(whole) == len(chunked) > 0
-    built = [build_interactions(frame) for frame in (whole, chunked)]
+    logged = read_events(db, site.site_id)  # what the ingest path appended, batch by batch
+    scanned = read_events(db, site.site_id, chunksize=97, source="store")
+    assert len(logged) == len(scanned) > 0
+    built = [build_interactions(frame) for frame in (logged, scanned)]
     sent = build_interactions(frame_from_segment(shop.events))
     for matrix in built:
         assert list(matrix.user_ids) == list(sent.user_ids)

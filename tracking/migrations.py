@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from tracking import log, schema
+from tracking import interaction_log, log, schema
 
 
 def _initial(conn: sa.Connection) -> None:
@@ -42,9 +42,20 @@ def _closed_loop(conn: sa.Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _interaction_log(conn: sa.Connection) -> None:
+    # Stores that predate the log get it written once from their events and order lines.
+    schema.interaction_chunks.create(conn, checkfirst=True)
+    for index in schema.interaction_chunks.indexes:
+        index.create(conn, checkfirst=True)
+    for site_id in conn.execute(sa.select(schema.sites.c.site_id)).scalars():
+        if interaction_log.row_count(conn, site_id) == 0:
+            interaction_log.rebuild(conn, site_id)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial tables", _initial),
     (2, "holdout labels on events and orders; attributions", _closed_loop),
+    (3, "interaction log for training", _interaction_log),
 ]
 
 

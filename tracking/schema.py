@@ -170,6 +170,22 @@ attributions = sa.Table(
 )
 sa.Index("ix_attributions_time", attributions.c.site_id, attributions.c.ordered_at)
 
+# The interaction log (tracking.interaction_log): item events and order lines as columnar chunks,
+# appended by the ingest worker with the events, read by training.
+interaction_chunks = sa.Table(
+    "interaction_chunks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("site_id", sa.Integer, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("first_second", sa.Float, nullable=True),  # epoch seconds of the earliest row
+    sa.Column("last_second", sa.Float, nullable=True),
+    sa.Column("vocabulary", sa.Text, nullable=False),  # JSON: each code column's distinct ids
+    sa.Column("codes", sa.LargeBinary, nullable=False),  # int32 (4, rows), little endian
+    sa.Column("seconds", sa.LargeBinary, nullable=False),  # float64 (rows,), little endian
+)
+sa.Index("ix_interaction_chunks_site", interaction_chunks.c.site_id, interaction_chunks.c.id)
+
 rejected_events = sa.Table(
     "rejected_events",
     metadata,
@@ -213,6 +229,7 @@ DATA_TABLES = (
     orders,
     order_lines,
     attributions,
+    interaction_chunks,
     rejected_events,
     dead_letters,
     sites,

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tracking import attribution
+from tracking import attribution, interaction_log
 from tracking.db import insert_ignore, upsert
 from tracking.holdout import in_holdout
 from tracking.schema import (
@@ -146,7 +146,7 @@ def write_entries(
         session_of = _assign_sessions(conn, site_id, new_events, session_timeout)
         _write_identities(conn, site_id, new_events)
         _write_customers(conn, site_id, new_events)
-        order_ids = _write_orders(conn, site_id, new_events, holdout_share)
+        order_ids, order_interactions = _write_orders(conn, site_id, new_events, holdout_share)
         stats.orders += len(order_ids)
         # Clicks that arrive after their order (a browser queue flushed late) credit it too.
         order_ids |= attribution.orders_after_clicks(conn, site_id, new_events, attribution_window)
@@ -175,13 +175,28 @@ def write_entries(
                     "holdout": _holdout(site_id, event, holdout_share),
                 }
             )
-        # ON CONFLICT guards against a concurrent worker storing the same message meanwhile.
-        # preserve_rowcount: without it an executemany's rowcount is -1 on psycopg.
-        insert = insert_ignore(engine, events).execution_options(preserve_rowcount=True)
-        result = conn.execute(insert, rows)
-        stored = result.rowcount if result.rowcount >= 0 else len(rows)
-        stats.stored += stored
-        stats.duplicates += len(rows) - stored
+        # ON CONFLICT guards against a concurrent worker storing the same message meanwhile;
+        # RETURNING tells which rows this transaction stored, so only those enter the log.
+        insert = insert_ignore(engine, events).returning(events.c.message_id)
+        inserted = set(conn.execute(insert, rows).scalars())
+        stats.stored += len(inserted)
+        stats.duplicates += len(rows) - len(inserted)
+        interaction_log.append(
+            conn,
+            site_id,
+            [
+                (
+                    row["user_id"],
+                    row["anonymous_id"],
+                    row["item_id"],
+                    row["event"] or row["type"],
+                    interaction_log.epoch(row["timestamp"]),
+                )
+                for row in rows
+                if row["item_id"] is not None and row["message_id"] in inserted
+            ]
+            + order_interactions,
+        )
         # After the events, so a click in this very batch is in the store to be found.
         stats.attributed += attribution.attribute_orders(
             conn, site_id, order_ids, attribution_window
@@ -331,8 +346,12 @@ def _write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) 
 
 def _write_orders(
     conn: sa.Connection, site_id: int, new_events: list[dict], holdout_share: float
-) -> set[str]:
-    """Insert the orders and lines of new Order Completed events; return their order ids."""
+) -> tuple[set[str], list[tuple]]:
+    """Insert the orders and lines of new Order Completed events.
+
+    Returns their order ids, and the interaction log's rows for the lines of the orders this
+    transaction stored (an order id already in the store keeps its first lines).
+    """
     order_rows, line_rows = [], []
     for event in new_events:
         if event["type"] != "track" or event.get("event") != "Order Completed":
@@ -368,11 +387,35 @@ def _write_orders(
                     "quantity": int(product.get("quantity", 1)),
                 }
             )
+    stored: set[str] = set()
     if order_rows:
-        conn.execute(insert_ignore(conn.engine, orders), order_rows)
+        insert = insert_ignore(conn.engine, orders).returning(orders.c.order_id)
+        stored = set(conn.execute(insert, order_rows).scalars())
     if line_rows:
         conn.execute(insert_ignore(conn.engine, order_lines), line_rows)
-    return {row["order_id"] for row in order_rows}
+    # As the inserts resolved repeats: the first row of an order id, the first line per position.
+    by_order: dict[str, dict] = {}
+    for row in order_rows:
+        if row["order_id"] in stored:
+            by_order.setdefault(row["order_id"], row)
+    interactions, lines_seen = [], set()
+    for line in line_rows:
+        order = by_order.get(line["order_id"])
+        key = (line["order_id"], line["position"])
+        if order is None or key in lines_seen:
+            continue
+        lines_seen.add(key)
+        if line["item_id"] is not None:
+            interactions.append(
+                (
+                    order["user_id"],
+                    order["anonymous_id"],
+                    line["item_id"],
+                    interaction_log.ORDER_EVENT,
+                    interaction_log.epoch(order["ordered_at"]),
+                )
+            )
+    return {row["order_id"] for row in order_rows}, interactions
 
 
 def customer_history(conn: sa.Connection, site_id: int, user_id: str) -> list[sa.Row]:
