@@ -22,7 +22,9 @@ For each size, in one run:
    when that was built in the same run. Copy 0's events go in by DBAPI executemany through the
    SQLAlchemy connection (Core's per-row parameter processing costs about 45 µs a row),
    identities and orders by Core executemany, one transaction per store, the event indexes
-   dropped during the load and rebuilt from ``tracking.schema`` afterwards.
+   dropped during the load and rebuilt from ``tracking.schema`` afterwards; then the interaction
+   log is written from the tables (``tracking.interaction_log.rebuild``), as the ingest worker
+   would have appended it.
 2. pipeline, each in a fresh Python process (so peak memory is per size and per variant):
    ``recommender.training.train(engine, TrainSettings(site_id, registry_dir=tmp,
    tune_seconds=0))`` (no search) timed end to end with its own per-stage timings, twice:
@@ -41,7 +43,7 @@ For each size, in one run:
    fit. For information, a second bare fit on the fit-split matrix train() itself fitted.
 4. when (b) misses the overhead target (``--profile auto``): a py-spy profile (``--nonblocking``)
    of one more run of (b) at 1M, charged to train()'s stages by line, and ``read_events`` alone,
-   two rounds.
+   two rounds, from the interaction log and by scanning the tables.
 
 Before each measurement the script waits (20 s at most) for other processes to go quiet, and
 records the CPU they used meanwhile. ``OPENBLAS_NUM_THREADS=1`` everywhere (implicit runs its own
@@ -663,7 +665,10 @@ def child_bare(args: dict) -> dict:
     }
 
 
-READ_MODES = {"as is": "`read_events` as it is"}
+READ_MODES = {
+    "log": "`read_events` from the interaction log (what `train()` reads)",
+    "store": '`read_events(source="store")`: scanning `events` and `order_lines`, as before',
+}
 
 
 def child_read(args: dict) -> dict:
@@ -675,7 +680,7 @@ def child_read(args: dict) -> dict:
 
     engine = make_engine(args["url"])
     started = time.perf_counter()
-    frame = interactions.read_events(engine, args["site_id"])
+    frame = interactions.read_events(engine, args["site_id"], source=args["mode"])
     seconds = time.perf_counter() - started
     collector.collect()
     return {
@@ -987,13 +992,13 @@ def render_data(runs: list[dict]) -> list[str]:
     out.append(
         "| size | customers x copies | events stored | item events | order lines | "
         "interactions read | customers x items in the matrix | pairs (nnz) | generate s | load s "
-        "| store size |"
+        "| of which the log rebuilt s | store size |"
     )
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         data = run.get("data") or {}
         if "error" in data:
-            out.append(f"| {run['label']} | failed: {data['error']} |" + " |" * 9)
+            out.append(f"| {run['label']} | failed: {data['error']} |" + " |" * 10)
             continue
         pipe = next((p for p in run["pipelines"].values() if p.get("n_users")), {})
         matrix = f"{pipe['n_users']:,} x {pipe['n_items']:,}" if pipe else "-"
@@ -1003,7 +1008,8 @@ def render_data(runs: list[dict]) -> list[str]:
             f"| {run['label']} | {data['customers_per_copy']:,} x {data['copies']} | "
             f"{data['events']:,} | {data['item_events']:,} | {data['order_lines']:,} | "
             f"{data['interactions']:,} | {matrix} | {nnz} | {fmt_s(run.get('generate_s'))} | "
-            f"{fmt_s(data['load_s'])}{note} | {data['db_bytes'] / 2**20:,.0f} MB |"
+            f"{fmt_s(data['load_s'])}{note} | {fmt_s(data.get('log_s'))} | "
+            f"{data['db_bytes'] / 2**20:,.0f} MB |"
         )
     out.append("")
     out.append(
@@ -1018,7 +1024,10 @@ def render_data(runs: list[dict]) -> list[str]:
         "`sessions` and `customers` stay empty (training reads neither). Copy 0's events go in "
         "by DBAPI `executemany` through the SQLAlchemy connection (Core's per-row parameter "
         "processing measured about 45 µs a row), identities and orders by Core `executemany`, "
-        "one transaction per store, the event indexes rebuilt after the load."
+        "one transaction per store, the event indexes rebuilt after the load. Loaded behind "
+        "the ingest worker's back, the store then gets its interaction log written from the "
+        "tables (`tracking.interaction_log.rebuild`, as migration 3 does for older stores): "
+        "the last column, part of the load."
     )
     copied = [r for r in runs if (r.get("data") or {}).get("copies", 1) > 1]
     if copied:
@@ -1265,8 +1274,9 @@ def render_profile(profile: dict) -> list[str]:
     reads = profile.get("reads") or {}
     if reads:
         out.append(
-            f"`read_events` alone on the {profile['label']} store, each in a fresh process "
-            "(GC paused, rows from the DBAPI cursor, chunks encoded as they arrive):"
+            f"`read_events` alone on the {profile['label']} store, each in a fresh process, "
+            "from the log and by scanning the tables (the same frame either way; a test "
+            "compares them):"
         )
         out.append("")
         out.append(
@@ -1329,16 +1339,15 @@ def render_findings(runs: list[dict], profile) -> list[str]:
     out.append("")
     out.append(
         "The validation fit has to happen (a model is promoted only after validation judged "
-        "it) and costs about 0.9x the bare fit on all data, so 1.5x leaves about 0.6x the bare "
-        "fit for reading the store, splitting, building, evaluating, the user half-step and "
-        "saving. Reading alone is larger than that: SQLite scans every event row (the store "
-        "holds about twice as many events as interactions) and the driver makes a Python tuple "
-        "of each matching row; `read_events` now pauses the cyclic GC, takes rows from the "
-        "DBAPI cursor and turns each chunk into integer codes as it arrives, which leaves it "
-        "near that floor (the scan and the tuples measured about 1.8 s of the read at 1M in "
-        "development). What would remove the read from the critical path is reading only the "
-        "events since the previous run (keep the previous frame's codes and times next to the "
-        "model; `read_events` already takes `since`): not done here."
+        "it) and costs about the bare fit on all data (implicit's conjugate-gradient steps cost "
+        "in proportion to customers x factors², hardly to the number of pairs), so 1.5x leaves "
+        "about half a bare fit for reading, splitting, building, evaluating, the user "
+        "half-step and saving. Reading the event table used to take more than that by itself "
+        "(1.2x the bare fit at 1M); the interaction log (below) takes it off the critical "
+        "path, and what is left is a handful of vectorised passes over the interactions, each "
+        "a few per cent of the fit. At 100k the fixed costs (imports inside the stages, the "
+        "evaluation sample, writing the artifacts) weigh more against a fit of a few tenths of "
+        "a second."
     )
     out.append("")
     return out
@@ -1349,58 +1358,49 @@ def render_changes() -> list[str]:
     return [
         "### What changed in recommender/ (issue 4), and the evidence for the choices",
         "",
-        "Before, on the same machine the same day (`python bench/train_speed.py --sizes 100k,1M "
-        "--variants als --profile never`, the code before these changes): 100k (b) 1.63 s "
-        "against a bare fit of 0.30 s (5.4x); 1M (b) 10.0 s against 1.85 s (5.4x: read 5.09, "
-        "split 0.12, build 0.16, fit 1.64, evaluate 0.87, refit 1.93, save 0.18). The run "
-        "recorded here before (2026-11-24 00:48, a slower machine: its bare fit at 1M took "
-        "4.07 s) had (b) at 4.26x and (a) at 6.51x at 1M, and peaks at 5M of 2,541 MB (a) and "
-        "1,818 MB (b). Seconds from different runs do not compare (the bare fit itself moved "
-        "from 4.07 s to 1.8 s); the ratios in one run do.",
+        "Before: the run recorded here previously (2026-11-24 01:55 UTC, another machine of the "
+        "same kind, the code before the interaction log) had 1M (b) at 6.04 s = 2.71x its bare "
+        "fit (read 2.71, split 0.11, build 0.16, fit 1.87, evaluate 0.75, final 0.32, save "
+        "0.12) and 5M (b) at 6.94x (read 43.8 s). On this machine, with the log but none of "
+        "the changes of item 2: 1M (b) 3.80 s = 1.59x (read 0.40, split 0.13, build 0.14, fit "
+        "2.38, evaluate 0.32, final 0.31, save 0.11; `--sizes 1M --variants als`). Seconds "
+        "from different runs do not compare; the ratios in one run do.",
         "",
-        "1. `read_events` (recommender/interactions.py): the cyclic GC paused while reading; "
-        "rows taken from the driver's cursor (`fetchmany`; a server-side cursor on "
-        "PostgreSQL) instead of SQLAlchemy `Row` partitions; each chunk's ids turned into "
-        "integer codes as it arrives (a running id -> code dictionary touched once per distinct "
-        "id of the chunk), identities and hidden items resolved once per distinct id instead "
-        "of per row; the anonymous id is only selected where the user id is missing. The same "
-        "rows and the same matrix as before (tests on SQLite and PostgreSQL; on the 1M store "
-        "the old and new readers' matrices compared equal, entry by entry). Alone on the 1M "
-        "store: 8.5 s before, 4.2 s after in one development process (a busy machine; this "
-        "run measured it alone above); its peak fell from 486 MB to about 360 MB.",
-        "2. No refit (recommender/training.py `final_model`, models' `widen` and "
-        "`ALSModel.update_users`): every member is fitted once, on the fit split, and the "
-        "validated model is promoted brought up to date: item side kept, ALS user factors "
-        "recomputed on all data with one half-step of implicit's own CG solver started from "
-        "the validated factors, items only the held-out events know get ALS factors from one "
-        "exact item half-step. Measured in development on the 1M matrix: that user half-step "
-        "took 0.21 s against 3.46 s for the 15-iteration fit in the same process (0.06 of a "
-        "fit); an exact (Cholesky) user recompute took 1.73 s; the previous run's warm-started "
-        "3-iteration refit took 0.19 of a cold fit. Quality on MovieLens latest-small (the "
-        "protocol of bench/quality.py; fit on train minus validation, brought up to date on "
-        "train, scored on test, against a refit on all of train): default blend 0.1549 vs "
-        "0.1572 refitted (-1.5%); ALS alone at its defaults 0.1212 vs 0.1113 (+8.9%: fewer "
-        "effective iterations overfit less); ALS with 64 factors, regularization 1, alpha 10 "
-        "0.1095 vs 0.1099. bench/quality.py now reports the tuned blend as train() promotes "
-        "it, next to the refitted one (see its section).",
-        "3. `CoVisitModel.fit` (`models.covisit_counts`): each gap's pairs are counted "
-        "(`np.unique` of int64 pair keys) and added into the sparse count matrix as they are "
-        "made, instead of materialising all `window` gaps' pairs at once; the counts are "
-        "identical (a test compares them with counting every pair in Python). On a 5x copy of "
-        "the 1M matrix: 3.5 s and a 235 MB peak instead of 9.4 s and 1,122 MB.",
-        "4. `normalise_scores` (z-score, every score finite, the usual case): the row sums over "
-        "the whole block minus the few excluded entries, in float32 for the output: 13 ms "
-        "instead of 33 ms per 512 x 4,984 block; same values to 1e-6. It is paid once per "
-        "member in evaluation and serving.",
+        "1. The interaction log (tracking/interaction_log.py, migration 3, "
+        "tracking/store.py): the ingest worker appends one chunk per stored batch to "
+        "`interaction_chunks`, in the same transaction as the events (the batch's distinct ids "
+        "once as JSON, int32 codes and float64 times as packed arrays; `INSERT ... RETURNING` "
+        "says which events and orders this transaction stored, so a redelivered batch or a "
+        "concurrent worker's duplicate is logged once). `read_events` reads the log: a few rows "
+        "per 200,000 interactions and no Python object per interaction; identities and hidden "
+        "items are resolved at read time, once per distinct id, so stitching and hiding still "
+        "apply to old events. `train()` first merges small chunks (a quiet shop's batches) "
+        "into one. Tests compare the log with a scan of the tables on SQLite and PostgreSQL; "
+        "this benchmark's loader writes the tables directly and rebuilds the log from them "
+        "(`interaction_log.rebuild`, what migration 3 does for older stores; not timed). The "
+        "cost moves to ingest: one more INSERT per stored batch, and RETURNING on the events "
+        "and orders inserts.",
+        "2. The stages around the fit (recommender/interactions.py, evaluate.py, models.py, "
+        "training.py): pair sums by hashing (`pd.factorize` + `np.bincount`) instead of a "
+        "sorted pandas groupby; timestamps made with integer arithmetic instead of "
+        "`pd.to_datetime(unit='s').round('ms')` (0.13 s per million rows); two stable argsorts "
+        "instead of a three-key `np.lexsort` in `split_by_customer`; `Recommender.recommend` "
+        "scores its 512-customer batches on two threads (numpy and BLAS release the GIL; "
+        "folding users in stays on one thread, as threadpoolctl's limits are process-wide); "
+        "`PopularityModel.recommend` walks one shared ranking instead of scoring a dense "
+        "customers x items block (0.10 s to 0.02 s for 5,000 customers; a test compares it "
+        "with the dense path); artifacts hashed as they are written instead of read back, and "
+        "the version digest taken over the sidecars, which carry their arrays' sha256. The "
+        "matrices are the same as before (sums and nnz compared on the 1M store).",
+        "3. Before that, the previous round: every member fitted once (no refit on all data: "
+        "the validated model is promoted brought up to date with one ALS user half-step; "
+        "default blend -1.5% nDCG@10 against a refit on MovieLens, ALS alone +8.9%), "
+        "co-visitation pairs counted one gap at a time (5M peak 1,122 MB to 235 MB), "
+        "`normalise_scores` in float32 over whole blocks, and the store scan itself "
+        "streamlined (GC paused, rows from the driver's cursor, ids coded per chunk).",
         "",
-        "The evaluation sample stays at 5,000 validation customers: evaluate is not the "
-        "largest stage, and fewer customers would make the promotion check noisier.",
-        "",
-        "Repeat: the whole benchmark was run once more right after the run above, on the same "
-        "code (2026-11-24 02:11 UTC; other processes used about one core through almost all of "
-        "it, so nearly every measurement there is flagged busy): 1M (b) 7.63 s = 3.58x its bare "
-        "fit (2.13 s), 1M (a) 12.0 s; 5M (b) 47.1 s = 3.84x (bare 12.3 s), 5M (a) 4.20x; peaks "
-        "at 5M 1,154 MB (a) and 1,049 MB (b). The verdicts are the same as above.",
+        "The evaluation sample stays at 5,000 validation customers: fewer customers would make "
+        "the promotion check noisier.",
         "",
     ]
 

@@ -24,8 +24,10 @@ Models: :class:`PopularityModel` (and trending), :class:`ALSModel`, :class:`BPRM
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,6 +50,7 @@ from recommender.interactions import (
 
 FORMAT_VERSION = 1
 SCORE_BATCH = 512  # users scored at once: bounds the dense (batch, n_items) block
+SCORE_THREADS = min(2, os.cpu_count() or 1)  # batches scored at once by recommend()
 
 
 class ModelNotReady(RuntimeError):
@@ -172,13 +175,24 @@ class Recommender:
         N = min(N, self.n_items if items is None else len(items))
         all_ids = np.full((len(users), N), -1, dtype=np.int64)
         all_scores = np.full((len(users), N), -np.inf, dtype=np.float32)
-        for start in range(0, len(users), SCORE_BATCH):
-            part = slice(start, start + SCORE_BATCH)
+
+        def batch(part: slice) -> None:
             rows = user_items[part]
             times = None if last_seen is None else last_seen[part]
             scores = self.score(users[part], rows, recalculate_user, last_seen=times)
             _mask_rows(scores, rows if filter_already_liked_items else None, filter_items, items)
             all_ids[part], all_scores[part] = top_n(scores, N)
+
+        parts = [slice(s, s + SCORE_BATCH) for s in range(0, len(users), SCORE_BATCH)]
+        # Scoring and top-N are numpy and BLAS work that releases the GIL: batches run on two
+        # threads (evaluation at training time, cache warming). Folding users in goes through
+        # threadpoolctl's process-wide limits, so it stays on one thread.
+        if len(parts) > 1 and SCORE_THREADS > 1 and not recalculate_user:
+            with ThreadPoolExecutor(min(SCORE_THREADS, len(parts))) as pool:
+                list(pool.map(batch, parts))
+        else:
+            for part in parts:
+                batch(part)
         if scalar:
             return all_ids[0], all_scores[0]
         return all_ids, all_scores
@@ -272,6 +286,52 @@ class PopularityModel(Recommender):
         popularity[np.asarray(columns, dtype=np.int64)] = self.popularity
         self.popularity, self.n_items = popularity, n_items
         return self
+
+    def recommend(
+        self,
+        userid,
+        user_items: sp.csr_matrix,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        items=None,
+        recalculate_user: bool = False,
+        last_seen: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What :meth:`Recommender.recommend` gives, without a dense (users x items) block.
+
+        Everyone shares one ranking (score descending, ties by column), so each row's list is
+        the first ``N`` ranked items outside its history: only the first ``N`` + (longest
+        history) ranked items are looked at.
+        """
+        self._check_ready()
+        scalar = np.isscalar(userid)
+        users = np.atleast_1d(np.asarray(userid, dtype=np.int64))
+        user_items = _rows(user_items, len(users), self.n_items)
+        ranking = np.lexsort((np.arange(self.n_items), -self.popularity))
+        if filter_items is not None and len(filter_items):
+            ranking = ranking[~np.isin(ranking, np.asarray(filter_items, dtype=np.int64))]
+        if items is not None:
+            ranking = ranking[np.isin(ranking, np.asarray(items, dtype=np.int64))]
+        N = min(N, self.n_items if items is None else len(items))
+        longest = int(np.diff(user_items.indptr).max()) if len(users) else 0
+        head = ranking[: N + longest] if filter_already_liked_items else ranking[:N]
+        place = np.full(self.n_items, -1, dtype=np.int64)
+        place[head] = np.arange(len(head))
+        free = np.ones((len(users), len(head)), dtype=bool)
+        if filter_already_liked_items and user_items.nnz:
+            rows = np.repeat(np.arange(len(users)), np.diff(user_items.indptr))
+            ranked = place[user_items.indices]
+            free[rows[ranked >= 0], ranked[ranked >= 0]] = False
+        # Per row, the first N free places in ranking order; rows with fewer get -1 pads.
+        taken = free & (np.cumsum(free, axis=1) <= N)
+        ids = np.full((len(users), N), -1, dtype=np.int64)
+        row_of, place_of = np.nonzero(taken)
+        slot = np.cumsum(taken, axis=1)[row_of, place_of] - 1
+        ids[row_of, slot] = head[place_of]
+        scores = np.where(ids >= 0, self.popularity[np.maximum(ids, 0)], -np.inf)
+        scores = scores.astype(np.float32)
+        return (ids[0], scores[0]) if scalar else (ids, scores)
 
     def score(self, userid, user_items, recalculate_user=False, last_seen=None) -> np.ndarray:
         """(len(userid), n_items) float32: popularity in [0, 1], the same for every row."""

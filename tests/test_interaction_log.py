@@ -202,3 +202,18 @@ def test_migration_3_writes_the_log_of_an_older_store(database_url, site, db):
     assert migrations.upgrade(db) == [3]
     pd.testing.assert_frame_equal(read_events(db, site.site_id), expected)
     assert len(expected) == 2
+
+
+def test_the_rebuild_log_command_rewrites_a_sites_log(runner, db, site):
+    store_events(db, site.site_id, [view("sku-1", at(minutes=2)), view("sku-2", at(minutes=1))])
+    expected = logged(db, site.site_id)
+    with db.begin() as conn:
+        conn.execute(interaction_chunks.delete())  # as if events had been written directly
+    result = runner.invoke(args=["db", "rebuild-log", "--site", site.write_key])
+    assert result.exit_code == 0, result.output
+    assert "2 interactions" in result.output
+    pd.testing.assert_frame_equal(logged(db, site.site_id), expected)
+    every = runner.invoke(args=["db", "rebuild-log"])
+    assert every.exit_code == 0 and "2 interactions" in every.output
+    wrong = runner.invoke(args=["db", "rebuild-log", "--site", "wk_nope"])
+    assert wrong.exit_code != 0 and "no site has write key wk_nope" in wrong.output

@@ -37,6 +37,8 @@ from recommender.models import (
     ItemKNNParams,
     ModelNotReady,
     PopularityModel,
+    PopularityParams,
+    Recommender,
     covisit_counts,
     load_model,
     normalise_scores,
@@ -570,3 +572,43 @@ def test_zscore_skips_excluded_entries_with_or_without_non_finite_scores():
     np.testing.assert_allclose(out[1, kept], row, atol=1e-5)
     assert out[1, 4] == -np.inf
     np.testing.assert_allclose(out[[0, 2, 3, 4, 5]], expected[[0, 2, 3, 4, 5]], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"N": 7, "filter_items": np.array([0, 3, 5])},
+        {"N": 4, "items": np.array([1, 2, 4, 6, 8, 9, 11])},
+        {"N": 30},  # more than any row has left: -1 pads
+        {"N": 5, "filter_already_liked_items": False},
+    ],
+)
+def test_popularity_recommend_matches_scoring_every_item(options):
+    rng = np.random.default_rng(3)
+    history = sp.random(40, 25, density=0.3, format="csr", random_state=4, dtype=np.float32)
+    users = np.arange(40)
+    # Distinct popularity: the very lists of the dense path.
+    strengths = sp.csr_matrix(rng.permutation(25)[None, :] + 1.0)
+    distinct = PopularityModel(PopularityParams(count="strength")).fit(strengths)
+    fast = distinct.recommend(users, history, **options)
+    dense = Recommender.recommend(distinct, users, history, **options)
+    np.testing.assert_array_equal(fast[0], dense[0])
+    np.testing.assert_array_equal(fast[1], dense[1])
+    one = distinct.recommend(3, history[3], **options)
+    np.testing.assert_array_equal(one[0], dense[0][3])
+    # Many ties: the same scores; which of the tied items fill the last places may differ
+    # (the dense path's argpartition picks any), but each list is valid.
+    counts = sp.csr_matrix(rng.integers(0, 3, size=(60, 25)).astype(np.float32))
+    tied = PopularityModel().fit(counts)
+    ids, scores = tied.recommend(users, history, **options)
+    np.testing.assert_array_equal(scores, Recommender.recommend(tied, users, history, **options)[1])
+    for row, (listed, values) in enumerate(zip(ids, scores, strict=True)):
+        shown = listed[listed >= 0]
+        assert len(set(shown)) == len(shown)
+        np.testing.assert_array_equal(tied.popularity[shown], values[listed >= 0])
+        if options.get("filter_already_liked_items", True):
+            assert not set(shown) & set(history[row].indices)
+        assert not set(shown) & set(options.get("filter_items", []))
+        if "items" in options:
+            assert set(shown) <= set(options["items"])

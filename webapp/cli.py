@@ -10,7 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from tracking import migrations
+from tracking import interaction_log, migrations
 from tracking.catalogue import import_items, read_items_file
 from tracking.ingest import IngestSettings, IngestWorker
 from tracking.sites import InvalidSite, create_site, find_site, list_sites, revoke_site
@@ -26,6 +26,24 @@ def db_upgrade():
     """Apply pending schema migrations."""
     applied = migrations.upgrade(clients().engine)
     click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+@db_cli.command("rebuild-log")
+@click.option("--site", "write_key", default=None, help="One site's write key (default: all).")
+def db_rebuild_log(write_key):
+    """Rewrite the interaction log from events and order_lines (after writing them directly)."""
+    engine = clients().engine
+    if write_key is None:
+        chosen = list_sites(engine)
+    else:
+        site = find_site(engine, write_key)
+        if site is None:
+            raise click.ClickException(f"no site has write key {write_key}")
+        chosen = [site]
+    for site in chosen:
+        with engine.begin() as conn:
+            rows = interaction_log.rebuild(conn, site.site_id)
+        click.echo(f"site {site.site_id} ({site.name}): {rows:,} interactions in the log")
 
 
 @sites_cli.command("create")
