@@ -45,10 +45,9 @@ def split_by_customer(
         raise ValueError(f"test_fraction must be between 0 and 1, not {test_fraction}")
     seconds = _epoch_seconds(frame["timestamp"])
     customers = pd.factorize(frame["user_id"])[0]
-    # By customer, then time; stable sorts, so ties in time keep the frame's order (two stable
-    # argsorts cost half of np.lexsort here).
+    # By customer, then time; stable, so ties in time keep the frame's order.
     order = np.argsort(seconds, kind="stable")
-    order = order[np.argsort(customers[order], kind="stable")]
+    order = order[_group_stably(customers[order])]
     customers = customers[order]
     counts = np.bincount(customers)[customers] if len(customers) else customers
     # Sorted by customer: an event's rank from the end is its distance to its group's last row.
@@ -60,6 +59,22 @@ def split_by_customer(
         frame.take(order[~is_test]).reset_index(drop=True),
         frame.take(order[is_test]).reset_index(drop=True),
     )
+
+
+def _group_stably(groups: np.ndarray) -> np.ndarray:
+    """The stable argsort of small non-negative ints, as a counting sort (linear time).
+
+    Building a CSR matrix with one entry per element (row = its group, column = its position)
+    is exactly that: scipy places each row's entries in input order. Half the time of
+    ``np.argsort(kind="stable")`` at 5M elements.
+    """
+    n = len(groups)
+    if not n:
+        return np.empty(0, dtype=np.int64)
+    marks = sp.csr_matrix(
+        (np.ones(n, dtype=np.int8), (groups, np.arange(n))), shape=(int(groups.max()) + 1, n)
+    )
+    return marks.indices.astype(np.int64)
 
 
 def split_by_time(frame: pd.DataFrame, cutoff) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -477,8 +477,7 @@ class _FrameBuilder:
             keep &= seconds >= since
         if until is not None:
             keep &= seconds < until
-        # Categorical ids: hashed once here, and every later build_interactions works on codes
-        # (categories unsorted: build_interactions sorts what it uses).
+        # Categorical ids: hashed once here, and every later build_interactions works on codes.
         return pd.DataFrame(
             {
                 "user_id": _categorical(customers[keep], customer_values),
@@ -500,8 +499,13 @@ def _utc_milliseconds(seconds: np.ndarray) -> pd.DatetimeIndex:
 
 
 def _categorical(codes: np.ndarray, values: np.ndarray) -> pd.Categorical:
-    """Codes into ``values``, the categories no kept row uses dropped."""
+    """Codes into ``values``, the categories no kept row uses dropped, the rest sorted.
+
+    Sorted once here, the categories come out of every later ``build_interactions`` (which
+    sorts the ids it uses) already in order: its stable sorts then cost a pass, not a sort.
+    """
     used = np.flatnonzero(np.bincount(codes, minlength=len(values)))
+    used = used[np.argsort(values[used], kind="stable")]
     position = np.full(len(values), -1, dtype=np.int64)
     position[used] = np.arange(len(used))
     return pd.Categorical.from_codes(position[codes], pd.Index(values[used], dtype=object))

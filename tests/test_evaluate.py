@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.evaluate import (
+    _group_stably,
     coverage,
     evaluate,
     map_at_k,
@@ -199,3 +200,9 @@ def test_tune_stops_at_the_time_budget():
     result = tune(fit_f, val_f, EventWeights(), space, budget_seconds=0.0, max_trials=50)
     # Trial 0 always runs, then the budget is spent; only the cheap refinement follows.
     assert [t["trial"] for t in result.trials] == [0, "refine"]
+
+
+@pytest.mark.parametrize(("n", "groups"), [(0, 1), (1, 1), (50, 3), (20_000, 400), (500, 1)])
+def test_grouping_stably_is_a_stable_argsort(n, groups):
+    values = np.random.default_rng(n).integers(0, groups, n)
+    np.testing.assert_array_equal(_group_stably(values), np.argsort(values, kind="stable"))
