@@ -1083,9 +1083,11 @@ def render_pipeline(runs: list[dict]) -> list[str]:
     out.append(
         "Stages are `TrainReport.timings`, each the time since the previous one: read = "
         "`read_events`; split = `split_by_customer`; tune = choosing the configuration (no "
-        "search here); build = `split_matrices`; fit = every member on the fit split; evaluate "
+        "search here); build = `split_matrices`; fit = every member on the fit split, while "
+        "another thread builds the matrix of all the data (`build_interactions`; the fit "
+        "leaves part of the second core idle); evaluate "
         "= the candidate and popularity on at most 5,000 validation customers; final = "
-        "`check_model` of the candidate, `build_interactions` on all data and "
+        "`check_model` of the candidate, waiting for that matrix if it is not ready, and "
         "`training.final_model` (members moved to all items, ALS user half-step, new items' "
         "ALS factors, popularity recounted; no fit); save = `check_model` of the final model, "
         "the purchases matrix, "

@@ -436,12 +436,13 @@ class _FrameBuilder:
         offsets = np.cumsum([0] + [len(k) for k in keys])
         every = np.concatenate([*keys, extra if extra is not None else []]).astype(object)
         codes, uniques = pd.factorize(every)
-        rows = []
+        codes = codes.astype(np.int32)  # int32 rows: half the memory to fault in and to scan
+        rows = np.empty(sum(len(chunk) for chunk in self.chunks), dtype=np.int32)
+        start = 0
         for chunk, offset, count in zip(self.chunks, offsets[:-1], np.diff(offsets), strict=True):
-            local = chunk.codes[position]
-            mapping = np.append(codes[offset : offset + count], -1)  # local -1 stays -1
-            rows.append(mapping[local])
-        rows = np.concatenate(rows) if rows else np.empty(0, np.int64)
+            mapping = np.append(codes[offset : offset + count], np.int32(-1))  # -1 stays -1
+            np.take(mapping, chunk.codes[position], out=rows[start : start + len(chunk)])
+            start += len(chunk)
         return rows, np.asarray(uniques, dtype=object), codes[offsets[-1] :]
 
     def frame(
@@ -494,7 +495,10 @@ def _utc_milliseconds(seconds: np.ndarray) -> pd.DatetimeIndex:
     Plain integer arithmetic: pandas' float-to-datetime conversion and rounding cost 0.13 s per
     million rows.
     """
-    nanoseconds = np.rint(seconds * 1e3).astype(np.int64) * 1_000_000
+    milliseconds = seconds * 1e3
+    np.rint(milliseconds, out=milliseconds)
+    nanoseconds = milliseconds.astype(np.int64)
+    nanoseconds *= 1_000_000
     return pd.DatetimeIndex(nanoseconds.view("datetime64[ns]")).tz_localize("UTC")
 
 
@@ -506,7 +510,7 @@ def _categorical(codes: np.ndarray, values: np.ndarray) -> pd.Categorical:
     """
     used = np.flatnonzero(np.bincount(codes, minlength=len(values)))
     used = used[np.argsort(values[used], kind="stable")]
-    position = np.full(len(values), -1, dtype=np.int64)
+    position = np.full(len(values), -1, dtype=np.int32)
     position[used] = np.arange(len(used))
     return pd.Categorical.from_codes(position[codes], pd.Index(values[used], dtype=object))
 

