@@ -227,6 +227,11 @@ def main(argv=None) -> int:
                         best[key] = result
                     else:
                         best[key]["all"] = result["all"]
+    if "postgresql" in kinds:  # leave the database as it was
+        admin = make_engine(args.pg_url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        admin.dispose()
     total = time.perf_counter() - clock
     n = len(raw)
     lines = [
