@@ -195,7 +195,7 @@ def compact(
     small = interaction_chunks.c.rows < below
     where = sa.and_(interaction_chunks.c.site_id == site_id, small)
     count = conn.execute(sa.select(sa.func.count()).where(where)).scalar() or 0
-    if count < min_chunks:
+    if count < max(min_chunks, 2):  # merging fewer than two chunks changes nothing
         return 0
     rows = conn.execute(
         sa.select(
