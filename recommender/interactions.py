@@ -36,13 +36,12 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 
 from tracking import interaction_log
+from tracking.interaction_log import DAY_SECONDS, ORDER_EVENT
 from tracking.schema import identities, items
 
 log = logging.getLogger("ecrm.recommender")
 
-DAY_SECONDS = 86_400.0
 ANONYMOUS_PREFIX = "anon:"
-ORDER_EVENT = "Order Completed"
 FRAME_COLUMNS = ("user_id", "item_id", "event", "timestamp")
 # Evidence of interest per event (name for track events, type for page/screen events).
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
@@ -400,7 +399,7 @@ def read_events(
                 columns.add_chunk(chunk)
         else:
             for part in interaction_log.scan_store(conn, site_id, chunksize):
-                columns.add_chunk(interaction_log.decode(interaction_log.encode(*part)))
+                columns.add_chunk(interaction_log.chunk_of(*part))
         return columns.frame(links, hidden, names, low, high)
 
 

@@ -65,29 +65,39 @@ class Chunk:
         return keys[self.codes[CODE_COLUMNS.index(name)]]
 
 
-def encode(
+def chunk_of(
     users: Sequence[str | None],
     anonymous: Sequence[str | None],
     item_ids: Sequence[str],
     names: Sequence[str],
     seconds: Sequence[float] | np.ndarray,
-) -> dict[str, Any]:
-    """A chunk row's columns (vocabulary, codes, seconds, rows, first/last second) from rows."""
+) -> Chunk:
+    """A :class:`Chunk` from rows' columns: each id column coded against its distinct ids."""
     columns = (users, anonymous, item_ids, names)
-    seconds = np.asarray(seconds, dtype="<f8")
-    codes = np.empty((4, len(seconds)), dtype="<i4")
+    seconds = np.asarray(seconds, dtype=np.float64)
+    codes = np.empty((4, len(seconds)), dtype=np.int32)
     keys = {}
     for position, (name, values) in enumerate(zip(CODE_COLUMNS, columns, strict=True)):
         local, uniques = pd.factorize(np.asarray(values, dtype=object))
         codes[position] = local
-        keys[name] = [str(value) for value in uniques]
+        keys[name] = np.array([str(value) for value in uniques], dtype=object)
+    return Chunk(keys, codes, seconds)
+
+
+def encode(*columns: Sequence[Any] | np.ndarray) -> dict[str, Any]:
+    """A chunk row's columns (vocabulary, codes, seconds, rows, first/last second) from rows'
+    columns, as :func:`chunk_of` takes them."""
+    chunk = chunk_of(*columns)
+    seconds = chunk.seconds
     return {
-        "rows": int(len(seconds)),
+        "rows": len(chunk),
         "first_second": float(seconds.min()) if len(seconds) else None,
         "last_second": float(seconds.max()) if len(seconds) else None,
-        "vocabulary": json.dumps(keys, separators=(",", ":")),
-        "codes": codes.tobytes(),
-        "seconds": seconds.tobytes(),
+        "vocabulary": json.dumps(
+            {name: list(keys) for name, keys in chunk.keys.items()}, separators=(",", ":")
+        ),
+        "codes": chunk.codes.astype("<i4").tobytes(),
+        "seconds": seconds.astype("<f8").tobytes(),
     }
 
 
