@@ -2,6 +2,7 @@
 
     python bench/ingest.py                       # the full run (under 3 minutes on 2 cores)
     python bench/ingest.py --workers 4 --rounds 1 --no-results
+    python bench/ingest.py --workers 4 --baseline HEAD~1   # and the same load on an older commit
 
 What it does, all in one temporary directory that is removed at the end (also on Ctrl-C):
 
@@ -205,6 +206,7 @@ class LoadResult:
 
     workers: int
     stream_key: str
+    code: str = "current"  # "baseline": the --baseline commit's code
     rounds: list[Round] = field(default_factory=list)
     cpu_seconds: dict = field(default_factory=lambda: Counter())  # name -> CPU seconds
     sys_seconds: dict = field(default_factory=lambda: Counter())  # name -> kernel CPU seconds
@@ -347,7 +349,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="ecrm-bench-ingest-"))
         self.redis_server: EmbeddedRedis | None = None
         self.client: redis.Redis | None = None
-        self.servers: dict[int, Server] = {}
+        self.servers: dict[tuple[str, int], Server] = {}  # (code, workers) -> server
         self.wrk: subprocess.Popen | None = None
         self.drainers: list[mp.Process] = []
         self.pg_schemas: list[str] = []
@@ -357,6 +359,10 @@ class Bench:
         self.app_db = f"sqlite:///{self.tmp / 'app.db'}"
         self.wrk_bin = ""
         self.results: list[LoadResult] = []
+        # --baseline: the same load against an earlier commit's code, interleaved in one run.
+        self.baseline_results: list[LoadResult] = []
+        self.baseline_dir: Path | None = None
+        self.baseline_label = self.current_label = ""
         self.drains: list[DrainResult] = []
         self.xadd: dict | None = None
         self.profile: dict | None = None
@@ -425,8 +431,8 @@ class Bench:
         if self.wrk is not None and self.wrk.poll() is None:
             self.wrk.kill()
             self.wrk.wait()
-        for workers in list(self.servers):
-            self.stop_gunicorn(workers)
+        for code, workers in list(self.servers):
+            self.stop_gunicorn(workers, code)
         for p in self.drainers:
             if p.is_alive():
                 p.terminate()
@@ -451,7 +457,11 @@ class Bench:
 
     # -- gunicorn ------------------------------------------------------------------------------
 
-    def start_gunicorn(self, workers: int, stream_key: str) -> Server:
+    def code_dir(self, code: str) -> Path:
+        """Where a server's code lives: this checkout, or the --baseline commit's copy."""
+        return self.baseline_dir if code == "baseline" else PROJECT_ROOT
+
+    def start_gunicorn(self, workers: int, stream_key: str, code: str = "current") -> Server:
         port = free_port()
         argv = [
             self.python,
@@ -465,10 +475,10 @@ class Bench:
             f"127.0.0.1:{port}",
             "wsgi:app",
         ]
-        logfile = open(self.tmp / f"gunicorn-w{workers}.log", "ab")
+        logfile = open(self.tmp / f"gunicorn-{code}-w{workers}.log", "ab")
         proc = subprocess.Popen(
             argv,
-            cwd=PROJECT_ROOT,
+            cwd=self.code_dir(code),
             env=self.env(stream_key),
             stdout=logfile,
             stderr=logfile,
@@ -477,11 +487,11 @@ class Bench:
         logfile.close()
         self.prioritise(proc.pid)
         server = Server(workers, proc, f"http://127.0.0.1:{port}", stream_key)
-        self.servers[workers] = server
+        self.servers[(code, workers)] = server
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.gunicorn_log(workers)}")
+                raise RuntimeError(f"gunicorn exited:\n{self.gunicorn_log(workers, code)}")
             try:
                 with urllib.request.urlopen(server.url + "/healthz", timeout=2) as r:
                     if r.status == 200 and len(children_of(proc.pid)) >= workers:
@@ -490,16 +500,18 @@ class Bench:
                 pass
             time.sleep(0.1)
         else:
-            raise RuntimeError(f"gunicorn did not become ready:\n{self.gunicorn_log(workers)}")
+            raise RuntimeError(
+                f"gunicorn did not become ready:\n{self.gunicorn_log(workers, code)}"
+            )
         time.sleep(0.5)  # let every worker finish booting (imports, app, clients)
         return server
 
-    def gunicorn_log(self, workers: int) -> str:
-        path = self.tmp / f"gunicorn-w{workers}.log"
+    def gunicorn_log(self, workers: int, code: str = "current") -> str:
+        path = self.tmp / f"gunicorn-{code}-w{workers}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
-    def stop_gunicorn(self, workers: int) -> None:
-        server = self.servers.pop(workers, None)
+    def stop_gunicorn(self, workers: int, code: str = "current") -> None:
+        server = self.servers.pop((code, workers), None)
         if server is None or server.proc.poll() is not None:
             return
         server.proc.send_signal(signal.SIGTERM)
@@ -605,33 +617,79 @@ class Bench:
 
     def load_all(self) -> None:
         a = self.args
+        codes = ["current", "baseline"] if self.baseline_dir is not None else ["current"]
+        keyed: dict[tuple[str, int], LoadResult] = {}
         for workers in a.workers:
-            stream_key = f"bench:events:w{workers}"
-            log(f"starting gunicorn --workers {workers}")
-            server = self.start_gunicorn(workers, stream_key)
-            if a.warmup > 0:
-                self.run_wrk(server.url, a.warmup, f"warm{workers}")
-            self.results.append(LoadResult(workers=workers, stream_key=stream_key))
-        by_workers = {r.workers: r for r in self.results}
-        order = list(a.workers)
+            for code in codes:
+                prefix = "" if code == "current" else "base-"
+                stream_key = f"bench:events:{prefix}w{workers}"
+                log(f"starting gunicorn --workers {workers} ({code} code)")
+                server = self.start_gunicorn(workers, stream_key, code)
+                if a.warmup > 0:
+                    self.run_wrk(server.url, a.warmup, f"warm{prefix}{workers}")
+                result = LoadResult(workers=workers, stream_key=stream_key, code=code)
+                keyed[(code, workers)] = result
+                (self.results if code == "current" else self.baseline_results).append(result)
+        order = [(code, workers) for workers in a.workers for code in codes]
         for round_no in range(a.rounds):
-            # Interleave the worker counts (rotating the order) so that a change in the
-            # machine's background load does not favour one of them.
-            for workers in order[round_no % len(order) :] + order[: round_no % len(order)]:
-                self.load_round(by_workers[workers], self.servers[workers], round_no)
-        for workers in a.workers:
-            self.stop_gunicorn(workers)
-        for result in self.results:
+            # Interleave the servers (rotating the order) so that a change in the machine's
+            # background load does not favour one of them.
+            shift = round_no % len(order)
+            for key in order[shift:] + order[:shift]:
+                self.load_round(keyed[key], self.servers[key], round_no)
+        for code, workers in order:
+            self.stop_gunicorn(workers, code)
+        for result in self.results + self.baseline_results:
             self.count_stream(result)
             cpu = result.cpu
             per_round = ", ".join(f"{x:,.0f}" for x in result.round_eps)
             log(
-                f"gunicorn --workers {result.workers}: {result.accepted_eps:,.0f} events/s "
+                f"gunicorn --workers {result.workers} ({result.code}): "
+                f"{result.accepted_eps:,.0f} events/s "
                 f"accepted over {len(result.rounds)} rounds ({per_round}), "
                 f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, errors "
                 f"{result.error_count}, lost {result.lost}; cores: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
             )
+
+    def prepare_baseline(self) -> None:
+        """Copy --baseline's tree (git archive) into the working directory."""
+        ref = self.args.baseline
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", ref],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        self.baseline_dir = self.tmp / "baseline"
+        self.baseline_dir.mkdir()
+        archive = subprocess.Popen(
+            ["git", "archive", sha], cwd=PROJECT_ROOT, stdout=subprocess.PIPE
+        )
+        subprocess.run(
+            ["tar", "-x", "-C", str(self.baseline_dir)], stdin=archive.stdout, check=True
+        )
+        archive.stdout.close()
+        if archive.wait() != 0:
+            raise RuntimeError(f"git archive {ref} failed")
+        self.baseline_label = f"{ref} ({sha})"
+        self.current_label = f"HEAD ({head}{', with uncommitted changes' if dirty else ''})"
+        log(f"baseline: {self.baseline_label}, copied to {self.baseline_dir}")
 
     def count_stream(self, result: LoadResult) -> None:
         """Count entries and events in the stream exactly; check every ack'd event is there."""
@@ -934,6 +992,8 @@ class Bench:
         a = self.args
         started = time.monotonic()
         self.setup()
+        if a.baseline:
+            self.prepare_baseline()
         self.load_all()
         clean = [r for r in self.results if r.error_count == 0 and r.ok_loss]
         # Rank on the rounds that ran on a quiet machine when every worker count has at least
@@ -965,9 +1025,9 @@ class Bench:
         if not a.no_results:
             write_section(RESULTS, SECTION, text)
             log(f"wrote the '{SECTION}' section of {RESULTS.relative_to(PROJECT_ROOT)}")
-        failed = any(r.error_count or not r.ok_loss for r in self.results) or any(
-            not d.ok for d in self.drains if not d.note.startswith("skipped")
-        )
+        failed = any(
+            r.error_count or not r.ok_loss for r in self.results + self.baseline_results
+        ) or any(not d.ok for d in self.drains if not d.note.startswith("skipped"))
         return 1 if failed else 0
 
     def rank_rounds(self, result: LoadResult) -> list[float]:
@@ -1062,6 +1122,8 @@ class Bench:
             f"are those during which other processes used at most {q:g} cores."
         )
         lines.append("")
+        if self.baseline_results:
+            lines.extend(self.baseline_paragraphs())
         lines.append("### Drained from the stream into SQL")
         lines.append("")
         lines.append(
@@ -1203,6 +1265,36 @@ class Bench:
         lines.extend(self.limits_paragraphs())
         lines.append("")
         return "\n".join(lines)
+
+    def baseline_paragraphs(self) -> list[str]:
+        """The same load against the --baseline commit, in the same run: the ratio per round."""
+        out = ["### Against the baseline commit (same run)", ""]
+        out.append(
+            f"Current code: {self.current_label}; baseline: {self.baseline_label}, its own "
+            "webapp/gunicorn.conf.py and code, on the same Redis and store. Each round loads "
+            "every server once, in rotating order, so the machine's background load falls on "
+            "both alike."
+        )
+        out.append("")
+        out.append(
+            "| gunicorn workers | current events/s | baseline events/s | current / baseline | "
+            "per round (current / baseline) | p99 ms current / baseline | lost |"
+        )
+        out.append("|---:|---:|---:|---:|---|---:|---:|")
+        for cur in self.results:
+            base = next(b for b in self.baseline_results if b.workers == cur.workers)
+            ratio = cur.accepted_eps / base.accepted_eps if base.accepted_eps else 0.0
+            per_round = " / ".join(
+                f"{c / b:.3f}" if b else "-"
+                for c, b in zip(cur.round_eps, base.round_eps, strict=True)
+            )
+            out.append(
+                f"| {cur.workers} | {cur.accepted_eps:,.0f} | {base.accepted_eps:,.0f} | "
+                f"**{ratio:.3f}** | {per_round} | {cur.p99_ms:.1f} / {base.p99_ms:.1f} | "
+                f"{cur.lost} / {base.lost} |"
+            )
+        out.append("")
+        return out
 
     def limits_paragraphs(self) -> list[str]:
         best = self.best
@@ -1527,6 +1619,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="seconds of py-spy profile of the best worker count (0: none)",
     )
     p.add_argument("--py-spy", default=None, help="path of py-spy (default: from PATH)")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REF",
+        help="also load the code of this git commit (e.g. HEAD~3) with the same worker counts, "
+        "interleaved round by round, and report current / baseline throughput",
+    )
     p.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
