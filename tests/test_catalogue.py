@@ -103,7 +103,7 @@ def test_import_csv_and_jsonl(runner, site, db, tmp_path):
     )
     result = runner.invoke(args=["items", "import", str(csv_file), "--site", site.write_key])
     assert "imported 2 items, skipped 1" in result.output
-    assert "line 4.title: required" in result.output
+    assert "skipped line 4, field title: required" in result.output
     assert result.exit_code == 1
     jsonl = tmp_path / "items.jsonl"
     jsonl.write_text(

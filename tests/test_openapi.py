@@ -209,6 +209,23 @@ def test_catalogue_answers_fit_the_document(client, site, document):
     assert_documented(document, "/v1/items", "post", bulk)
     hidden = client.delete("/v1/items/sku-0001", headers=server_auth(site))
     assert_documented(document, "/v1/items/{item_id}", "delete", hidden)
+    listed = client.get(
+        "/v1/items", query_string={"include_hidden": "true", "limit": 1}, headers=server_auth(site)
+    )
+    assert listed.status_code == 200 and listed.get_json()["items"]
+    assert_documented(document, "/v1/items", "get", listed)
+    assert set(listed.get_json()) == property_names(document, "ItemList")
+    bad = client.get("/v1/items", query_string={"limit": 0}, headers=server_auth(site))
+    assert bad.status_code == 400
+    assert_documented(document, "/v1/items", "get", bad)
+    bad_id = client.get("/v1/items/%00", headers=server_auth(site))
+    assert bad_id.status_code == 400
+    assert_documented(document, "/v1/items/{item_id}", "get", bad_id)
+    from_page = client.get(
+        "/v1/items", headers={**server_auth(site), "Sec-Fetch-Site": "cross-site"}
+    )
+    assert from_page.status_code == 403
+    assert_documented(document, "/v1/items", "get", from_page)
 
 
 def test_health_answers_fit_the_document(client, document):

@@ -132,6 +132,13 @@ def hide_item(engine: sa.Engine, site_id: int, item_id: str) -> bool:
     return result.rowcount > 0
 
 
+def _item_dict(row) -> dict[str, Any]:
+    out = {name: row[name] for name in FIELDS}
+    out["price"] = float(row["price"]) if row["price"] is not None else None
+    out["hidden"] = bool(row["hidden"])
+    return out
+
+
 def get_item(engine: sa.Engine, site_id: int, item_id: str) -> dict[str, Any] | None:
     """One item as a JSON-ready dict, or None."""
     with engine.connect() as conn:
@@ -142,12 +149,58 @@ def get_item(engine: sa.Engine, site_id: int, item_id: str) -> dict[str, Any] | 
             .mappings()
             .first()
         )
-    if row is None:
-        return None
-    out = {name: row[name] for name in FIELDS}
-    out["price"] = float(row["price"]) if row["price"] is not None else None
-    out["hidden"] = bool(row["hidden"])
-    return out
+    return None if row is None else _item_dict(row)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_items(
+    engine: sa.Engine,
+    site_id: int,
+    *,
+    limit: int = 50,
+    after: str | None = None,
+    query: str | None = None,
+    category: str | None = None,
+    include_hidden: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of items in ``item_id`` order after ``after``; return (items, last id or None).
+
+    Keyset paging on the primary key: writes between pages never skip or repeat an item that
+    existed throughout (items are hidden, never deleted); items created behind the cursor appear
+    only in a new listing. ``query`` matches item_id or title case-insensitively; ``category``
+    is a path prefix (``Music`` matches ``Music`` and ``Music/Jazz``, not ``Musicals``).
+    """
+    where = [items.c.site_id == site_id]
+    if after is not None:
+        where.append(items.c.item_id > after)
+    if not include_hidden:
+        where.append(~items.c.hidden)
+    if query:
+        pattern = f"%{_like_escape(query)}%"
+        where.append(
+            sa.or_(
+                items.c.item_id.ilike(pattern, escape="\\"),
+                items.c.title.ilike(pattern, escape="\\"),
+            )
+        )
+    if category:
+        # A category path and what lies under it, as the recommendation rules read it;
+        # substr rather than LIKE, which SQLite compares without case.
+        under = category + "/"
+        where.append(
+            sa.or_(
+                items.c.category == category,
+                sa.func.substr(items.c.category, 1, len(under)) == under,
+            )
+        )
+    stmt = items.select().where(*where).order_by(items.c.item_id).limit(limit + 1)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    page = [_item_dict(row) for row in rows[:limit]]
+    return page, (page[-1]["item_id"] if len(rows) > limit else None)
 
 
 def read_items_file(path: str | Path) -> Iterator[tuple[str, Any]]:
@@ -168,6 +221,14 @@ def read_items_file(path: str | Path) -> Iterator[tuple[str, Any]]:
         raise InvalidItem(str(path), "must be a .csv or .jsonl file")
 
 
+def _in_file(error: InvalidItem, location: str) -> InvalidItem:
+    """Name a file's field as people read it: "line 2, field price", not "line 2.price"."""
+    field = error.field.removeprefix(location)
+    if field.startswith("."):
+        return InvalidItem(f"{location}, field {field[1:]}", error.reason)
+    return error
+
+
 def import_items(
     engine: sa.Engine, site_id: int, raw_items: Iterable[tuple[str, Any]]
 ) -> tuple[int, list[InvalidItem]]:
@@ -177,7 +238,7 @@ def import_items(
         try:
             chunk.append(validate_item(raw, location))
         except InvalidItem as e:
-            errors.append(e)
+            errors.append(_in_file(e, location))
         if len(chunk) >= MAX_BULK_ITEMS:
             written += upsert_items(engine, site_id, chunk)
             chunk = []

@@ -9,10 +9,11 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from webapp import catalogue, cli, collector, demo_shop, health, openapi, recommend
+from webapp import catalogue, cli, collector, demo_shop, health, landing, openapi, recommend
 from webapp.clients import init_clients
 from webapp.config import load_config
 from webapp.errors import register_error_handlers
+from webapp.security import security_headers
 
 
 class ApiAwareSessionInterface(SecureCookieSessionInterface):
@@ -48,6 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(recommend.bp)
     app.register_blueprint(demo_shop.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(landing.bp)
+    app.after_request(security_headers)
 
     register_error_handlers(app)
     cli.register(app)

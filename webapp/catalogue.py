@@ -1,6 +1,13 @@
-"""The catalogue API for shop backends, authenticated with the site's secret server key."""
+"""The catalogue API for shop backends, authenticated with the site's secret server key.
+
+Item ids may contain ``/`` (categories of ids such as ``music/kob``): the item routes take the
+rest of the path, sent plain or percent-encoded (``%2F``), which the WSGI server decodes alike.
+"""
 
 from __future__ import annotations
+
+import base64
+import binascii
 
 import orjson
 import redis
@@ -9,9 +16,11 @@ from flask import Blueprint, jsonify, request
 from tracking.activity import CATALOGUE_CHANNEL
 from tracking.catalogue import (
     MAX_BULK_ITEMS,
+    TEXT_LIMITS,
     InvalidItem,
     get_item,
     hide_item,
+    list_items,
     upsert_items,
     validate_item,
 )
@@ -22,6 +31,11 @@ from webapp.errors import ApiError
 bp = Blueprint("catalogue", __name__, url_prefix="/v1/items")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_LIST_LIMIT = 200
+DEFAULT_LIST_LIMIT = 50
+MAX_QUERY = 200
+CURSOR_PREFIX = b"i1:"
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def _json_body():
@@ -52,10 +66,75 @@ def _invalid(e: InvalidItem) -> ApiError:
     return ApiError(422, e.field, e.reason, "invalid_item")
 
 
-@bp.put("/<item_id>")
+def _path_id(item_id: str) -> str:
+    """The item id from the path; NUL and over-long ids are refused before any query."""
+    if "\x00" in item_id:
+        raise ApiError(400, "item_id", "contains a NUL character (%00)")
+    if len(item_id) > TEXT_LIMITS["item_id"]:
+        raise ApiError(400, "item_id", f"longer than {TEXT_LIMITS['item_id']} characters")
+    return item_id
+
+
+def _text_arg(name: str, limit: int) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    if "\x00" in value:
+        raise ApiError(400, name, "contains a NUL character (%00)")
+    if len(value) > limit:
+        raise ApiError(400, name, f"longer than {limit} characters")
+    return value
+
+
+def encode_cursor(item_id: str) -> str:
+    """An opaque cursor: where the next page starts (after this item id)."""
+    return base64.urlsafe_b64encode(CURSOR_PREFIX + item_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The item id a cursor from :func:`encode_cursor` holds; 400 naming ``cursor`` otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        item_id = raw.removeprefix(CURSOR_PREFIX).decode() if raw.startswith(CURSOR_PREFIX) else ""
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        item_id = ""
+    if not item_id or "\x00" in item_id or len(item_id) > TEXT_LIMITS["item_id"]:
+        raise ApiError(400, "cursor", "not a cursor from this API; pass next_cursor as given")
+    return item_id
+
+
+def _list_args() -> dict:
+    raw_limit = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
+    digits = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4
+    limit = int(raw_limit) if digits else 0
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise ApiError(400, "limit", f"must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    cursor = request.args.get("cursor")
+    raw_hidden = request.args.get("include_hidden", "false").strip().lower()
+    if raw_hidden not in BOOLEANS:
+        raise ApiError(400, "include_hidden", "must be true or false")
+    return {
+        "limit": limit,
+        "after": decode_cursor(cursor) if cursor is not None else None,
+        "query": _text_arg("q", MAX_QUERY),
+        "category": _text_arg("category", TEXT_LIMITS["category"]),
+        "include_hidden": BOOLEANS[raw_hidden],
+    }
+
+
+@bp.get("")
+def list_catalogue():
+    """List or search the catalogue, a page at a time, in item_id order."""
+    site = site_for_server()
+    page, last = list_items(get_engine(), site.site_id, **_list_args())
+    return jsonify(items=page, next_cursor=encode_cursor(last) if last is not None else None)
+
+
+@bp.put("/<path:item_id>")
 def put_item(item_id: str):
     """Create or replace one item."""
     site = site_for_server()
+    item_id = _path_id(item_id)
     try:
         item = validate_item(_json_body(), "body", item_id=item_id)
     except InvalidItem as e:
@@ -84,20 +163,22 @@ def bulk_upsert():
     return jsonify(success=True, upserted=written)
 
 
-@bp.get("/<item_id>")
+@bp.get("/<path:item_id>")
 def read_item(item_id: str):
     """One item, hidden ones included (they say so)."""
     site = site_for_server()
+    item_id = _path_id(item_id)
     item = get_item(get_engine(), site.site_id, item_id)
     if item is None:
         raise ApiError(404, "item_id", f"no item {item_id!r} in this site's catalogue", "not_found")
     return jsonify(item)
 
 
-@bp.delete("/<item_id>")
+@bp.delete("/<path:item_id>")
 def delete_item(item_id: str):
     """Hide an item: it stays in order history but is never recommended."""
     site = site_for_server()
+    item_id = _path_id(item_id)
     if not hide_item(get_engine(), site.site_id, item_id):
         raise ApiError(404, "item_id", f"no item {item_id!r} in this site's catalogue", "not_found")
     _announce(site.site_id)

@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from tracking.events import (
     EVENT_TYPES,
@@ -27,7 +27,7 @@ from tracking.events import (
 )
 from tracking.sites import Site
 from tracking.stream import Unavailable, make_entry
-from webapp.auth import site_for_events
+from webapp.auth import allow_browser_origin, cors_origin, site_for_events
 from webapp.clients import clients
 from webapp.errors import ApiError, error_response
 
@@ -99,6 +99,8 @@ def _decode(raw: bytes, max_bytes: int, content_type: str | None, encoding: str 
 
 
 def _authorise(body: dict) -> Site:
+    # site_for_events refuses the server key from another site's page; a write key is bound
+    # to the site's origins.
     site, server_side = site_for_events(body.get("writeKey"))
     origin = request.headers.get("Origin")
     if origin and not server_side:
@@ -109,7 +111,7 @@ def _authorise(body: dict) -> Site:
                 f"{origin} is not an allowed origin for this write key; add it to the site",
                 "forbidden_origin",
             )
-        g.cors_origin = origin
+        allow_browser_origin(origin)
     if not _limiter.allow(site):
         raise ApiError(
             429,
@@ -259,22 +261,26 @@ def pixel():
 
 @bp.after_request
 def cors(response: Response) -> Response:
-    """Answer only allowed origins, never with credentials; errors too, so trackers see them."""
+    """Answer only origins the calling site allows, never with credentials.
+
+    Preflights (Flask answers OPTIONS itself) carry no key yet, so any origin some active site
+    allows may proceed: the answer has no body and reveals only that the origin is a customer,
+    which its own pages show by loading the tracker from here; the request that follows is
+    checked against its own site (a write key's origins; a server key is refused from pages).
+    Errors before any site is known (no key, an unknown one) hold no site's data and are
+    readable by any page (``*``), so a tracker drops them instead of retrying.
+    """
     origin = request.headers.get("Origin")
     if origin and request.method == "OPTIONS":
-        # Preflight (Flask answers OPTIONS itself): the write key is not sent yet, so any
-        # origin that some active site allows may proceed; the POST is checked per site.
         if clients().sites.origin_known(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
             response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
             response.headers["Access-Control-Max-Age"] = "86400"
     elif origin:
-        allowed = getattr(g, "cors_origin", None) == origin
-        if not allowed and response.status_code >= 400 and response.status_code != 403:
-            allowed = clients().sites.origin_known(origin)
-        if allowed:
-            response.headers["Access-Control-Allow-Origin"] = origin
+        allowed = cors_origin(request.environ)
+        if allowed == origin or (allowed == "*" and 400 <= response.status_code < 500):
+            response.headers["Access-Control-Allow-Origin"] = allowed
             response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     response.headers.add("Vary", "Origin")
     return response

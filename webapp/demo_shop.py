@@ -6,6 +6,7 @@ with the tracker snippet and ``data-ecrm-*`` attributes only: no tracking code o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -22,7 +23,8 @@ from flask import (
     session,
     url_for,
 )
-from markupsafe import escape
+from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException
 
 from tracking.schema import customers, items, order_lines
 from tracking.sites import Site, list_sites
@@ -35,6 +37,28 @@ TAX_RATE = Decimal("0.19")
 SHIPPING = Decimal("4.95")
 FREE_SHIPPING_FROM = Decimal("50")
 PAGE_SIZE = 24
+MAX_QUANTITY = 20
+MAX_TEXT = 255  # item ids are at most 255 characters; nothing longer can match one
+
+# The tracker's queue stub, exactly as a shop pastes it (README). It is the pages' only inline
+# script, allowed by its hash: the policy needs no 'unsafe-inline' for scripts.
+SNIPPET = "window.ecrm=window.ecrm||function(){(window.ecrm.q=window.ecrm.q||[]).push(arguments)};"
+SNIPPET_HASH = base64.b64encode(hashlib.sha256(SNIPPET.encode()).digest()).decode()
+# Styles may be inline: the widget adds its own <style> element (static/widget.js). Product
+# pictures may come from the catalogue's own https URLs.
+DEMO_CSP = (
+    "default-src 'self'; "
+    f"script-src 'self' 'sha256-{SNIPPET_HASH}'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: https:; "
+    "connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+ERROR_TITLES = {
+    400: "That did not work",
+    404: "We could not find that page",
+    405: "That did not work",
+}
 
 
 def demo_site(engine: sa.Engine | None = None) -> Site | None:
@@ -108,7 +132,30 @@ def check_csrf():
     if request.method == "POST":
         token = request.form.get("csrf", "")
         if not token or not secrets.compare_digest(token, session.get("csrf", "")):
-            abort(400, "the form expired; reload the page and try again")
+            abort(400, "The form expired: reload the page and try again.")
+
+
+@bp.after_request
+def content_security_policy(response: Response) -> Response:
+    """The demo's pages may run our scripts and the snippet, call this host, and nothing else."""
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = DEMO_CSP
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def error_page(error: HTTPException):
+    """Errors as pages in the shop's layout, never the API's JSON."""
+    status = error.code or 500
+    title = ERROR_TITLES.get(status, "Something went wrong")
+    message = error.description if status in ERROR_TITLES else "Please try again later."
+    return render_template("demo/error.html", title=title, message=message), status
+
+
+@bp.route("/<path:unknown>")
+def not_found(unknown: str):
+    """Any other address under /demo/: the shop's own 404 page."""
+    abort(404, "There is no such page in the shop.")
 
 
 @bp.context_processor
@@ -133,6 +180,7 @@ def shop_context():
         "cart_count": sum(cart.values()),
         "customer": session.get("customer"),
         "spec": _spec,
+        "snippet": Markup(SNIPPET),
     }
 
 
@@ -160,6 +208,8 @@ def home():
 def category(category: str):
     """A category listing (Product List Viewed, Product Clicked)."""
     site = _site()
+    if _text(category) is None:
+        abort(404, "There is no such category in the shop.")
     rows = _rows(
         sa.select(items)
         .where(_visible(site.site_id), items.c.category == category)
@@ -167,7 +217,7 @@ def category(category: str):
         .limit(PAGE_SIZE)
     )
     if not rows:
-        abort(404)
+        abort(404, "There is no such category in the shop.")
     return render_template(
         "demo/listing.html", title=category, list_id=category, products=[_product(r) for r in rows]
     )
@@ -178,6 +228,8 @@ def search():
     """Search by title or category (Products Searched)."""
     site = _site()
     query = request.args.get("q", "").strip()[:100]
+    if "\x00" in query:
+        abort(400, "Search for words, letters and digits.")
     rows = []
     if query:
         pattern = f"%{query.lower()}%"
@@ -202,8 +254,16 @@ def search():
     )
 
 
+def _text(value: str) -> str | None:
+    """Text a visitor sent, or None when it cannot name anything (NUL, too long)."""
+    return None if "\x00" in value or len(value) > MAX_TEXT else value
+
+
 def _load(item_ids: list[str]) -> dict[str, dict]:
     site = _site()
+    item_ids = [i for i in item_ids if _text(i) is not None]
+    if not item_ids:
+        return {}
     rows = _rows(sa.select(items).where(_visible(site.site_id), items.c.item_id.in_(item_ids)))
     return {r["item_id"]: _product(r) for r in rows}
 
@@ -213,7 +273,7 @@ def product(item_id: str):
     """A product page (Product Viewed, Product Added)."""
     found = _load([item_id]).get(item_id)
     if found is None:
-        abort(404)
+        abort(404, "This product is not in the shop (any more).")
     return render_template("demo/product.html", product=found)
 
 
@@ -231,15 +291,28 @@ def _cart_lines() -> tuple[list[dict], dict]:
     return lines, totals
 
 
+def _quantity(raw: str) -> int | None:
+    """The quantity a form asked for, or None unless it is a whole number from 1 to 20."""
+    raw = raw.strip() or "1"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 3:
+        return None
+    quantity = int(raw)
+    return quantity if 1 <= quantity <= MAX_QUANTITY else None
+
+
 @bp.post("/cart/add")
 def cart_add():
     """Add an item to the cart kept in the signed session cookie."""
     item_id = request.form.get("item_id", "")
-    quantity = max(1, min(int(request.form.get("quantity", "1") or 1), 20))
-    if item_id not in _load([item_id]):
-        abort(404)
+    found = _load([item_id]).get(item_id)
+    if found is None:
+        abort(404, "This product is not in the shop (any more).")
+    quantity = _quantity(request.form.get("quantity", ""))
+    if quantity is None:
+        error = f"Choose a quantity from 1 to {MAX_QUANTITY}."
+        return render_template("demo/product.html", product=found, error=error), 400
     cart = dict(session.get("cart", {}))
-    cart[item_id] = cart.get(item_id, 0) + quantity
+    cart[item_id] = min(cart.get(item_id, 0) + quantity, MAX_QUANTITY)
     session["cart"] = cart
     return redirect(url_for("demo.cart"))
 
@@ -286,7 +359,7 @@ def order(order_id: str):
     """The confirmation page; it reports Order Completed once, not on every reload."""
     last = session.get("last_order")
     if not last or last["order_id"] != order_id:
-        abort(404)
+        abort(404, "This order is not in this browser's session.")
     first_view = not last["shown"]
     session["last_order"] = {**last, "shown": True}
     return render_template("demo/order.html", order=last, first_view=first_view)
@@ -297,7 +370,7 @@ def signin():
     """Demo sign-in: pick a customer by email (no password: it is a demo)."""
     if request.method == "POST":
         email = request.form.get("email", "").strip().lower()[:200]
-        if "@" not in email:
+        if "@" not in email or "\x00" in email:
             return render_template("demo/signin.html", error="Enter an email address"), 422
         site = _site()
         user_id = _customer_for_email(site.site_id, email)

@@ -19,7 +19,14 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from recommender.serving import Answer, ServingLayer, ServingSettings, answer_dict
 from tracking.sites import Site
-from webapp.auth import presented_key
+from webapp.auth import (
+    CORS_ORIGIN,
+    allow_browser_origin,
+    cors_origin,
+    mark_site_resolved,
+    presented_key,
+    refuse_server_key_in_browser,
+)
 from webapp.clients import clients
 from webapp.errors import ApiError
 
@@ -87,8 +94,11 @@ def _caller(args: dict[str, str], server_only: bool = False) -> Site:
         key = presented_key()
         site = sites.by_server_key(key) if key else None
         if site is not None:
+            mark_site_resolved()
+            refuse_server_key_in_browser("Authorization")
             return site
         if key and sites.by_write_key(key) is not None:
+            mark_site_resolved()
             if server_only:
                 raise ApiError(
                     403,
@@ -116,6 +126,7 @@ def _caller(args: dict[str, str], server_only: bool = False) -> Site:
     site = sites.by_write_key(key)
     if site is None:
         raise ApiError(401, "write_key", "unknown or revoked write key", "unauthorized")
+    mark_site_resolved()
     return _browser(site, environ)
 
 
@@ -129,6 +140,8 @@ def _browser(site: Site, environ: dict) -> Site:
             "add it to the site, or call from your server with the secret key",
             "forbidden_origin",
         )
+    if environ.get("HTTP_ORIGIN"):  # a cross-origin call: answer it to this origin only
+        allow_browser_origin(origin)
     return site
 
 
@@ -179,8 +192,8 @@ def _respond(answer: Answer, placement: str) -> Response:
         ("Vary", "Origin"),
         ("X-Ecrm-Cache", answer.cache),
     ]
-    origin = request.environ.get("HTTP_ORIGIN")
-    if origin:  # _caller let it through: an allowed origin, or a server call
+    origin = request.environ.get(CORS_ORIGIN)
+    if origin:  # _browser set it: an origin the site allows (server calls get none)
         headers.append(("Access-Control-Allow-Origin", origin))
         headers.append(("Access-Control-Expose-Headers", "X-Ecrm-Cache"))
     return current_app.response_class(body, headers=headers, mimetype="application/json")
@@ -240,12 +253,17 @@ def similar_customers(user_id: str):
 
 @bp.after_request
 def cors(response: Response) -> Response:
-    """Errors: readable by browsers of a known origin, never cached (answers set their own)."""
+    """Errors: readable by an origin the calling site allows, never cached.
+
+    Errors before a site is known (no key, an unknown one) hold no site's data: any page may
+    read them (``*``), so the widget can say why it is empty. Answers set their own headers.
+    """
     if response.status_code < 400:
         return response
-    origin = request.environ.get("HTTP_ORIGIN")
-    if origin and response.status_code != 403 and clients().sites.origin_known(origin):
-        response.headers["Access-Control-Allow-Origin"] = origin
+    if request.environ.get("HTTP_ORIGIN"):
+        allowed = cors_origin(request.environ)
+        if allowed is not None and response.status_code < 500:
+            response.headers["Access-Control-Allow-Origin"] = allowed
     response.headers["Cache-Control"] = NO_STORE
     response.headers.add("Vary", "Origin")
     return response

@@ -6,8 +6,15 @@ from typing import Any
 
 from tracking.catalogue import FIELDS as ITEM_FIELDS
 from tracking.catalogue import MAX_BULK_ITEMS, TEXT_LIMITS
-from webapp.catalogue import MAX_BODY_BYTES
-from webapp.openapi.parts import SERVER_KEY, curl, error_response, json_content, schema_ref
+from webapp.catalogue import DEFAULT_LIST_LIMIT, MAX_BODY_BYTES, MAX_LIST_LIMIT, MAX_QUERY
+from webapp.openapi.parts import (
+    SERVER_KEY,
+    curl,
+    error_response,
+    json_content,
+    query,
+    schema_ref,
+)
 
 EXAMPLE_ITEM = {
     "title": "Blue mug",
@@ -25,10 +32,23 @@ ITEM_ID = {
     "name": "item_id",
     "in": "path",
     "required": True,
-    "description": "The shop's own item id.",
+    "description": "The shop's own item id. Ids may contain `/`: send it plain or "
+    "percent-encoded (`%2F`), both address the same item. (An id ending in `/similar` can be "
+    "written and hidden here, but `GET` of it answers similar items: find it with "
+    "`GET /v1/items?q=`.)",
     "schema": {"type": "string", "maxLength": TEXT_LIMITS["item_id"]},
     "example": "sku-0001",
 }
+
+
+BAD_ID = error_response(
+    400,
+    f"The item id in the path holds a NUL character or is over {TEXT_LIMITS['item_id']} "
+    "characters.",
+    "invalid_request",
+    "item_id",
+    "contains a NUL character (%00)",
+)
 
 
 def _text(limit: int, description: str, nullable: bool = True) -> dict[str, Any]:
@@ -112,6 +132,17 @@ def schemas() -> dict[str, dict]:
             "required": ["success", "upserted"],
             "properties": {"success": {"const": True}, "upserted": {"type": "integer"}},
         },
+        "ItemList": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": schema_ref("Item")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass it as `cursor` for the next page; null on the last.",
+                },
+            },
+        },
         "ItemHidden": {
             "type": "object",
             "required": ["success", "item_id", "hidden"],
@@ -128,7 +159,7 @@ def _errors(*statuses: int) -> dict[str, dict]:
     table = {
         400: error_response(
             400,
-            "The body is not JSON, or `items` is missing.",
+            "The body is not JSON, `items` is missing, or the item id in the path is invalid.",
             "invalid_json",
             "body",
             "not valid JSON (unexpected character: line 1 column 1 (char 0))",
@@ -139,6 +170,16 @@ def _errors(*statuses: int) -> dict[str, dict]:
             "unauthorized",
             "Authorization",
             "unknown or revoked server key",
+        ),
+        403: error_response(
+            403,
+            "The secret server key was sent from a web page on another site (the request "
+            "carries `Origin` or `Sec-Fetch-Site: cross-site`): browsers use the write key.",
+            "server_key_in_browser",
+            "Authorization",
+            "the secret server key is refused from web pages (this request carries "
+            "Sec-Fetch-Site: cross-site); browsers must use the site's public write key, and the "
+            "server key must stay on your server (if a page held it, replace it)",
         ),
         404: error_response(
             404,
@@ -175,8 +216,83 @@ def _errors(*statuses: int) -> dict[str, dict]:
 def paths(server: str) -> dict[str, dict]:
     """The catalogue's operations."""
     item_path = "/v1/items/sku-0001"
+    example_item = {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False}
     return {
         "/v1/items": {
+            "get": {
+                "tags": ["Catalogue"],
+                "operationId": "listItems",
+                "summary": "List or search the catalogue",
+                "description": "Items in `item_id` order, a page at a time. Paging is by "
+                "cursor (keyset on `item_id`), stable under writes: an item that exists "
+                "throughout a listing is returned exactly once however items are added, "
+                "changed or hidden between pages; items added behind the cursor appear in the "
+                "next listing. Hidden items are left out unless `include_hidden=true`.",
+                "security": SERVER_KEY,
+                "parameters": [
+                    query(
+                        "limit",
+                        "Items per page.",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LIST_LIMIT,
+                            "default": DEFAULT_LIST_LIMIT,
+                        },
+                        20,
+                    ),
+                    query(
+                        "cursor",
+                        "`next_cursor` of the previous page (opaque).",
+                        {"type": "string", "minLength": 1},
+                    ),
+                    query(
+                        "q",
+                        "Case-insensitive text in `item_id` or `title` (`%` and `_` are "
+                        "literal; case folding covers ASCII letters on SQLite).",
+                        {"type": "string", "maxLength": MAX_QUERY},
+                        "mug",
+                    ),
+                    query(
+                        "category",
+                        "A category and what lies under it: `Home` matches `Home` and "
+                        "`Home/Kitchen`, not `Homeware`.",
+                        {"type": "string", "maxLength": TEXT_LIMITS["category"]},
+                        "Home",
+                    ),
+                    query(
+                        "include_hidden",
+                        "Also list items hidden with `DELETE`.",
+                        {"type": "string", "enum": ["true", "false", "1", "0"], "default": "false"},
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page; `next_cursor` is null on the last.",
+                        "content": json_content(
+                            schema_ref("ItemList"),
+                            {"items": [example_item], "next_cursor": "aTE6c2t1LTAwMDE"},
+                        ),
+                    },
+                    "400": error_response(
+                        400,
+                        "A parameter is out of range; `field` names it.",
+                        "invalid_request",
+                        "limit",
+                        f"must be a whole number from 1 to {MAX_LIST_LIMIT}",
+                    ),
+                    **_errors(401, 403),
+                },
+                "x-codeSamples": [
+                    curl(
+                        server,
+                        "GET",
+                        "/v1/items",
+                        auth="server",
+                        query="q=mug&category=Home&limit=20",
+                    )
+                ],
+            },
             "post": {
                 "tags": ["Catalogue"],
                 "operationId": "upsertItems",
@@ -198,7 +314,7 @@ def paths(server: str) -> dict[str, dict]:
                             schema_ref("ItemsUpserted"), {"success": True, "upserted": 1}
                         ),
                     },
-                    **_errors(400, 401, 413, 415, 422),
+                    **_errors(400, 401, 403, 413, 415, 422),
                 },
                 "x-codeSamples": [
                     curl(
@@ -209,7 +325,7 @@ def paths(server: str) -> dict[str, dict]:
                         body={"items": [{"item_id": "sku-0001", **EXAMPLE_ITEM}]},
                     )
                 ],
-            }
+            },
         },
         "/v1/items/{item_id}": {
             "parameters": [ITEM_ID],
@@ -227,7 +343,8 @@ def paths(server: str) -> dict[str, dict]:
                             {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False},
                         ),
                     },
-                    **_errors(401, 404),
+                    "400": BAD_ID,
+                    **_errors(401, 403, 404),
                 },
                 "x-codeSamples": [curl(server, "GET", item_path, auth="server")],
             },
@@ -253,7 +370,7 @@ def paths(server: str) -> dict[str, dict]:
                             },
                         ),
                     },
-                    **_errors(400, 401, 413, 415, 422),
+                    **_errors(400, 401, 403, 413, 415, 422),
                 },
                 "x-codeSamples": [curl(server, "PUT", item_path, auth="server", body=EXAMPLE_ITEM)],
             },
@@ -272,7 +389,8 @@ def paths(server: str) -> dict[str, dict]:
                             {"success": True, "item_id": "sku-0001", "hidden": True},
                         ),
                     },
-                    **_errors(401, 404),
+                    "400": BAD_ID,
+                    **_errors(401, 403, 404),
                 },
                 "x-codeSamples": [curl(server, "DELETE", item_path, auth="server")],
             },
