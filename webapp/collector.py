@@ -25,9 +25,10 @@ from tracking.events import (
     iso,
     prepare_events,
 )
+from tracking.identity import Verifier
 from tracking.sites import Site
 from tracking.stream import Unavailable, make_entry
-from webapp.auth import site_for_events
+from webapp.auth import presented_key, site_for_events
 from webapp.clients import clients
 from webapp.errors import ApiError, error_response
 
@@ -148,6 +149,12 @@ def _collect(
             limits=_limits(),
             forced_type=forced_type,
             body_bytes=body_bytes,
+            # Server-key events are trusted; browsers' user ids need the shop's signature.
+            verifier=Verifier(
+                trusted=presented_key(body.get("writeKey")) != site.write_key
+                or not site.verify_identity,
+                secret=site.identity_secret,
+            ),
         )
     except InvalidEvent as e:  # a bad batch-level sentAt spoils every event of the request
         raise ApiError(e.status, e.field, e.reason, "invalid_event") from e
