@@ -8,6 +8,10 @@ its identity secret.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import uuid
 
 import pytest
@@ -276,3 +280,51 @@ def test_similar_items_take_the_signature(served):
 def test_an_oversized_user_hash_is_a_400(served, path):
     r = browser_get(served, path, user_id="u", user_hash="f" * 129)
     assert r.status_code == 400 and r.get_json()["error"]["field"] == "user_hash"
+
+
+# The README's examples for shops' servers
+
+
+def readme_example(language: str) -> str:
+    """The first ``language`` block of the README's Identity verification section."""
+    from tests.conftest import PROJECT_ROOT
+
+    section = (PROJECT_ROOT / "README.md").read_text().split("\n## Identity verification\n")[1]
+    return section.split(f"```{language}\n")[1].split("```")[0]
+
+
+USER_ID = "cust-00042-Ünïcode"
+
+
+def test_the_readme_python_example_signs_as_the_collector_verifies(monkeypatch):
+    from tracking.identity import verify
+    from tracking.sites import new_identity_secret
+
+    secret = new_identity_secret()
+    monkeypatch.setenv("ECRM_IDENTITY_SECRET", secret)
+    scope = {"user_id": USER_ID}
+    exec(readme_example("python"), scope)
+    assert verify(secret, USER_ID, scope["user_hash"])
+
+
+def test_the_readme_node_example_signs_as_the_collector_verifies():
+    from tracking.identity import verify
+    from tracking.sites import new_identity_secret
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip(
+            "Node.js is not installed (apt-get install nodejs): its README example is untested"
+        )
+    secret = new_identity_secret()
+    script = f"const userId = {json.dumps(USER_ID)};\n{readme_example('js')}\n"
+    script += "process.stdout.write(userHash);\n"
+    done = subprocess.run(
+        [node, "-e", script],
+        env={"ECRM_IDENTITY_SECRET": secret, "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert verify(secret, USER_ID, done.stdout)
