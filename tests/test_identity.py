@@ -94,9 +94,13 @@ def test_a_browser_cannot_rewrite_a_customer_or_link_itself_to_them(app, client,
         identify("cust-42", "mallory", {"plan": "gold"}, verified=True),
         make_event(1, userId="cust-42", anonymousId="mallory", context={"traits": {"age": 12}}),
         make_event(2, userId="cust-42", anonymousId="mallory", verified=True),
+        # Nor is a claim the client names itself.
+        identify(None, "mallory-2", {"age": 12}, claimedUserId="cust-99"),
     ]
     browser_batch(client, site, attack)
     drain(app)
+    with db.connect() as conn:
+        assert conn.execute(sa.select(customers.c.user_id)).scalars().all() == ["cust-42"]
 
     row = customer(db, "cust-42")
     assert row.traits == REAL_TRAITS

@@ -48,6 +48,7 @@ class Verifier:
         """Set the marker (whatever the client sent in its place) and strip ``userHash``."""
         context = event.get("context")
         signature = context.pop("userHash", None) if isinstance(context, dict) else None
+        event.pop(CLAIMED, None)  # only the store names a claim
         if self.trusted:
             event[VERIFIED] = True
         else:
