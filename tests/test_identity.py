@@ -213,14 +213,25 @@ def test_an_unverified_user_id_alone_counts_for_a_visitor_of_its_own(app, client
 
 
 def test_migration_4_gives_existing_sites_a_secret(app, db, site):
+    # The store as migration 3 left it, with a site and a customer.
+    server_batch(app.test_client(), site, [identify("cust-1", "a-1", {"age": 40})])
+    drain(app)
     with db.begin() as conn:
-        conn.execute(sites.update().values(identity_secret=None))
+        for table, column in [
+            ("sites", "identity_secret"),
+            ("sites", "verify_identity"),
+            ("customers", "unverified_traits"),
+        ]:
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 4))
     assert migrations.upgrade(db) == [4]
+    assert migrations.upgrade(db) == []
     with db.connect() as conn:
         row = conn.execute(sa.select(sites)).one()
-    assert len(row.identity_secret) == 64 and row.verify_identity is True
-    assert migrations.upgrade(db) == []
+        kept = conn.execute(sa.select(customers)).one()
+    assert len(row.identity_secret) == 64 and row.identity_secret != site.identity_secret
+    assert row.verify_identity is True
+    assert (kept.traits, kept.unverified_traits) == ({"age": 40}, None)
 
 
 # The recommendation API
