@@ -244,7 +244,8 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                         server,
                         "GET",
                         "/v1/recommendations",
-                        query="user_id=cust-00042&n=5&placement=home&write_key=$WRITE_KEY",
+                        # A browser's user_id needs its user_hash; an anonymous id does not.
+                        query="anonymous_id=a-1&n=5&placement=home&write_key=$WRITE_KEY",
                         **browser_sample,
                     ),
                     curl(
