@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -166,9 +167,9 @@ def update_site(
     engine: sa.Engine,
     write_key: str,
     *,
-    origins: list[str] | None = None,
-    add_origins: list[str] = (),
-    remove_origins: list[str] = (),
+    origins: Iterable[str] | None = None,
+    add_origins: Iterable[str] = (),
+    remove_origins: Iterable[str] = (),
     verify_identity: bool | None = None,
     honour_dnt: bool | None = None,
     rate_limit: int | None = None,
