@@ -1,4 +1,4 @@
-"""Size of the browser tracker, static/ecrm.js, against its budget of 5 KB gzipped.
+"""Size of the browser tracker, static/ecrm.js, against its budget of 5.2 KB gzipped.
 
 There is no build step: the file served is the source, so the figure that matters is the
 source gzipped (-9). When npx is available, terser's minified output is measured too, to show
@@ -28,7 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRACKER = PROJECT_ROOT / "static" / "ecrm.js"
 RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
 SECTION = "## Tracker size (bench/tracker_size.py)"
-BUDGET = 5 * 1024  # bytes, gzipped
+BUDGET = int(5.2 * 1024)  # bytes, gzipped (5 KB, +0.2 for identity verification and opt-out)
 TERSER = "terser@5.51.2"
 TERSER_ARGS = ["--compress", "passes=2", "--mangle", "--comments", "/^!/"]
 

@@ -5,7 +5,7 @@
   let me = d.currentScript || d.querySelector('script[src*="ecrm.js"]');
   let NUM = /^(price|quantity|position|value|revenue|total|subtotal|tax|shipping|discount)$/;
   let LEASE = 18e4; // a tab silent for longer is gone: another adopts its events
-  let opt = {}, cfg, key, url, Q, H, aid, uid, off, dnt, started, skipped, busy, timer, mo;
+  let opt = {}, cfg, key, url, Q, H, aid, uid, uh, off, dnt, started, skipped, busy, timer, mo;
   let attempt = 0, retryAt = 0, inflight = {}, beaconed = {}, pending = [], mem = {};
   let seen = new WeakMap(), ref = d.referrer, here = loc.href;
 
@@ -37,6 +37,7 @@
   let ids = () => {
     aid = readCookie(P + 'aid') || get(P + 'aid') || uuid();
     uid = get(P + 'uid');
+    uh = get(P + 'uh'); // the shop server's signature of uid
     cookie(P + 'aid', aid, 31536000); // a year
     set(P + 'aid', aid);
   };
@@ -87,7 +88,7 @@
     if (!ok()) return;
     ids();
     let e = Object.assign({ type, messageId: uuid(), anonymousId: aid, timestamp: iso(), context: context() }, fields), r;
-    if (uid) e.userId = uid;
+    if (uid) { e.userId = uid; if (uh) e.context.userHash = uh; }
     beat();
     r = load();
     r.e.push(e);
@@ -200,18 +201,20 @@
       msg('page', Object.assign(name ? { name: '' + name } : {}, { properties: Object.assign(pageProps(), p) }));
     },
     track,
-    identify(id, traits) {
+    identify(id, traits, o) {
       if (!ok()) return;
-      if (id && typeof id == 'object') { traits = id; id = 0; }
-      if (id || id === 0) { ids(); set(P + 'uid', id); }
+      if (id && typeof id == 'object') { o = traits; traits = id; id = 0; }
+      if (id || id === 0) { ids(); if (uid != id) del(P + 'uh'); set(P + 'uid', id); }
+      if (o && o.userHash) set(P + 'uh', o.userHash);
       msg('identify', { traits: Object.assign({}, traits) });
     },
     reset() {
-      del(P + 'uid'); del(P + 'aid'); cookie(P + 'aid', '', 0);
+      del(P + 'uid'); del(P + 'uh'); del(P + 'aid'); cookie(P + 'aid', '', 0);
       if (ok()) ids();
     },
     consent(yes) {
       if (!yes) return stop(1);
+      del(P + 'off'); cookie(P + 'off', '', 0);
       off = 0;
       if (dnt) return; // DNT/GPC win
       set(P + 'consent', 1);
@@ -227,11 +230,11 @@
     api[n] = p => track(event, num(Object.assign({}, p)));
   });
 
-  let stop = tell => { // forget all we stored
+  let stop = tell => { // forget all we stored but the opt-out: later pages honour it
     off = 1;
     cookie(P + 'aid', '', 0);
-    keys().forEach(del); mem = {};
-    if (tell) { set(P + 'off', 1); del(P + 'off'); } // other tabs hear it
+    keys().forEach(k => k != P + 'off' && del(k)); mem = {};
+    if (tell) { set(P + 'off', 1); cookie(P + 'off', 1, 31536000); } // other tabs hear it
   };
 
   let call = a => {
@@ -247,6 +250,7 @@
       maxQueue: +opt.maxQueue || 500, timeout: +opt.timeout || 1e4,
       requireConsent: bool(opt.requireConsent)
     };
+    off = readCookie(P + 'off') || get(P + 'off');
     dnt = !bool(opt.ignoreDnt) &&
       (/^(1|yes)$/.test(nav.doNotTrack || w.doNotTrack) || nav.globalPrivacyControl === true);
     url = (opt.host || new URL(me && me.src || loc.href).origin).replace(/\/+$/, '') + '/v1/batch';
@@ -277,7 +281,7 @@
       let el = d.querySelector('[data-ecrm-reset]');
       if (el) api.reset();
       el = d.querySelector('[data-ecrm-identify]');
-      if (el) api.identify(attr(el, 'identify'), json(attr(el, 'traits')));
+      if (el) api.identify(attr(el, 'identify'), json(attr(el, 'traits')), { userHash: attr(el, 'user-hash') });
       autoPage();
       new MutationObserver(safe(() => {
         mo = mo || setTimeout(safe(() => { mo = 0; scan(); }), 100);

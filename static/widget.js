@@ -50,8 +50,9 @@
   let ids = t => {
     let get = k => { try { return localStorage.getItem(P + k); } catch (e) { return null; } };
     let dnt = !flag(t, 'ignore-dnt') && (/^(1|yes)$/.test(nav.doNotTrack || w.doNotTrack) || nav.globalPrivacyControl === true);
-    if (dnt || flag(t, 'require-consent') && get('consent') != 1) return {};
-    return { a: (d.cookie.match('(^|;) ?' + P + 'aid=([^;]*)') || [])[2] || get('aid'), u: get('uid') };
+    let cookie = k => (d.cookie.match('(^|;) ?' + P + k + '=([^;]*)') || [])[2];
+    if (dnt || cookie('optout') == 1 || get('optout') == 1 || flag(t, 'require-consent') && get('consent') != 1) return {};
+    return { a: cookie('aid') || get('aid'), u: get('uid'), h: get('uh') };
   };
   // after the page's DOMContentLoaded handlers (the tracker's among them)
   let ready = f => d.readyState == 'loading' ? d.addEventListener('DOMContentLoaded', () => setTimeout(f)) : f();
@@ -201,6 +202,7 @@
       let exclude = (attr(box, 'exclude') || '').split(',').map(s => s.trim()).filter(Boolean).slice(0, 100);
       if (!item && !who.a && !who.u) who.a = temp = temp || 'tmp-' + Math.random().toString(36).slice(2);
       if (who.u) q.set('user_id', who.u);
+      if (who.u && who.h) q.set('user_hash', who.h); // the shop server's signature of user_id
       if (who.a) q.set('anonymous_id', who.a);
       if (attr(box, 'category')) q.set('category', attr(box, 'category'));
       if (exclude.length) q.set('exclude', exclude.join(','));

@@ -172,11 +172,12 @@ class Tracker:
     def __init__(self, client, site: Site):
         self.client, self.site = client, site
 
-    def batch(self, events: list[dict], **kwargs):
-        """POST /v1/batch with the write key as Basic username."""
+    def batch(self, events: list[dict], *, server: bool = False, **kwargs):
+        """POST /v1/batch with the write key (a browser) or the server key (a backend)."""
         headers = kwargs.pop("headers", {})
+        key = self.site.server_key if server else self.site.write_key
         return self.client.post(
-            "/v1/batch", json={"batch": events}, auth=(self.site.write_key, ""), headers=headers
+            "/v1/batch", json={"batch": events}, auth=(key, ""), headers=headers
         )
 
 

@@ -127,9 +127,9 @@ def identify(anon: str, user: str, when: str) -> dict:
     }
 
 
-def send(app, tracker, batch: list[dict]) -> None:
-    """POST one batch to the collector and drain the stream into SQL."""
-    response = tracker.batch(batch)
+def send(app, tracker, batch: list[dict], *, server: bool = False) -> None:
+    """POST one batch to the collector (as a browser, or a backend) and drain it into SQL."""
+    response = tracker.batch(batch, server=server)
     assert response.status_code == 200, response.get_json()
     assert not response.get_json().get("rejected"), response.get_json()
     drain(app)
@@ -212,7 +212,8 @@ def test_click_before_sign_in_is_attributed_to_the_customer(app, tracker, site, 
     # Browsing anonymously on a phone, then signing in there; the order comes from the backend
     # with the user id only, and another from a laptop with its own anonymous id.
     send(app, tracker, [click("sku-1", at(days=3), anon="phone", rec_id=rec_id)])
-    send(app, tracker, [identify("phone", "cust-42", at(days=2))])
+    # The shop's backend vouches for the user id (identity verification): the server key.
+    send(app, tracker, [identify("phone", "cust-42", at(days=2))], server=True)
     send(
         app,
         tracker,
@@ -220,6 +221,7 @@ def test_click_before_sign_in_is_attributed_to_the_customer(app, tracker, site, 
             order("o-backend", [("sku-1", 20.0, 1)], at(days=1), anon=None, user="cust-42"),
             order("o-laptop", [("sku-1", 20.0, 1)], at(days=1), anon="laptop", user="cust-42"),
         ],
+        server=True,
     )
     rows = credited(db, site.site_id)
     assert [(r["order_id"], r["rec_id"]) for r in rows] == [

@@ -57,6 +57,7 @@ def test_labels_are_sticky_per_visitor_and_match_in_holdout(held_out, app, track
             order(f"o-{v}", [("sku-1", 1.0, 1)], at(days=1), anon=v, user="cust-0")
             for v in visitors
         ],
+        server=True,
     )
 
     with db.connect() as conn:
@@ -208,8 +209,8 @@ def test_upgrade_from_version_1(empty_database):
     assert migrations.current_version(engine) == 1
     assert "holdout" not in _columns(engine, "events")
 
-    assert migrations.upgrade(engine) == [2, 3]
-    assert migrations.current_version(engine) == 3
+    assert migrations.upgrade(engine) == [2, 3, 4]
+    assert migrations.current_version(engine) == 4
     assert migrations.upgrade(engine) == []  # nothing left to do
     assert {"holdout"} <= _columns(engine, "events") & _columns(engine, "orders")
     assert "revenue" in _columns(engine, "attributions")
@@ -247,6 +248,6 @@ def test_upgrade_from_version_1(empty_database):
 
 
 def test_a_new_database_gets_every_migration(empty_database):
-    assert migrations.upgrade(empty_database) == [1, 2, 3]
+    assert migrations.upgrade(empty_database) == [1, 2, 3, 4]
     assert "holdout" in _columns(empty_database, "orders")
     assert migrations.upgrade(empty_database) == []

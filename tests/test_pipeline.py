@@ -8,6 +8,7 @@ import uuid
 import sqlalchemy as sa
 
 from tests.conftest import ORIGIN, count, drain, make_event
+from tracking.identity import user_hash
 from tracking.schema import (
     customers,
     events,
@@ -101,8 +102,15 @@ def test_anonymous_history_belongs_to_customer_after_identify(app, tracker, db, 
         "userId": "cust-42",
         "traits": {"email": "cust-42@example.test", "first_name": "Ada"},
         "timestamp": "2026-11-20T10:04:00.000Z",
+        # The shop's server signed the user id (identity verification): a verified sign-in.
+        "context": {"userHash": user_hash(site.identity_secret, "cust-42")},
     }
-    later = make_event(9, userId="cust-42", timestamp="2026-11-21T09:00:00.000Z")
+    later = make_event(
+        9,
+        userId="cust-42",
+        timestamp="2026-11-21T09:00:00.000Z",
+        context={"userHash": user_hash(site.identity_secret, "cust-42")},
+    )
     later.pop("anonymousId")
     assert tracker.batch([*browsing, identify, later]).status_code == 200
     drain(app)
@@ -122,7 +130,12 @@ def test_anonymous_history_belongs_to_customer_after_identify(app, tracker, db, 
 
 
 def test_alias_links_ids(app, client, site, db):
-    body = {"previousId": "old-id", "userId": "cust-7", "messageId": "alias-1"}
+    body = {
+        "previousId": "old-id",
+        "userId": "cust-7",
+        "messageId": "alias-1",
+        "context": {"userHash": user_hash(site.identity_secret, "cust-7")},
+    }
     response = client.post("/v1/alias", json=body, auth=(site.write_key, ""))
     assert response.status_code == 200
     drain(app)
@@ -174,9 +187,10 @@ def test_order_completed_becomes_order_and_lines(app, tracker, db):
             ],
         },
     )
-    assert tracker.batch([order]).status_code == 200
+    # From the shop's backend (server key): its user id is trusted.
+    assert tracker.batch([order], server=True).status_code == 200
     resent = dict(order, messageId=str(uuid.uuid4()))  # same order_id, new message: one order
-    assert tracker.batch([resent]).status_code == 200
+    assert tracker.batch([resent], server=True).status_code == 200
     drain(app)
     with db.connect() as conn:
         row = conn.execute(sa.select(orders)).one()

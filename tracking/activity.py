@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 import redis
 
+from tracking.identity import is_verified
+
 log = logging.getLogger("ecrm.tracking.activity")
 
 INVALIDATION_CHANNEL = "ecrm:invalidate"
@@ -48,9 +50,9 @@ def generation_key(site_id: int, visitor: str) -> str:
 
 
 def visitors_of(event: dict[str, Any]) -> list[str]:
-    """The visitor keys an event belongs to."""
+    """The visitor keys an event belongs to (an unverified user id is not one of them)."""
     found = []
-    if event.get("userId") not in (None, ""):
+    if event.get("userId") not in (None, "") and is_verified(event):
         found.append(f"u:{event['userId']}")
     if event.get("anonymousId") not in (None, ""):
         found.append(f"a:{event['anonymousId']}")

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from tracking.identity import Verifier
+
 EVENT_TYPES = ("track", "page", "identify", "alias", "screen", "group")
 ID_FIELDS = ("anonymousId", "userId", "previousId", "groupId")
 OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
@@ -339,11 +341,14 @@ def prepare_events(
     limits: Limits,
     forced_type: str | None = None,
     body_bytes: int | None = None,
+    verifier: Verifier | None = None,
 ) -> tuple[list[dict[str, Any]], list[Rejection]]:
     """Split events into accepted (normalised) and rejected (with index, field and reason).
 
     ``body_bytes`` is the size of the request body the events came in: when it is within the
     per-event limit, no single event can exceed it and the per-event measurement is skipped.
+    ``verifier`` (the collector's) marks each accepted event's user id verified or not; without
+    one, as for events the server writes itself, events carry no marker and are trusted.
     """
     sent_at = sent_iso = None
     if batch_sent_at is not None:
@@ -360,18 +365,19 @@ def prepare_events(
                 raise InvalidEvent(
                     where, f"event larger than {limits.max_event_bytes} bytes", status=413
                 )
-            accepted.append(
-                validate_event(
-                    raw_event,
-                    where,
-                    received_at=received_at,
-                    batch_sent_at=sent_at,
-                    limits=limits,
-                    forced_type=forced_type,
-                    received_iso=received_iso,
-                    batch_sent_iso=sent_iso,
-                )
+            event = validate_event(
+                raw_event,
+                where,
+                received_at=received_at,
+                batch_sent_at=sent_at,
+                limits=limits,
+                forced_type=forced_type,
+                received_iso=received_iso,
+                batch_sent_iso=sent_iso,
             )
+            if verifier is not None:
+                verifier.mark(event)  # overwrites any marker the client sent
+            accepted.append(event)
         except InvalidEvent as e:
             raw = orjson.dumps(raw_event, default=str)[:RAW_KEEP_BYTES].decode("utf-8", "replace")
             rejected.append(Rejection(index, e.field, e.reason, raw, e.status))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from tracking import interaction_log, log, schema
+from tracking.sites import new_identity_secret
 
 
 def _initial(conn: sa.Connection) -> None:
@@ -52,10 +53,28 @@ def _interaction_log(conn: sa.Connection) -> None:
             interaction_log.rebuild(conn, site_id)
 
 
+def _identity_verification(conn: sa.Connection) -> None:
+    # Every existing site gets its own identity secret and verification on: a browser's user id
+    # is a claim from now on (tracking.identity). Sites turn it off with `sites update`.
+    _add_column(conn, schema.sites, "identity_secret")
+    _add_column(conn, schema.sites, "verify_identity")
+    _add_column(conn, schema.customers, "unverified_traits")
+    sites = schema.sites
+    for site_id in conn.execute(
+        sa.select(sites.c.site_id).where(sites.c.identity_secret.is_(None))
+    ).scalars():
+        conn.execute(
+            sites.update()
+            .where(sites.c.site_id == site_id)
+            .values(identity_secret=new_identity_secret())
+        )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial tables", _initial),
     (2, "holdout labels on events and orders; attributions", _closed_loop),
     (3, "interaction log for training", _interaction_log),
+    (4, "identity verification: site secrets, unverified traits", _identity_verification),
 ]
 
 

@@ -29,6 +29,14 @@ sites = sa.Table(
     sa.Column("rate_limit", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
+    # Identity verification (tracking.identity): the key of the HMAC a shop's server signs user
+    # ids with. Kept in clear, unlike the server key, since verifying an HMAC needs the key
+    # itself. Set at creation (and by migration 4 for older sites); rotatable.
+    sa.Column("identity_secret", sa.String(64), nullable=True),
+    # False: every user id a browser sends is believed, as before identity verification.
+    sa.Column(
+        "verify_identity", sa.Boolean, nullable=False, default=True, server_default=sa.true()
+    ),
 )
 
 events = sa.Table(
@@ -62,7 +70,10 @@ customers = sa.Table(
     metadata,
     sa.Column("site_id", sa.Integer, primary_key=True),
     sa.Column("user_id", sa.String(255), primary_key=True),
-    sa.Column("traits", JSON, nullable=False),
+    sa.Column("traits", JSON, nullable=False),  # verified: from the server or a signed user id
+    # Traits from browser calls whose user id was not verified: kept, never trusted (no rule
+    # reads them, and they never overwrite ``traits``).
+    sa.Column("unverified_traits", JSON, nullable=True),
     sa.Column("first_seen_at", UtcDateTime, nullable=False),
     sa.Column("last_seen_at", UtcDateTime, nullable=False),
 )

@@ -1,4 +1,4 @@
-"""Sites: a public write key, a secret server key and the origins allowed to send events."""
+"""Sites: a public write key, a secret server key, an identity secret and allowed origins."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -30,6 +31,9 @@ class Site:
     honour_dnt: bool
     rate_limit: int
     revoked: bool
+    # Identity verification (tracking.identity): browsers' user ids need an HMAC under this.
+    verify_identity: bool = True
+    identity_secret: str | None = None
 
     def allows_origin(self, origin: str) -> bool:
         """True when browsers on ``origin`` may send events with this site's write key."""
@@ -39,6 +43,11 @@ class Site:
 def digest(key: str) -> str:
     """The stored form of a server key (keys are 256-bit random, so a plain SHA-256 suffices)."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_identity_secret() -> str:
+    """A fresh identity-verification secret (256 bits, hex)."""
+    return secrets.token_hex(32)
 
 
 def normalise_origin(origin: str) -> str:
@@ -61,13 +70,16 @@ def create_site(
     honour_dnt: bool = True,
     rate_limit: int = 0,
     write_key: str | None = None,
+    verify_identity: bool = True,
 ) -> tuple[Site, str]:
     """Create a site; return it and its secret server key (shown once, stored as a digest)."""
     if not name.strip():
         raise InvalidSite("name: must not be empty")
-    server_key = "sk_" + secrets.token_urlsafe(32)
+    _check_rate_limit(rate_limit)
+    server_key = new_server_key()
     write_key = write_key or "wk_" + secrets.token_urlsafe(18)
     allowed = sorted({normalise_origin(o) for o in origins})
+    identity_secret = new_identity_secret()
     with engine.begin() as conn:
         site_id = conn.execute(
             sites.insert().values(
@@ -78,10 +90,32 @@ def create_site(
                 honour_dnt=honour_dnt,
                 rate_limit=rate_limit,
                 created_at=datetime.now(UTC),
+                identity_secret=identity_secret,
+                verify_identity=verify_identity,
             )
         ).inserted_primary_key[0]
-    site = Site(site_id, name.strip(), write_key, tuple(allowed), honour_dnt, rate_limit, False)
+    site = Site(
+        site_id,
+        name.strip(),
+        write_key,
+        tuple(allowed),
+        honour_dnt,
+        rate_limit,
+        False,
+        verify_identity,
+        identity_secret,
+    )
     return site, server_key
+
+
+def new_server_key() -> str:
+    """A fresh secret server key (256 bits); only its digest is stored."""
+    return "sk_" + secrets.token_urlsafe(32)
+
+
+def _check_rate_limit(rate_limit: int) -> None:
+    if rate_limit < 0:
+        raise InvalidSite(f"rate limit: must be 0 (no limit) or more, got {rate_limit}")
 
 
 def _row_to_site(row) -> Site:
@@ -93,6 +127,8 @@ def _row_to_site(row) -> Site:
         bool(row.honour_dnt),
         int(row.rate_limit or 0),
         row.revoked_at is not None,
+        bool(row.verify_identity),
+        row.identity_secret,
     )
 
 
@@ -118,6 +154,76 @@ def find_site(engine: sa.Engine, write_key: str) -> Site | None:
     with engine.connect() as conn:
         row = conn.execute(sites.select().where(sites.c.write_key == write_key)).first()
     return _row_to_site(row) if row else None
+
+
+def _active(engine: sa.Engine, write_key: str) -> Site:
+    site = find_site(engine, write_key)
+    if site is None or site.revoked:
+        raise InvalidSite(f"no active site has write key {write_key}")
+    return site
+
+
+def update_site(
+    engine: sa.Engine,
+    write_key: str,
+    *,
+    origins: Iterable[str] | None = None,
+    add_origins: Iterable[str] = (),
+    remove_origins: Iterable[str] = (),
+    verify_identity: bool | None = None,
+    honour_dnt: bool | None = None,
+    rate_limit: int | None = None,
+) -> Site:
+    """Change an active site's settings (None: unchanged); return the site as it is now.
+
+    ``origins`` replaces the allowed origins; ``add_origins`` and ``remove_origins`` then edit
+    them (an origin to remove that is not there is an error: it is likely a typo).
+    """
+    site = _active(engine, write_key)
+    allowed = set(site.allowed_origins)
+    if origins is not None:
+        allowed = {normalise_origin(o) for o in origins}
+    allowed.update(normalise_origin(o) for o in add_origins)
+    for origin in remove_origins:
+        origin = normalise_origin(origin)
+        if origin not in allowed:
+            raise InvalidSite(f"origin {origin}: not among the site's origins")
+        allowed.discard(origin)
+    values: dict = {"allowed_origins": sorted(allowed)}
+    if verify_identity is not None:
+        values["verify_identity"] = verify_identity
+    if honour_dnt is not None:
+        values["honour_dnt"] = honour_dnt
+    if rate_limit is not None:
+        _check_rate_limit(rate_limit)
+        values["rate_limit"] = rate_limit
+    with engine.begin() as conn:
+        conn.execute(sites.update().where(sites.c.site_id == site.site_id).values(**values))
+    return find_site(engine, write_key)
+
+
+def rotate_server_key(engine: sa.Engine, write_key: str) -> str:
+    """Give an active site a new secret server key; return it (shown once, stored as a digest)."""
+    site = _active(engine, write_key)
+    server_key = new_server_key()
+    with engine.begin() as conn:
+        conn.execute(
+            sites.update()
+            .where(sites.c.site_id == site.site_id)
+            .values(server_key_digest=digest(server_key))
+        )
+    return server_key
+
+
+def rotate_identity_secret(engine: sa.Engine, write_key: str) -> str:
+    """Give an active site a new identity secret; every user hash signed before stops matching."""
+    site = _active(engine, write_key)
+    secret = new_identity_secret()
+    with engine.begin() as conn:
+        conn.execute(
+            sites.update().where(sites.c.site_id == site.site_id).values(identity_secret=secret)
+        )
+    return secret
 
 
 class SiteDirectory:

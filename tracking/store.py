@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tracking import attribution, interaction_log
+from tracking import attribution, identity, interaction_log
 from tracking.db import insert_ignore, upsert
 from tracking.holdout import in_holdout
 from tracking.schema import (
@@ -141,6 +141,9 @@ def write_entries(
         if not new_events:
             continue
         new_events.sort(key=lambda e: e["timestamp"])
+        for event in new_events:
+            # An unverified user id is a claim: from here on the event is its visitor's only.
+            identity.distrust(event)
         for event in new_events:
             event["_ts"] = _time(event["timestamp"])
         session_of = _assign_sessions(conn, site_id, new_events, session_timeout)
@@ -302,11 +305,14 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _write_identities(conn: sa.Connection, site_id: int, new_events: list[dict]) -> None:
+    # Only verified user ids reach here: identity.distrust took the others' away, so a browser
+    # cannot link its anonymous id (or an alias) to a customer it merely names.
     rows = {}
     for event in new_events:
         if event["type"] == "alias":
-            key = (event["previousId"], event["userId"])
-            rows.setdefault(key, ("alias", event["_ts"]))
+            if event.get("userId") and event.get("previousId"):
+                key = (event["previousId"], event["userId"])
+                rows.setdefault(key, ("alias", event["_ts"]))
         elif event.get("anonymousId") and event.get("userId"):
             key = (event["anonymousId"], event["userId"])
             source = "identify" if event["type"] == "identify" else "event"
@@ -327,20 +333,45 @@ def _write_identities(conn: sa.Connection, site_id: int, new_events: list[dict])
         )
 
 
+def _event_traits(event: dict) -> dict | None:
+    traits = event.get("traits") if event["type"] == "identify" else None
+    traits = traits or (event.get("context") or {}).get("traits")
+    return traits if isinstance(traits, dict) else None
+
+
 def _write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) -> None:
+    """Upsert customers: verified traits from verified user ids, the rest as unverified traits.
+
+    An unverified claim (identity.CLAIMED) never touches ``traits`` nor the seen times of a
+    customer who exists; it only adds to ``unverified_traits`` (creating the row if needed).
+    """
     seen: dict[str, dict] = {}
     for event in new_events:
         user_id = event.get("userId")
-        if not user_id:
+        claimed = event.get(identity.CLAIMED) if user_id is None else None
+        if not user_id and not claimed:
             continue
         ts = event["_ts"]
-        customer = seen.setdefault(user_id, {"traits": {}, "first_seen_at": ts, "last_seen_at": ts})
-        customer["first_seen_at"] = min(customer["first_seen_at"], ts)
-        customer["last_seen_at"] = max(customer["last_seen_at"], ts)
-        traits = event.get("traits") if event["type"] == "identify" else None
-        traits = traits or (event.get("context") or {}).get("traits")
-        if isinstance(traits, dict):
-            customer["traits"].update(traits)
+        customer = seen.setdefault(
+            user_id or claimed,
+            {
+                "traits": {},
+                "unverified_traits": {},
+                "first_seen_at": ts,
+                "last_seen_at": ts,
+                "verified": False,
+            },
+        )
+        traits = _event_traits(event)
+        if user_id:
+            if not customer["verified"]:  # times so far came from claims: the truth starts here
+                customer.update(verified=True, first_seen_at=ts, last_seen_at=ts)
+            customer["first_seen_at"] = min(customer["first_seen_at"], ts)
+            customer["last_seen_at"] = max(customer["last_seen_at"], ts)
+            if traits:
+                customer["traits"].update(traits)
+        elif traits:
+            customer["unverified_traits"].update(traits)
     if not seen:
         return
     for chunk in _chunks(list(seen)):
@@ -351,16 +382,34 @@ def _write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) 
         ).mappings():
             customer = seen[row["user_id"]]
             customer["traits"] = {**(row["traits"] or {}), **customer["traits"]}
-            customer["first_seen_at"] = min(customer["first_seen_at"], _aware(row["first_seen_at"]))
-            customer["last_seen_at"] = max(customer["last_seen_at"], _aware(row["last_seen_at"]))
+            customer["unverified_traits"] = {
+                **(row["unverified_traits"] or {}),
+                **customer["unverified_traits"],
+            }
+            first, last = _aware(row["first_seen_at"]), _aware(row["last_seen_at"])
+            if customer["verified"]:
+                customer["first_seen_at"] = min(customer["first_seen_at"], first)
+                customer["last_seen_at"] = max(customer["last_seen_at"], last)
+            else:
+                customer["first_seen_at"], customer["last_seen_at"] = first, last
     conn.execute(
         upsert(
             conn.engine,
             customers,
             ["site_id", "user_id"],
-            ["traits", "first_seen_at", "last_seen_at"],
+            ["traits", "unverified_traits", "first_seen_at", "last_seen_at"],
         ),
-        [{"site_id": site_id, "user_id": user_id, **c} for user_id, c in seen.items()],
+        [
+            {
+                "site_id": site_id,
+                "user_id": user_id,
+                "traits": c["traits"],
+                "unverified_traits": c["unverified_traits"] or None,
+                "first_seen_at": c["first_seen_at"],
+                "last_seen_at": c["last_seen_at"],
+            }
+            for user_id, c in seen.items()
+        ],
     )
 
 

@@ -13,7 +13,17 @@ from flask.cli import AppGroup, with_appcontext
 from tracking import interaction_log, migrations
 from tracking.catalogue import import_items, read_items_file
 from tracking.ingest import IngestSettings, IngestWorker
-from tracking.sites import InvalidSite, create_site, find_site, list_sites, revoke_site
+from tracking.sites import (
+    InvalidSite,
+    Site,
+    create_site,
+    find_site,
+    list_sites,
+    revoke_site,
+    rotate_identity_secret,
+    rotate_server_key,
+    update_site,
+)
 from webapp.clients import clients
 
 db_cli = AppGroup("db", help="The SQL store's schema.")
@@ -46,6 +56,39 @@ def db_rebuild_log(write_key):
         click.echo(f"site {site.site_id} ({site.name}): {rows:,} interactions in the log")
 
 
+SERVER_KEY_GONE = (
+    "(not shown: only its digest is kept; `sites rotate-key --server` makes a new one)"
+)
+
+
+def _site_cache_note() -> str:
+    seconds = current_app.config.get("SITE_CACHE_SECONDS", 5.0)
+    return f"the old one stops working within {seconds:g} s (every process's site cache)"
+
+
+def _echo_site(site: Site) -> None:
+    click.echo(f"site:            {site.name} (#{site.site_id})")
+    click.echo(f"state:           {'revoked' if site.revoked else 'active'}")
+    click.echo(f"write key:       {site.write_key}")
+    click.echo(f"origins:         {', '.join(site.allowed_origins) or '(none: server-side only)'}")
+    verify = "on" if site.verify_identity else "OFF: every user id a browser sends is believed"
+    click.echo(f"verify identity: {verify}")
+    click.echo(f"identity secret: {site.identity_secret}   (your backend signs user ids with it)")
+    dnt = "honoured (nothing stored)" if site.honour_dnt else "stored"
+    click.echo(f"DNT / GPC:       {dnt}")
+    limit = f"{site.rate_limit} requests/s per process" if site.rate_limit else "none"
+    click.echo(f"rate limit:      {limit}")
+
+
+def _site_or_fail(write_key: str, *, active: bool = True) -> Site:
+    site = find_site(clients().engine, write_key)
+    if site is None or (active and site.revoked):
+        raise click.ClickException(
+            f"no {'active ' if active else ''}site has write key {write_key}"
+        )
+    return site
+
+
 @sites_cli.command("create")
 @click.argument("name")
 @click.option("--origin", "origins", multiple=True, help="Allowed browser origin (repeatable).")
@@ -56,7 +99,7 @@ def db_rebuild_log(write_key):
 )
 @click.option("--rate-limit", default=0, type=int, help="Requests per second per process.")
 def sites_create(name, origins, store_dnt, rate_limit):
-    """Create a site and print its write key and (once only) its secret server key."""
+    """Create a site and print its keys: the secret server key is shown this once only."""
     try:
         site, server_key = create_site(
             clients().engine, name, list(origins), honour_dnt=not store_dnt, rate_limit=rate_limit
@@ -64,19 +107,99 @@ def sites_create(name, origins, store_dnt, rate_limit):
     except InvalidSite as e:
         raise click.BadParameter(str(e)) from e
     clients().sites.invalidate()
-    click.echo(f"site:       {site.name} (#{site.site_id})")
-    click.echo(f"write key:  {site.write_key}")
-    click.echo(f"server key: {server_key}   (shown once: store it in your backend's secrets)")
-    click.echo(f"origins:    {', '.join(site.allowed_origins) or '(none: server-side only)'}")
+    _echo_site(site)
+    click.echo(f"server key:      {server_key}   (shown once: store it in your backend's secrets)")
 
 
 @sites_cli.command("list")
 def sites_list():
-    """List sites with their write keys and origins."""
+    """List sites with their write keys, state, settings and origins."""
+    click.echo("ID\tWRITE KEY\tSTATE\tVERIFY IDENTITY\tNAME\tORIGINS")
     for site in list_sites(clients().engine):
         state = "revoked" if site.revoked else "active"
+        verify = "on" if site.verify_identity else "off"
         origins = ",".join(site.allowed_origins) or "-"
-        click.echo(f"{site.site_id}\t{site.write_key}\t{state}\t{site.name}\t{origins}")
+        click.echo(f"{site.site_id}\t{site.write_key}\t{state}\t{verify}\t{site.name}\t{origins}")
+
+
+@sites_cli.command("show")
+@click.argument("write_key")
+def sites_show(write_key):
+    """Show a site: name, origins, settings and identity secret (never the server key)."""
+    _echo_site(_site_or_fail(write_key, active=False))
+    click.echo(f"server key:      {SERVER_KEY_GONE}")
+
+
+@sites_cli.command("update")
+@click.argument("write_key")
+@click.option(
+    "--origin", "origins", multiple=True, help="Replace the allowed origins (repeatable)."
+)
+@click.option("--add-origin", "add_origins", multiple=True, help="Allow one more origin.")
+@click.option("--remove-origin", "remove_origins", multiple=True, help="Stop allowing an origin.")
+@click.option(
+    "--verify-identity/--no-verify-identity",
+    default=None,
+    help="Believe a browser's user id only when signed by the shop's server (default: on).",
+)
+@click.option(
+    "--store-dnt/--honour-dnt",
+    default=None,
+    help="Store requests sent with DNT: 1 or Sec-GPC: 1, or honour them (store nothing).",
+)
+@click.option("--rate-limit", default=None, type=int, help="Requests per second per process.")
+def sites_update(
+    write_key, origins, add_origins, remove_origins, verify_identity, store_dnt, rate_limit
+):
+    """Change a site's origins and settings; what is not given stays as it is."""
+    try:
+        site = update_site(
+            clients().engine,
+            write_key,
+            origins=list(origins) if origins else None,
+            add_origins=list(add_origins),
+            remove_origins=list(remove_origins),
+            verify_identity=verify_identity,
+            honour_dnt=None if store_dnt is None else not store_dnt,
+            rate_limit=rate_limit,
+        )
+    except InvalidSite as e:
+        raise click.ClickException(str(e)) from e
+    clients().sites.invalidate()
+    _echo_site(site)
+    if verify_identity is False:
+        click.echo(
+            "warning: identity verification is off: anyone with the public write key can act "
+            "as any customer (their traits, their history, their recommendations).",
+            err=True,
+        )
+
+
+@sites_cli.command("rotate-key")
+@click.argument("write_key")
+@click.option("--server", "which", flag_value="server", help="A new secret server key.")
+@click.option("--identity", "which", flag_value="identity", help="A new identity secret.")
+def sites_rotate_key(write_key, which):
+    """Replace a site's server key or identity secret; print the new one (shown once)."""
+    engine = clients().engine
+    try:
+        if which == "server":
+            key = rotate_server_key(engine, write_key)
+            label = "server key"
+        elif which == "identity":
+            key = rotate_identity_secret(engine, write_key)
+            label = "identity secret"
+        else:
+            raise click.UsageError("say which: --server or --identity")
+    except InvalidSite as e:
+        raise click.ClickException(str(e)) from e
+    clients().sites.invalidate()
+    click.echo(f"new {label}: {key}")
+    if which == "server":
+        click.echo("(shown once: store it in your backend's secrets)")
+    else:
+        click.echo("(user hashes signed with the old secret no longer verify: re-sign them)")
+    click.echo(_site_cache_note())
 
 
 @sites_cli.command("revoke")

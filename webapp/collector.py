@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from tracking.events import (
     EVENT_TYPES,
@@ -25,6 +25,7 @@ from tracking.events import (
     iso,
     prepare_events,
 )
+from tracking.identity import Verifier
 from tracking.sites import Site
 from tracking.stream import Unavailable, make_entry
 from webapp.auth import allow_browser_origin, cors_origin, site_for_events
@@ -102,6 +103,7 @@ def _authorise(body: dict) -> Site:
     # site_for_events refuses the server key from another site's page; a write key is bound
     # to the site's origins.
     site, server_side = site_for_events(body.get("writeKey"))
+    g.server_key_used = server_side  # its events are trusted (identity verification)
     origin = request.headers.get("Origin")
     if origin and not server_side:
         if not site.allows_origin(origin):
@@ -150,6 +152,11 @@ def _collect(
             limits=_limits(),
             forced_type=forced_type,
             body_bytes=body_bytes,
+            # Server-key events are trusted; browsers' user ids need the shop's signature.
+            verifier=Verifier(
+                trusted=g.get("server_key_used", False) or not site.verify_identity,
+                secret=site.identity_secret,
+            ),
         )
     except InvalidEvent as e:  # a bad batch-level sentAt spoils every event of the request
         raise ApiError(e.status, e.field, e.reason, "invalid_event") from e

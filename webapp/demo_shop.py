@@ -26,6 +26,7 @@ from flask import (
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 
+from tracking import identity
 from tracking.schema import customers, items, order_lines
 from tracking.sites import Site, list_sites
 from webapp.clients import get_engine
@@ -394,6 +395,12 @@ def _customer_for_email(site_id: int, email: str) -> str:
 def identify_now() -> bool:
     """True once, on the first page after sign-in, so identify is called once."""
     return bool(session.pop("identify_pending", False))
+
+
+@bp.app_template_global()
+def identity_hash(user_id: str) -> str:
+    """The shop server's signature of its customer's id, for the tracker (identity verification)."""
+    return identity.user_hash(_site().identity_secret or "", user_id)
 
 
 @bp.get("/signout")

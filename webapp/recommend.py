@@ -18,6 +18,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
 from recommender.serving import Answer, ServingLayer, ServingSettings, answer_dict
+from tracking import identity
 from tracking.sites import Site
 from webapp.auth import (
     CORS_ORIGIN,
@@ -36,6 +37,7 @@ PLACEMENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_ID = 255
 MAX_EXCLUDE = 100
 MAX_K = 100
+MAX_HASH = 128  # a hex HMAC-SHA256 is 64 characters
 NO_STORE = "no-store"
 
 
@@ -199,6 +201,28 @@ def _respond(answer: Answer, placement: str) -> Response:
     return current_app.response_class(body, headers=headers, mimetype="application/json")
 
 
+def _verified_user(site: Site, args: dict[str, str], user_id: str | None) -> str | None:
+    """The user id when the caller may speak for it, else None (identity verification).
+
+    Server-key calls are trusted, as are browsers of a site that turned verification off; any
+    other browser call needs ``user_hash``, the shop server's signature of the user id. Without
+    it the answer is the anonymous visitor's, the same whether or not the customer exists.
+    """
+    if user_id is None or not site.verify_identity:
+        return user_id
+    user_hash = args.get("user_hash")
+    if user_hash is not None and len(user_hash) > MAX_HASH:
+        raise ApiError(400, "user_hash", f"must be at most {MAX_HASH} characters")
+    if identity.verify(site.identity_secret, user_id, user_hash):
+        return user_id
+    if "HTTP_AUTHORIZATION" in request.environ:
+        key = presented_key()
+        caller = clients().sites.by_server_key(key) if key else None
+        if caller is not None and caller.site_id == site.site_id:
+            return user_id
+    return None
+
+
 @bp.get("/recommendations")
 def recommendations():
     """Personal recommendations for a customer or a visitor, with fallbacks."""
@@ -211,6 +235,12 @@ def recommendations():
     if user_id is None and anonymous_id is None:
         raise ApiError(400, "user_id", "give user_id or anonymous_id (or both)")
     n, placement, category, exclude = _filters(args)
+    if user_id is not None:
+        user_id = _verified_user(site, args, user_id)
+        if user_id is None and anonymous_id is None:
+            # An unverified caller without an anonymous id is an unknown visitor: the empty
+            # anonymous id is nobody's (the collector refuses empty ids), so it gets trending.
+            anonymous_id = ""
     answer = serving().recommend(
         site.site_id,
         user_id=user_id,
@@ -229,7 +259,8 @@ def similar_items(item_id: str):
     args = _args()
     site = _caller(args)
     item_id = _id("item_id", item_id)
-    visitor = _id("anonymous_id", args.get("anonymous_id")) or _id("user_id", args.get("user_id"))
+    user_id = _id("user_id", args.get("user_id"))
+    visitor = _id("anonymous_id", args.get("anonymous_id")) or _verified_user(site, args, user_id)
     n, placement, category, exclude = _filters(args)
     answer = serving().similar_items(
         site.site_id, item_id, visitor_id=visitor, n=n, category=category, exclude=exclude

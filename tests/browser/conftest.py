@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 from tests.conftest import drain
 from tracking import migrations
 from tracking.db import make_engine
+from tracking.identity import user_hash
 from tracking.schema import events
 from tracking.sites import Site, create_site
 
@@ -173,6 +174,8 @@ def shop(app) -> Iterator[Shop]:
         collector=live.collector,
         leave_to=f"{live.origin}/shop/product",
         attrs=dict(FAST),
+        # The signin page's signature of cust-42, as the shop's server computes it.
+        user_hash=user_hash(site.identity_secret, "cust-42"),
     )
     app.config["BROWSER_PAGE"] = live.setup
     thread = threading.Thread(

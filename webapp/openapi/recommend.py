@@ -120,7 +120,19 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
         "n", "How many items.", {"type": "integer", "minimum": 1, "maximum": max_n, "default": 10}
     )
     user_id = query(
-        "user_id", "The customer (Segment `userId`); personalises.", id_schema, "cust-00042"
+        "user_id",
+        "The customer (Segment `userId`); personalises. With the public write key it counts only "
+        "with a valid `user_hash` (unless the site turned identity verification off); otherwise "
+        "the answer is the `anonymous_id`'s, or an unknown visitor's.",
+        id_schema,
+        "cust-00042",
+    )
+    user_hash = query(
+        "user_hash",
+        "Identity verification: the hex HMAC-SHA256 of `user_id` (UTF-8) keyed with the site's "
+        "identity secret, computed by the shop's server. Not needed with the server key.",
+        {"type": "string", "maxLength": 128},
+        "3f0c5a1e9b7d2c4a6e8f0b1d3c5e7a9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c",
     )
     anonymous_id = query(
         "anonymous_id",
@@ -212,6 +224,7 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                 "security": browser_or_server,
                 "parameters": [
                     user_id,
+                    user_hash,
                     anonymous_id,
                     n,
                     *filters,
@@ -231,7 +244,8 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                         server,
                         "GET",
                         "/v1/recommendations",
-                        query="user_id=cust-00042&n=5&placement=home&write_key=$WRITE_KEY",
+                        # A browser's user_id needs its user_hash; an anonymous id does not.
+                        query="anonymous_id=a-1&n=5&placement=home&write_key=$WRITE_KEY",
                         **browser_sample,
                     ),
                     curl(
@@ -264,7 +278,7 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                 "or a fallback), never `item_id` itself. `anonymous_id` (else `user_id`) only "
                 "decides the holdout group here.",
                 "security": browser_or_server,
-                "parameters": [user_id, anonymous_id, n, *filters],
+                "parameters": [user_id, user_hash, anonymous_id, n, *filters],
                 "responses": {
                     "200": ok(
                         "Recommendations", {**EXAMPLE_RECOMMENDATIONS, "source": "item_neighbours"}
