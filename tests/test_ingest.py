@@ -6,14 +6,15 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import count, drain, make_event
 from tracking.events import Limits, iso, prepare_events
 from tracking.ingest import IngestSettings, IngestWorker
-from tracking.schema import dead_letters, events
-from tracking.stream import make_entry
+from tracking.schema import dead_letters, events, rejected_events
+from tracking.stream import make_entry, parse_entry
 
 
 def _entry(site_id: int, n: int) -> dict:
@@ -40,9 +41,7 @@ def _worker(app, consumer="w1", **overrides) -> IngestWorker:
         stream_key=app.config["STREAM_KEY"],
         group=app.config["CONSUMER_GROUP"],
         consumer=consumer,
-        claim_idle_ms=50,
-        max_attempts=3,
-        **overrides,
+        **{"claim_idle_ms": 50, "max_attempts": 3, **overrides},
     )
     return IngestWorker(c.redis, c.engine, settings)
 
@@ -113,3 +112,94 @@ def test_deleted_pending_entries_are_acknowledged(app, site, redis, db):
     _worker(app).drain()
     assert count(db, events) == 3
     assert redis.xpending(stream, group)["pending"] == 0
+
+
+# --- a poison event is quarantined alone; its request's other events are stored ---------------
+
+
+def _prepared(raw_events: list[dict], now: datetime) -> tuple[list[dict], list[dict]]:
+    accepted, rejected = prepare_events(
+        raw_events, path="batch", received_at=now, batch_sent_at=None, limits=Limits()
+    )
+    return accepted, [r.as_dict() for r in rejected]
+
+
+def _poison(kind: str, now: datetime) -> dict:
+    """An event as the collector accepted it, changed so that storing it fails."""
+    if kind == "order-quantity":
+        order = make_event(
+            1,
+            event="Order Completed",
+            properties={"order_id": "o-poison", "products": [{"product_id": "sku-1"}]},
+        )
+        (event,), _ = _prepared([order], now)
+        event["properties"]["products"][0]["quantity"] = "abc"
+        return event
+    (event,), _ = _prepared([make_event(2)], now)
+    if kind == "timestamp":
+        event["timestamp"] = "not a time"
+    elif kind == "too-long":  # fits SQLite, not PostgreSQL's varchar(200)
+        event["event"] = "x" * 300
+    return event
+
+
+def _quarantine_worker(app, consumer="q1", **overrides) -> IngestWorker:
+    # claim_idle_ms=0: the next round redelivers a pending entry at once, no waiting.
+    return _worker(app, consumer, **{"claim_idle_ms": 0, "max_attempts": 2, **overrides})
+
+
+@pytest.mark.parametrize("kinds", [["timestamp"], ["order-quantity", "timestamp"], ["too-long"]])
+def test_poison_event_is_dead_lettered_alone(app, site, redis, db, kinds):
+    if "too-long" in kinds and db.dialect.name != "postgresql":
+        pytest.skip("SQLite stores strings of any length; this poison is PostgreSQL's")
+    stream, group = app.config["STREAM_KEY"], app.config["CONSUMER_GROUP"]
+    now = datetime.now(UTC)
+    good, rejected = _prepared(
+        [make_event(i) for i in range(40)] + [make_event(99, timestamp="garbage")], now
+    )
+    poisons = [_poison(kind, now) for kind in kinds]
+    events_in_entry = list(good)
+    positions = []
+    for k, poison in enumerate(poisons):  # spread out, so the search has to find each one
+        position = 7 + 23 * k
+        events_in_entry.insert(position, poison)
+        positions.append(position)
+    entry_id = redis.xadd(
+        stream,
+        make_entry(
+            request_id=uuid.uuid4().hex,
+            site_id=site.site_id,
+            received_at=iso(now),
+            events=events_in_entry,
+            rejected=rejected,
+        ),
+    )
+    worker = _quarantine_worker(app)
+    worker.drain()
+    # First delivery: every good event stored at once; the poison waits for its last attempt.
+    assert count(db, events) == len(good)
+    assert count(db, rejected_events) == 1
+    assert count(db, dead_letters) == 0
+    assert redis.xpending(stream, group)["pending"] == 1
+
+    worker.drain()  # second and last delivery: the poison events are dead-lettered, one each
+    assert count(db, events) == len(good)
+    assert count(db, rejected_events) == 1
+    assert redis.xpending(stream, group)["pending"] == 0
+    with db.connect() as conn:
+        letters = conn.execute(sa.select(dead_letters).order_by(dead_letters.c.id)).all()
+    assert sorted(letter.stream_id for letter in letters) == sorted(
+        f"{entry_id.decode()}#{p}" for p in positions
+    )
+    for letter in letters:
+        assert letter.attempts == 2
+        payload = parse_entry(
+            {k.encode(): v.encode() for k, v in orjson.loads(letter.payload).items()}
+        )
+        assert payload["site_id"] == site.site_id
+        assert payload["rejected"] == []
+        (event,) = payload["events"]
+        assert event in poisons
+    t = worker.totals
+    assert t.dead_lettered == len(poisons)
+    assert t.received == t.stored + t.duplicates + t.rejected + t.dead_lettered

@@ -53,6 +53,7 @@ class WriteStats:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    dead_lettered: int = 0  # events the ingest worker quarantined (tracking.ingest)
     orders: int = 0
     attributed: int = 0  # order lines credited to a recommendation click
     site_ids: set[int] = field(default_factory=set)
