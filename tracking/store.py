@@ -9,6 +9,7 @@ after a crash stores nothing twice. Events and orders carry the visitor's holdou
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from tracking import attribution, interaction_log
@@ -90,6 +92,27 @@ def _existing_message_ids(conn: sa.Connection, site_id: int, message_ids: list[s
     return found
 
 
+def rejection_ref(site_id: int, rejection: dict[str, Any]) -> str:
+    """The unique key of a rejected event, the same each time its request is sent.
+
+    Keyed by the event's ``messageId`` when it has a string one (the event sent again), else by
+    a digest of its raw payload and the reason; never by the request, which a resend renews.
+    """
+    message_id = None
+    try:
+        raw_event = orjson.loads(rejection["raw"])
+    except orjson.JSONDecodeError:  # cut at RAW_KEEP_BYTES: the digest of the raw text serves
+        raw_event = None
+    if isinstance(raw_event, dict) and isinstance(raw_event.get("messageId"), str):
+        message_id = raw_event["messageId"]
+    if message_id is not None:
+        key = b"m\0" + message_id.encode("utf-8", "surrogatepass")
+    else:
+        key = b"r\0" + rejection["reason"].encode() + b"\0" + rejection["raw"].encode()
+    # A site prefix and a 48-character digest fit source_ref's 64 characters.
+    return f"{site_id}:{hashlib.blake2b(key, digest_size=24).hexdigest()}"
+
+
 def write_entries(
     conn: sa.Connection,
     entries: list[dict[str, Any]],
@@ -104,7 +127,6 @@ def write_entries(
     recommendation clicks at most ``attribution_window`` older than them.
     """
     stats = WriteStats()
-    engine = conn.engine
     by_site: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     rejected_rows = []
     for entry in entries:
@@ -123,7 +145,7 @@ def write_entries(
             rejected_rows.append(
                 {
                     "site_id": site_id,
-                    "source_ref": f"{entry['rid']}:{rejection['index']}",
+                    "source_ref": rejection_ref(site_id, rejection),
                     "batch_index": rejection["index"],
                     "field": rejection["field"][:200],
                     "reason": rejection["reason"][:500],
@@ -132,8 +154,12 @@ def write_entries(
                 }
             )
     if rejected_rows:
-        conn.execute(insert_ignore(engine, rejected_events), rejected_rows)
-        stats.rejected = len(rejected_rows)
+        # A request sent again carries the same rejections: only the new ones count.
+        unique = list({row["source_ref"]: row for row in rejected_rows}.values())
+        # Few rows: RETURNING costs nothing here, and is one statement on both databases.
+        insert = insert_ignore(conn.engine, rejected_events).returning(rejected_events.c.source_ref)
+        stats.rejected = len(conn.execute(insert, unique).all())
+        stats.duplicates += len(rejected_rows) - stats.rejected
 
     for site_id, by_message in by_site.items():
         seen = _existing_message_ids(conn, site_id, list(by_message))
