@@ -470,6 +470,8 @@ def test_same_batches_posted_twice_concurrently_stored_once(app, site, db, redis
     rejected = sum(w.totals.rejected for w in pair)
     assert stored == len(unique)
     assert received == stored + duplicates + rejected, (received, stored, duplicates, rejected)
+    assert rejected == count(db, rejected_events)
+    assert session_event_total(db) == len(unique)  # no copy counted in a session twice
 
 
 def test_crossed_copies_reach_two_workers_at_once(app, site, db, redis):
