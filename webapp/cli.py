@@ -143,7 +143,7 @@ def ingest(consumer):
     t = worker.totals
     click.echo(
         f"ingest worker stopped: {t.stored} stored, {t.rejected} rejected, "
-        f"{t.duplicates} duplicates"
+        f"{t.duplicates} duplicates, {t.dead_lettered} dead-lettered"
     )
 
 
