@@ -202,7 +202,8 @@ rejected_events = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("site_id", sa.Integer, nullable=True),
-    # Stream entry id and index in the request: makes a redelivered entry idempotent.
+    # Site and the event's messageId (or a digest of its raw payload and reason): a redelivered
+    # entry or a resent request stores its rejections once (tracking.store.rejection_ref).
     sa.Column("source_ref", sa.String(64), nullable=False, unique=True),
     sa.Column("batch_index", sa.Integer, nullable=True),
     sa.Column("field", sa.String(200), nullable=True),

@@ -9,6 +9,7 @@ after a crash stores nothing twice. Events and orders carry the visitor's holdou
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from tracking import attribution, identity, interaction_log
@@ -53,6 +55,7 @@ class WriteStats:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    dead_lettered: int = 0  # events the ingest worker quarantined (tracking.ingest)
     orders: int = 0
     attributed: int = 0  # order lines credited to a recommendation click
     site_ids: set[int] = field(default_factory=set)
@@ -89,6 +92,27 @@ def _existing_message_ids(conn: sa.Connection, site_id: int, message_ids: list[s
     return found
 
 
+def rejection_ref(site_id: int, rejection: dict[str, Any]) -> str:
+    """The unique key of a rejected event, the same each time its request is sent.
+
+    Keyed by the event's ``messageId`` when it has a string one (the event sent again), else by
+    a digest of its raw payload and the reason; never by the request, which a resend renews.
+    """
+    message_id = None
+    try:
+        raw_event = orjson.loads(rejection["raw"])
+    except orjson.JSONDecodeError:  # cut at RAW_KEEP_BYTES: the digest of the raw text serves
+        raw_event = None
+    if isinstance(raw_event, dict) and isinstance(raw_event.get("messageId"), str):
+        message_id = raw_event["messageId"]
+    if message_id is not None:
+        key = b"m\0" + message_id.encode("utf-8", "surrogatepass")
+    else:
+        key = b"r\0" + rejection["reason"].encode() + b"\0" + rejection["raw"].encode()
+    # A site prefix and a 48-character digest fit source_ref's 64 characters.
+    return f"{site_id}:{hashlib.blake2b(key, digest_size=24).hexdigest()}"
+
+
 def write_entries(
     conn: sa.Connection,
     entries: list[dict[str, Any]],
@@ -103,7 +127,6 @@ def write_entries(
     recommendation clicks at most ``attribution_window`` older than them.
     """
     stats = WriteStats()
-    engine = conn.engine
     by_site: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     rejected_rows = []
     for entry in entries:
@@ -122,7 +145,7 @@ def write_entries(
             rejected_rows.append(
                 {
                     "site_id": site_id,
-                    "source_ref": f"{entry['rid']}:{rejection['index']}",
+                    "source_ref": rejection_ref(site_id, rejection),
                     "batch_index": rejection["index"],
                     "field": rejection["field"][:200],
                     "reason": rejection["reason"][:500],
@@ -131,8 +154,12 @@ def write_entries(
                 }
             )
     if rejected_rows:
-        conn.execute(insert_ignore(engine, rejected_events), rejected_rows)
-        stats.rejected = len(rejected_rows)
+        # A request sent again carries the same rejections: only the new ones count.
+        unique = list({row["source_ref"]: row for row in rejected_rows}.values())
+        # Few rows: RETURNING costs nothing here, and is one statement on both databases.
+        insert = insert_ignore(conn.engine, rejected_events).returning(rejected_events.c.source_ref)
+        stats.rejected = len(conn.execute(insert, unique).all())
+        stats.duplicates += len(rejected_rows) - stats.rejected
 
     for site_id, by_message in by_site.items():
         seen = _existing_message_ids(conn, site_id, list(by_message))
@@ -146,7 +173,7 @@ def write_entries(
             identity.distrust(event)
         for event in new_events:
             event["_ts"] = _time(event["timestamp"])
-        session_of = _assign_sessions(conn, site_id, new_events, session_timeout)
+        session_of, visitor_of = _assign_sessions(conn, site_id, new_events, session_timeout)
         _write_identities(conn, site_id, new_events)
         _write_customers(conn, site_id, new_events)
         order_ids, order_interactions = _write_orders(conn, site_id, new_events, holdout_share)
@@ -183,6 +210,9 @@ def write_entries(
         inserted = _insert_new(conn, events, rows, "message_id")
         stats.stored += len(inserted)
         stats.duplicates += len(rows) - len(inserted)
+        _count_sessions(
+            conn, site_id, [row for row in rows if row["message_id"] in inserted], visitor_of
+        )
         interaction_log.append(
             conn,
             site_id,
@@ -238,26 +268,35 @@ def _visitor(event: dict[str, Any]) -> str:
 
 def _assign_sessions(
     conn: sa.Connection, site_id: int, new_events: list[dict], timeout: timedelta
-) -> dict[str, str]:
-    """Cut each visitor's events into sessions at ``timeout`` of inactivity."""
+) -> tuple[dict[str, str], dict[str, dict]]:
+    """Cut each visitor's events into sessions at ``timeout`` of inactivity; write nothing.
+
+    Returns each event's session id, and each session's visitor. The sessions are written by
+    :func:`_count_sessions` once the events insert has said which events this transaction
+    stored: a worker storing the same message at the same time must not count it again.
+    """
     by_visitor: dict[str, list[dict]] = defaultdict(list)
     for event in new_events:
         if event["type"] == "alias":
             continue
         by_visitor[_visitor(event)].append(event)
     if not by_visitor:
-        return {}
+        return {}, {}
     latest: dict[str, dict] = {}
     for chunk in _chunks(list(by_visitor)):
         for row in conn.execute(
-            sa.select(sessions).where(
-                sessions.c.site_id == site_id, sessions.c.visitor_id.in_(chunk)
-            )
+            sa.select(
+                sessions.c.session_id,
+                sessions.c.visitor_id,
+                sessions.c.anonymous_id,
+                sessions.c.started_at,
+                sessions.c.last_seen_at,
+            ).where(sessions.c.site_id == site_id, sessions.c.visitor_id.in_(chunk))
         ).mappings():
             current = latest.get(row["visitor_id"])
             if current is None or row["last_seen_at"] > current["last_seen_at"]:
                 latest[row["visitor_id"]] = dict(row)
-    changed: dict[str, dict] = {}
+    visitor_of: dict[str, dict] = {}
     session_of: dict[str, str] = {}
     for visitor, visitor_events in by_visitor.items():
         current = latest.get(visitor)
@@ -273,30 +312,75 @@ def _assign_sessions(
             ):
                 current = {
                     "session_id": uuid.uuid4().hex,
-                    "site_id": site_id,
                     "visitor_id": visitor,
                     "anonymous_id": event.get("anonymousId"),
-                    "user_id": event.get("userId"),
                     "started_at": ts,
                     "last_seen_at": ts,
-                    "event_count": 0,
                 }
             current["started_at"] = min(current["started_at"], ts)
             current["last_seen_at"] = max(current["last_seen_at"], ts)
-            current["event_count"] += 1
-            current["user_id"] = event.get("userId") or current["user_id"]
-            changed[current["session_id"]] = current
+            visitor_of[current["session_id"]] = {
+                "visitor_id": visitor,
+                "anonymous_id": current["anonymous_id"],
+            }
             session_of[event["messageId"]] = current["session_id"]
-    conn.execute(
-        upsert(
-            conn.engine,
-            sessions,
-            ["session_id"],
-            ["user_id", "started_at", "last_seen_at", "event_count"],
-        ),
-        list(changed.values()),
+    return session_of, visitor_of
+
+
+def _count_sessions(
+    conn: sa.Connection, site_id: int, stored_rows: list[dict], visitor_of: dict[str, dict]
+) -> None:
+    """Add the event rows this transaction stored to their sessions, as increments.
+
+    Increments (count + n, earliest start, latest activity) rather than totals read earlier, so
+    two workers adding to one session at once both count.
+    """
+    changed: dict[str, dict] = {}
+    for row in stored_rows:
+        session_id = row["session_id"]
+        if session_id is None:  # alias: belongs to no session
+            continue
+        ts = row["timestamp"]
+        session = changed.get(session_id)
+        if session is None:
+            session = changed[session_id] = {
+                "session_id": session_id,
+                "site_id": site_id,
+                **visitor_of[session_id],
+                "user_id": None,
+                "started_at": ts,
+                "last_seen_at": ts,
+                "event_count": 0,
+            }
+        session["started_at"] = min(session["started_at"], ts)
+        session["last_seen_at"] = max(session["last_seen_at"], ts)
+        session["event_count"] += 1
+        session["user_id"] = row["user_id"] or session["user_id"]
+    if changed:
+        # In key order: two transactions updating the same sessions lock them in one order.
+        conn.execute(_session_upsert(conn), [changed[key] for key in sorted(changed)])
+
+
+def _session_upsert(conn: sa.Connection):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        earliest, latest = sa.func.least, sa.func.greatest
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+
+        earliest, latest = sa.func.min, sa.func.max  # SQLite's two-argument scalar forms
+    stmt = insert(sessions)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["session_id"],
+        set_={
+            "user_id": sa.func.coalesce(new.user_id, sessions.c.user_id),
+            "started_at": earliest(sessions.c.started_at, new.started_at),
+            "last_seen_at": latest(sessions.c.last_seen_at, new.last_seen_at),
+            "event_count": sessions.c.event_count + new.event_count,
+        },
     )
-    return session_of
 
 
 def _aware(moment: datetime) -> datetime:

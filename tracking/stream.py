@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import redis
 log = logging.getLogger("ecrm.tracking")
 
 ENTRY_VERSION = b"1"
+ENTRY_START = b'{"v":'  # how a spooled entry's line begins (orjson, the version first)
 
 
 class Unavailable(Exception):
@@ -63,13 +65,21 @@ class Spool:
     Each process appends to its own file under a lock; a replayer renames a file before reading
     it, and writers check after locking that they still hold the live file, so an append never
     lands in a file that is already being replayed.
+
+    A line torn by a crash (or a failed write) never costs the entries after it: file names carry
+    a token of their own besides the process id (a reused pid starts a new file), an append that
+    finds a file not ending in a newline ends the torn line first, and the reader finds a whole
+    entry glued to a torn fragment (as files written before these rules may hold).
     """
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
+        self._token = uuid.uuid4().hex[:12]
 
     def _live_path(self) -> Path:
-        return self.directory / f"spool-{socket.gethostname()}-{os.getpid()}.jsonl"
+        # The pid too: a process forked after this object was made writes a file of its own.
+        name = f"spool-{socket.gethostname()}-{os.getpid()}-{self._token}.jsonl"
+        return self.directory / name
 
     def append(self, entry: dict[bytes, bytes]) -> None:
         """Write the entry durably (fsync) or raise OSError."""
@@ -77,7 +87,7 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._live_path()
         for _ in range(5):
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 try:
@@ -86,7 +96,12 @@ class Spool:
                     same = False
                 if not same:  # renamed by a replayer while we waited: use a fresh file
                     continue
-                os.write(fd, line)
+                size = os.fstat(fd).st_size
+                # A torn last line (a crash mid-append): end it, or this entry would be glued to
+                # it and skipped at replay.
+                data = b"\n" + line if size and os.pread(fd, 1, size - 1) != b"\n" else line
+                if os.write(fd, data) != len(data):
+                    raise OSError(f"short write to spool file {path}")
                 os.fsync(fd)
                 return
             finally:
@@ -130,9 +145,10 @@ class Spool:
         """The complete entries of a claimed file; a torn last line was never acknowledged."""
         with open(path, "rb") as f:
             for line in f:
-                try:
-                    data = orjson.loads(line)
-                except orjson.JSONDecodeError:
+                if not line.strip():
+                    continue
+                data = _entry_of(line)
+                if data is None:
                     log.warning("skipping a torn line in %s", path.name)
                     continue
                 yield {k.encode(): v.encode() for k, v in data.items()}
@@ -167,6 +183,23 @@ class Spool:
             moved += len(batch)
             log.info("replayed %d spooled entries from %s", len(batch), claimed.name)
         return moved
+
+
+def _entry_of(line: bytes) -> dict | None:
+    """The entry on a spool line, also when it follows a torn fragment; None if there is none."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pass
+    # A whole entry appended straight after a torn one starts where its first field does; inside
+    # an entry that text only occurs escaped (the events are a JSON string), never bare.
+    start = line.find(ENTRY_START, 1)
+    while start != -1:
+        try:
+            return orjson.loads(line[start:])
+        except orjson.JSONDecodeError:
+            start = line.find(ENTRY_START, start + 1)
+    return None
 
 
 class EventSink:

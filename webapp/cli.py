@@ -266,13 +266,14 @@ def ingest(consumer):
     t = worker.totals
     click.echo(
         f"ingest worker stopped: {t.stored} stored, {t.rejected} rejected, "
-        f"{t.duplicates} duplicates"
+        f"{t.duplicates} duplicates, {t.dead_lettered} dead-lettered"
     )
 
 
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
     from webapp import supervisor, train_cli
+    from webapp.dead_letters_cli import dead_letters_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(sites_cli)
@@ -282,3 +283,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(supervisor.demo_cli)
     app.cli.add_command(train_cli.train_command)
     app.cli.add_command(train_cli.rollback_command)
+    app.cli.add_command(dead_letters_cli)
