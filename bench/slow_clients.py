@@ -64,8 +64,7 @@ class Setup:
     """One way of serving the app."""
 
     name: str
-    worker_class: str
-    nginx: bool
+    server: str  # a key of SERVERS
     slow: int
 
 
@@ -74,7 +73,6 @@ class Outcome:
     """What one setup measured."""
 
     setup: Setup
-    throughput: dict = field(default_factory=dict)  # route -> (requests/s, non-2xx, errors)
     latency: dict = field(default_factory=dict)  # route -> [ms, ...] (timeouts as TIMEOUT)
     failures: dict = field(default_factory=dict)  # route -> timeouts and errors
     statuses: dict = field(default_factory=dict)  # route -> {status: count}
@@ -368,33 +366,62 @@ def run_wrk(port: int, write_key: str, route: str, seconds: float) -> tuple[floa
     return rate, non2xx, sum(int(x) for x in errors.groups()) if errors else 0
 
 
-def measure(setup: Setup, store: dict, args) -> Outcome:
+SERVERS = {  # what each setup's name in the tables is served by
+    "sync": "gunicorn, sync workers",
+    "gevent": "gunicorn, gevent workers",
+    "nginx": "nginx + gunicorn sync workers",
+}
+
+
+def start_servers(store: dict) -> tuple[dict[str, int], list[Process]]:
+    """Every server at once (idle ones cost nothing): {server: port}, and their processes."""
+    ports: dict[str, int] = {}
+    processes: list[Process] = []
+    for kind in ("sync", "gevent"):
+        process, ports[kind] = start_gunicorn(store, kind)
+        processes.append(process)
+    if nginx_binary() is not None:
+        process, ports["nginx"] = start_nginx(store, ports["sync"])
+        processes.append(process)
+    return ports, processes
+
+
+def throughput(ports: dict[str, int], store: dict, args) -> dict:
+    """{server: {route: [(requests/s, non-2xx, errors) per round]}}, servers interleaved."""
+    results: dict = {name: {"batch": [], "recommendations": []} for name in ports}
+    if not shutil.which("wrk") or args.wrk_seconds <= 0:
+        return results
+    for port in ports.values():  # warm-up: caches, connections, code paths
+        for route in ("batch", "recommendations"):
+            run_wrk(port, store["write_key"], route, 1)
+    names = list(ports)
+    for r in range(args.rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            for route in ("batch", "recommendations"):
+                results[name][route].append(
+                    run_wrk(ports[name], store["write_key"], route, args.wrk_seconds)
+                )
+            log(
+                f"  round {r + 1}, {SERVERS[name]}: batch "
+                f"{results[name]['batch'][-1][0]:,.0f}/s, recommendations "
+                f"{results[name]['recommendations'][-1][0]:,.0f}/s"
+            )
+    return results
+
+
+def measure(setup: Setup, ports: dict[str, int], store: dict, args) -> Outcome:
+    """The normal client's latencies while ``setup.slow`` slow connections are held."""
     outcome = Outcome(setup)
-    if setup.nginx and nginx_binary() is None:
+    if setup.server not in ports:
         outcome.skipped = "nginx is not installed (apt-get install nginx)"
         return outcome
-    gunicorn, port = start_gunicorn(store, setup.worker_class)
-    nginx = None
+    port = ports[setup.server]
+    trickler = Trickler(port, setup.slow)
     try:
-        if setup.nginx:
-            nginx, port = start_nginx(store, port)
-        if shutil.which("wrk") and args.wrk_seconds > 0:
-            for route in ("batch", "recommendations"):
-                run_wrk(port, store["write_key"], route, 1)  # warm-up
-                outcome.throughput[route] = run_wrk(
-                    port, store["write_key"], route, args.wrk_seconds
-                )
-                log(f"  {route}: {outcome.throughput[route][0]:,.0f} requests/s")
-        trickler = Trickler(port, setup.slow)
-        try:
-            time.sleep(args.settle)
-            normal_client(port, store["write_key"], args.seconds, outcome)
-        finally:
-            outcome.reopened = trickler.stop()
+        time.sleep(args.settle)
+        normal_client(port, store["write_key"], args.seconds, outcome)
     finally:
-        if nginx is not None:
-            nginx.stop()
-        gunicorn.stop()
+        outcome.reopened = trickler.stop()
     return outcome
 
 
@@ -410,17 +437,23 @@ def ms(value: float) -> str:
     return f"≥{TIMEOUT * 1000:,.0f}" if value >= TIMEOUT * 1000 else f"{value:,.1f}"
 
 
-def report(outcomes: list[Outcome], args, started: float, when: str) -> str:
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0
+
+
+def report(outcomes: list[Outcome], rates: dict, args, started: float, when: str) -> str:
     lines = [
         SECTION,
         "",
         f"- Machine: {machine()}",
         f"- Date: {when} (whole run {time.monotonic() - started:.0f} s)",
         f"- Command: `{' '.join(['python bench/slow_clients.py', *args.argv])}`",
-        "- Servers: `python -m gunicorn -c webapp/gunicorn.conf.py` with the config's worker "
-        f"count ({os.cpu_count() * 2}: two per core) and `ECRM_WEB_WORKER_CLASS` as named; "
-        "nginx 1 worker with deploy/nginx/ecrm.conf in front where named; SQLite, embedded "
-        "Redis, a 300-item catalogue and no model (recommendations from the catalogue fallback)",
+        "- Servers, all started at once: `python -m gunicorn -c webapp/gunicorn.conf.py` with the "
+        f"config's worker count ({os.cpu_count() * 2}: two per core), `ECRM_WEB_WORKER_CLASS` "
+        "sync and gevent; nginx (1 worker process, deploy/nginx/ecrm.conf) in front of the sync "
+        "one; SQLite, embedded Redis, a 300-item catalogue and no model (recommendations from the "
+        "catalogue fallback)",
         "- Slow connections: held by another process, half sending headers a byte a second, "
         "half a 100 KB body a byte a second after complete headers; each one the server closes "
         "is opened again at once",
@@ -428,9 +461,6 @@ def report(outcomes: list[Outcome], args, started: float, when: str) -> str:
         f"(counted as {TIMEOUT:g} s), GET /healthz, POST /v1/batch (one event) and "
         f"GET /v1/recommendations in turn for {args.seconds:g} s after {args.settle:g} s of "
         "slow connections",
-        f"- Throughput (no slow clients): wrk 2 threads, 32 connections, {args.wrk_seconds:g} s "
-        "per route after a 1 s warm-up; POST /v1/batch of 20 events (bench/lua/batch.lua), "
-        "GET /v1/recommendations",
         "",
         "| setup | slow connections | route | answers | p50 ms | p99 ms | max ms | "
         "timeouts / 5xx | statuses |",
@@ -445,26 +475,39 @@ def report(outcomes: list[Outcome], args, started: float, when: str) -> str:
             lines.append(
                 f"| {o.setup.name} | {o.setup.slow} | {route} | {len(values)} | "
                 f"{ms(percentile(values, 0.5))} | {ms(percentile(values, 0.99))} | "
-                f"{ms(max(values, default=0))} | {o.failures[route]} | {statuses} |"
+                f"{ms(max(values, default=0))} | {o.failures[route]} | {statuses or 'none'} |"
             )
+    closed = "; ".join(
+        f"{o.setup.name} ({o.setup.slow}): {o.reopened}" for o in outcomes if not o.skipped
+    )
     lines += [
         "",
-        "Slow connections the server closed during the window (each reopened at once): "
-        + "; ".join(
-            f"{o.setup.name} ({o.setup.slow}): {o.reopened}" for o in outcomes if not o.skipped
-        )
-        + ".",
-        "",
-        "| setup | POST /v1/batch requests/s (x20 events) | GET /v1/recommendations requests/s | "
-        "non-2xx / socket errors |",
-        "|---|---:|---:|---|",
+        f"Slow connections the server closed during the window (each reopened at once): {closed}.",
     ]
-    for o in outcomes:
-        if o.throughput:
-            b, r = o.throughput["batch"], o.throughput["recommendations"]
-            lines.append(
-                f"| {o.setup.name} | {b[0]:,.0f} | {r[0]:,.0f} | {b[1] + r[1]} / {b[2] + r[2]} |"
-            )
+    if any(r["batch"] for r in rates.values()):
+        base = rates.get("sync")
+        lines += [
+            "",
+            f"Throughput without slow clients (what the choice costs a healthy server): wrk 2 "
+            f"threads, 32 connections, {args.rounds} rounds of {args.wrk_seconds:g} s per server "
+            "and route, the servers interleaved, after a 1 s warm-up each; POST /v1/batch of 20 "
+            "events (bench/lua/batch.lua), GET /v1/recommendations. Median of the rounds, each "
+            "round in brackets.",
+            "",
+            "| server | POST /v1/batch requests/s | vs sync | GET /v1/recommendations requests/s "
+            "| vs sync | non-2xx / socket errors |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for name, routes in rates.items():
+            cells = []
+            for route in ("batch", "recommendations"):
+                values = [r[0] for r in routes[route]]
+                each = " / ".join(f"{v:,.0f}" for v in values)
+                ratio = median(values) / median([r[0] for r in base[route]]) if base else 0
+                cells += [f"{median(values):,.0f} ({each})", f"{ratio:.2f}x"]
+            bad = sum(r[1] for rs in routes.values() for r in rs)
+            errors = sum(r[2] for rs in routes.values() for r in rs)
+            lines.append(f"| {SERVERS[name]} | {' | '.join(cells)} | {bad} / {errors} |")
     return "\n".join(lines) + "\n"
 
 
@@ -477,28 +520,36 @@ def main() -> int:
     parser.add_argument("--prod-slow", type=int, default=200, help="for the production setup")
     parser.add_argument("--seconds", type=float, default=20, help="normal client's window")
     parser.add_argument("--settle", type=float, default=5, help="slow connections first")
-    parser.add_argument("--wrk-seconds", type=float, default=6, help="0: no throughput runs")
+    parser.add_argument("--wrk-seconds", type=float, default=5, help="0: no throughput runs")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per server")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     started = time.monotonic()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # The old setup goes last: slow clients leave its workers killed and restarting.
     setups = [
-        Setup("old: sync workers alone", "sync", False, args.run_slow),
-        Setup("make run: gevent workers", "gevent", False, args.run_slow),
-        Setup("production: nginx + sync workers", "sync", True, args.prod_slow),
-        Setup("gevent workers alone", "gevent", False, args.prod_slow),
+        Setup("make run: gevent workers", "gevent", args.run_slow),
+        Setup("production: nginx + sync workers", "nginx", args.prod_slow),
+        Setup("gevent workers alone", "gevent", args.prod_slow),
+        Setup("old: sync workers alone", "sync", args.run_slow),
     ]
     with tempfile.TemporaryDirectory(prefix="ecrm-slow-") as tmp:
         store = prepare(Path(tmp))
+        processes: list[Process] = []
         try:
+            ports, processes = start_servers(store)
+            log("throughput without slow clients")
+            rates = throughput(ports, store, args)
             outcomes = []
             for setup in setups:
                 log(f"{setup.name}, {setup.slow} slow connections")
-                outcomes.append(measure(setup, store, args))
+                outcomes.append(measure(setup, ports, store, args))
         finally:
+            for process in reversed(processes):
+                process.stop()
             store["redis"].stop()
-    text = report(outcomes, args, started, when)
+    text = report(outcomes, rates, args, started, when)
     print(text)
     if not args.no_write:
         write_section(RESULTS, SECTION, text)
