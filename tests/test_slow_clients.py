@@ -9,6 +9,7 @@ needs.
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
 import os
 import shutil
@@ -226,7 +227,15 @@ def sync_server(store):
     process.stop()
 
 
-@pytest.fixture(params=["run", "sync"])
+@pytest.fixture(scope="module")
+def gthread_server(store):
+    """Threaded workers (ECRM_WEB_WORKER_CLASS=gthread), the config's third choice."""
+    process, port, var = start_gunicorn(store, "gthread", "gthread")
+    yield {"port": port, "var": var}
+    process.stop()
+
+
+@pytest.fixture(params=["run", "sync", "gthread"])
 def any_server(request) -> dict:
     """Each gunicorn setup in turn."""
     return request.getfixturevalue(f"{request.param}_server")
@@ -467,3 +476,46 @@ def test_nginx_without_gunicorn_is_a_json_503(store):
     payload = assert_json_error(status, headers, body, 503, "server")
     assert payload["retry"] is True
     assert {k.lower(): v for k, v in headers.items()}["retry-after"] == "5"
+
+
+def test_nginx_forwards_the_client_address(store):
+    """The client's address is the last X-Forwarded-For entry (what ECRM_TRUSTED_PROXIES=1
+    reads), whatever the client claims before it; Host and the scheme are passed on."""
+    seen: list[dict] = []
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the name http.server calls)
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            body = b'{"status":"ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
+    thread.start()
+    try:
+        process, port = start_nginx(store["work"] / "nginx-echo", upstream.server_address[1])
+        try:
+            process.wait_ready(port)
+            status, _, _ = get(
+                port, "/v1/track", headers={"X-Forwarded-For": "203.0.113.9", "Host": "shop.test"}
+            )
+        finally:
+            process.stop()
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+    assert status == 200
+    headers = seen[-1]
+    assert [a.strip() for a in headers["x-forwarded-for"].split(",")] == [
+        "203.0.113.9",
+        "127.0.0.1",
+    ]
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["host"] == "shop.test"
