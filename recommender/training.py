@@ -49,6 +49,7 @@ from recommender.models import (
 from recommender.registry import ModelRegistry
 from recommender.tuning import BlendConfig, SearchSpace, default_blend, tune
 from tracking import interaction_log
+from tracking.text import plural
 
 log = logging.getLogger("ecrm.recommender")
 
@@ -106,6 +107,18 @@ def default_config(n_items: int) -> BlendConfig:
     if n_items > EASE_MAX_ITEMS:
         weights.pop("ease", None)
     return BlendConfig(blend=replace(blend, weights=weights))
+
+
+def format_metrics(metrics: dict[str, float], keys: tuple[str, ...] = ()) -> str:
+    """Metrics for people: ``ndcg@10 0.169, precision@10 0.052``, three significant digits.
+
+    ``keys`` picks and orders metric names by prefix (``("ndcg", "recall")``); by default every
+    ranking metric, without the evaluated-users count.
+    """
+    names = [k for k in metrics if k != "users"]
+    if keys:
+        names = [k for prefix in keys for k in names if k.split("@")[0] == prefix]
+    return ", ".join(f"{name} {metrics[name]:.3g}" for name in names)
 
 
 def check_model(
@@ -205,10 +218,12 @@ def train(
     frame = read_events(engine, settings.site_id)
     lap("read")
     users, items = frame["user_id"].nunique(), frame["item_id"].nunique()
-    say("read", f"{len(frame):,} interactions, {users:,} customers, {items:,} items")
+    counted = [plural(len(frame), "interaction"), plural(users, "customer"), plural(items, "item")]
+    say("read", ", ".join(counted))
     if users < MIN_USERS or items < MIN_ITEMS:
         raise NotEnoughData(
-            f"site {settings.site_id} has {users} customers and {items} items with events; "
+            f"site {settings.site_id} has {plural(users, 'customer')} and "
+            f"{plural(items, 'item')} with events; "
             f"training needs at least {MIN_USERS} of each"
         )
 
@@ -228,7 +243,8 @@ def train(
             max_users=settings.max_eval_users,
         )
         config = result.best
-        say("tune", f"{len(result.trials)} trials, best {result.best_metrics}")
+        best = format_metrics(result.best_metrics, ("ndcg", "recall"))
+        say("tune", f"{plural(len(result.trials), 'trial')}, best {best}")
     else:
         config = default_config(items)
     if items > EASE_MAX_ITEMS and config.blend.weights.get("ease"):
@@ -248,12 +264,19 @@ def train(
     background.shutdown(wait=False)
     candidate = config.build().fit(train_part.user_items, last_seen=train_part.last_seen)
     lap("fit")
+    members = " + ".join(getattr(candidate, "members", None) or [type(candidate).__name__])
+    say("fit", f"{members} on {plural(train_part.shape[0], 'customer')}")
     eval_users = _eval_users(valid_part, train_part, settings.max_eval_users, settings.seed)
     report.metrics = evaluate(candidate, train_part, valid_part, settings.K, users=eval_users)
     popularity = PopularityModel().fit(train_part.user_items)
     report.baseline = evaluate(popularity, train_part, valid_part, settings.K, users=eval_users)
     lap("evaluate")
-    say("evaluate", f"validation {report.metrics}; popularity {report.baseline}")
+    shown = ("ndcg", "precision", "recall", "coverage")
+    say(
+        "evaluate",
+        f"validation {format_metrics(report.metrics, shown)}; "
+        f"popularity {format_metrics(report.baseline, shown[:3])}",
+    )
     report.failures = check_model(
         candidate, train_part, report.metrics, report.baseline, settings.K
     )
