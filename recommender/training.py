@@ -199,9 +199,17 @@ def _window(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def train(
-    engine: sa.Engine, settings: TrainSettings, progress: Progress | None = None
+    engine: sa.Engine,
+    settings: TrainSettings,
+    progress: Progress | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> TrainReport:
-    """Train, check and (if the checks pass) promote a model for one site."""
+    """Train, check and (if the checks pass) promote a model for one site.
+
+    ``frame`` (a :func:`read_events` frame) replaces reading the store: the run command trains
+    the demo's first model from the events it has just generated, while the ingest worker is
+    still storing them (:func:`frame_from_segment` builds the same matrix the store would give).
+    """
     report = TrainReport()
     say = progress or (lambda stage, message: log.info("%s: %s", stage, message))
     clock = time.perf_counter()
@@ -212,10 +220,11 @@ def train(
         report.timings[stage] = round(now - clock, 3)
         clock = now
 
-    with engine.begin() as conn:
-        # A quiet shop's many small batches become one chunk before they are read.
-        interaction_log.compact(conn, settings.site_id)
-    frame = read_events(engine, settings.site_id)
+    if frame is None:
+        with engine.begin() as conn:
+            # A quiet shop's many small batches become one chunk before they are read.
+            interaction_log.compact(conn, settings.site_id)
+        frame = read_events(engine, settings.site_id)
     lap("read")
     users, items = frame["user_id"].nunique(), frame["item_id"].nunique()
     counted = [plural(len(frame), "interaction"), plural(users, "customer"), plural(items, "item")]

@@ -127,7 +127,8 @@ def test_train_prints_one_readable_line_per_stage(runner, shop_site):
     assert all(line.strip() for line in lines), "no blank lines"
     assert "{" not in result.output, "no raw dicts"
     stages = [line.split()[0] for line in lines if line.startswith("  ")]
-    assert stages == ["read", "tune", "tune", "fit", "evaluate", "cache", "promote"]
+    # The first model is promoted before its cache is warmed (nothing to protect yet).
+    assert stages == ["read", "tune", "tune", "fit", "evaluate", "promote", "cache"]
     for line in lines[1:-1]:  # each stage line: its name, seconds, then what it did
         assert re.match(r"  [a-z]+ +\d+\.\d s  \S", line), line
     evaluate = next(line for line in lines if line.startswith("  evaluate"))
@@ -162,7 +163,7 @@ def test_train_by_hand_is_quiet_about_openblas_and_shows_stages_in_a_pipe(app, s
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OpenBLAS" not in done.stderr and "Warning" not in done.stderr, done.stderr
     stages = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ")]
-    assert stages == ["read", "fit", "evaluate", "cache", "promote"], done.stdout
+    assert stages == ["read", "fit", "evaluate", "promote", "cache"], done.stdout
 
 
 def test_the_log_and_the_store_give_the_matrix_of_the_events_sent(db, shop_site):

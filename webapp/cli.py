@@ -159,3 +159,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(supervisor.demo_cli)
     app.cli.add_command(train_cli.train_command)
     app.cli.add_command(train_cli.rollback_command)
+    app.cli.add_command(train_cli.attribute_command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from recommender.registry import ModelRegistry, RegistryError
 from recommender.serving import precompute
 from recommender.training import NotEnoughData, TrainSettings, train
+from tracking.attribution import attribute_since
 from tracking.sites import Site, find_site, list_sites
 from tracking.text import plural
 from webapp.clients import clients
@@ -59,22 +61,32 @@ class StageLines:
         return time.monotonic() - self.started
 
 
-def train_site(site: Site, tune_seconds: float) -> bool:
-    """Train one site, one line per stage; True if a model was promoted."""
+def train_site(site: Site, tune_seconds: float, frame=None) -> bool:
+    """Train one site, one line per stage; True if a model was promoted.
+
+    ``frame``: train on these interactions instead of reading the store (see ``train``).
+    """
     lines = StageLines()
+    registry = ModelRegistry(registry_dir(site.site_id))
+    # With a model in service, the new version's answers are cached before the swap so web
+    # processes do not all recompute at once. Before the first model there is nothing to
+    # protect, and the demo should not wait for the cache: promote first, then warm it.
+    first = registry.current() is None
     settings = TrainSettings(
         site.site_id,
-        registry_dir(site.site_id),
+        registry.root,
         tune_seconds=tune_seconds,
-        before_promote=lambda path: warm_cache(site, path, lines),
+        before_promote=None if first else (lambda path: warm_cache(site, path, lines)),
     )
     click.echo(f"training {site.name} (site {site.site_id})")
     try:
-        report = train(clients().engine, settings, lines)
+        report = train(clients().engine, settings, lines, frame=frame)
     except NotEnoughData as e:
         click.echo(f"  skipped: {e}")
         return False
     if report.promoted:
+        if first:
+            warm_cache(site, registry.path(report.version), lines)
         click.echo(f"promoted {report.version} for {site.name} in {lines.total:.1f} s")
     else:
         click.echo(f"kept the current model for {site.name}: {'; '.join(report.failures)}")
@@ -164,13 +176,26 @@ def wait_for_ingest(stop: threading.Event, timeout_seconds: float) -> bool:
 )
 @click.option("--delay", "delay_seconds", default=0.0, help="Wait this long before the first run.")
 @click.option(
+    "--attribute-days",
+    type=float,
+    default=0.0,
+    help="After each run, repair the attributions of orders placed in the last N days "
+    "(those concurrent ingest transactions missed); 0: off.",
+)
+@click.option(
     "--after-ingest",
     is_flag=True,
     help="Start the first run once the ingest worker has stored every queued event "
     f"(at most {INGEST_WAIT_SECONDS // 60} minutes of waiting).",
 )
 def train_command(
-    write_key, tune_seconds, first_tune_seconds, every_minutes, delay_seconds, after_ingest
+    write_key,
+    tune_seconds,
+    first_tune_seconds,
+    every_minutes,
+    delay_seconds,
+    attribute_days,
+    after_ingest,
 ):
     """Train, check and promote recommendation models."""
     stop = threading.Event()
@@ -191,9 +216,40 @@ def train_command(
                 if stop.is_set():
                     return
                 train_site(site, budget)
+            if attribute_days > 0:
+                repair_attributions(write_key, attribute_days)
             budget = tune_seconds
             if not every_minutes or stop.wait(every_minutes * 60):
                 return
+
+
+def repair_attributions(write_key: str | None, days: float) -> int:
+    """Recompute the attributions of orders placed in the last ``days`` days, every site."""
+    window = timedelta(days=current_app.config["ATTRIBUTION_WINDOW_DAYS"])
+    since = datetime.now(UTC) - timedelta(days=days)
+    total = 0
+    for site in _sites(write_key):
+        with clients().engine.begin() as conn:
+            credited = attribute_since(conn, site.site_id, since, window)
+        total += credited
+        click.echo(
+            f"attribution: {plural(credited, 'order line')} credited to recommendation clicks "
+            f"for {site.name} (orders of the last {plural(days, 'day')} rechecked)"
+        )
+    return total
+
+
+@click.command("attribute")
+@with_appcontext
+@click.option("--site", "write_key", default=None, help="Only this site (default: all).")
+@click.option(
+    "--days", default=2.0, show_default=True, help="Recheck orders placed this many days back."
+)
+def attribute_command(write_key, days):
+    """Repair attributions: credit orders whose click was stored concurrently with them."""
+    if days <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--days")
+    repair_attributions(write_key, days)
 
 
 @click.command("rollback")
