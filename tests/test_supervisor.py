@@ -104,3 +104,16 @@ def test_make_run_prints_exports_and_promotes_a_first_model_then_stops_on_ctrl_c
     assert promoted, output
     assert os.path.islink(tmp_path / "var" / "models" / "1" / "current")
     assert output.rstrip().endswith("stopped.")
+
+
+def test_make_test_finds_no_postgres_on_a_closed_port_and_says_why():
+    from tests.local_postgres import find
+
+    port = _free_port()  # nothing listens there
+    url, why = find(port=port)
+    assert url is None and f"no PostgreSQL answers on 127.0.0.1:{port}" in why
+    done = subprocess.run(
+        ["make", "-s", "-n", "test"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    # make test falls back on the probe only when ECRM_TEST_DATABASE_URL is unset.
+    assert "${ECRM_TEST_DATABASE_URL:-$(" in done.stdout and "tests.local_postgres" in done.stdout
