@@ -14,6 +14,7 @@ from tracking import interaction_log, migrations
 from tracking.catalogue import import_items, read_items_file
 from tracking.ingest import IngestSettings, IngestWorker
 from tracking.sites import InvalidSite, create_site, find_site, list_sites, revoke_site
+from tracking.text import plural
 from webapp.clients import clients
 
 db_cli = AppGroup("db", help="The SQL store's schema.")
@@ -43,7 +44,7 @@ def db_rebuild_log(write_key):
     for site in chosen:
         with engine.begin() as conn:
             rows = interaction_log.rebuild(conn, site.site_id)
-        click.echo(f"site {site.site_id} ({site.name}): {rows:,} interactions in the log")
+        click.echo(f"site {site.site_id} ({site.name}): {plural(rows, 'interaction')} in the log")
 
 
 @sites_cli.command("create")
@@ -101,8 +102,8 @@ def items_import(path, write_key):
     for error in errors[:20]:
         click.echo(f"skipped {error}", err=True)
     if len(errors) > 20:
-        click.echo(f"... and {len(errors) - 20} more errors", err=True)
-    click.echo(f"imported {written} items, skipped {len(errors)}")
+        click.echo(f"... and {plural(len(errors) - 20, 'more error')}", err=True)
+    click.echo(f"imported {plural(written, 'item')}, skipped {plural(len(errors), 'line')}")
     if errors:
         raise SystemExit(1)
 
