@@ -134,16 +134,16 @@ def check_model(
     n_users, n_items = interactions.user_items.shape
     if model.n_items != n_items:
         failures.append(
-            f"orientation: the model knows {model.n_items} items but the matrix has {n_items} "
-            "columns (was it trained on a transposed matrix?)"
+            f"orientation: the model knows {plural(model.n_items, 'item')} but the matrix has "
+            f"{plural(n_items, 'column')} (was it trained on a transposed matrix?)"
         )
         return failures
     for name, member in getattr(model, "members", {"model": model}).items():
         if isinstance(member, _FactorModel):
             if member.user_factors.shape[0] != n_users:
                 failures.append(
-                    f"orientation: {name} has {member.user_factors.shape[0]} user rows for "
-                    f"{n_users} customers"
+                    f"orientation: {name} has {plural(member.user_factors.shape[0], 'user row')} "
+                    f"for {plural(n_users, 'customer')}"
                 )
             for label, factors in (("user", member.user_factors), ("item", member.item_factors)):
                 if not np.isfinite(factors).all():
