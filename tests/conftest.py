@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,19 @@ from webapp.cli import ingest_settings
 from webapp.clients import clients
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Every skip's reason, once per reason with its count (``-rs`` repeats it per test)."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.section("skipped, and why")
+        for reason, n in reasons.most_common():
+            terminalreporter.write_line(f"{n:>5} skipped: {reason}")
 
 
 def pytest_configure(config):

@@ -117,3 +117,20 @@ def test_make_test_finds_no_postgres_on_a_closed_port_and_says_why():
     )
     # make test falls back on the probe only when ECRM_TEST_DATABASE_URL is unset.
     assert "${ECRM_TEST_DATABASE_URL:-$(" in done.stdout and "tests.local_postgres" in done.stdout
+
+
+def test_the_default_test_output_says_why_tests_skip(tmp_path):
+    """As on a machine without Chromium or PostgreSQL: the summary names each reason once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECRM_")}
+    env["ECRM_CHROMIUM"] = str(tmp_path / "no-chromium")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/browser",
+         "tests/test_demo_shop.py", "-k", "checkout or payload_follows_the_segment_spec"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.split("skipped, and why", 1)[1]
+    assert f"Chromium not found at {tmp_path / 'no-chromium'}" in summary
+    assert "apt-get install chromium" in summary
+    assert "PostgreSQL variant: ECRM_TEST_DATABASE_URL is unset" in summary
+    assert summary.count("PostgreSQL variant") == 1  # once per reason, with its count
