@@ -107,8 +107,8 @@ def trainer_argv(python: str, config: dict) -> list[str]:
 
     The first run starts as soon as the ingest worker has stored the queued events and skips
     the search (a few seconds of fitting on the demo instead of the tuning budget); later runs
-    tune. Each run also repairs
-    the attributions that concurrent ingest transactions can miss (``attribute_since``).
+    tune. Each run also repairs the attributions that concurrent ingest transactions can miss
+    (``attribute_since``).
     """
     return [
         *[python, "-m", "flask", "--app", "wsgi", "train"],
@@ -131,8 +131,9 @@ def banner(config: dict, write_key: str | None, server_key: str | None) -> str:
         f"  demo shop:  {base}/demo/",
         "  training:   "
         + (
-            f"a first model now, again once the worker has stored the queued events, "
-            f"then every {config['TRAIN_INTERVAL_MINUTES']:g} min (var/models/)"
+            ("a first model now, again " if server_key else "")
+            + "once the worker has stored the queued events, then every "
+            + f"{config['TRAIN_INTERVAL_MINUTES']:g} min (var/models/)"
             if config["TRAIN_INTERVAL_MINUTES"] > 0
             else "off (ECRM_TRAIN_INTERVAL_MINUTES=0)"
         ),

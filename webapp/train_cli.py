@@ -86,7 +86,10 @@ def train_site(site: Site, tune_seconds: float, frame=None) -> bool:
         return False
     if report.promoted:
         if first:
-            warm_cache(site, registry.path(report.version), lines)
+            try:
+                warm_cache(site, registry.path(report.version), lines)
+            except Exception as e:  # as train() does: a cold cache never fails a good model
+                lines("cache", f"not precomputed ({e}); answers fill the cache on demand")
         click.echo(f"promoted {report.version} for {site.name} in {lines.total:.1f} s")
     else:
         click.echo(f"kept the current model for {site.name}: {'; '.join(report.failures)}")
@@ -97,7 +100,8 @@ def warm_cache(site: Site, version_dir: Path, say=None) -> int:
     """Precompute a new version's answers for recently active customers into Redis.
 
     Called before the version becomes current, so web processes switching to it find its
-    answers already cached instead of recomputing every visitor at once.
+    answers already cached instead of recomputing every visitor at once (a site's first
+    version is warmed right after its promotion instead: nothing is served from a model yet).
     """
     say = say or (lambda stage, message: click.echo(f"  {stage}: {message}"))
     c = current_app.config
