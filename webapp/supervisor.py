@@ -286,6 +286,9 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        if self.first_model is not None:
+            # It writes to Redis (the cache) and var/models: let it finish before Redis stops.
+            self.first_model.join(60)
         if self.redis is not None:
             self.redis.stop()
         print("stopped.", flush=True)
