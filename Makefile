@@ -14,5 +14,8 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(VENV)/bin/python -m webapp.supervisor
 
+# The PostgreSQL variants run on ECRM_TEST_DATABASE_URL, or else on a local server when one answers
+# on 127.0.0.1:5432 (database ecrm_test, created if missing); without either they skip and say why.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	ECRM_TEST_DATABASE_URL="$${ECRM_TEST_DATABASE_URL:-$$($(VENV)/bin/python -m tests.local_postgres)}" \
+		$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

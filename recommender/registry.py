@@ -2,7 +2,9 @@
 
 A version is written into a staging folder, renamed into place, and made current by atomically
 replacing the ``current`` symlink, so readers see either the old model or the new one, never half
-of one. ``promotions.jsonl`` records every switch, which is what ``rollback`` walks back.
+of one. ``promotions.jsonl`` records every switch. ``rollback`` steps back through the versions
+that were ever current, newest first: a second rollback goes one version further back rather than
+returning to the newer model, and ``rollback(to=...)`` picks one.
 """
 
 from __future__ import annotations
@@ -91,15 +93,61 @@ class ModelRegistry:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def rollback(self) -> str:
-        """Make the version current before the current one current again; return it."""
+    def rollback(self, to: str | None = None) -> str:
+        """Make an earlier version current again and return it.
+
+        Without ``to``: the newest kept version older than the current one that was ever
+        current, so repeated rollbacks walk back one version at a time. With ``to``: that
+        version (any kept one, older or newer).
+        """
         current = self.current()
-        available = set(self.versions())
-        for entry in reversed(self.history()):
-            if entry["version"] != current and entry["version"] in available:
-                self.promote(entry["version"], reason=f"rollback from {current}")
-                return entry["version"]
-        raise RegistryError("no earlier model version to roll back to")
+        if to is not None:
+            if to not in self.versions():
+                kept = ", ".join(self.versions()) or "none"
+                raise RegistryError(f"unknown model version {to!r}; kept versions: {kept}")
+            if to == current:
+                raise RegistryError(f"model {to} is already current")
+            self.promote(to, reason=f"rollback from {current}")
+            return to
+        earlier = [v for v in self.promoted_versions() if current is None or v < current]
+        if not earlier:
+            raise RegistryError(
+                f"no model version older than {current} is kept to roll back to"
+                if current
+                else "no model has been promoted yet; run the train command"
+            )
+        self.promote(earlier[-1], reason=f"rollback from {current}")
+        return earlier[-1]
+
+    def promoted_versions(self) -> list[str]:
+        """Kept versions that were current at some time, oldest first."""
+        ever = {entry["version"] for entry in self.history()}
+        return [v for v in self.versions() if v in ever]
+
+    def listing(self) -> list[dict]:
+        """Kept versions, oldest first: version, current, first promoted at, validation nDCG."""
+        first_promoted: dict[str, str] = {}
+        for entry in self.history():
+            first_promoted.setdefault(entry["version"], entry["at"])
+        current = self.current()
+        rows = []
+        for version in self.versions():
+            sidecar = self.root / version / "train.json"
+            metrics: dict = {}
+            if sidecar.exists():
+                try:
+                    metrics = json.loads(sidecar.read_text())["validation"]["metrics"]
+                except (ValueError, KeyError, TypeError):
+                    metrics = {}
+            rows.append(
+                {
+                    "version": version,
+                    "current": version == current,
+                    "promoted_at": first_promoted.get(version),
+                    "metrics": metrics,
+                }
+            )
+        return rows
 
     def prune(self) -> list[str]:
         """Delete the oldest versions beyond ``keep``: never current, previous or newer ones."""

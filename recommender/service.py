@@ -22,6 +22,7 @@ from recommender.interactions import Interactions, build_interactions
 from recommender.models import Recommender, load_model
 from recommender.registry import ModelRegistry, RegistryError
 from recommender.rules import Catalogue, Rules, apply_rules
+from tracking.text import plural
 
 CANDIDATE_FACTOR = 5  # score this many times n, so rules have room to filter
 NEIGHBOURS = 20  # customers consulted for "bought by N customers like you"
@@ -229,7 +230,7 @@ class RecommendationService:
             zip(self.bundle.interactions.items(like_you.items), like_you.counts, strict=True)
         )
         return {
-            item_id: f"bought by {counts[item_id]} customers like you"
+            item_id: f"bought by {plural(counts[item_id], 'customer')} like you"
             for item_id in item_ids
             if counts.get(item_id, 0) > 0
         }
@@ -318,7 +319,7 @@ class RecommendationService:
             traits=traits,
         )
         counts = dict(zip(items, like_you.counts, strict=True))
-        reasons = {i: f"bought by {counts[i]} customers like you" for i, _ in picked}
+        reasons = {i: f"bought by {plural(counts[i], 'customer')} like you" for i, _ in picked}
         answer = self._answer(picked, "similar_customers", reasons)
         answer.extra["customers"] = list(self.bundle.interactions.users(like_you.customers))
         answer.extra["similarity"] = [float(s) for s in like_you.similarity]

@@ -49,6 +49,7 @@ from recommender.models import (
 from recommender.registry import ModelRegistry
 from recommender.tuning import BlendConfig, SearchSpace, default_blend, tune
 from tracking import interaction_log
+from tracking.text import plural
 
 log = logging.getLogger("ecrm.recommender")
 
@@ -108,6 +109,18 @@ def default_config(n_items: int) -> BlendConfig:
     return BlendConfig(blend=replace(blend, weights=weights))
 
 
+def format_metrics(metrics: dict[str, float], keys: tuple[str, ...] = ()) -> str:
+    """Metrics for people: ``ndcg@10 0.169, precision@10 0.052``, three significant digits.
+
+    ``keys`` picks and orders metric names by prefix (``("ndcg", "recall")``); by default every
+    ranking metric, without the evaluated-users count.
+    """
+    names = [k for k in metrics if k != "users"]
+    if keys:
+        names = [k for prefix in keys for k in names if k.split("@")[0] == prefix]
+    return ", ".join(f"{name} {metrics[name]:.3g}" for name in names)
+
+
 def check_model(
     model: Recommender,
     interactions: Interactions,
@@ -121,16 +134,16 @@ def check_model(
     n_users, n_items = interactions.user_items.shape
     if model.n_items != n_items:
         failures.append(
-            f"orientation: the model knows {model.n_items} items but the matrix has {n_items} "
-            "columns (was it trained on a transposed matrix?)"
+            f"orientation: the model knows {plural(model.n_items, 'item')} but the matrix has "
+            f"{plural(n_items, 'column')} (was it trained on a transposed matrix?)"
         )
         return failures
     for name, member in getattr(model, "members", {"model": model}).items():
         if isinstance(member, _FactorModel):
             if member.user_factors.shape[0] != n_users:
                 failures.append(
-                    f"orientation: {name} has {member.user_factors.shape[0]} user rows for "
-                    f"{n_users} customers"
+                    f"orientation: {name} has {plural(member.user_factors.shape[0], 'user row')} "
+                    f"for {plural(n_users, 'customer')}"
                 )
             for label, factors in (("user", member.user_factors), ("item", member.item_factors)):
                 if not np.isfinite(factors).all():
@@ -186,9 +199,17 @@ def _window(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def train(
-    engine: sa.Engine, settings: TrainSettings, progress: Progress | None = None
+    engine: sa.Engine,
+    settings: TrainSettings,
+    progress: Progress | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> TrainReport:
-    """Train, check and (if the checks pass) promote a model for one site."""
+    """Train, check and (if the checks pass) promote a model for one site.
+
+    ``frame`` (a :func:`read_events` frame) replaces reading the store: the run command trains
+    the demo's first model from the events it has just generated, while the ingest worker is
+    still storing them (:func:`frame_from_segment` builds the same matrix the store would give).
+    """
     report = TrainReport()
     say = progress or (lambda stage, message: log.info("%s: %s", stage, message))
     clock = time.perf_counter()
@@ -199,16 +220,19 @@ def train(
         report.timings[stage] = round(now - clock, 3)
         clock = now
 
-    with engine.begin() as conn:
-        # A quiet shop's many small batches become one chunk before they are read.
-        interaction_log.compact(conn, settings.site_id)
-    frame = read_events(engine, settings.site_id)
+    if frame is None:
+        with engine.begin() as conn:
+            # A quiet shop's many small batches become one chunk before they are read.
+            interaction_log.compact(conn, settings.site_id)
+        frame = read_events(engine, settings.site_id)
     lap("read")
     users, items = frame["user_id"].nunique(), frame["item_id"].nunique()
-    say("read", f"{len(frame):,} interactions, {users:,} customers, {items:,} items")
+    counted = [plural(len(frame), "interaction"), plural(users, "customer"), plural(items, "item")]
+    say("read", ", ".join(counted))
     if users < MIN_USERS or items < MIN_ITEMS:
         raise NotEnoughData(
-            f"site {settings.site_id} has {users} customers and {items} items with events; "
+            f"site {settings.site_id} has {plural(users, 'customer')} and "
+            f"{plural(items, 'item')} with events; "
             f"training needs at least {MIN_USERS} of each"
         )
 
@@ -228,7 +252,8 @@ def train(
             max_users=settings.max_eval_users,
         )
         config = result.best
-        say("tune", f"{len(result.trials)} trials, best {result.best_metrics}")
+        best = format_metrics(result.best_metrics, ("ndcg", "recall"))
+        say("tune", f"{plural(len(result.trials), 'trial')}, best {best}")
     else:
         config = default_config(items)
     if items > EASE_MAX_ITEMS and config.blend.weights.get("ease"):
@@ -248,12 +273,19 @@ def train(
     background.shutdown(wait=False)
     candidate = config.build().fit(train_part.user_items, last_seen=train_part.last_seen)
     lap("fit")
+    members = " + ".join(getattr(candidate, "members", None) or [type(candidate).__name__])
+    say("fit", f"{members} on {plural(train_part.shape[0], 'customer')}")
     eval_users = _eval_users(valid_part, train_part, settings.max_eval_users, settings.seed)
     report.metrics = evaluate(candidate, train_part, valid_part, settings.K, users=eval_users)
     popularity = PopularityModel().fit(train_part.user_items)
     report.baseline = evaluate(popularity, train_part, valid_part, settings.K, users=eval_users)
     lap("evaluate")
-    say("evaluate", f"validation {report.metrics}; popularity {report.baseline}")
+    shown = ("ndcg", "precision", "recall", "coverage")
+    say(
+        "evaluate",
+        f"validation {format_metrics(report.metrics, shown)}; "
+        f"popularity {format_metrics(report.baseline, shown[:3])}",
+    )
     report.failures = check_model(
         candidate, train_part, report.metrics, report.baseline, settings.K
     )

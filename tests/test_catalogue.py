@@ -115,3 +115,14 @@ def test_import_csv_and_jsonl(runner, site, db, tmp_path):
         rows = {r.item_id: r for r in conn.execute(sa.select(items))}
     assert set(rows) == {"a1", "a2", "b1", "b2"}
     assert rows["a1"].attributes == {"pages": 320} and rows["a2"].in_stock is False
+
+
+def test_import_counts_in_the_singular_and_the_plural(runner, site, tmp_path):
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"item_id": "c1", "title": "Solo", "price": 3}\n')
+    result = runner.invoke(args=["items", "import", str(one), "--site", site.write_key])
+    assert result.exit_code == 0 and "imported 1 item, skipped 0 lines" in result.output
+    two_bad = tmp_path / "bad.jsonl"
+    two_bad.write_text('{"item_id": "c2"}\n{"item_id": "c3", "title": "T"}\n')
+    result = runner.invoke(args=["items", "import", str(two_bad), "--site", site.write_key])
+    assert "imported 1 item, skipped 1 line" in result.output

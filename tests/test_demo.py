@@ -322,7 +322,8 @@ def test_parameters_shape_the_shop():
 
 
 def test_events_pass_the_collector_validation(shop):
-    events_module = pytest.importorskip("tracking.events")
+    from tracking import events as events_module
+
     received = shop.spec.start + timedelta(days=shop.spec.days + 1)
     for batch in iter_batches(shop.events[:5000], size=500):
         accepted, rejected = events_module.prepare_events(
@@ -341,3 +342,94 @@ def _events_by_anonymous_id(shop: Shop) -> dict[str, list[dict]]:
     for event in shop.events:
         by_id[event["anonymousId"]].append(event)
     return by_id
+
+
+# What a shopper would find plausible, per category (EUR), whatever the generator declares.
+PLAUSIBLE_PRICES = {
+    "Music/Jazz": (8, 50),
+    "Music/Classical": (8, 50),
+    "Music/Rock": (8, 50),
+    "Books/Crime": (6, 35),
+    "Books/Thriller": (6, 35),
+    "Books/Children": (5, 25),
+    "Books/Biography": (6, 40),
+    "Grocery/Coffee": (5, 40),
+    "Grocery/Cheese": (2, 15),
+    "Grocery/Tea": (3, 25),
+    "Home/Kitchen": (8, 200),
+    "Home/Bath": (5, 80),
+    "Wine/Red": (6, 40),
+    "Sports/Running": (8, 350),
+    "Sports/Outdoor": (10, 350),
+    "Beauty/Skincare": (3, 60),
+    "Toys/Board Games": (8, 70),
+    "Electronics/Audio": (40, 500),
+    "Garden/Plants": (4, 80),
+}
+# Things whose price has a narrower plausible band than their category's.
+PLAUSIBLE_THINGS = {
+    "Water Bottle 1 l": (8, 40),
+    "Running Socks, 3 pack": (8, 25),
+    "Sheet Mask": (2, 8),
+    "Tent for 2": (150, 350),
+    "Soap Dish": (5, 15),
+}
+
+
+@pytest.fixture(scope="module")
+def every_category() -> Shop:
+    """A catalogue drawing on every category (ten clusters, one per theme)."""
+    return generate_shop(ShopSpec(n_customers=50, n_items=1500, n_clusters=10, days=2))
+
+
+def test_every_category_is_priced_plausibly(every_category):
+    prices = defaultdict(list)
+    for item in every_category.items:
+        prices[item["category"]].append(item["price"])
+        for thing, (low, high) in PLAUSIBLE_THINGS.items():
+            if thing in item["title"]:
+                assert low <= item["price"] <= high, item
+    assert set(prices) == set(PLAUSIBLE_PRICES)
+    for category, (low, high) in PLAUSIBLE_PRICES.items():
+        assert low <= min(prices[category]) and max(prices[category]) <= high, category
+        assert len(set(prices[category])) >= 5, f"{category}: prices vary within a category"
+
+
+def _size(item: dict) -> float:
+    attributes = item["attributes"]
+    if "weight_g" in attributes:
+        return attributes["weight_g"]
+    if "pot_cm" in attributes:
+        return attributes["pot_cm"]
+    return {"20 Tea Bags": 40, "Loose Leaf 100 g": 100, "Loose Leaf 250 g": 250}[attributes["form"]]
+
+
+def _line(item: dict) -> str:
+    """The product line: the title without its size (and the coffee's grind)."""
+    title = item["title"].split(" (No. ")[0]
+    if item["category"] == "Garden/Plants":
+        return title.split(" in a ")[0]
+    return title.rsplit(", ", 1)[0].replace(", Whole Beans", "").replace(", Ground", "")
+
+
+@pytest.mark.parametrize(
+    "category", ["Grocery/Coffee", "Grocery/Cheese", "Grocery/Tea", "Garden/Plants"]
+)
+def test_a_bigger_size_of_the_same_product_costs_more(every_category, category):
+    by_line = defaultdict(dict)
+    for item in every_category.items:
+        if item["category"] == category:
+            by_line[_line(item)].setdefault(_size(item), set()).add(item["price"])
+    compared = 0
+    for line, sizes in by_line.items():
+        ordered = [sizes[size] for size in sorted(sizes)]
+        for smaller, bigger in zip(ordered, ordered[1:], strict=False):
+            assert max(smaller) < min(bigger), (line, sorted(sizes.items()))
+            compared += 1
+    assert compared >= 5, f"{category}: too few lines in several sizes to compare"
+    if category == "Grocery/Coffee":  # any 1 kg bag costs more than any 250 g one
+        by_size = defaultdict(list)
+        for item in every_category.items:
+            if item["category"] == category:
+                by_size[_size(item)].append(item["price"])
+        assert max(by_size[250]) < min(by_size[1000])

@@ -87,3 +87,11 @@ def test_without_demo_site_the_shop_says_how_to_create_it(client):
     response = client.get("/demo/")
     assert response.status_code == 503
     assert "make run" in response.get_data(as_text=True)
+
+
+def test_checkout_counts_units_in_the_singular_and_the_plural(client, shop):
+    token = csrf(client.get("/demo/products/sku-1").get_data(as_text=True))
+    client.post("/demo/cart/add", data={"item_id": "sku-1", "csrf": token})
+    assert "(1 item)" in client.get("/demo/checkout").get_data(as_text=True)
+    client.post("/demo/cart/add", data={"item_id": "sku-2", "quantity": "2", "csrf": token})
+    assert "(3 items)" in client.get("/demo/checkout").get_data(as_text=True)

@@ -131,3 +131,40 @@ def test_registry_promote_rollback_prune(tmp_path):
     assert registry.history()[-1]["reason"].startswith("rollback from")
     with pytest.raises(RegistryError, match="unknown model version"):
         registry.promote("nope")
+
+
+def test_rollback_steps_back_one_version_at_a_time_and_to_a_chosen_one(tmp_path):
+    registry = ModelRegistry(tmp_path / "models", keep=5)
+    versions = [_stage(registry, f"v{i}") for i in range(4)]
+    for version in versions:
+        registry.promote(version)
+    # Each rollback goes one further back; it never bounces back to the newer model.
+    assert registry.rollback() == versions[2]
+    assert registry.rollback() == versions[1]
+    assert registry.rollback() == versions[0]
+    assert registry.current() == versions[0]
+    with pytest.raises(RegistryError, match="no model version older than"):
+        registry.rollback()
+    assert registry.rollback(to=versions[3]) == versions[3]
+    assert (registry.path() / "model.txt").read_text() == "v3"
+    assert registry.rollback(to=versions[1]) == versions[1]
+    assert registry.rollback() == versions[0]
+    with pytest.raises(RegistryError, match="unknown model version 'nope'; kept versions"):
+        registry.rollback(to="nope")
+    with pytest.raises(RegistryError, match="already current"):
+        registry.rollback(to=versions[0])
+    listing = registry.listing()
+    assert [row["version"] for row in listing] == versions
+    assert [row["current"] for row in listing] == [True, False, False, False]
+    assert all(row["promoted_at"] for row in listing)
+
+
+def test_rollback_skips_versions_that_were_never_current(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    first, never, last = (_stage(registry, f"v{i}") for i in range(3))
+    registry.promote(first)
+    registry.promote(last)  # ``never`` was committed by a run that died before promoting it
+    assert registry.rollback() == first
+    with pytest.raises(RegistryError, match="no model has been promoted yet"):
+        ModelRegistry(tmp_path / "empty").rollback()
+    assert never in registry.versions()

@@ -436,7 +436,7 @@ def test_the_train_command_precomputes_the_new_versions_cache(app, runner, site,
     keys = redis.keys(f"ecrm:recs:{site.site_id}:{version}:u:*")
     assert len(keys) > 100
     user = keys[0].decode().rsplit(":u:", 1)[1]
-    # Warmed before promotion: the first answer after the switch is already a Redis hit.
+    # Warmed by train (after promoting a first model, before swapping later ones): a Redis hit.
     app.extensions["ecrm_serving"].refresh(site.site_id)
     r = app.test_client().get(
         "/v1/recommendations", query_string={"user_id": user}, headers=auth(site)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +17,7 @@ from recommender.models import ALSModel, ALSParams, BlendParams, PopularityModel
 from recommender.registry import ModelRegistry
 from recommender.training import NotEnoughData, TrainSettings, check_model, final_model, train
 from recommender.tuning import BlendConfig
-from tests.conftest import store_events
+from tests.conftest import PROJECT_ROOT, store_events
 from tracking.catalogue import upsert_items, validate_item
 from tracking.demo import ShopSpec, generate_shop
 from tracking.sites import create_site
@@ -86,17 +90,80 @@ def test_train_and_rollback_commands(runner, shop_site, app):
     site, _ = shop_site
     first = runner.invoke(args=["train", "--site", site.write_key, "--tune-seconds", "0"])
     assert first.exit_code == 0, first.output
-    assert "promoted" in first.output and "evaluate:" in first.output
+    assert "promoted" in first.output and "  evaluate " in first.output
     second = runner.invoke(args=["train", "--site", site.write_key, "--tune-seconds", "0"])
-    assert "promoted" in second.output
+    third = runner.invoke(args=["train", "--site", site.write_key, "--tune-seconds", "0"])
+    assert "promoted" in second.output and "promoted" in third.output
     registry = ModelRegistry(f"{app.config['VAR_DIR']}/models/{site.site_id}")
     versions = [entry["version"] for entry in registry.history()]
-    assert len(versions) == 2 and registry.current() == versions[1]
+    assert len(versions) == 3 and registry.current() == versions[2]
     back = runner.invoke(args=["rollback", "--site", site.write_key])
-    assert back.exit_code == 0 and versions[0] in back.output
+    assert back.exit_code == 0 and versions[1] in back.output
+    # A second rollback steps further back; it does not return to the newest model.
+    again = runner.invoke(args=["rollback", "--site", site.write_key])
+    assert again.exit_code == 0 and versions[0] in again.output
     assert registry.current() == versions[0]
+    none_left = runner.invoke(args=["rollback", "--site", site.write_key])
+    assert none_left.exit_code != 0 and "no model version older than" in none_left.output
+    chosen = runner.invoke(args=["rollback", "--site", site.write_key, "--to", versions[2]])
+    assert chosen.exit_code == 0 and registry.current() == versions[2]
+    unknown = runner.invoke(args=["rollback", "--site", site.write_key, "--to", "nope"])
+    assert unknown.exit_code != 0 and "unknown model version 'nope'" in unknown.output
+    listed = runner.invoke(args=["rollback", "--site", site.write_key, "--list"])
+    assert listed.exit_code == 0 and registry.current() == versions[2]
+    rows = [line for line in listed.output.splitlines() if any(v in line for v in versions)]
+    assert [line.removeprefix(" -> ").split()[0] for line in rows] == versions
+    assert rows[2].startswith(" -> ") and rows[2].endswith("(current)")
+    assert not any(r.startswith(" -> ") for r in rows[:2])
     nothing = runner.invoke(args=["train", "--site", "wk_nope"])
     assert nothing.exit_code != 0 and "no active site" in nothing.output
+
+
+def test_train_prints_one_readable_line_per_stage(runner, shop_site):
+    site, _ = shop_site
+    result = runner.invoke(args=["train", "--site", site.write_key, "--tune-seconds", "1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(line.strip() for line in lines), "no blank lines"
+    assert "{" not in result.output, "no raw dicts"
+    stages = [line.split()[0] for line in lines if line.startswith("  ")]
+    # The first model is promoted before its cache is warmed (nothing to protect yet).
+    assert stages == ["read", "tune", "tune", "fit", "evaluate", "promote", "cache"]
+    for line in lines[1:-1]:  # each stage line: its name, seconds, then what it did
+        assert re.match(r"  [a-z]+ +\d+\.\d s  \S", line), line
+    evaluate = next(line for line in lines if line.startswith("  evaluate"))
+    # Rounded to three significant digits: no 17-digit floats.
+    assert re.search(r"validation ndcg@10 0\.\d{1,4}(,|;)", evaluate), evaluate
+    measured = [line for line in lines if line.startswith(("  tune", "  evaluate"))]
+    assert not any(re.search(r"\d\.\d{5,}", line) for line in measured), measured
+    assert lines[-1].startswith("promoted ") and lines[-1].endswith(" s")
+
+
+@pytest.mark.slow
+def test_train_by_hand_is_quiet_about_openblas_and_shows_stages_in_a_pipe(app, shop_site):
+    """`flask --app wsgi train` run as a newcomer would, its output a pipe, not a terminal."""
+    site, _ = shop_site
+    c = app.config
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ECRM_", "OPENBLAS"))}
+    env.update(
+        ECRM_SECRET_KEY="train-test-secret",
+        ECRM_DATABASE_URL=c["DATABASE_URL"],
+        ECRM_REDIS_URL=c["REDIS_URL"],
+        ECRM_VAR_DIR=c["VAR_DIR"],
+    )
+    argv = ["train", "--site", site.write_key, "--tune-seconds", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *argv],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OpenBLAS" not in done.stderr and "Warning" not in done.stderr, done.stderr
+    stages = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ")]
+    assert stages == ["read", "fit", "evaluate", "promote", "cache"], done.stdout
 
 
 def test_the_log_and_the_store_give_the_matrix_of_the_events_sent(db, shop_site):

@@ -18,6 +18,7 @@ import gc
 import math
 import random
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,23 +102,36 @@ def _person(rnd: random.Random) -> str:
     return f"{rnd.choice(FIRST_NAMES)} {rnd.choice(LAST_NAMES)}"
 
 
-# Each maker returns (title, attributes, search term) for one item of its category.
-Maker = Callable[[random.Random], tuple[str, dict[str, Any], str]]
+# Each maker returns (title, attributes, search term, price) for one item of its category. The
+# price is a typical shelf price in EUR for that product and size; it varies by up to about 25%
+# around that (_Category.spread) unless the product comes in sizes (weights, pack or pot sizes),
+# whose prices are set per product line so a bigger size always costs more.
+Made = tuple[str, dict[str, Any], str, float]
+Maker = Callable[[random.Random], Made]
 
 
-def _record(rnd: random.Random, artist: str, title: str) -> tuple[str, dict[str, Any], str]:
+def _line_factor(line: str) -> float:
+    """A product line's price level, 0.85-1.20, stable across runs (not drawn: sizes agree)."""
+    return 0.85 + 0.35 * (zlib.crc32(line.encode()) % 1000) / 999
+
+
+_RECORD_PRICES = {"CD": 13.0, "Vinyl": 25.0, "2LP": 36.0}
+
+
+def _record(rnd: random.Random, artist: str, title: str) -> Made:
     fmt = rnd.choice(("Vinyl", "CD", "Vinyl", "2LP"))
     year = rnd.randint(1955, 2025)
-    return f"{title} - {artist} ({fmt})", {"artist": artist, "year": year, "format": fmt}, artist
+    attributes = {"artist": artist, "year": year, "format": fmt}
+    return f"{title} - {artist} ({fmt})", attributes, artist, _RECORD_PRICES[fmt]
 
 
-def _jazz(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _jazz(rnd: random.Random) -> Made:
     artist = _person(rnd) + rnd.choice(("", " Trio", " Quartet", " Quintet"))
     title = rnd.choice((f"{rnd.choice(_ADJ)} {rnd.choice(_NOUN)}", f"{rnd.choice(_NOUN)} Sessions"))
     return _record(rnd, artist, title)
 
 
-def _classical(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _classical(rnd: random.Random) -> Made:
     composer = rnd.choice(
         ("Bach", "Mozart", "Beethoven", "Schubert", "Brahms", "Chopin", "Debussy", "Dvořák",
          "Haydn", "Mendelssohn", "Ravel", "Sibelius")
@@ -130,20 +144,20 @@ def _classical(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
         (_person(rnd), "Berlin Chamber Orchestra", "Vienna Academy", "Nordic Symphony",
          "Leipzig Baroque Ensemble")
     )  # fmt: skip
-    title, attributes, _ = _record(rnd, performer, f"{composer}: {work}")
+    title, attributes, _, price = _record(rnd, performer, f"{composer}: {work}")
     attributes["composer"] = composer
-    return title, attributes, composer
+    return title, attributes, composer, price
 
 
 _BANDS = ("Wolves", "Satellites", "Strangers", "Foxes", "Machines", "Pilots", "Ravens", "Giants")
 
 
-def _rock(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _rock(rnd: random.Random) -> Made:
     band = f"The {rnd.choice(_ADJ)} {rnd.choice(_BANDS)}"
     return _record(rnd, band, f"{rnd.choice(_ADJ)} {rnd.choice(_NOUN)}")
 
 
-def _book(rnd: random.Random, patterns: tuple[str, ...]) -> tuple[str, dict[str, Any], str]:
+def _book(rnd: random.Random, patterns: tuple[str, ...]) -> Made:
     author = _person(rnd)
     title = rnd.choice(patterns).format(
         adj=rnd.choice(_ADJ),
@@ -158,65 +172,70 @@ def _book(rnd: random.Random, patterns: tuple[str, ...]) -> tuple[str, dict[str,
         "pages": rnd.randint(90, 640),
         "format": rnd.choice(("Hardcover", "Paperback", "Paperback")),
     }
-    return title, attributes, author
+    return title, attributes, author, 24.0 if attributes["format"] == "Hardcover" else 12.0
 
 
-def _crime(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _crime(rnd: random.Random) -> Made:
     return _book(rnd, ("Death in {place}", "The {place} Murders", "The {noun} Affair",
                        "{adj} {noun}", "A Grave in {place}"))  # fmt: skip
 
 
-def _thriller(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _thriller(rnd: random.Random) -> Made:
     return _book(rnd, ("The {noun} Protocol", "The Last {noun}", "Zero {noun}",
                        "{adj} Signal", "Night Train to {place}"))  # fmt: skip
 
 
-def _children(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
-    return _book(rnd, ("The {adj} {animal}", "{animal} and the {noun}",
-                       "The {animal} Who Loved {place}"))  # fmt: skip
+def _children(rnd: random.Random) -> Made:
+    title, attributes, author, price = _book(
+        rnd, ("The {adj} {animal}", "{animal} and the {noun}", "The {animal} Who Loved {place}")
+    )
+    return title, attributes, author, price * 0.65  # picture books: 8 to 16 EUR
 
 
-def _biography(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
-    title, attributes, author = _book(rnd, ("The {adj} Years", "Letters from {place}",
-                                            "A Life in {noun}"))  # fmt: skip
+def _biography(rnd: random.Random) -> Made:
+    title, attributes, author, price = _book(rnd, ("The {adj} Years", "Letters from {place}",
+                                                   "A Life in {noun}"))  # fmt: skip
     subject = _person(rnd)
-    return f"{subject}: {title}", {**attributes, "subject": subject}, subject
+    return f"{subject}: {title}", {**attributes, "subject": subject}, subject, price
 
 
 def _goods(
-    rnd: random.Random, brands: tuple[str, ...], things: tuple[str, ...], colour: bool
-) -> tuple[str, dict[str, Any], str]:
-    brand, thing = rnd.choice(brands), rnd.choice(things)
+    rnd: random.Random, brands: tuple[str, ...], things: dict[str, float], colour: bool
+) -> Made:
+    """A branded thing; ``things`` maps each kind of thing to its typical price in EUR."""
+    brand, thing = rnd.choice(brands), rnd.choice(tuple(things))
     attributes: dict[str, Any] = {"brand": brand}
     title = f"{brand} {thing}"
     if colour:
         attributes["colour"] = rnd.choice(_COLOURS)
         title += f", {attributes['colour']}"
-    return title, attributes, brand
+    return title, attributes, brand, things[thing]
 
 
-def _kitchen(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _kitchen(rnd: random.Random) -> Made:
     return _goods(
         rnd,
         ("Nordkraft", "Casa Verde", "Maison Clair", "Hearth & Co.", "Kobalt"),
-        ("Dutch Oven 24 cm", "Chef's Knife 20 cm", "Cutting Board", "Frying Pan 28 cm",
-         "Saucepan Set", "Salad Bowl", "Espresso Cups, set of 2", "Teapot 1 l", "Mixing Bowls",
-         "Pepper Mill", "French Press 1 l", "Coffee Grinder"),
+        {"Dutch Oven 24 cm": 89.0, "Chef's Knife 20 cm": 59.0, "Cutting Board": 25.0,
+         "Frying Pan 28 cm": 45.0, "Saucepan Set": 119.0, "Salad Bowl": 24.0,
+         "Espresso Cups, set of 2": 16.0, "Teapot 1 l": 32.0, "Mixing Bowls": 29.0,
+         "Pepper Mill": 27.0, "French Press 1 l": 35.0, "Coffee Grinder": 49.0},
         colour=True,
     )  # fmt: skip
 
 
-def _bath(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _bath(rnd: random.Random) -> Made:
     return _goods(
         rnd,
         ("Lin & Lavande", "Nordkraft", "Badehaus", "Casa Verde"),
-        ("Bath Towel", "Hand Towel Set", "Bath Mat", "Soap Dish", "Shower Curtain", "Bathrobe",
-         "Toothbrush Holder", "Laundry Basket"),
+        {"Bath Towel": 25.0, "Hand Towel Set": 22.0, "Bath Mat": 20.0, "Soap Dish": 9.0,
+         "Shower Curtain": 19.0, "Bathrobe": 55.0, "Toothbrush Holder": 10.0,
+         "Laundry Basket": 30.0},
         colour=True,
     )  # fmt: skip
 
 
-def _coffee(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _coffee(rnd: random.Random) -> Made:
     roaster = rnd.choice(("Hafen Roasters", "Bergkaffee", "Café Lumière", "Torrefazione Sole"))
     origin = rnd.choice(
         ("Ethiopia Yirgacheffe", "Colombia Huila", "Brazil Santos", "Guatemala Antigua",
@@ -224,30 +243,37 @@ def _coffee(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
     )  # fmt: skip
     form, grams = rnd.choice(("Whole Beans", "Ground")), rnd.choice((250, 500, 1000))
     attributes = {"brand": roaster, "origin": origin, "form": form, "weight_g": grams}
-    return f"{roaster} {origin}, {form}, {grams} g", attributes, "coffee"
+    # Bigger bags cost less per gram, never less per bag: 250 g 7.65-10.80 EUR, 1 kg 24-34 EUR.
+    price = {250: 9.0, 500: 16.5, 1000: 28.5}[grams] * _line_factor(f"{roaster} {origin}")
+    return f"{roaster} {origin}, {form}, {grams} g", attributes, "coffee", price
 
 
-def _cheese(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _cheese(rnd: random.Random) -> Made:
     maker = rnd.choice(("Alpenhof", "Fromagerie Martin", "Caseificio Valle", "Hoeve Kaas"))
     cheese = rnd.choice(
         ("Aged Gouda", "Comté 18 months", "Manchego", "Parmigiano Reggiano", "Brie de Meaux",
          "Gruyère", "Pecorino Romano", "Blue Stilton")
     )  # fmt: skip
     grams = rnd.choice((150, 200, 250, 400))
-    return f"{maker} {cheese}, {grams} g", {"brand": maker, "weight_g": grams}, cheese.lower()
+    per_100g = 2.6 * _line_factor(f"{maker} {cheese}")  # 2.20-3.10 EUR per 100 g
+    title = f"{maker} {cheese}, {grams} g"
+    return title, {"brand": maker, "weight_g": grams}, cheese.lower(), per_100g * grams / 100
 
 
-def _tea(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _tea(rnd: random.Random) -> Made:
     brand = rnd.choice(("Teahouse No. 7", "Leaf & Kettle", "Hill Garden Tea Co."))
     tea = rnd.choice(
         ("Darjeeling First Flush", "Earl Grey", "Sencha", "Assam Breakfast", "Rooibos Vanilla",
          "Jasmine Pearls", "Chamomile", "Gunpowder Green")
     )  # fmt: skip
     form = rnd.choice(("Loose Leaf 100 g", "20 Tea Bags", "Loose Leaf 250 g"))
-    return f"{brand} {tea}, {form}", {"brand": brand, "form": form}, "tea"
+    # 20 bags (about 40 g) < 100 g < 250 g of the same tea.
+    size = {"20 Tea Bags": 4.5, "Loose Leaf 100 g": 8.5, "Loose Leaf 250 g": 17.0}[form]
+    price = size * _line_factor(f"{brand} {tea}")
+    return f"{brand} {tea}, {form}", {"brand": brand, "form": form}, "tea", price
 
 
-def _wine(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _wine(rnd: random.Random) -> Made:
     producer, region = rnd.choice(
         (("Château Lamarque", "Bordeaux"), ("Domaine des Trois Vallées", "Rhône"),
          ("Bodega Cerro Alto", "Rioja"), ("Tenuta San Vito", "Tuscany"),
@@ -266,108 +292,121 @@ def _wine(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
         "region": region,
         "volume_ml": 750,
     }
-    return f"{producer} {grape} {vintage}", attributes, grape.lower()
+    price = 12.0 * (1 + 0.05 * (2023 - vintage))  # older vintages cost more: 12-19 EUR
+    return f"{producer} {grape} {vintage}", attributes, grape.lower(), price
 
 
 _SPORT_BRANDS = ("Stridewell", "Peakline", "Trailhound", "Nordvik", "Aerolite")
 
 
-def _running(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _running(rnd: random.Random) -> Made:
     return _goods(
         rnd,
         tuple(f"{b} {m}" for b in _SPORT_BRANDS for m in ("Pro", "Air", "Flow", "Tempo")),
-        ("Running Shoes", "Trail Shoes", "Running Jacket", "Running Socks, 3 pack",
-         "Hydration Vest", "Running Tights", "Headlamp", "Sports Watch"),
+        {"Running Shoes": 130.0, "Trail Shoes": 140.0, "Running Jacket": 90.0,
+         "Running Socks, 3 pack": 15.0, "Hydration Vest": 75.0, "Running Tights": 50.0,
+         "Headlamp": 40.0, "Sports Watch": 249.0},
         colour=True,
     )  # fmt: skip
 
 
-def _outdoor(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _outdoor(rnd: random.Random) -> Made:
     return _goods(
         rnd,
         tuple(f"{b} {m}" for b in _SPORT_BRANDS for m in ("Summit", "Storm", "Ridge")),
-        ("Hiking Backpack 30 l", "Tent for 2", "Sleeping Bag", "Trekking Poles", "Rain Shell",
-         "Camping Stove", "Water Bottle 1 l", "Hiking Boots"),
+        {"Hiking Backpack 30 l": 110.0, "Tent for 2": 249.0, "Sleeping Bag": 140.0,
+         "Trekking Poles": 70.0, "Rain Shell": 160.0, "Camping Stove": 60.0,
+         "Water Bottle 1 l": 20.0, "Hiking Boots": 160.0},
         colour=True,
     )  # fmt: skip
 
 
-def _skincare(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _skincare(rnd: random.Random) -> Made:
     brand = rnd.choice(("Lumea", "Verdant", "Aurelle", "Nordic Dew", "Botanika"))
     ingredient = rnd.choice(
         ("Hyaluronic", "Vitamin C", "Niacinamide", "Aloe", "Rosehip", "Ceramide", "Green Tea")
     )
-    product = rnd.choice(
-        ("Serum 30 ml", "Day Cream 50 ml", "Night Cream 50 ml", "Cleansing Gel 150 ml",
-         "Sheet Mask", "Eye Cream 15 ml", "Toner 200 ml")
-    )  # fmt: skip
+    prices = {"Serum 30 ml": 28.0, "Day Cream 50 ml": 25.0, "Night Cream 50 ml": 28.0,
+              "Cleansing Gel 150 ml": 14.0, "Sheet Mask": 5.0, "Eye Cream 15 ml": 24.0,
+              "Toner 200 ml": 16.0}  # fmt: skip
+    product = rnd.choice(tuple(prices))
     attributes = {"brand": brand, "ingredient": ingredient}
-    return f"{brand} {ingredient} {product}", attributes, ingredient.lower()
+    return f"{brand} {ingredient} {product}", attributes, ingredient.lower(), prices[product]
 
 
-def _board_game(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _board_game(rnd: random.Random) -> Made:
     name = f"{rnd.choice(_ADJ)} " + rnd.choice(
         ("Kingdoms", "Harbours", "Islands", "Railways", "Dragons", "Gardens", "Empires", "Lanterns")
     )
-    kind = rnd.choice(("Strategy Game", "Family Game", "Card Game", "Cooperative Game"))
+    prices = {"Strategy Game": 45.0, "Family Game": 30.0, "Card Game": 15.0,
+              "Cooperative Game": 40.0}  # fmt: skip
+    kind = rnd.choice(tuple(prices))
     low = rnd.choice((1, 2, 2, 3))
     attributes = {
         "players": f"{low}-{low + rnd.choice((2, 3, 4))}",
         "min_age": rnd.choice((6, 8, 10, 12, 14)),
         "playing_time_min": rnd.choice((20, 30, 45, 60, 90)),
     }
-    return f"{name}: {kind}", attributes, name.split()[-1].lower()
+    return f"{name}: {kind}", attributes, name.split()[-1].lower(), prices[kind]
 
 
-def _audio(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _audio(rnd: random.Random) -> Made:
     brand = rnd.choice(("Sonora", "Audiolux", "Klangwerk", "Tempo"))
-    product = rnd.choice(
-        ("Wireless Headphones", "Bluetooth Speaker", "Turntable", "In-Ear Earbuds", "Soundbar",
-         "Phono Preamp", "Desktop Speakers")
-    )  # fmt: skip
+    prices = {"Wireless Headphones": 179.0, "Bluetooth Speaker": 89.0, "Turntable": 299.0,
+              "In-Ear Earbuds": 119.0, "Soundbar": 279.0, "Phono Preamp": 109.0,
+              "Desktop Speakers": 199.0}  # fmt: skip
+    product = rnd.choice(tuple(prices))
     model = rnd.choice(("X2", "S300", "Studio", "One", "Mini", "Pro 4"))
-    return f"{brand} {model} {product}", {"brand": brand, "model": model}, product.lower()
+    title = f"{brand} {model} {product}"
+    return title, {"brand": brand, "model": model}, product.lower(), prices[product]
 
 
-def _plants(rnd: random.Random) -> tuple[str, dict[str, Any], str]:
+def _plants(rnd: random.Random) -> Made:
     plant = rnd.choice(
         ("Monstera Deliciosa", "Olive Tree", "Lavender", "Fiddle Leaf Fig", "Snake Plant",
          "Rosemary", "Japanese Maple", "Hydrangea", "Calathea", "Bird of Paradise")
     )  # fmt: skip
     pot = rnd.choice((12, 17, 21, 27))
     attributes = {"pot_cm": pot, "light": rnd.choice(("shade", "half shade", "sun"))}
-    return f"{plant} in a {pot} cm pot", attributes, plant.lower()
+    # A bigger pot holds a bigger (older) plant: 12 cm 5-10 EUR, 27 cm 30-61 EUR.
+    price = {12: 7.0, 17: 14.0, 21: 24.0, 27: 42.0}[pot] * _line_factor(plant) ** 2
+    return f"{plant} in a {pot} cm pot", attributes, plant.lower(), price
 
 
 @dataclass(frozen=True)
 class _Category:
     path: str
-    median_price: float  # EUR
-    price_sigma: float  # of the log-normal
+    prices: tuple[float, float]  # EUR: every shelf price of the category lies in this range
     make: Maker
     consumable: bool = False
+    spread: float = 0.15  # log-normal spread around the maker's price; 0: sized product lines
+
+    def price(self, typical: float, z: float) -> float:
+        """A price around the maker's ``typical`` one (``z``: a standard normal draw)."""
+        euros = typical * math.exp(max(-0.25, min(0.25, self.spread * z)))
+        return max(self.prices[0], min(self.prices[1], euros))
 
 
 CATEGORIES = (
-    _Category("Music/Jazz", 19.0, 0.35, _jazz),
-    _Category("Music/Classical", 16.0, 0.35, _classical),
-    _Category("Books/Crime", 13.0, 0.3, _crime),
-    _Category("Books/Thriller", 13.0, 0.3, _thriller),
-    _Category("Grocery/Coffee", 12.0, 0.35, _coffee, consumable=True),
-    _Category("Home/Kitchen", 35.0, 0.6, _kitchen),
-    _Category("Wine/Red", 16.0, 0.5, _wine),
-    _Category("Grocery/Cheese", 7.0, 0.35, _cheese, consumable=True),
-    _Category("Sports/Running", 70.0, 0.5, _running),
-    _Category("Sports/Outdoor", 85.0, 0.6, _outdoor),
-    _Category("Beauty/Skincare", 24.0, 0.4, _skincare),
-    _Category("Home/Bath", 22.0, 0.5, _bath),
-    _Category("Toys/Board Games", 35.0, 0.4, _board_game),
-    _Category("Books/Children", 11.0, 0.35, _children),
-    _Category("Music/Rock", 20.0, 0.35, _rock),
-    _Category("Electronics/Audio", 120.0, 0.7, _audio),
-    _Category("Garden/Plants", 25.0, 0.6, _plants),
-    _Category("Grocery/Tea", 8.0, 0.3, _tea, consumable=True),
-    _Category("Books/Biography", 22.0, 0.3, _biography),
+    _Category("Music/Jazz", (8.0, 50.0), _jazz),
+    _Category("Music/Classical", (8.0, 50.0), _classical),
+    _Category("Books/Crime", (8.0, 35.0), _crime),
+    _Category("Books/Thriller", (8.0, 35.0), _thriller),
+    _Category("Grocery/Coffee", (5.0, 40.0), _coffee, consumable=True, spread=0.0),
+    _Category("Home/Kitchen", (10.0, 160.0), _kitchen),
+    _Category("Wine/Red", (8.0, 30.0), _wine),
+    _Category("Grocery/Cheese", (2.0, 15.0), _cheese, consumable=True, spread=0.0),
+    _Category("Sports/Running", (10.0, 330.0), _running),
+    _Category("Sports/Outdoor", (12.0, 330.0), _outdoor),
+    _Category("Beauty/Skincare", (3.0, 40.0), _skincare),
+    _Category("Home/Bath", (6.0, 75.0), _bath),
+    _Category("Toys/Board Games", (10.0, 60.0), _board_game),
+    _Category("Books/Children", (5.0, 22.0), _children),
+    _Category("Music/Rock", (8.0, 50.0), _rock),
+    _Category("Electronics/Audio", (60.0, 400.0), _audio),
+    _Category("Garden/Plants", (4.0, 70.0), _plants, spread=0.0),
+    _Category("Grocery/Tea", (3.0, 25.0), _tea, consumable=True, spread=0.0),
+    _Category("Books/Biography", (8.0, 35.0), _biography),
 )
 # Taste cluster k draws its items mostly from theme k (two categories, the first more often);
 # with more clusters than themes the themes repeat, told apart by their items.
@@ -555,11 +594,10 @@ class _Catalogue:
         in_stock = rng.random(n) >= 0.03
         active = rng.random(n) >= 0.01
         self.available = in_stock & active
-        medians = np.array([CATEGORIES[c].median_price for c in category])
-        sigmas = np.array([CATEGORIES[c].price_sigma for c in category])
-        raw_prices = medians * np.exp(sigmas * rng.standard_normal(n))
+        # One normal draw per item, as before: the generator's later draws stay the same.
+        price_draws = rng.standard_normal(n)
         self.consumable = np.array([CATEGORIES[c].consumable for c in category])
-        self._make_rows(rnd, raw_prices, in_stock, active)
+        self._make_rows(rnd, price_draws, in_stock, active)
         slugs = {c: _slug(CATEGORIES[c].path) for c in np.unique(category).tolist()}
         self.list_paths = {c: f"/demo/category/{slug}" for c, slug in slugs.items()}
         self.list_ids = {c: f"category-{slug}" for c, slug in slugs.items()}
@@ -570,7 +608,7 @@ class _Catalogue:
         self._build_samplers(k)
 
     def _make_rows(
-        self, rnd: random.Random, raw_prices: np.ndarray, in_stock: np.ndarray, active: np.ndarray
+        self, rnd: random.Random, price_draws: np.ndarray, in_stock: np.ndarray, active: np.ndarray
     ) -> None:
         """Catalogue rows, and the product fields events repeat, with titles from word lists."""
         self.rows: list[dict] = []
@@ -581,13 +619,13 @@ class _Catalogue:
         for i in range(len(self.category)):
             cat = CATEGORIES[int(self.category[i])]
             for _attempt in range(8):  # retry for distinct titles; big catalogues may repeat
-                title, attributes, term = cat.make(rnd)
+                title, attributes, term, typical = cat.make(rnd)
                 if title not in seen:
                     break
             if title in seen:
                 title = f"{title} (No. {i + 1})"
             seen.add(title)
-            cents = _shelf_price(float(raw_prices[i]))
+            cents = _shelf_price(cat.price(typical, float(price_draws[i])))
             item_id = f"sku-{i + 1:04d}"
             row = {
                 "item_id": item_id,
@@ -953,9 +991,11 @@ class _Simulator:
         rnd, catalogue = self.rnd, self.catalogue
         subtotal = self._cart_value(cart)
         discount, coupon = 0, None
-        if person.orders == 0 and rnd.random() < 0.15:
+        # One draw whatever the prices: repricing the catalogue must not reshuffle the shop.
+        u = rnd.random()
+        if person.orders == 0 and u < 0.15:
             discount, coupon = int(round(subtotal * 0.10)), "WELCOME10"
-        elif person.orders > 0 and subtotal >= 3000 and rnd.random() < 0.2:
+        elif person.orders > 0 and subtotal >= 3000 and u < 0.2:
             discount, coupon = 500, "THANKYOU5"
         net = subtotal - discount
         tax = int(round(net * TAX_RATE))

@@ -24,6 +24,7 @@ from tracking.sites import (
     rotate_server_key,
     update_site,
 )
+from tracking.text import plural
 from webapp.clients import clients
 
 db_cli = AppGroup("db", help="The SQL store's schema.")
@@ -53,7 +54,7 @@ def db_rebuild_log(write_key):
     for site in chosen:
         with engine.begin() as conn:
             rows = interaction_log.rebuild(conn, site.site_id)
-        click.echo(f"site {site.site_id} ({site.name}): {rows:,} interactions in the log")
+        click.echo(f"site {site.site_id} ({site.name}): {plural(rows, 'interaction')} in the log")
 
 
 SERVER_KEY_GONE = (
@@ -224,8 +225,8 @@ def items_import(path, write_key):
     for error in errors[:20]:
         click.echo(f"skipped {error}", err=True)
     if len(errors) > 20:
-        click.echo(f"... and {len(errors) - 20} more errors", err=True)
-    click.echo(f"imported {written} items, skipped {len(errors)}")
+        click.echo(f"... and {plural(len(errors) - 20, 'more error')}", err=True)
+    click.echo(f"imported {plural(written, 'item')}, skipped {plural(len(errors), 'line')}")
     if errors:
         raise SystemExit(1)
 
@@ -284,3 +285,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(train_cli.train_command)
     app.cli.add_command(train_cli.rollback_command)
     app.cli.add_command(dead_letters_cli)
+    app.cli.add_command(train_cli.attribute_command)

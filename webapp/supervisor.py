@@ -12,20 +12,23 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from threadpoolctl import threadpool_limits
 
 from tracking import migrations
 from tracking.catalogue import upsert_items, validate_item
 from tracking.events import Limits, iso, prepare_events
 from tracking.redis_server import EmbeddedRedis
 from tracking.sites import create_site
+from tracking.text import plural
 from webapp.clients import clients
 from webapp.config import PROJECT_ROOT, load_config
 from webapp.demo_shop import DEMO_SITE_NAME, demo_site
@@ -62,7 +65,7 @@ def load_demo(engine, redis_client, stream_key: str, origins: list[str], custome
         )
         queued += len(accepted)
     pipe.execute()
-    return site, server_key, len(shop.items), queued
+    return site, server_key, shop, queued
 
 
 @demo_cli.command("load")
@@ -73,11 +76,90 @@ def demo_load(origins, customers):
     c = clients()
     if demo_site(c.engine) is not None:
         raise click.ClickException("the demo shop exists already")
-    site, server_key, n_items, queued = load_demo(
+    site, server_key, shop, queued = load_demo(
         c.engine, c.redis, current_app.config["STREAM_KEY"], list(origins), customers
     )
-    click.echo(f"demo shop: {n_items} items, {queued} events queued for ingest")
+    n_items = len(shop.items)
+    click.echo(f"demo shop: {plural(n_items, 'item')}, {plural(queued, 'event')} queued for ingest")
     click.echo(f"write key: {site.write_key}\nserver key: {server_key}")
+
+
+def first_demo_model(app: Flask, site, shop) -> None:
+    """Train the new demo shop's first model from the events just generated, untuned.
+
+    Storing the demo's events takes the ingest worker most of the start-up (10-20 s on 2 busy
+    cores); this model waits for none of it (it reads the events the worker is storing, stitched
+    the same way), so the demo widget has recommendations a few seconds after start. The
+    scheduled trainer retrains from the store as soon as the events are in.
+    """
+    from recommender.interactions import frame_from_segment
+    from webapp.train_cli import train_site
+
+    try:
+        with app.app_context(), threadpool_limits(limits=1, user_api="blas"):
+            train_site(site, 0.0, frame=frame_from_segment(shop.events))
+    except Exception as e:  # the scheduled trainer still trains; the run goes on
+        print(f"the demo's first model failed ({e}); the trainer will train one", flush=True)
+
+
+def trainer_argv(python: str, config: dict) -> list[str]:
+    """The scheduled trainer: a fast first model, then tuned ones, with attribution repaired.
+
+    The first run starts as soon as the ingest worker has stored the queued events and skips
+    the search (a few seconds of fitting on the demo instead of the tuning budget); later runs
+    tune. Each run also repairs the attributions that concurrent ingest transactions can miss
+    (``attribute_since``).
+    """
+    return [
+        *[python, "-m", "flask", "--app", "wsgi", "train"],
+        *["--every", str(config["TRAIN_INTERVAL_MINUTES"]), "--after-ingest"],
+        *["--first-tune-seconds", "0", "--tune-seconds", str(config["TRAIN_TUNE_SECONDS"])],
+        *["--attribute-days", str(config["ATTRIBUTION_WINDOW_DAYS"])],
+    ]
+
+
+def banner(config: dict, write_key: str | None, server_key: str | None) -> str:
+    """What ``make run`` prints once everything is started, ``export`` lines included."""
+    base = f"http://{config['BIND']}"
+    lines = [
+        "",
+        "  eCRM is running",
+        f"  collector:  {base}/v1/batch",
+        f"  recommend:  {base}/v1/recommendations",
+        f"  API docs:   {base}/docs  ({base}/v1/openapi.json)",
+        f"  health:     {base}/healthz  {base}/readyz",
+        f"  demo shop:  {base}/demo/",
+        "  training:   "
+        + (
+            ("a first model now, again " if server_key else "")
+            + "once the worker has stored the queued events, then every "
+            + f"{config['TRAIN_INTERVAL_MINUTES']:g} min (var/models/)"
+            if config["TRAIN_INTERVAL_MINUTES"] > 0
+            else "off (ECRM_TRAIN_INTERVAL_MINUTES=0)"
+        ),
+        f"  data:       {config['VAR_DIR']}",
+    ]
+    if write_key:
+        lines += ["", "  For the README's curl examples, paste into your shell:", ""]
+        lines.append(f"    export WRITE_KEY={write_key}")
+        if server_key:
+            lines.append(f"    export SERVER_KEY={server_key}")
+            lines += [
+                "",
+                "  The server key is secret and shown only this once: keep it in your backend's",
+                "  secrets. Lost it? Make a new one (the old one stops working):",
+            ]
+        else:
+            lines += [
+                "",
+                "  The server key was shown on the first start only. Lost it? Make a new one",
+                "  (the old one stops working):",
+            ]
+        lines.append(f"    .venv/bin/flask --app wsgi sites rotate-key {write_key} --server")
+    else:
+        lines.append("  no demo site: `.venv/bin/flask --app wsgi sites create NAME` makes a site")
+    lines += ["", "  Ctrl-C stops everything.", ""]
+    return "\n".join(lines)
 
 
 class Supervisor:
@@ -87,13 +169,14 @@ class Supervisor:
         self.with_demo = with_demo
         self.children: dict[str, subprocess.Popen] = {}
         self.redis: EmbeddedRedis | None = None
+        self.first_model: threading.Thread | None = None
         self.stopping = False
         self.env = dict(os.environ)
         # implicit runs its own threads; a threaded BLAS underneath only slows it down.
         self.env.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-    def prepare(self) -> tuple[dict, str | None, str | None]:
-        """Config, secret, Redis, schema and demo data; returns (config, write key, server key)."""
+    def prepare(self) -> tuple[dict, Flask]:
+        """Config, secret, Redis and schema; returns (config, app)."""
         config = load_config({"SECRET_KEY": self._secret_key()})
         self.env["ECRM_SECRET_KEY"] = config["SECRET_KEY"]
         if not config["REDIS_URL"]:
@@ -107,17 +190,31 @@ class Supervisor:
 
         app = create_app(config)
         with app.app_context():
+            migrations.upgrade(clients().engine)
+        return config, app
+
+    def demo(self, app: Flask, config: dict) -> tuple[str | None, str | None]:
+        """The demo site, created and its events queued the first time: (write key, server key)."""
+        with app.app_context():
             c = clients()
-            migrations.upgrade(c.engine)
             site, server_key = demo_site(c.engine), None
             if site is None and self.with_demo:
                 host = config["BIND"]
                 origins = [f"http://{host}", f"http://localhost:{host.rsplit(':', 1)[-1]}"]
-                site, server_key, n_items, queued = load_demo(
+                site, server_key, shop, queued = load_demo(
                     c.engine, c.redis, config["STREAM_KEY"], origins
                 )
-                print(f"loaded the demo shop: {n_items} items, {queued} events queued")
-        return config, site.write_key if site else None, server_key
+                print(
+                    f"loaded the demo shop: {plural(len(shop.items), 'item')}, "
+                    f"{plural(queued, 'event')} queued",
+                    flush=True,
+                )
+                if config["TRAIN_INTERVAL_MINUTES"] > 0:
+                    self.first_model = threading.Thread(
+                        target=first_demo_model, args=(app, site, shop), daemon=True
+                    )
+                    self.first_model.start()
+        return (site.write_key if site else None), server_key
 
     def _secret_key(self) -> str:
         if os.environ.get("ECRM_SECRET_KEY"):
@@ -140,37 +237,21 @@ class Supervisor:
         """Run until Ctrl-C or SIGTERM."""
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        config, write_key, server_key = self.prepare()
+        config, app = self.prepare()
         python = sys.executable
-        gunicorn = [python, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "webapp/gunicorn.conf.py")]
-        self.spawn("web", [*gunicorn, "--bind", config["BIND"], "wsgi:app"])
+        # The ingest worker starts first: its start-up (importing the app) overlaps with
+        # generating the demo, and it is on the path to the first model (stored events, then
+        # training), which the demo widget waits for.
         ingest = [python, "-m", "flask", "--app", "wsgi", "ingest", "--consumer", "local-1"]
         self.spawn("ingest", ingest)
-        train = None
-        if config["TRAIN_INTERVAL_MINUTES"] > 0:
-            # The first run waits for the worker to store the demo events queued above.
-            train = [
-                *[python, "-m", "flask", "--app", "wsgi", "train"],
-                *["--every", str(config["TRAIN_INTERVAL_MINUTES"]), "--delay", "20"],
-                *["--tune-seconds", str(config["TRAIN_TUNE_SECONDS"])],
-            ]
+        write_key, server_key = self.demo(app, config)
+        gunicorn = [python, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "webapp/gunicorn.conf.py")]
+        self.spawn("web", [*gunicorn, "--bind", config["BIND"], "wsgi:app"])
+        train = trainer_argv(python, config) if config["TRAIN_INTERVAL_MINUTES"] > 0 else None
+        if train is not None:
             self.spawn("trainer", train)
         commands = {"ingest": ingest, "trainer": train}
-        base = f"http://{config['BIND']}"
-        print(
-            "\n  eCRM is running\n"
-            f"  collector:  {base}/v1/batch\n"
-            f"  recommend:  {base}/v1/recommendations\n"
-            f"  API docs:   {base}/docs  ({base}/v1/openapi.json)\n"
-            f"  health:     {base}/healthz  {base}/readyz\n"
-            f"  write key:  {write_key or '(no demo site)'}\n"
-            + (f"  server key: {server_key}  (shown once)\n" if server_key else "")
-            + f"  demo shop:  {base}/demo/\n"
-            + f"  training:   every {config['TRAIN_INTERVAL_MINUTES']:g} min (var/models/)\n"
-            + f"  data:       {config['VAR_DIR']}\n"
-            "  Ctrl-C stops everything.\n",
-            flush=True,
-        )
+        print(banner(config, write_key, server_key), flush=True)
         backoff = 1.0
         while not self.stopping:
             time.sleep(0.5)
@@ -205,6 +286,9 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        if self.first_model is not None:
+            # It writes to Redis (the cache) and var/models: let it finish before Redis stops.
+            self.first_model.join(60)
         if self.redis is not None:
             self.redis.stop()
         print("stopped.", flush=True)
