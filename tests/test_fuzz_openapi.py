@@ -38,7 +38,7 @@ from werkzeug.serving import make_server
 from tests.conftest import ORIGIN
 
 SEED = 10
-MAX_EXAMPLES = 6  # per operation and phase: the whole run stays within a couple of minutes
+MAX_EXAMPLES = 4  # per operation and phase: the whole run stays within a couple of minutes
 CLOCK_WINDOW = ("more than 24 hours in the future", "before 2000-01-01")
 INTEGER_REASONS = ("must be a string", "must be a non-negative integer")
 
