@@ -48,6 +48,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "postgres: runs against PostgreSQL")
     config.addinivalue_line("markers", "slow: starts real processes (workers, servers)")
     config.addinivalue_line("markers", "browser: drives a headless Chromium")
+    config.addinivalue_line("markers", "drill: the fault drill (kill -9 under load; slow)")
 
 
 @pytest.fixture(scope="session")

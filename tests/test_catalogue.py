@@ -54,6 +54,9 @@ def test_bulk_upsert(client, site, db):
     [
         ({**ITEM, "price": "cheap"}, 422, "body.price"),
         ({**ITEM, "price": -1}, 422, "body.price"),
+        # Under 1e12, but 1e12 once rounded to cents: Numeric(14, 2) cannot hold it.
+        ({**ITEM, "price": 999999999999.9999}, 422, "body.price"),
+        ({**ITEM, "price": "999999999999.999"}, 422, "body.price"),
         ({**ITEM, "currency": "EURO"}, 422, "body.currency"),
         ({**ITEM, "title": ""}, 422, "body.title"),
         ({**ITEM, "url": "javascript:alert(1)"}, 422, "body.url"),

@@ -19,6 +19,7 @@ from tracking.events import InvalidEvent
 from tracking.schema import items
 
 MAX_BULK_ITEMS = 1000
+MAX_PRICE = Decimal(10) ** 12  # items.price is Numeric(14, 2)
 FIELDS = (
     "item_id",
     "title",
@@ -83,9 +84,16 @@ def validate_item(raw: Any, path: str = "item", item_id: str | None = None) -> d
             number = float(price)
         except (TypeError, ValueError):
             raise InvalidItem(f"{path}.price", "must be a number") from None
-        if isinstance(price, bool) or not math.isfinite(number) or not 0 <= number < 1e12:
-            raise InvalidItem(f"{path}.price", "must be a number from 0 to 1e12")
-        item["price"] = Decimal(str(price)).quantize(Decimal("0.01"))
+        # Checked after rounding to cents, as the store keeps it: 999999999999.999 rounds to
+        # 1e12, which Numeric(14, 2) cannot hold.
+        cents = (
+            None
+            if isinstance(price, bool) or not math.isfinite(number)
+            else Decimal(str(price)).quantize(Decimal("0.01"))
+        )
+        if cents is None or not 0 <= cents < MAX_PRICE:
+            raise InvalidItem(f"{path}.price", "must be a number from 0 to 1e12 (exclusive)")
+        item["price"] = cents
     else:
         item["price"] = None
     currency = item.get("currency")

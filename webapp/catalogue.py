@@ -1,7 +1,8 @@
 """The catalogue API for shop backends, authenticated with the site's secret server key.
 
 Item ids may contain ``/`` (categories of ids such as ``music/kob``): the item routes take the
-rest of the path, sent plain or percent-encoded (``%2F``), which the WSGI server decodes alike.
+rest of the path, sent plain or percent-encoded (``%2F``), which the WSGI server decodes alike,
+except a path ending in ``/similar``, which is the recommendation API's similar-items route.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import binascii
 import orjson
 import redis
 from flask import Blueprint, jsonify, request
+from werkzeug.routing import PathConverter
 
 from tracking.activity import CATALOGUE_CHANNEL
 from tracking.catalogue import (
@@ -29,6 +31,17 @@ from webapp.clients import get_engine, get_redis
 from webapp.errors import ApiError
 
 bp = Blueprint("catalogue", __name__, url_prefix="/v1/items")
+
+
+class ItemIdConverter(PathConverter):
+    """The rest of the path, except one ending in ``/similar`` (the recommendation route's): an
+    item URL and a similar-items URL never overlap, so each answers only its own methods."""
+
+    regex = r"(?![^\x00]*/similar$)[^/].*?"
+
+
+# Registered before the routes below are (deferred functions run in order).
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("item_id", ItemIdConverter))
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_LIST_LIMIT = 200
@@ -130,7 +143,7 @@ def list_catalogue():
     return jsonify(items=page, next_cursor=encode_cursor(last) if last is not None else None)
 
 
-@bp.put("/<path:item_id>")
+@bp.put("/<item_id:item_id>")
 def put_item(item_id: str):
     """Create or replace one item."""
     site = site_for_server()
@@ -163,7 +176,7 @@ def bulk_upsert():
     return jsonify(success=True, upserted=written)
 
 
-@bp.get("/<path:item_id>")
+@bp.get("/<item_id:item_id>")
 def read_item(item_id: str):
     """One item, hidden ones included (they say so)."""
     site = site_for_server()
@@ -174,7 +187,7 @@ def read_item(item_id: str):
     return jsonify(item)
 
 
-@bp.delete("/<path:item_id>")
+@bp.delete("/<item_id:item_id>")
 def delete_item(item_id: str):
     """Hide an item: it stays in order history but is never recommended."""
     site = site_for_server()

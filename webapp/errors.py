@@ -65,7 +65,14 @@ def register_error_handlers(app: Flask) -> None:
         if e.code == 413:
             return error_response(413, "body", "request body too large", "too_large")
         if e.code == 405:
-            return error_response(405, "method", f"{request.method} is not allowed here", "method")
+            response = error_response(
+                405, "method", f"{request.method} is not allowed here", "method"
+            )
+            # RFC 9110: a 405 lists the methods the resource does support.
+            allowed = getattr(e, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
+            return response
         if e.code == 404:
             return error_response(404, "path", f"{request.path} does not exist", "not_found")
         if e.code == 400:

@@ -208,11 +208,11 @@ def _verified_user(site: Site, args: dict[str, str], user_id: str | None) -> str
     other browser call needs ``user_hash``, the shop server's signature of the user id. Without
     it the answer is the anonymous visitor's, the same whether or not the customer exists.
     """
+    user_hash = args.get("user_hash")
+    if user_hash is not None and (len(user_hash) > MAX_HASH or "\x00" in user_hash):
+        raise ApiError(400, "user_hash", f"must be at most {MAX_HASH} characters without NUL")
     if user_id is None or not site.verify_identity:
         return user_id
-    user_hash = args.get("user_hash")
-    if user_hash is not None and len(user_hash) > MAX_HASH:
-        raise ApiError(400, "user_hash", f"must be at most {MAX_HASH} characters")
     if identity.verify(site.identity_secret, user_id, user_hash):
         return user_id
     if "HTTP_AUTHORIZATION" in request.environ:
@@ -260,7 +260,8 @@ def similar_items(item_id: str):
     site = _caller(args)
     item_id = _id("item_id", item_id)
     user_id = _id("user_id", args.get("user_id"))
-    visitor = _id("anonymous_id", args.get("anonymous_id")) or _verified_user(site, args, user_id)
+    verified = _verified_user(site, args, user_id)  # also checks user_hash when unused
+    visitor = _id("anonymous_id", args.get("anonymous_id")) or verified
     n, placement, category, exclude = _filters(args)
     answer = serving().similar_items(
         site.site_id, item_id, visitor_id=visitor, n=n, category=category, exclude=exclude

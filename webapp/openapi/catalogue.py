@@ -7,6 +7,7 @@ from typing import Any
 from tracking.catalogue import FIELDS as ITEM_FIELDS
 from tracking.catalogue import MAX_BULK_ITEMS, TEXT_LIMITS
 from webapp.catalogue import DEFAULT_LIST_LIMIT, MAX_BODY_BYTES, MAX_LIST_LIMIT, MAX_QUERY
+from webapp.openapi.events import NO_NUL, NOT_BLANK
 from webapp.openapi.parts import (
     SERVER_KEY,
     curl,
@@ -50,12 +51,46 @@ BAD_ID = error_response(
     "contains a NUL character (%00)",
 )
 
+# Empty, or starting with http://, https:// or / (ECMA and Python regexes alike).
+URL = "^\\s*(?:$|https?://|/)[^\\x00]*$"
+FLAG = {
+    "anyOf": [
+        {"type": "boolean"},
+        {
+            "type": "string",
+            "pattern": "^\\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|0|1)"
+            "\\s*$",
+        },
+    ]
+}
+
 
 def _text(limit: int, description: str, nullable: bool = True) -> dict[str, Any]:
+    # Numbers are taken as text too; NUL is refused (PostgreSQL text cannot hold it).
+    kinds: list[dict[str, Any]] = [
+        {"type": "string", "maxLength": limit, "pattern": NO_NUL},
+        {"type": "integer", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
+    ]
+    if nullable:
+        kinds.append({"type": "null"})
+    return {"anyOf": kinds, "description": description}
+
+
+def _required_text(limit: int) -> dict[str, Any]:
     return {
-        "type": ["string", "null"] if nullable else "string",
+        "anyOf": [
+            {"type": "string", "maxLength": limit, "pattern": NOT_BLANK},
+            {"type": "integer", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
+        ]
+    }
+
+
+def _url(limit: int) -> dict[str, Any]:
+    return {
+        "type": ["string", "null"],
         "maxLength": limit,
-        "description": description,
+        "pattern": URL,
+        "description": "An http(s) URL or a path.",
     }
 
 
@@ -68,9 +103,17 @@ def schemas() -> dict[str, dict]:
             "pattern": "^[A-Za-z]{3}$",
             "description": "ISO 4217; stored upper-case.",
         },
-        "url": _text(TEXT_LIMITS["url"], "An http(s) URL or a path."),
-        "image_url": _text(TEXT_LIMITS["image_url"], "An http(s) URL or a path."),
-        "attributes": {"type": "object", "description": "Free JSON, at most 16 KB."},
+        "url": _url(TEXT_LIMITS["url"]),
+        "image_url": _url(TEXT_LIMITS["image_url"]),
+        "attributes": {
+            "anyOf": [
+                {"type": "object"},
+                {"type": "string", "contentMediaType": "application/json"},
+                {"enum": [None, "", False, 0]},
+            ],
+            "description": "Free JSON, at most 16 KB: an object, or a string holding one "
+            "(a 422 otherwise); null, empty, false or 0: none.",
+        },
     }
     item_input = {
         "type": "object",
@@ -78,21 +121,20 @@ def schemas() -> dict[str, dict]:
         "additionalProperties": False,
         "required": ["title"],
         "properties": {
-            "item_id": {
-                "type": ["string", "integer"],
-                "minLength": 1,
-                "maxLength": TEXT_LIMITS["item_id"],
-            },
-            "title": {"type": "string", "minLength": 1, "maxLength": TEXT_LIMITS["title"]},
+            "item_id": _required_text(TEXT_LIMITS["item_id"]),
+            "title": _required_text(TEXT_LIMITS["title"]),
             **common,
             "price": {
-                "type": ["number", "string", "null"],
-                "minimum": 0,
-                "exclusiveMaximum": 1e12,
-                "description": "A number (or numeric string), kept to 2 decimals.",
+                "anyOf": [
+                    {"type": "number", "minimum": 0, "exclusiveMaximum": 999999999999.995},
+                    {"type": "string", "pattern": "^ *([0-9]{1,11}(\\.[0-9]*)?)? *$"},
+                    {"type": "null"},
+                ],
+                "description": "A number (or numeric string; empty: none), kept to 2 decimals; "
+                "under 1e12 once rounded to cents.",
             },
-            "in_stock": {"type": ["boolean", "string"], "default": True},
-            "active": {"type": ["boolean", "string"], "default": True},
+            "in_stock": {**FLAG, "default": True},
+            "active": {**FLAG, "default": True},
         },
     }
     item = {
@@ -207,7 +249,7 @@ def _errors(*statuses: int) -> dict[str, dict]:
             "An item breaks the schema; `field` is its path (nothing is written).",
             "invalid_item",
             "body.price",
-            "must be a number from 0 to 1e12",
+            "must be a number from 0 to 1e12 (exclusive)",
         ),
     }
     return {str(status): table[status] for status in statuses}

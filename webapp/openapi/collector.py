@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -18,36 +19,17 @@ from webapp.openapi.parts import (
     schema_ref,
 )
 
+PIXEL_EVENT = {"writeKey": "wk_...", "type": "page", "anonymousId": "a-1", "name": "Home"}
+PIXEL_EXAMPLE = (
+    base64.urlsafe_b64encode(json.dumps(PIXEL_EVENT, separators=(",", ":")).encode())
+    .decode()
+    .rstrip("=")
+)
+
 TAG = (
     "Segment's HTTP Tracking API. A 2xx means every accepted event is durably stored; an event "
     "is stored once per (site, messageId), so resending is safe."
 )
-
-
-def parameters() -> dict[str, dict]:
-    """The collector's request headers."""
-    return {
-        "ContentEncoding": {
-            "name": "Content-Encoding",
-            "in": "header",
-            "description": "The body may be compressed; limits apply after decompression too "
-            "(a gzip bomb is refused while inflating).",
-            "schema": {"type": "string", "enum": ["gzip", "x-gzip", "deflate", "identity"]},
-        },
-        "DNT": {
-            "name": "DNT",
-            "in": "header",
-            "description": "`1`: the request is acknowledged and nothing is stored, unless the "
-            "site was created with `--store-dnt`.",
-            "schema": {"type": "string", "enum": ["0", "1"]},
-        },
-        "SecGPC": {
-            "name": "Sec-GPC",
-            "in": "header",
-            "description": "Global Privacy Control; `1` is honoured as `DNT: 1`.",
-            "schema": {"type": "string", "enum": ["1"]},
-        },
-    }
 
 
 def responses() -> dict[str, dict]:
@@ -163,16 +145,19 @@ def _ok(single: bool) -> dict:
 def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
     """The collector's operations."""
     max_event, max_batch = config["MAX_EVENT_BYTES"], config["MAX_BATCH_BYTES"]
-    headers = [ref("parameters", p) for p in ("ContentEncoding", "DNT", "SecGPC")]
     paths: dict[str, dict] = {}
     batch_description = (
         f"Up to {config['MAX_BATCH_EVENTS']:,} events of any type, {max_batch:,} bytes per request "
         f"and {max_event:,} bytes per event (after decompression). JSON, also sent as `text/plain` "
-        "(sendBeacon, no CORS preflight), optionally gzip. The server adds `receivedAt` and "
+        "(sendBeacon, no CORS preflight). A body compressed with gzip or deflate is sent with "
+        "a matching `Content-Encoding: gzip` (or `x-gzip`, `deflate`); a header that does not "
+        "match the body is a 400, an unknown coding a 415. The server adds `receivedAt` and "
         "corrects the client's clock: `timestamp + (receivedAt - sentAt)`; the client's own time "
         "is kept as `originalTimestamp`. Valid events are stored, invalid ones are kept as "
         "rejected and listed in the answer; if all are invalid the status is 422. The request's "
-        "address is stored truncated (IPv4 /24, IPv6 /48) as `context.ip`."
+        "address is stored truncated (IPv4 /24, IPv6 /48) as `context.ip`. With `DNT: 1` or "
+        "`Sec-GPC: 1` the request is acknowledged (`stored: false`) and its body neither "
+        "validated nor stored, unless the site was created with `--store-dnt`."
     )
     gzip_sample = curl(
         server,
@@ -197,7 +182,6 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                 "summary": summary,
                 "description": batch_description,
                 "security": EVENTS_KEY,
-                "parameters": headers,
                 "requestBody": {
                     "required": True,
                     "content": json_content(schema_ref("BatchRequest"), EXAMPLE_BATCH, JSON_TYPES),
@@ -210,7 +194,6 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
             }
         }
     for kind in EVENT_TYPES:
-        schema_name = f"{kind.capitalize()}Event"
         example = EXAMPLE_EVENTS[kind]
         paths[f"/v1/{kind}"] = {
             "post": {
@@ -220,16 +203,16 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                 "description": f"One `{kind}` event (its `type` is set by the path), up to "
                 f"{max_event:,} bytes. Same encodings, rules and answers as `/v1/batch`.",
                 "security": EVENTS_KEY,
-                "parameters": headers,
                 "requestBody": {
                     "required": True,
-                    "content": json_content(schema_ref(schema_name), example, JSON_TYPES),
+                    "content": json_content(
+                        schema_ref(f"{kind.capitalize()}Call"), example, JSON_TYPES
+                    ),
                 },
                 "responses": {"200": _ok(True), **_errors(True)},
                 "x-codeSamples": [curl(server, "POST", f"/v1/{kind}", auth="write", body=example)],
             }
         }
-    pixel_event = {"writeKey": "wk_...", "type": "page", "anonymousId": "a-1", "name": "Home"}
     pixel_errors = _errors(True)
     pixel_errors["400"] = error_response(
         400,
@@ -245,7 +228,8 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
             "operationId": "pixel",
             "summary": "Send one event as an image request",
             "description": "For pages without JavaScript (`<img src=...>`). Answers a 1x1 "
-            "transparent GIF with `Cache-Control: no-store`; errors are JSON.",
+            "transparent GIF with `Cache-Control: no-store`; errors are JSON. `DNT: 1` and "
+            "`Sec-GPC: 1` are honoured as for `/v1/batch`.",
             "security": EVENTS_KEY,
             "parameters": [
                 {
@@ -254,12 +238,26 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                     "required": True,
                     "description": "One event's JSON with `writeKey` and `type` (default "
                     "`track`), base64url-encoded (standard base64 works if URL-encoded; "
-                    "padding optional).",
-                    "schema": {"type": "string", "minLength": 1},
-                    "example": "eyJ3cml0ZUtleSI6IndrXy4uLiIsInR5cGUiOiJwYWdlIn0",
+                    "padding optional). Data that does not decode to such an object is a 400.",
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "pattern": "^[A-Za-z0-9_+/-]+={0,2}$",
+                        "contentEncoding": "base64url",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {
+                            "allOf": [
+                                schema_ref("Event"),
+                                {
+                                    "properties": {
+                                        "type": {"enum": list(EVENT_TYPES), "default": "track"}
+                                    }
+                                },
+                            ]
+                        },
+                    },
+                    "example": PIXEL_EXAMPLE,
                 },
-                ref("parameters", "DNT"),
-                ref("parameters", "SecGPC"),
             ],
             "responses": {
                 "200": {
@@ -281,7 +279,7 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                     "lang": "Shell",
                     "label": "curl",
                     "source": "DATA=$(printf '%s' '"
-                    + json.dumps(pixel_event, separators=(",", ":")).replace(
+                    + json.dumps(PIXEL_EVENT, separators=(",", ":")).replace(
                         "wk_...", "'\"$WRITE_KEY\"'"
                     )
                     + "' | base64 | tr -d '\\n=' | tr '+/' '-_')\n"

@@ -56,7 +56,6 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
                 **recommend.schemas(),
                 **_health_schemas(),
             },
-            "parameters": collector.parameters(),
             "headers": {
                 "RetryAfter": {
                     "description": "Seconds to wait before retrying.",

@@ -6,8 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from tracking.events import MAX_ID_LENGTH
+from webapp.openapi.events import NO_NUL
 from webapp.openapi.parts import SERVER_KEY, curl, error_response, json_content, query, schema_ref
 
+# At most 100 comma-separated ids of at most 255 characters (empty entries are skipped).
+EXCLUDE_PATTERN = (
+    f"^,*(?:[^,\\x00]{{1,{MAX_ID_LENGTH}}}(?:,+[^,\\x00]{{1,{MAX_ID_LENGTH}}}){{0,99}})?,*$"
+)
 SOURCES = ("personal", "similar_customers", "item_neighbours", "popular", "trending", "fallback")
 SOURCES_NOTE = (
     "`source` says which link of the fallback chain answered; without a model or Redis the "
@@ -115,36 +120,63 @@ def schemas() -> dict[str, dict]:
 def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
     """The recommendation operations."""
     max_n = config["RECS_MAX_N"]
-    id_schema = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+    # Empty query values count as absent, so optional ids may be empty; NUL is refused.
+    id_schema = {"type": "string", "maxLength": MAX_ID_LENGTH, "pattern": NO_NUL}
+    # A path segment: the route takes any characters but a leading `/` and line breaks.
+    path_id = {
+        "type": "string",
+        "maxLength": MAX_ID_LENGTH,
+        "pattern": "^[^\\x00\\n/][^\\x00\\n]*$",
+    }
     n = query(
-        "n", "How many items.", {"type": "integer", "minimum": 1, "maximum": max_n, "default": 10}
+        "n",
+        "How many items (empty: the default).",
+        {"type": "integer", "minimum": 1, "maximum": max_n, "default": 10},
     )
-    user_id = query(
-        "user_id",
+    user_id_text = (
         "The customer (Segment `userId`); personalises. With the public write key it counts only "
         "with a valid `user_hash` (unless the site turned identity verification off); otherwise "
-        "the answer is the `anonymous_id`'s, or an unknown visitor's.",
-        id_schema,
-        "cust-00042",
+        "the answer is the `anonymous_id`'s, or an unknown visitor's."
     )
     user_hash = query(
         "user_hash",
         "Identity verification: the hex HMAC-SHA256 of `user_id` (UTF-8) keyed with the site's "
         "identity secret, computed by the shop's server. Not needed with the server key.",
-        {"type": "string", "maxLength": 128},
+        {"type": "string", "maxLength": 128, "pattern": NO_NUL},
         "3f0c5a1e9b7d2c4a6e8f0b1d3c5e7a9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c",
     )
-    anonymous_id = query(
-        "anonymous_id",
+    anonymous_id_text = (
         "The visitor (Segment `anonymousId`): personalises visitors from their recent events and "
-        "decides the sticky holdout group (`user_id` decides it when there is no `anonymous_id`).",
-        id_schema,
-        "a-1",
+        "decides the sticky holdout group (`user_id` decides it when there is no `anonymous_id`)."
     )
+    user_id = query("user_id", user_id_text, id_schema, "cust-00042")
+    anonymous_id = query("anonymous_id", anonymous_id_text, id_schema, "a-1")
+    # Both ids as one exploded form object: `?user_id=..&anonymous_id=..` on the wire, and a
+    # schema that can say "at least one of them, not empty".
+    who = {
+        "name": "who",
+        "in": "query",
+        "style": "form",
+        "explode": True,
+        "required": True,
+        "description": "`user_id` and/or `anonymous_id` (at least one, not empty) as query "
+        f"parameters. `user_id`: {user_id_text} `anonymous_id`: {anonymous_id_text}",
+        "schema": {
+            "type": "object",
+            "properties": {"user_id": id_schema, "anonymous_id": id_schema},
+            "additionalProperties": False,
+            "anyOf": [
+                {"required": ["user_id"], "properties": {"user_id": {"minLength": 1}}},
+                {"required": ["anonymous_id"], "properties": {"anonymous_id": {"minLength": 1}}},
+            ],
+        },
+        "example": {"user_id": "cust-00042"},
+    }
     placement = query(
         "placement",
-        "Where the list is shown; echoed in the answer and in attribution reports.",
-        {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "default": "default"},
+        "Where the list is shown (empty: `default`); echoed in the answer and in attribution "
+        "reports.",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$", "default": "default"},
         "home",
     )
     filters = [
@@ -152,13 +184,13 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
         query(
             "category",
             "Only items whose category path starts with this (`Music/Jazz`).",
-            {"type": "string", "maxLength": 500},
+            {"type": "string", "maxLength": 500, "pattern": NO_NUL},
         ),
         query(
             "exclude",
             f"Comma-separated item ids to leave out (at most 100, each at most {MAX_ID_LENGTH} "
             "characters).",
-            {"type": "string"},
+            {"type": "string", "pattern": EXCLUDE_PATTERN},
             "sku-0001,sku-0002",
         ),
     ]
@@ -178,6 +210,14 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
             "headers": ok_headers,
             "content": json_content(schema_ref(schema), example),
         }
+
+    not_found = error_response(
+        404,
+        "No such route: the id in the path starts with `/` or contains a line break.",
+        "not_found",
+        "path",
+        "/v1/items/a%0Ab/similar does not exist",
+    )
 
     def errors(bad_field: str, bad_reason: str) -> dict:
         return {
@@ -223,9 +263,8 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                 f"of `user_id` and `anonymous_id`. {SOURCES_NOTE}",
                 "security": browser_or_server,
                 "parameters": [
-                    user_id,
+                    who,
                     user_hash,
-                    anonymous_id,
                     n,
                     *filters,
                     query(
@@ -266,7 +305,7 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                     "in": "path",
                     "required": True,
                     "description": "The shop's item id (it may contain `/`).",
-                    "schema": id_schema,
+                    "schema": path_id,
                     "example": "sku-0001",
                 }
             ],
@@ -284,6 +323,7 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                         "Recommendations", {**EXAMPLE_RECOMMENDATIONS, "source": "item_neighbours"}
                     ),
                     **errors("n", f"must be from 1 to {max_n}, got 0"),
+                    "404": not_found,
                 },
                 "x-codeSamples": [
                     curl(
@@ -303,7 +343,7 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                     "in": "path",
                     "required": True,
                     "description": "The customer (Segment `userId`; it may contain `/`).",
-                    "schema": id_schema,
+                    "schema": path_id,
                     "example": "cust-00042",
                 }
             ],
@@ -347,6 +387,7 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
                         "Authorization",
                         "this call needs the site's secret server key, not the public write key",
                     ),
+                    "404": not_found,
                 },
                 "x-codeSamples": [
                     curl(
