@@ -132,6 +132,13 @@ EVENT_ROWS = [
     ("name with a control character", _set(name="Home\x1b[2J"), 422, ".name"),
     ("event a number", _set(event=7), 422, ".event"),
     ("NUL inside a string", _set(**{"properties.name": "a\u0000b"}), 422, ".properties.name"),
+    (
+        "NUL inside a key",
+        _set(**{"properties.list": [1, {"a\u0000": 1}]}),
+        422,
+        ".properties.list[1]",
+    ),
+    ("NUL in a list", _set(**{"properties.list": ["ok", "\u0000"]}), 422, ".properties.list[1]"),
     ("huge number", _set(**{"properties.price": 1e30}), 422, ".properties.price"),
     ("huge negative integer", _set(**{"properties.qty": -(10**19)}), 422, ".properties.qty"),
     ("deep nesting", _nest(30), 422, None),

@@ -174,37 +174,38 @@ NUL_REASON = "contains a NUL character (\\u0000)"
 RANGE_REASON = f"number out of range (|n| must be < {MAX_NUMBER:g})"
 
 
-def _scalar_problem(value: Any) -> str | None:
-    kind = type(value)
-    if kind is str:
-        return NUL_REASON if "\x00" in value else None
-    if kind is int or kind is float:
-        return None if -MAX_NUMBER < value < MAX_NUMBER else RANGE_REASON
-    return None
+KEY_NUL_REASON = "a key contains a NUL character (\\u0000)"
+
+
+def _step(key: str | int) -> str:
+    return f".{key}" if type(key) is str else f"[{key}]"
 
 
 def _find_problem(node: Any, depth: int, max_depth: int) -> tuple[str, str] | None:
     """(relative path, reason) of the first bad value inside a dict or list, or None.
 
     Checks strings for NUL (PostgreSQL text cannot hold it), numbers for a range every store
-    keeps exactly, and nesting depth. Paths are only built for the value that is wrong: this runs
-    over every value of every event, so the happy path must stay cheap.
+    keeps exactly, and nesting depth. Paths are only built for the value that is wrong, and
+    scalars are checked inline rather than by a call each: this runs over every value of every
+    event, so the happy path must stay cheap.
     """
     if depth >= max_depth:
         return "", f"nested deeper than {max_depth} levels"
     pairs = node.items() if type(node) is dict else enumerate(node)
     for key, child in pairs:
         kind = type(child)
-        if kind is dict or kind is list:
+        if kind is str:
+            if "\x00" in child:
+                return _step(key), NUL_REASON
+        elif kind is int or kind is float:
+            if not -MAX_NUMBER < child < MAX_NUMBER:
+                return _step(key), RANGE_REASON
+        elif kind is dict or kind is list:
             found = _find_problem(child, depth + 1, max_depth)
-        else:
-            reason = _scalar_problem(child)
-            found = ("", reason) if reason else None
-        if found is None and type(key) is str and "\x00" in key:
-            return "", "a key contains a NUL character (\\u0000)"
-        if found is not None:
-            step = f".{key}" if type(key) is str else f"[{key}]"
-            return step + found[0], found[1]
+            if found is not None:
+                return _step(key) + found[0], found[1]
+        if type(key) is str and "\x00" in key:
+            return "", KEY_NUL_REASON
     return None
 
 
