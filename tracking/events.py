@@ -42,6 +42,11 @@ CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 IP_KEYS = frozenset({"ip", "ip_address", "ipaddress"})
 IP_KEY_JSON = re.compile(rb'(?i)"ip(?:_?address)?":')
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# Any time kept (sentAt may be far off: a client's clock) stays a day inside datetime's range, so
+# PostgreSQL can hand it back in any session time zone without leaving years 1 to 9999.
+FIRST_TIME = datetime(1, 1, 2, tzinfo=UTC)
+LAST_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+TIME_RANGE_REASON = "out of range: must be between 0001-01-02 and 9999-12-30 in UTC"
 RAW_KEEP_BYTES = 4096  # how much of a rejected event's raw payload is kept
 
 
@@ -154,12 +159,13 @@ def parse_time(value: Any, field: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidEvent(field, "not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(UTC)
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC; datetime stops at 1
-        raise InvalidEvent(field, "out of range: before year 1 or after 9999 in UTC") from None
+        raise InvalidEvent(field, TIME_RANGE_REASON) from None
+    if not FIRST_TIME <= parsed < LAST_TIME:
+        raise InvalidEvent(field, TIME_RANGE_REASON)
+    return parsed
 
 
 def iso(moment: datetime) -> str:
