@@ -125,6 +125,8 @@ EXTREMES = [
     ("2,500 priced lines", _order([{"price": 1}] * 2500), None),
     ("10,000 empty lines", _order([{}] * 10_000), None),
     ("currency", _order(currency="EUR"), None),
+    ("currency in lower case", _order(currency="krw"), None),
+    ("currency empty", _order(currency=""), None),
     ("currency of four letters", _order(currency="EURO"), ".properties.currency"),
     ("currency a number", _order(currency=978), ".properties.currency"),
     ("order_id at 255", _order(order_id="o" * 255), None),
@@ -200,9 +202,13 @@ def test_extremes_are_stored_or_refused_never_dead_lettered(client, site, app, r
             assert row is not None, name
             if event.get("event") == "Order Completed":
                 order_id = event["properties"]["order_id"]
-                assert conn.execute(
-                    sa.select(orders.c.total).where(orders.c.order_id == order_id)
-                ).first(), name
+                order = conn.execute(
+                    sa.select(orders.c.total, orders.c.currency).where(
+                        orders.c.order_id == order_id
+                    )
+                ).one()
+                currency = event["properties"].get("currency") or None
+                assert order.currency == (currency.upper() if currency else None), name
                 lines = conn.execute(
                     sa.select(sa.func.count()).where(order_lines.c.order_id == order_id)
                 ).scalar()

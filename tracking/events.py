@@ -304,7 +304,7 @@ def _check_order(properties: dict, path: str) -> dict:
         if properties.get(name) is not None:
             _cents(properties[name], f"{path}.properties.{name}")
     currency = properties.get("currency")
-    if currency is not None:
+    if currency is not None and currency != "":  # "" (as None): no currency given
         if not (
             type(currency) is str
             and len(currency) == 3
