@@ -374,6 +374,17 @@ def test_trusted_proxies_pick_the_client_address(app_config, hops, forwarded, ex
         with c.engine.connect() as conn:
             payload = conn.execute(sa.select(events.c.payload)).scalar_one()
         assert payload["context"]["ip"] == expected
+        # The scheme and host the proxy was asked for, too (the OpenAPI document names them);
+        # each proxy appends its own value, read as many from the right as there are hops.
+        document = application.test_client().get(
+            "/v1/openapi.json",
+            headers={
+                "X-Forwarded-Proto": ", ".join(["https"] * max(hops, 1)),
+                "X-Forwarded-Host": ", ".join(["api.shop.example"] * max(hops, 1)),
+            },
+        )
+        server = document.get_json()["servers"][0]["url"]
+        assert server == ("https://api.shop.example" if hops else "http://localhost")
     finally:
         application.extensions["ecrm_serving"].close()
         c.engine.dispose()
