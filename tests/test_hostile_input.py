@@ -166,6 +166,9 @@ EXTREMES = [
     ("sentAt past year 9999", _track(sentAt="9999-12-31T23:00:00-05:00"), ".sentAt"),
     ("a number just under 1e18", _track(properties={"n": 999_999_999_999_999_999}), None),
     ("a number at 1e18", _track(properties={"n": 10**18}), ".properties.n"),
+    # The path of a refusal is stored: a NUL key must not be part of it (PostgreSQL text).
+    ("NUL in a key and its value", _track(properties={"k\u0000": "v\u0000"}), ".properties"),
+    ("NUL in a key over a number", _track(properties={"k\u0000": 1e30}), ".properties"),
     ("identify with a userId at 255", {"type": "identify", "userId": "u" * 255}, None),
 ]
 

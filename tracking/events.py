@@ -199,6 +199,9 @@ def _find_problem(node: Any, depth: int, max_depth: int) -> tuple[str, str] | No
         return "", f"nested deeper than {max_depth} levels"
     pairs = node.items() if type(node) is dict else enumerate(node)
     for key, child in pairs:
+        # The key first: a path naming a NUL key could not be stored with the refusal either.
+        if type(key) is str and "\x00" in key:
+            return "", KEY_NUL_REASON
         kind = type(child)
         if kind is str:
             if "\x00" in child:
@@ -210,8 +213,6 @@ def _find_problem(node: Any, depth: int, max_depth: int) -> tuple[str, str] | No
             found = _find_problem(child, depth + 1, max_depth)
             if found is not None:
                 return _step(key) + found[0], found[1]
-        if type(key) is str and "\x00" in key:
-            return "", KEY_NUL_REASON
     return None
 
 
