@@ -170,6 +170,15 @@ EXTREMES = [
     ("NUL in a key and its value", _track(properties={"k\u0000": "v\u0000"}), ".properties"),
     ("NUL in a key over a number", _track(properties={"k\u0000": 1e30}), ".properties"),
     ("identify with a userId at 255", {"type": "identify", "userId": "u" * 255}, None),
+    # null is no id at all (Segment's clients send "userId": null for anonymous visitors).
+    ("userId null", _track(userId=None), None),
+    ("anonymousId null, no userId", _track(anonymousId=None), ".userId"),
+    ("alias to a null userId", {"type": "alias", "previousId": "a", "userId": None}, ".userId"),
+    (
+        "identify with null ids",
+        {"type": "identify", "userId": None, "anonymousId": None},
+        ".userId",
+    ),
 ]
 
 

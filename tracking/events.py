@@ -232,6 +232,9 @@ def _nfc(value: str) -> str:
 def _check_id(event: dict, name: str, path: str) -> None:
     value = event.get(name)
     if value is None:
+        # Segment clients send "userId": null for anonymous visitors: null is no id at all, so
+        # the required-id checks below (which test presence) see it as absent.
+        event.pop(name, None)
         return
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidEvent(f"{path}.{name}", "must be a string")
