@@ -127,7 +127,18 @@ EVENT_ROWS = [
     ("timestamp far future", _set(timestamp="2100-01-01T00:00:00Z"), 422, ".timestamp"),
     ("timestamp before 2000", _set(timestamp="1970-01-01T00:00:00Z"), 422, ".timestamp"),
     ("sentAt invalid", _set(sentAt="2026-13-45"), 422, ".sentAt"),
+    ("timestamp in year 0 in UTC", _set(timestamp="0001-01-01T00:00:00+01:00"), 422, ".timestamp"),
+    ("sentAt in year 10000 in UTC", _set(sentAt="9999-12-31T23:00:00-05:00"), 422, ".sentAt"),
+    ("name with a control character", _set(name="Home\x1b[2J"), 422, ".name"),
+    ("event a number", _set(event=7), 422, ".event"),
     ("NUL inside a string", _set(**{"properties.name": "a\u0000b"}), 422, ".properties.name"),
+    (
+        "NUL inside a key",
+        _set(**{"properties.list": [1, {"a\u0000": 1}]}),
+        422,
+        ".properties.list[1]",
+    ),
+    ("NUL in a list", _set(**{"properties.list": ["ok", "\u0000"]}), 422, ".properties.list[1]"),
     ("huge number", _set(**{"properties.price": 1e30}), 422, ".properties.price"),
     ("huge negative integer", _set(**{"properties.qty": -(10**19)}), 422, ".properties.qty"),
     ("deep nesting", _nest(30), 422, None),
@@ -167,6 +178,7 @@ BODY_ROWS = [
     ("JSON string body", b'"hello"', 400, "body"),
     ("empty body", b"", 400, "body"),
     ("number too big for a double", b'{"userId": "u", "x": 1e400}', 400, "body"),
+    ("lone surrogate escape", b'{"userId": "u\\ud800"}', 400, "body"),
     ("nesting past the parser's limit", b'{"a":' * 2000 + b"1" + b"}" * 2000, 400, "body"),
 ]
 

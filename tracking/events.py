@@ -8,11 +8,14 @@ corrected) and rejected (with the field and the reason). Nothing here knows abou
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 import uuid
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -27,7 +30,25 @@ MAX_ID_LENGTH = 255
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_NAME_LENGTH = 200
 MAX_NUMBER = 1e18
+# What the SQL columns hold (tracking/schema.py), on SQLite and PostgreSQL alike: money is
+# Numeric(14, 2), so under 10^12 once rounded to cents; order_lines.quantity is a 32-bit Integer.
+# An order line's price x quantity is an attribution's revenue, Numeric(14, 2) too.
+MAX_MONEY = Decimal(10**12)
+MAX_QUANTITY = 2**31 - 1
+CENT = Decimal("0.01")
+MONEY_FIELDS = ("total", "revenue", "subtotal", "tax", "shipping", "discount")
+# C0, DEL and C1: never part of an event's name, and they garble reports and logs.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Keys of client-sent IP addresses inside traits and context (compared lower-cased), and the
+# same keys as orjson writes them: one search of an object's JSON tells whether to walk it.
+IP_KEYS = frozenset({"ip", "ip_address", "ipaddress"})
+IP_KEY_JSON = re.compile(rb'(?i)"ip(?:_?address)?":')
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# Any time kept (sentAt may be far off: a client's clock) stays a day inside datetime's range, so
+# PostgreSQL can hand it back in any session time zone without leaving years 1 to 9999.
+FIRST_TIME = datetime(1, 1, 2, tzinfo=UTC)
+LAST_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+TIME_RANGE_REASON = "out of range: must be between 0001-01-02 and 9999-12-30 in UTC"
 RAW_KEEP_BYTES = 4096  # how much of a rejected event's raw payload is kept
 
 
@@ -140,9 +161,13 @@ def parse_time(value: Any, field: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidEvent(field, "not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC; datetime stops at 1
+        raise InvalidEvent(field, TIME_RANGE_REASON) from None
+    if not FIRST_TIME <= parsed < LAST_TIME:
+        raise InvalidEvent(field, TIME_RANGE_REASON)
+    return parsed
 
 
 def iso(moment: datetime) -> str:
@@ -157,37 +182,39 @@ NUL_REASON = "contains a NUL character (\\u0000)"
 RANGE_REASON = f"number out of range (|n| must be < {MAX_NUMBER:g})"
 
 
-def _scalar_problem(value: Any) -> str | None:
-    kind = type(value)
-    if kind is str:
-        return NUL_REASON if "\x00" in value else None
-    if kind is int or kind is float:
-        return None if -MAX_NUMBER < value < MAX_NUMBER else RANGE_REASON
-    return None
+KEY_NUL_REASON = "a key contains a NUL character (\\u0000)"
+
+
+def _step(key: str | int) -> str:
+    return f".{key}" if type(key) is str else f"[{key}]"
 
 
 def _find_problem(node: Any, depth: int, max_depth: int) -> tuple[str, str] | None:
     """(relative path, reason) of the first bad value inside a dict or list, or None.
 
     Checks strings for NUL (PostgreSQL text cannot hold it), numbers for a range every store
-    keeps exactly, and nesting depth. Paths are only built for the value that is wrong: this runs
-    over every value of every event, so the happy path must stay cheap.
+    keeps exactly, and nesting depth. Paths are only built for the value that is wrong, and
+    scalars are checked inline rather than by a call each: this runs over every value of every
+    event, so the happy path must stay cheap.
     """
     if depth >= max_depth:
         return "", f"nested deeper than {max_depth} levels"
     pairs = node.items() if type(node) is dict else enumerate(node)
     for key, child in pairs:
+        # The key first: a path naming a NUL key could not be stored with the refusal either.
+        if type(key) is str and "\x00" in key:
+            return "", KEY_NUL_REASON
         kind = type(child)
-        if kind is dict or kind is list:
+        if kind is str:
+            if "\x00" in child:
+                return _step(key), NUL_REASON
+        elif kind is int or kind is float:
+            if not -MAX_NUMBER < child < MAX_NUMBER:
+                return _step(key), RANGE_REASON
+        elif kind is dict or kind is list:
             found = _find_problem(child, depth + 1, max_depth)
-        else:
-            reason = _scalar_problem(child)
-            found = ("", reason) if reason else None
-        if found is None and type(key) is str and "\x00" in key:
-            return "", "a key contains a NUL character (\\u0000)"
-        if found is not None:
-            step = f".{key}" if type(key) is str else f"[{key}]"
-            return step + found[0], found[1]
+            if found is not None:
+                return _step(key) + found[0], found[1]
     return None
 
 
@@ -197,13 +224,23 @@ def _check_values(value: dict, path: str, max_depth: int) -> None:
         raise InvalidEvent(path + found[0], found[1])
 
 
+def _nfc(value: str) -> str:
+    """The NFC form of a string, so one id typed on two systems is one id (cheap when it is)."""
+    if value.isascii() or unicodedata.is_normalized("NFC", value):
+        return value
+    return unicodedata.normalize("NFC", value)
+
+
 def _check_id(event: dict, name: str, path: str) -> None:
     value = event.get(name)
     if value is None:
+        # Segment clients send "userId": null for anonymous visitors: null is no id at all, so
+        # the required-id checks below (which test presence) see it as absent.
+        event.pop(name, None)
         return
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidEvent(f"{path}.{name}", "must be a string")
-    value = str(value)
+    value = _nfc(value) if type(value) is str else str(value)
     if not value.strip():
         raise InvalidEvent(f"{path}.{name}", "must not be empty")
     if len(value) > MAX_ID_LENGTH:
@@ -211,27 +248,117 @@ def _check_id(event: dict, name: str, path: str) -> None:
     event[name] = value
 
 
-def _check_order(properties: dict, path: str) -> None:
-    # Orders feed revenue reports and the recommender: refuse ones we could not record.
+MONEY_REASON = "out of range: amounts must be below 1,000,000,000,000 once rounded to cents"
+LINE_REASON = "price x quantity must be below 1,000,000,000,000"
+LINES_REASON = "the lines' price x quantity add up to 1,000,000,000,000 or more"
+
+
+def _cents(value: Any, field: str) -> Decimal:
+    """A money value as the store keeps it (rounded to cents), or InvalidEvent when it cannot."""
+    if not _is_number(value):
+        raise InvalidEvent(field, "must be a number")
+    if not -1e13 < value < 1e13:
+        raise InvalidEvent(field, MONEY_REASON)
+    # Rounded as tracking.store does, so a value refused here is exactly one the column refuses.
+    cents = Decimal(str(value)).quantize(CENT)
+    if not -MAX_MONEY < cents < MAX_MONEY:
+        raise InvalidEvent(field, MONEY_REASON)
+    return cents
+
+
+def _check_text_id(value: Any, field: str) -> None:
+    # Ids that become columns of 255 characters: refused, never silently cut.
+    if type(value) is str and len(value) > MAX_ID_LENGTH:
+        raise InvalidEvent(field, f"longer than {MAX_ID_LENGTH} characters")
+
+
+def _check_order(properties: dict, path: str) -> dict:
+    """Refuse an order the store could not record; return its properties as they are kept.
+
+    Orders feed revenue reports and the recommender: every amount, quantity and id must fit its
+    column (and the attributions computed from it), on SQLite and PostgreSQL alike.
+    """
     order_id = properties.get("order_id")
     if isinstance(order_id, bool) or not isinstance(order_id, (str, int)) or order_id == "":
         raise InvalidEvent(f"{path}.properties.order_id", "required for Order Completed")
+    _check_text_id(order_id, f"{path}.properties.order_id")
     products = properties.get("products", [])
     if not isinstance(products, list):
         raise InvalidEvent(f"{path}.properties.products", "must be an array")
+    lines_total = Decimal(0)
     for i, product in enumerate(products):
         where = f"{path}.properties.products[{i}]"
         if not isinstance(product, dict):
             raise InvalidEvent(where, "must be an object")
-        for name in ("price",):
-            if name in product and not _is_number(product[name]):
-                raise InvalidEvent(f"{where}.{name}", "must be a number")
+        for name in ("product_id", "sku"):
+            _check_text_id(product.get(name), f"{where}.{name}")
         quantity = product.get("quantity", 1)
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
             raise InvalidEvent(f"{where}.quantity", "must be a non-negative integer")
-    for name in ("total", "revenue", "subtotal", "tax", "shipping", "discount"):
-        if name in properties and properties[name] is not None and not _is_number(properties[name]):
-            raise InvalidEvent(f"{path}.properties.{name}", "must be a number")
+        if quantity > MAX_QUANTITY:
+            raise InvalidEvent(f"{where}.quantity", f"must be at most {MAX_QUANTITY}")
+        if "price" in product:
+            # A line's price x quantity is the revenue an attribution credits; the lines of one
+            # item add up, so the sum of every line must fit as well.
+            amount = abs(_cents(product["price"], f"{where}.price")) * quantity
+            if amount >= MAX_MONEY:
+                raise InvalidEvent(f"{where}.quantity", LINE_REASON)
+            lines_total += amount
+            if lines_total >= MAX_MONEY:
+                raise InvalidEvent(f"{path}.properties.products", LINES_REASON)
+    for name in MONEY_FIELDS:
+        if properties.get(name) is not None:
+            _cents(properties[name], f"{path}.properties.{name}")
+    currency = properties.get("currency")
+    if currency is not None and currency != "":  # "" (as None): no currency given
+        if not (
+            type(currency) is str
+            and len(currency) == 3
+            and currency.isascii()
+            and currency.isalpha()
+        ):
+            raise InvalidEvent(f"{path}.properties.currency", "must be a 3-letter ISO 4217 code")
+        if not currency.isupper():  # one spelling, so revenue adds up per currency
+            properties = {**properties, "currency": currency.upper()}
+    return properties
+
+
+def _check_name(value: Any, field: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidEvent(field, "must be a string")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidEvent(field, f"longer than {MAX_NAME_LENGTH} characters")
+    if not value.isprintable() and CONTROL_CHARACTERS.search(value):  # isprintable: fast
+        raise InvalidEvent(field, "contains control characters")
+
+
+def scrub_ips(event: dict) -> None:
+    """Truncate client-sent IP addresses in ``traits`` and ``context``, in place.
+
+    Any key named ip (ip_address, ipAddress, any case) at any depth of the two: a valid address
+    is cut to its network (:func:`anonymise_ip`), anything else is dropped. Nothing else is
+    walked, and only objects whose JSON has such a key: most events carry none.
+    """
+    for name in ("traits", "context"):
+        node = event.get(name)
+        if node and type(node) in (dict, list) and IP_KEY_JSON.search(orjson.dumps(node)):
+            _scrub_node(node)
+
+
+def _scrub_node(root: dict | list) -> None:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            stack.extend(child for child in node if type(child) in (dict, list))
+            continue
+        found = [key for key in node if key.lower() in IP_KEYS]
+        stack.extend(child for child in node.values() if type(child) in (dict, list))
+        for key in found:
+            value = node.pop(key)
+            address = anonymise_ip(value) if type(value) is str else None
+            if address:
+                node[key] = address
 
 
 def _is_number(value: Any) -> bool:
@@ -256,6 +383,8 @@ def validate_event(
     """
     if not isinstance(event, dict):
         raise InvalidEvent(path, f"must be a JSON object, not {_json_kind(event)}")
+    # First, so that an event refused below keeps no raw address in rejected_events either.
+    scrub_ips(event)
     event = dict(event)
     event.pop("writeKey", None)  # never stored: it is the site's key
     kind = forced_type or event.get("type")
@@ -268,8 +397,12 @@ def validate_event(
         event["messageId"] = str(uuid.uuid4())
     elif not isinstance(message_id, str) or not message_id.strip():
         raise InvalidEvent(f"{path}.messageId", "must be a non-empty string")
-    elif len(message_id) > MAX_MESSAGE_ID_LENGTH:
-        raise InvalidEvent(f"{path}.messageId", f"longer than {MAX_MESSAGE_ID_LENGTH} characters")
+    else:
+        message_id = event["messageId"] = _nfc(message_id)  # one message in two forms is one
+        if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+            raise InvalidEvent(
+                f"{path}.messageId", f"longer than {MAX_MESSAGE_ID_LENGTH} characters"
+            )
 
     for name in ID_FIELDS:
         _check_id(event, name, path)
@@ -282,24 +415,25 @@ def validate_event(
     if kind == "group" and "groupId" not in event:
         raise InvalidEvent(f"{path}.groupId", "required for group")
 
-    if kind == "track":
-        name = event.get("event")
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidEvent(f"{path}.event", "required for track: a non-empty string")
-        if len(name) > MAX_NAME_LENGTH:
-            raise InvalidEvent(f"{path}.event", f"longer than {MAX_NAME_LENGTH} characters")
-    if "name" in event and event["name"] is not None:
-        if not isinstance(event["name"], str):
-            raise InvalidEvent(f"{path}.name", "must be a string")
-        if len(event["name"]) > MAX_NAME_LENGTH:
-            raise InvalidEvent(f"{path}.name", f"longer than {MAX_NAME_LENGTH} characters")
+    event_name = event.get("event")
+    if kind == "track" and (not isinstance(event_name, str) or not event_name.strip()):
+        raise InvalidEvent(f"{path}.event", "required for track: a non-empty string")
+    if event_name is not None:  # a column of every event type, so checked on every type
+        _check_name(event_name, f"{path}.event")
+    if event.get("name") is not None:
+        _check_name(event["name"], f"{path}.name")
 
     for name in OBJECT_FIELDS:
         if name in event and event[name] is not None and not isinstance(event[name], dict):
             raise InvalidEvent(f"{path}.{name}", "must be a JSON object")
     _check_values(event, path, limits.max_depth)
-    if kind == "track" and event["event"] == "Order Completed":
-        _check_order(event.get("properties") or {}, path)
+    if kind == "track":
+        properties = event.get("properties") or {}
+        _check_text_id(properties.get("product_id"), f"{path}.properties.product_id")
+        if event["event"] == "Order Completed":
+            checked = _check_order(properties, path)
+            if checked is not properties:
+                event["properties"] = checked
 
     # Clock skew: the client's clock is off by (sentAt - receivedAt); move its times back.
     times = {
@@ -311,7 +445,13 @@ def validate_event(
     if client_time is None:
         timestamp = received_at
     elif sent_at is not None:
-        timestamp = client_time + (received_at - sent_at)
+        try:
+            timestamp = client_time + (received_at - sent_at)
+        except OverflowError:
+            raise InvalidEvent(
+                f"{path}.{client_field}",
+                "out of range once corrected for the client's clock (sentAt)",
+            ) from None
     else:
         timestamp = client_time
     if timestamp > received_at + limits.future_tolerance:
@@ -379,9 +519,15 @@ def prepare_events(
                 verifier.mark(event)  # overwrites any marker the client sent
             accepted.append(event)
         except InvalidEvent as e:
-            raw = orjson.dumps(raw_event, default=str)[:RAW_KEEP_BYTES].decode("utf-8", "replace")
-            rejected.append(Rejection(index, e.field, e.reason, raw, e.status))
+            rejected.append(Rejection(index, e.field, e.reason, rejected_raw(raw_event), e.status))
     return accepted, rejected
+
+
+def rejected_raw(raw_event: Any) -> str:
+    """The first RAW_KEEP_BYTES of a refused event's JSON, its client-sent IPs truncated."""
+    if type(raw_event) is dict:
+        scrub_ips(raw_event)  # again: an event refused before validation was not scrubbed yet
+    return orjson.dumps(raw_event, default=str)[:RAW_KEEP_BYTES].decode("utf-8", "replace")
 
 
 def anonymise_ip(address: str | None) -> str | None:

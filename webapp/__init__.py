@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp import catalogue, cli, collector, demo_shop, health, landing, openapi, recommend
 from webapp.clients import init_clients
@@ -40,6 +41,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
 
     app.session_interface = ApiAwareSessionInterface()
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        # The client's address (truncated into every event's context.ip), scheme and host, as
+        # the trusted proxies saw them; never from headers a client could have set itself.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     init_clients(app)
     recommend.init_serving(app)
 

@@ -156,12 +156,14 @@ def _collect(
         )
     except InvalidEvent as e:  # a bad batch-level sentAt spoils every event of the request
         raise ApiError(e.status, e.field, e.reason, "invalid_event") from e
+    # The client's address: behind ECRM_TRUSTED_PROXIES proxies, ProxyFix (create_app) has read
+    # it from X-Forwarded-For. Other IP fields the client sent were truncated in validation.
     ip = anonymise_ip(request.remote_addr)
     for event in accepted:
         context = event.get("context")
         if not isinstance(context, dict):
             context = event["context"] = {}
-        # Only a truncated address is ever kept, whatever the client sent.
+        # Only the request's truncated address is kept as context.ip, whatever the client sent.
         context.pop("ip", None)
         if ip:
             context["ip"] = ip

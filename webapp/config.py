@@ -39,6 +39,10 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "FUTURE_TOLERANCE_SECONDS": (24 * 3600, int),
     "RETRY_AFTER_SECONDS": (5, int),
     "SITE_CACHE_SECONDS": (5.0, float),
+    # Proxies in front of the app that append to X-Forwarded-For (and set X-Forwarded-Proto and
+    # -Host): the client's address is read that many hops from the right. 0: no proxy, the
+    # headers are ignored, so a client cannot choose the address recorded for it.
+    "TRUSTED_PROXIES": (0, int),
     # Ingest worker.
     "INGEST_BATCH_SIZE": (200, int),
     "INGEST_BLOCK_MS": (1000, int),
@@ -131,6 +135,12 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for name in ("MAX_EVENT_BYTES", "MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "INGEST_BATCH_SIZE"):
         if config[name] <= 0:
             raise ConfigError(f"ECRM_{name} must be a positive number")
+    hops = config["TRUSTED_PROXIES"]
+    if type(hops) is not int or hops < 0:
+        raise ConfigError(
+            f"ECRM_TRUSTED_PROXIES={hops!r} must be a whole number of proxies in front of the app "
+            "(0 when clients connect directly)"
+        )
     if not 0.0 <= config["HOLDOUT_SHARE"] < 1.0:
         raise ConfigError("ECRM_HOLDOUT_SHARE must be a share between 0 and 1 (for example 0.05)")
     if config["ATTRIBUTION_WINDOW_DAYS"] <= 0:
