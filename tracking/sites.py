@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -14,6 +15,12 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from tracking.schema import sites
+
+log = logging.getLogger("ecrm.tracking")
+
+
+class SitesUnavailable(RuntimeError):
+    """The sites table could not be read and no earlier copy exists; retry later."""
 
 
 class InvalidSite(ValueError):
@@ -251,8 +258,19 @@ class SiteDirectory:
         with self._lock:
             if time.monotonic() - self._loaded_at < self.ttl:
                 return
-            with self.engine.connect() as conn:
-                rows = conn.execute(sites.select().where(sites.c.revoked_at.is_(None))).all()
+            try:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(sites.select().where(sites.c.revoked_at.is_(None))).all()
+            except sa.exc.SQLAlchemyError as e:
+                if self._loaded_at == float("-inf"):
+                    raise SitesUnavailable(
+                        "the sites table cannot be read (SQL store unreachable)"
+                    ) from e
+                # SQL down: keep answering from the last copy (the stream still takes events),
+                # and try again after one more ttl; a revocation meanwhile waits for SQL.
+                log.warning("cannot refresh the sites (%s); using the last copy", e)
+                self._loaded_at = time.monotonic() - self.ttl + min(self.ttl, 1.0)
+                return
             by_write = {}
             by_server = {}
             origins: set[str] = set()

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from tracking.sites import SitesUnavailable
+
 log = logging.getLogger("ecrm.webapp")
 
 RETRY_LATER = (429, 503)
@@ -59,6 +61,17 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         return error_response(e.status, e.field, e.reason, e.code, e.retry_after, e.extra)
+
+    @app.errorhandler(SitesUnavailable)
+    def _sites_unavailable(e: SitesUnavailable):
+        # No copy of the sites yet and SQL down: the key cannot be checked; retry later.
+        return error_response(
+            503,
+            "server",
+            "keys cannot be checked right now (SQL store unreachable); retry later",
+            "unavailable",
+            app.config.get("RETRY_AFTER_SECONDS", 5),
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
