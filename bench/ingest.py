@@ -655,27 +655,15 @@ class Bench:
     def prepare_baseline(self) -> None:
         """Copy --baseline's tree (git archive) into the working directory."""
         ref = self.args.baseline
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", ref],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+
+        def git(*args: str) -> str:
+            return subprocess.run(
+                ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
+
+        sha = git("rev-parse", "--short", ref)
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         self.baseline_dir = self.tmp / "baseline"
         self.baseline_dir.mkdir()
         archive = subprocess.Popen(
