@@ -249,3 +249,42 @@ def test_each_documented_limit_is_the_collectors(app, client, site, limit):
     refused = client.post(limit.operation, json=body, auth=(site.write_key, ""))
     assert 400 <= refused.status_code < 500, refused.get_json()
     assert refused.get_json()["error"]["field"] == limit.error_field
+
+
+# Values where the document and the validator once disagreed (a Python validator reads `$` as
+# "end, or before a final newline"; null ids; types the validator never checks), or nearly do
+# (Python's white space is not ECMA's \s). Each is sent and checked against the document.
+EDGES = [
+    ("/v1/track", ("event",), "Order\n", False),  # a control character, even last
+    ("/v1/track", ("event",), "\ufeff", True),  # not white space to Python's strip
+    ("/v1/track", ("event",), "\u3000", False),  # white space only
+    ("/v1/page", ("name",), "Home\n", False),
+    ("/v1/page", ("name",), "Home\x85", False),  # C1
+    ("/v1/page", ("name",), " ", True),  # a name may be blank, an event name may not
+    ("/v1/page", ("anonymousId",), "\x1c", False),  # white space to Python's strip
+    ("/v1/page", ("userId",), "u-1", True),
+    ("/v1/track", ("anonymousId",), None, False),  # null is no id
+    ("/v1/track", ("timestamp",), "2025-11-20T10:00:00Z\n", False),
+    ("/v1/track", ("properties", "currency"), "EUR\n", False),
+    ("/v1/track", ("properties", "currency"), "eur", True),  # stored upper-cased
+    ("/v1/track", ("properties", "currency"), "", True),
+    ("/v1/track", ("properties", "currency"), None, True),
+    ("/v1/track", ("properties", "currency"), "EURO", False),
+    ("/v1/track", ("properties", "products", 0, "product_id"), ["p", 1], True),  # kept as text
+    ("/v1/track", ("properties", "products", 0, "quantity"), None, False),
+    ("/v1/page", ("type",), "\x00", True),  # a single call's type is ignored, never stored
+    ("/v1/batch", ("sentAt",), None, True),
+]
+
+
+@pytest.mark.parametrize(
+    "operation, field, value, valid", EDGES, ids=[f"{e[0]} {e[1]} {e[2]!r}" for e in EDGES]
+)
+def test_document_and_collector_agree_on_edge_values(client, site, operation, field, value, valid):
+    document = client.get(JSON_PATH).get_json()
+    registry = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(document))
+    schema = {"$ref": f"{DOCUMENT_URI}#{request_schema_pointer(operation)}"}
+    body = with_value(BASES[operation], field, value)
+    assert Draft202012Validator(schema, registry=registry).is_valid(body) is valid
+    response = client.post(operation, json=body, auth=(site.write_key, ""))
+    assert (response.status_code == 200) is valid, response.get_json()

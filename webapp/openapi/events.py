@@ -62,14 +62,39 @@ EXAMPLE_BATCH = {
 
 # JSON Schema cannot say "no NUL anywhere" in one keyword: every string and key says it.
 NO_NUL = "^[^\\x00]*$"
+
+
+def _python_whitespace() -> str:
+    """What ``str.strip`` removes, as a character-class body both Python and ECMA read alike.
+
+    ECMA's ``\\s`` differs from Python's (U+FEFF is space to one, U+001C..U+001F to the
+    other), and the validator's "blank" is Python's: so the class is spelled out.
+    """
+    spaces = [code for code in range(0x10000) if chr(code).isspace()]  # all in the BMP
+    ranges: list[list[int]] = []
+    for code in spaces:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(
+        f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}"
+        for first, last in ranges
+    )
+
+
+WHITESPACE = _python_whitespace()
 # A string with something besides whitespace, and no NUL (ids, names).
-NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+NOT_BLANK = f"^[^\\x00]*[^\\x00{WHITESPACE}][^\\x00]*$"
+# Python's `$` also matches before a final newline, ECMA's does not: patterns that refuse a
+# newline start with this guard, so Python validators (schemathesis) and ECMA ones agree.
+NO_NEWLINE = "(?![^\\n]*\\n)"
 # Event names: no C0, DEL or C1 control character (tracking.events.CONTROL_CHARACTERS).
 _NOT_CONTROL = "[^\\x00-\\x1f\\x7f-\\x9f]"
-NO_CONTROL = f"^{_NOT_CONTROL}*$"
-NAME_TEXT = f"^{_NOT_CONTROL}*[^\\x00-\\x1f\\x7f-\\x9f\\s]{_NOT_CONTROL}*$"
+NO_CONTROL = f"^{NO_NEWLINE}{_NOT_CONTROL}*$"
+NAME_TEXT = f"^{NO_NEWLINE}{_NOT_CONTROL}*[^\\x00-\\x1f\\x7f-\\x9f{WHITESPACE}]{_NOT_CONTROL}*$"
 # Three ASCII letters (any case: stored upper-cased), or "" for none.
-CURRENCY = "^(?:[A-Za-z]{3})?$"
+CURRENCY = f"^{NO_NEWLINE}(?:[A-Za-z]{{3}})?$"
 # The largest magnitude that rounds (half to even, as tracking.events._cents) below 10^12 cents'
 # worth: every number under it is kept, and this one, rounded, is 10^12 and refused.
 MONEY_BOUND = float(MAX_MONEY - CENT / 2)
@@ -92,7 +117,7 @@ def time_pattern(last_year: int) -> str:
     """
     years = "|".join(str(y) for y in range(FIRST_YEAR, max(FIRST_YEAR, last_year) + 1))
     return (
-        f"^(?:{years})-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+        f"^{NO_NEWLINE}(?:{years})-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
         "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
         "(?:Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9])?$"
     )
@@ -157,7 +182,7 @@ def schemas(config: Mapping[str, Any]) -> dict[str, dict]:
     time_words = (
         f" ISO 8601 as Python reads it, 4 to {MAX_TIME_LENGTH} characters; without a zone it is "
         f"UTC. Any time outside {FIRST_DAY} to {LAST_DAY} in UTC is refused (422). The pattern "
-        "shows the usual forms from 2001 to last year, which always fit."
+        "shows the usual forms from 2001 to last year, all inside that range."
     )
     ip_words = (
         "Any key named `ip`, `ip_address` or `ipAddress` (any case, at any depth) holding an "
