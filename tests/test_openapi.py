@@ -16,6 +16,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from tests.conftest import ORIGIN, make_event
+from webapp import create_app
 from webapp.openapi.catalogue import EXAMPLE_ITEM
 from webapp.openapi.document import DOCS_PATH, JSON_PATH, build_document
 from webapp.openapi.events import EXAMPLE_BATCH
@@ -157,6 +158,33 @@ def test_limits_are_the_configured_ones(app):
         p for p in document["paths"]["/v1/recommendations"]["get"]["parameters"] if p["name"] == "n"
     )
     assert n["schema"]["maximum"] == 20
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_trusted_proxies_do_not_change_the_document(app_config, client, hops):
+    # Behind proxies the document is the one served directly at the address the client asked
+    # the proxies for: the setting changes where the client's address is read, nothing stated.
+    proxied = create_app({**app_config, "TRUSTED_PROXIES": hops})
+    try:
+        behind = proxied.test_client().get(
+            JSON_PATH,
+            headers={
+                "X-Forwarded-For": ", ".join(["203.0.113.5"] * hops),
+                "X-Forwarded-Proto": ", ".join(["https"] * hops),
+                "X-Forwarded-Host": ", ".join(["api.shop.example"] * hops),
+            },
+        )
+        direct = client.get(JSON_PATH, base_url="https://api.shop.example")
+        assert behind.status_code == direct.status_code == 200
+        assert behind.get_json() == direct.get_json()
+    finally:
+        proxied.extensions["ecrm_serving"].close()
+        proxied.extensions["ecrm"].engine.dispose()
+        proxied.extensions["ecrm"].redis.close()
+    config = dict(client.application.config)
+    assert build_document("https://x", {**config, "TRUSTED_PROXIES": hops}) == build_document(
+        "https://x", {**config, "TRUSTED_PROXIES": 0}
+    )
 
 
 # Real answers fit the documented schemas

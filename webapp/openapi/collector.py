@@ -155,7 +155,8 @@ def paths(server: str, config: Mapping[str, Any]) -> dict[str, dict]:
         "corrects the client's clock: `timestamp + (receivedAt - sentAt)`; the client's own time "
         "is kept as `originalTimestamp`. Valid events are stored, invalid ones are kept as "
         "rejected and listed in the answer; if all are invalid the status is 422. The request's "
-        "address is stored truncated (IPv4 /24, IPv6 /48) as `context.ip`. With `DNT: 1` or "
+        "address is stored truncated (IPv4 /24, IPv6 /48) as `context.ip`, and IP addresses the "
+        "client sent in `traits` and `context` are truncated the same way. With `DNT: 1` or "
         "`Sec-GPC: 1` the request is acknowledged (`stored: false`) and its body neither "
         "validated nor stored, unless the site was created with `--store-dnt`."
     )

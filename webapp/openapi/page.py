@@ -87,7 +87,8 @@ def constraints(schema: dict) -> Markup:
         ("maxLength", "at most {} characters"),
         ("minimum", "at least {}"),
         ("maximum", "at most {}"),
-        ("exclusiveMaximum", "below {:g}"),
+        ("exclusiveMinimum", "above {}"),
+        ("exclusiveMaximum", "below {}"),
         ("minItems", "at least {} items"),
         ("maxItems", "at most {} items"),
         ("pattern", "matches <code>{}</code>"),
@@ -96,6 +97,10 @@ def constraints(schema: dict) -> Markup:
         if key in schema and not (key == "minLength" and schema[key] == 1):
             value = schema[key]
             words.append(Markup(label).format(json.dumps(value) if key == "default" else value))
+    # An id or an amount is "a string or an integer or null": each alternative's own limits.
+    alternatives = [constraints(part) for part in schema.get("anyOf", []) if "$ref" not in part]
+    if any(alternatives):
+        words.append(Markup(" | ").join(a for a in alternatives if a))
     return Markup("; ").join(words)
 
 
