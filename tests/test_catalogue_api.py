@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tracking.catalogue import import_items, read_items_file
+from tracking.sites import create_site
 
 ITEM = {"title": "Kind of Blue", "category": "Music/Jazz", "price": 12.5}
 
@@ -144,6 +145,21 @@ def test_bad_listing_parameters_are_a_400_naming_the_field(client, site, query, 
 def test_listing_needs_the_server_key(client, site):
     response = client.get("/v1/items", auth=(site.write_key, ""))
     assert response.status_code == 401 and error_field(response) == "Authorization"
+    response = client.get("/v1/items")
+    assert response.status_code == 401 and error_field(response) == "Authorization"
+
+
+def test_listing_shows_only_the_calling_sites_items(app, client, site):
+    other, other_key = create_site(app.extensions["ecrm"].engine, "Other shop", [])
+    object.__setattr__(other, "server_key", other_key)
+    put(client, site, "mine")
+    put(client, other, "theirs")
+    for caller, expected in ((site, ["mine"]), (other, ["theirs"])):
+        listed = client.get("/v1/items", headers=auth(caller)).get_json()["items"]
+        assert [item["item_id"] for item in listed] == expected
+    # Another site's key cannot read, replace or hide this site's item either.
+    assert client.get("/v1/items/mine", headers=auth(other)).status_code == 404
+    assert client.delete("/v1/items/mine", headers=auth(other)).status_code == 404
 
 
 # The import command's messages ----------------------------------------------------------------

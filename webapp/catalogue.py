@@ -27,6 +27,7 @@ from tracking.catalogue import (
     validate_item,
 )
 from webapp.auth import site_for_server
+from webapp.body import read_body
 from webapp.clients import get_engine, get_redis
 from webapp.errors import ApiError
 
@@ -58,8 +59,6 @@ def _json_body():
     mime = (request.mimetype or "").lower()
     if mime not in ("application/json", ""):
         raise ApiError(415, "Content-Type", "must be application/json", "unsupported_media")
-    from webapp.body import read_body  # here, not at the top: keeps this change to this function
-
     raw = read_body(MAX_BODY_BYTES)
     try:
         return orjson.loads(raw)

@@ -29,6 +29,7 @@ from tracking.identity import Verifier
 from tracking.sites import Site
 from tracking.stream import Unavailable, make_entry
 from webapp.auth import allow_browser_origin, cors_origin, site_for_events
+from webapp.body import read_body
 from webapp.clients import clients
 from webapp.errors import ApiError, error_response
 
@@ -73,13 +74,6 @@ def _limits() -> Limits:
         max_depth=c["MAX_JSON_DEPTH"],
         future_tolerance=timedelta(seconds=c["FUTURE_TOLERANCE_SECONDS"]),
     )
-
-
-def _read_body(max_bytes: int) -> bytes:
-    # Bounded in size and in silence (webapp/body.py): a short body is a 400, never a hang.
-    from webapp.body import read_body  # here, not at the top: keeps this change to this function
-
-    return read_body(max_bytes)
 
 
 def _plain_size(raw: bytes) -> int | None:
@@ -204,7 +198,7 @@ def _collect(
 def batch():
     """Segment's /v1/batch: many events of any type in one request."""
     limits = _limits()
-    raw = _read_body(limits.max_batch_bytes)
+    raw = read_body(limits.max_batch_bytes)
     body = _decode(
         raw, limits.max_batch_bytes, request.content_type, request.headers.get("Content-Encoding")
     )
@@ -223,7 +217,7 @@ def _single(kind: str):
     limits = _limits()
     # A single call may carry a little envelope (writeKey, whitespace) around the event.
     max_bytes = limits.max_event_bytes + 1024
-    raw = _read_body(max_bytes)
+    raw = read_body(max_bytes)
     body = _decode(raw, max_bytes, request.content_type, request.headers.get("Content-Encoding"))
     site = _authorise(body)
     return _collect(body, site, [body], "body", kind, _plain_size(raw))
