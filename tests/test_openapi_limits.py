@@ -22,7 +22,8 @@ from referencing.jsonschema import DRAFT202012
 
 from tests.conftest import drain
 from webapp.config import DEFAULTS
-from webapp.openapi.document import JSON_PATH, build_document
+from webapp.openapi.document import build_document
+from webapp.openapi.health import JSON_PATH
 
 LIMIT_KEYWORDS = (
     "minLength",

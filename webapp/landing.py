@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, send_from_directory
 
-from webapp.openapi.document import DOCS_PATH, JSON_PATH
+from webapp.openapi.health import DOCS_PATH, JSON_PATH
 
 bp = Blueprint("landing", __name__, template_folder="templates")
 

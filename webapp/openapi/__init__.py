@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, render_template, request
 
-from webapp.openapi.document import DOCS_PATH, JSON_PATH, build_document
+from webapp.openapi.document import build_document
+from webapp.openapi.health import DOCS_PATH, JSON_PATH
 from webapp.openapi.page import page_model
 
 bp = Blueprint("openapi", __name__)

@@ -1,21 +1,26 @@
-"""The catalogue's operations (secret server key): items the shop sells."""
+"""The catalogue's operations (secret server key): items the shop sells, as written and read.
+
+The list's query model also validates requests (:func:`webapp.openapi.parse.parse_query`); an
+item's body is validated by :func:`tracking.catalogue.validate_item`, which these models describe.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from tracking.catalogue import FIELDS as ITEM_FIELDS
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
 from tracking.catalogue import MAX_BULK_ITEMS, TEXT_LIMITS
-from webapp.catalogue import DEFAULT_LIST_LIMIT, MAX_BODY_BYTES, MAX_LIST_LIMIT, MAX_QUERY
 from webapp.openapi.events import NO_NUL, NOT_BLANK
-from webapp.openapi.parts import (
-    SERVER_KEY,
-    curl,
-    error_response,
-    json_content,
-    query,
-    schema_ref,
-)
+from webapp.openapi.parts import SERVER_KEY, error, sample, schema_ref
+from webapp.openapi.spec import ApiModel, Operation, Reply, RequestBody
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_LIST_LIMIT = 200
+DEFAULT_LIST_LIMIT = 50
+MAX_QUERY = 200
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 EXAMPLE_ITEM = {
     "title": "Blue mug",
@@ -28,192 +33,196 @@ EXAMPLE_ITEM = {
     "active": True,
     "attributes": {"colour": "blue"},
 }
-
-ITEM_ID = {
-    "name": "item_id",
-    "in": "path",
-    "required": True,
-    "description": "The shop's own item id. Ids may contain `/`: send it plain or "
-    "percent-encoded (`%2F`), both address the same item. (An id ending in `/similar` can be "
-    "written and hidden here, but `GET` of it answers similar items: find it with "
-    "`GET /v1/items?q=`.)",
-    "schema": {"type": "string", "maxLength": TEXT_LIMITS["item_id"]},
-    "example": "sku-0001",
-}
-
-
-BAD_ID = error_response(
-    400,
-    f"The item id in the path holds a NUL character or is over {TEXT_LIMITS['item_id']} "
-    "characters.",
-    "invalid_request",
-    "item_id",
-    "contains a NUL character (%00)",
-)
+STORED_ITEM = {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False}
 
 # Empty, or starting with http://, https:// or / (ECMA and Python regexes alike).
 URL = "^\\s*(?:$|https?://|/)[^\\x00]*$"
-FLAG = {
-    "anyOf": [
-        {"type": "boolean"},
-        {
-            "type": "string",
-            "pattern": "^\\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|0|1)"
-            "\\s*$",
-        },
-    ]
-}
+FLAG_TEXT = "^\\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|0|1)\\s*$"
+
+# Numbers are taken as text too; NUL is refused (PostgreSQL text cannot hold it).
+Number18 = Annotated[int, Field(gt=-1e18, lt=1e18)]
+Flag = bool | Annotated[str, Field(pattern=FLAG_TEXT)]
 
 
-def _text(limit: int, description: str, nullable: bool = True) -> dict[str, Any]:
-    # Numbers are taken as text too; NUL is refused (PostgreSQL text cannot hold it).
-    kinds: list[dict[str, Any]] = [
-        {"type": "string", "maxLength": limit, "pattern": NO_NUL},
-        {"type": "integer", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
-    ]
-    if nullable:
-        kinds.append({"type": "null"})
-    return {"anyOf": kinds, "description": description}
+def _text(limit: int, pattern: str = NO_NUL) -> Any:
+    return Annotated[str, StringConstraints(max_length=limit, pattern=pattern)]
 
 
-def _required_text(limit: int) -> dict[str, Any]:
-    return {
-        "anyOf": [
-            {"type": "string", "maxLength": limit, "pattern": NOT_BLANK},
-            {"type": "integer", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
+def _url(limit: int) -> Any:
+    return Annotated[_text(limit, URL) | None, Field(description="An http(s) URL or a path.")]
+
+
+Category = Annotated[
+    _text(TEXT_LIMITS["category"]) | Number18 | None,
+    Field(description="A path such as `Music/Jazz`."),
+]
+Currency = Annotated[
+    Annotated[str, Field(pattern="^[A-Za-z]{3}$")] | None,
+    Field(description="ISO 4217; stored upper-case."),
+]
+Attributes = Annotated[
+    dict[str, Any]
+    | Annotated[str, WithJsonSchema({"type": "string", "contentMediaType": "application/json"})]
+    | Annotated[Any, WithJsonSchema({"enum": [None, "", False, 0]})],
+    Field(
+        description="Free JSON, at most 16 KB: an object, or a string holding one (a 422 "
+        "otherwise); null, empty, false or 0: none."
+    ),
+]
+ItemUrl, ImageUrl = _url(TEXT_LIMITS["url"]), _url(TEXT_LIMITS["image_url"])
+
+
+class ItemInput(ApiModel, extra="forbid"):
+    """An item to write. Unknown fields are refused."""
+
+    item_id: _text(TEXT_LIMITS["item_id"], NOT_BLANK) | Number18 = None
+    title: _text(TEXT_LIMITS["title"], NOT_BLANK) | Number18
+    category: Category = None
+    currency: Currency = None
+    url: ItemUrl = None
+    image_url: ImageUrl = None
+    attributes: Attributes = None
+    price: (
+        Annotated[float, Field(ge=0, lt=999999999999.995)]
+        | Annotated[str, Field(pattern="^ *([0-9]{1,11}(\\.[0-9]*)?)? *$")]
+        | None
+    ) = Field(
+        None,
+        description="A number (or numeric string; empty: none), kept to 2 decimals; under 1e12 "
+        "once rounded to cents.",
+    )
+    in_stock: Flag = True
+    active: Flag = True
+
+
+class Item(ApiModel):
+    item_id: str
+    title: str
+    category: Category
+    price: float | None
+    currency: Currency
+    url: ItemUrl
+    image_url: ImageUrl
+    in_stock: bool
+    active: bool
+    attributes: Attributes
+    hidden: bool = Field(description="Hidden by DELETE; never recommended.")
+
+
+class ItemsUpsertRequest(ApiModel):
+    items: list[
+        Annotated[
+            ItemInput, WithJsonSchema({"allOf": [schema_ref("ItemInput")], "required": ["item_id"]})
         ]
-    }
+    ] = Field(max_length=MAX_BULK_ITEMS)
 
 
-def _url(limit: int) -> dict[str, Any]:
-    return {
-        "type": ["string", "null"],
-        "maxLength": limit,
-        "pattern": URL,
-        "description": "An http(s) URL or a path.",
-    }
+class ItemWritten(ApiModel):
+    success: Literal[True]
+    item: Item
 
 
-def schemas() -> dict[str, dict]:
-    """The item as written and as read, and the catalogue's answers."""
-    common = {
-        "category": _text(TEXT_LIMITS["category"], "A path such as `Music/Jazz`."),
-        "currency": {
-            "type": ["string", "null"],
-            "pattern": "^[A-Za-z]{3}$",
-            "description": "ISO 4217; stored upper-case.",
-        },
-        "url": _url(TEXT_LIMITS["url"]),
-        "image_url": _url(TEXT_LIMITS["image_url"]),
-        "attributes": {
-            "anyOf": [
-                {"type": "object"},
-                {"type": "string", "contentMediaType": "application/json"},
-                {"enum": [None, "", False, 0]},
-            ],
-            "description": "Free JSON, at most 16 KB: an object, or a string holding one "
-            "(a 422 otherwise); null, empty, false or 0: none.",
-        },
-    }
-    item_input = {
-        "type": "object",
-        "description": "An item to write. Unknown fields are refused.",
-        "additionalProperties": False,
-        "required": ["title"],
-        "properties": {
-            "item_id": _required_text(TEXT_LIMITS["item_id"]),
-            "title": _required_text(TEXT_LIMITS["title"]),
-            **common,
-            "price": {
-                "anyOf": [
-                    {"type": "number", "minimum": 0, "exclusiveMaximum": 999999999999.995},
-                    {"type": "string", "pattern": "^ *([0-9]{1,11}(\\.[0-9]*)?)? *$"},
-                    {"type": "null"},
-                ],
-                "description": "A number (or numeric string; empty: none), kept to 2 decimals; "
-                "under 1e12 once rounded to cents.",
-            },
-            "in_stock": {**FLAG, "default": True},
-            "active": {**FLAG, "default": True},
-        },
-    }
-    item = {
-        "type": "object",
-        "required": [*ITEM_FIELDS, "hidden"],
-        "properties": {
-            "item_id": {"type": "string"},
-            "title": {"type": "string"},
-            **common,
-            "price": {"type": ["number", "null"]},
-            "in_stock": {"type": "boolean"},
-            "active": {"type": "boolean"},
-            "hidden": {"type": "boolean", "description": "Hidden by DELETE; never recommended."},
-        },
-    }
-    return {
-        "ItemInput": item_input,
-        "Item": item,
-        "ItemsUpsertRequest": {
-            "type": "object",
-            "required": ["items"],
-            "properties": {
-                "items": {
-                    "type": "array",
-                    "maxItems": MAX_BULK_ITEMS,
-                    "items": {"allOf": [schema_ref("ItemInput")], "required": ["item_id"]},
-                }
-            },
-        },
-        "ItemWritten": {
-            "type": "object",
-            "required": ["success", "item"],
-            "properties": {"success": {"const": True}, "item": schema_ref("Item")},
-        },
-        "ItemsUpserted": {
-            "type": "object",
-            "required": ["success", "upserted"],
-            "properties": {"success": {"const": True}, "upserted": {"type": "integer"}},
-        },
-        "ItemList": {
-            "type": "object",
-            "required": ["items", "next_cursor"],
-            "properties": {
-                "items": {"type": "array", "items": schema_ref("Item")},
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "Pass it as `cursor` for the next page; null on the last.",
-                },
-            },
-        },
-        "ItemHidden": {
-            "type": "object",
-            "required": ["success", "item_id", "hidden"],
-            "properties": {
-                "success": {"const": True},
-                "item_id": {"type": "string"},
-                "hidden": {"const": True},
-            },
-        },
-    }
+class ItemsUpserted(ApiModel):
+    success: Literal[True]
+    upserted: int
 
 
-def _errors(*statuses: int) -> dict[str, dict]:
+class ItemList(ApiModel):
+    items: list[Item]
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` for the next page; null on the last."
+    )
+
+
+class ItemHidden(ApiModel):
+    success: Literal[True]
+    item_id: str
+    hidden: Literal[True]
+
+
+class ItemPath(ApiModel):
+    item_id: str = Field(
+        max_length=TEXT_LIMITS["item_id"],
+        description="The shop's own item id. Ids may contain `/`: send it plain or "
+        "percent-encoded (`%2F`), both address the same item. (An id ending in `/similar` can "
+        "be written and hidden here, but `GET` of it answers similar items: find it with "
+        "`GET /v1/items?q=`.)",
+        examples=["sku-0001"],
+    )
+
+
+def _no_nul(value: Any) -> Any:
+    """Empty is absent; NUL is refused before any length is counted."""
+    if value == "":
+        return None
+    if isinstance(value, str) and "\x00" in value:
+        raise PydanticCustomError("nul", "contains a NUL character (%00)")
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 4):
+        raise PydanticCustomError("int", "not a whole number")
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class ListItemsQuery(ApiModel):
+    limit: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Items per page.", examples=[20]
+    )
+    cursor: str = Field(
+        None, min_length=1, description="`next_cursor` of the previous page (opaque)."
+    )
+    q: Annotated[str, BeforeValidator(_no_nul)] = Field(
+        None,
+        max_length=MAX_QUERY,
+        description="Case-insensitive text in `item_id` or `title` (`%` and `_` are literal; "
+        "case folding covers ASCII letters on SQLite).",
+        examples=["mug"],
+    )
+    category: Annotated[str, BeforeValidator(_no_nul)] = Field(
+        None,
+        max_length=TEXT_LIMITS["category"],
+        description="A category and what lies under it: `Home` matches `Home` and "
+        "`Home/Kitchen`, not `Homeware`.",
+        examples=["Home"],
+    )
+    include_hidden: Annotated[Literal["true", "false", "1", "0"], BeforeValidator(_lower)] = Field(
+        "false", description="Also list items hidden with `DELETE`."
+    )
+
+    # The reasons the API has always answered (a 400 naming the field).
+    reasons: ClassVar[dict[str, str]] = {
+        "limit": f"must be a whole number from 1 to {MAX_LIST_LIMIT}",
+        "cursor": "not a cursor from this API; pass next_cursor as given",
+        "q": f"longer than {MAX_QUERY} characters",
+        "category": f"longer than {TEXT_LIMITS['category']} characters",
+        "include_hidden": "must be true or false",
+    }
+    check_order: ClassVar[tuple[str, ...]] = ("limit", "include_hidden", "cursor", "q", "category")
+
+
+def _errors(*statuses: int) -> dict[int, Reply]:
     table = {
-        400: error_response(
+        400: error(
             400,
             "The body is not JSON, `items` is missing, or the item id in the path is invalid.",
             "invalid_json",
             "body",
             "not valid JSON (unexpected character: line 1 column 1 (char 0))",
         ),
-        401: error_response(
+        401: error(
             401,
             "No server key, or an unknown or revoked one.",
             "unauthorized",
             "Authorization",
             "unknown or revoked server key",
         ),
-        403: error_response(
+        403: error(
             403,
             "The secret server key was sent from a web page on another site (the request "
             "carries `Origin` or `Sec-Fetch-Site: cross-site`): browsers use the write key.",
@@ -223,28 +232,28 @@ def _errors(*statuses: int) -> dict[str, dict]:
             "Sec-Fetch-Site: cross-site); browsers must use the site's public write key, and the "
             "server key must stay on your server (if a page held it, replace it)",
         ),
-        404: error_response(
+        404: error(
             404,
             "No such item in this site's catalogue.",
             "not_found",
             "item_id",
             "no item 'sku-0001' in this site's catalogue",
         ),
-        413: error_response(
+        413: error(
             413,
             f"Body over {MAX_BODY_BYTES:,} bytes, or more than {MAX_BULK_ITEMS:,} items.",
             "too_large",
             "items",
             f"more than {MAX_BULK_ITEMS} items",
         ),
-        415: error_response(
+        415: error(
             415,
             "Content-Type other than application/json.",
             "unsupported_media",
             "Content-Type",
             "must be application/json",
         ),
-        422: error_response(
+        422: error(
             422,
             "An item breaks the schema; `field` is its path (nothing is written).",
             "invalid_item",
@@ -252,189 +261,121 @@ def _errors(*statuses: int) -> dict[str, dict]:
             "must be a number from 0 to 1e12 (exclusive)",
         ),
     }
-    return {str(status): table[status] for status in statuses}
+    return {status: table[status] for status in statuses}
 
 
-def paths(server: str) -> dict[str, dict]:
+BAD_ID = error(
+    400,
+    f"The item id in the path holds a NUL character or is over {TEXT_LIMITS['item_id']} "
+    "characters.",
+    "invalid_request",
+    "item_id",
+    "contains a NUL character (%00)",
+)
+ONE = "/v1/items/{item_id}"
+SAMPLE_PATH = "/v1/items/sku-0001"
+UPSERT_EXAMPLE = {"items": [{"item_id": "sku-0001", **EXAMPLE_ITEM}]}
+
+
+def operations() -> list[Operation]:
     """The catalogue's operations."""
-    item_path = "/v1/items/sku-0001"
-    example_item = {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False}
-    return {
-        "/v1/items": {
-            "get": {
-                "tags": ["Catalogue"],
-                "operationId": "listItems",
-                "summary": "List or search the catalogue",
-                "description": "Items in `item_id` order, a page at a time. Paging is by "
-                "cursor (keyset on `item_id`), stable under writes: an item that exists "
-                "throughout a listing is returned exactly once however items are added, "
-                "changed or hidden between pages; items added behind the cursor appear in the "
-                "next listing. Hidden items are left out unless `include_hidden=true`.",
-                "security": SERVER_KEY,
-                "parameters": [
-                    query(
-                        "limit",
-                        "Items per page.",
-                        {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": MAX_LIST_LIMIT,
-                            "default": DEFAULT_LIST_LIMIT,
-                        },
-                        20,
-                    ),
-                    query(
-                        "cursor",
-                        "`next_cursor` of the previous page (opaque).",
-                        {"type": "string", "minLength": 1},
-                    ),
-                    query(
-                        "q",
-                        "Case-insensitive text in `item_id` or `title` (`%` and `_` are "
-                        "literal; case folding covers ASCII letters on SQLite).",
-                        {"type": "string", "maxLength": MAX_QUERY},
-                        "mug",
-                    ),
-                    query(
-                        "category",
-                        "A category and what lies under it: `Home` matches `Home` and "
-                        "`Home/Kitchen`, not `Homeware`.",
-                        {"type": "string", "maxLength": TEXT_LIMITS["category"]},
-                        "Home",
-                    ),
-                    query(
-                        "include_hidden",
-                        "Also list items hidden with `DELETE`.",
-                        {"type": "string", "enum": ["true", "false", "1", "0"], "default": "false"},
-                    ),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "One page; `next_cursor` is null on the last.",
-                        "content": json_content(
-                            schema_ref("ItemList"),
-                            {"items": [example_item], "next_cursor": "aTE6c2t1LTAwMDE"},
-                        ),
-                    },
-                    "400": error_response(
-                        400,
-                        "A parameter is out of range; `field` names it.",
-                        "invalid_request",
-                        "limit",
-                        f"must be a whole number from 1 to {MAX_LIST_LIMIT}",
-                    ),
-                    **_errors(401, 403),
-                },
-                "x-codeSamples": [
-                    curl(
-                        server,
-                        "GET",
-                        "/v1/items",
-                        auth="server",
-                        query="q=mug&category=Home&limit=20",
-                    )
-                ],
+    return [
+        Operation(
+            "get",
+            "/v1/items",
+            "listItems",
+            "Catalogue",
+            "List or search the catalogue",
+            "Items in `item_id` order, a page at a time. Paging is by cursor (keyset on "
+            "`item_id`), stable under writes: an item that exists throughout a listing is "
+            "returned exactly once however items are added, changed or hidden between pages; "
+            "items added behind the cursor appear in the next listing. Hidden items are left "
+            "out unless `include_hidden=true`.",
+            SERVER_KEY,
+            {
+                200: Reply(
+                    "One page; `next_cursor` is null on the last.",
+                    ItemList,
+                    {"items": [STORED_ITEM], "next_cursor": "aTE6c2t1LTAwMDE"},
+                ),
+                400: error(
+                    400,
+                    "A parameter is out of range; `field` names it.",
+                    "invalid_request",
+                    "limit",
+                    f"must be a whole number from 1 to {MAX_LIST_LIMIT}",
+                ),
+                **_errors(401, 403),
             },
-            "post": {
-                "tags": ["Catalogue"],
-                "operationId": "upsertItems",
-                "summary": f"Create or replace up to {MAX_BULK_ITEMS:,} items",
-                "description": "All or nothing: one invalid item and nothing is written. "
-                "Upserting a hidden item shows it again.",
-                "security": SERVER_KEY,
-                "requestBody": {
-                    "required": True,
-                    "content": json_content(
-                        schema_ref("ItemsUpsertRequest"),
-                        {"items": [{"item_id": "sku-0001", **EXAMPLE_ITEM}]},
-                    ),
-                },
-                "responses": {
-                    "200": {
-                        "description": "Every item written.",
-                        "content": json_content(
-                            schema_ref("ItemsUpserted"), {"success": True, "upserted": 1}
-                        ),
-                    },
-                    **_errors(400, 401, 403, 413, 415, 422),
-                },
-                "x-codeSamples": [
-                    curl(
-                        server,
-                        "POST",
-                        "/v1/items",
-                        auth="server",
-                        body={"items": [{"item_id": "sku-0001", **EXAMPLE_ITEM}]},
-                    )
-                ],
+            query=ListItemsQuery,
+            samples=(
+                sample("GET", "/v1/items", auth="server", query="q=mug&category=Home&limit=20"),
+            ),
+        ),
+        Operation(
+            "post",
+            "/v1/items",
+            "upsertItems",
+            "Catalogue",
+            f"Create or replace up to {MAX_BULK_ITEMS:,} items",
+            "All or nothing: one invalid item and nothing is written. Upserting a hidden item "
+            "shows it again.",
+            SERVER_KEY,
+            {
+                200: Reply("Every item written.", ItemsUpserted, {"success": True, "upserted": 1}),
+                **_errors(400, 401, 403, 413, 415, 422),
             },
-        },
-        "/v1/items/{item_id}": {
-            "parameters": [ITEM_ID],
-            "get": {
-                "tags": ["Catalogue"],
-                "operationId": "getItem",
-                "summary": "Read one item",
-                "description": "Hidden items are answered too, with `hidden: true`.",
-                "security": SERVER_KEY,
-                "responses": {
-                    "200": {
-                        "description": "The item.",
-                        "content": json_content(
-                            schema_ref("Item"),
-                            {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False},
-                        ),
-                    },
-                    "400": BAD_ID,
-                    **_errors(401, 403, 404),
-                },
-                "x-codeSamples": [curl(server, "GET", item_path, auth="server")],
+            body=RequestBody(ItemsUpsertRequest, UPSERT_EXAMPLE),
+            samples=(sample("POST", "/v1/items", auth="server", body=UPSERT_EXAMPLE),),
+        ),
+        Operation(
+            "get",
+            ONE,
+            "getItem",
+            "Catalogue",
+            "Read one item",
+            "Hidden items are answered too, with `hidden: true`.",
+            SERVER_KEY,
+            {200: Reply("The item.", Item, STORED_ITEM), 400: BAD_ID, **_errors(401, 403, 404)},
+            path_params=ItemPath,
+            samples=(sample("GET", SAMPLE_PATH, auth="server"),),
+        ),
+        Operation(
+            "put",
+            ONE,
+            "putItem",
+            "Catalogue",
+            "Create or replace one item",
+            "`item_id` comes from the path (if the body has one it must match). Fields left out "
+            "take their defaults. Shows a hidden item again.",
+            SERVER_KEY,
+            {
+                200: Reply(
+                    "The item as stored.", ItemWritten, {"success": True, "item": STORED_ITEM}
+                ),
+                **_errors(400, 401, 403, 413, 415, 422),
             },
-            "put": {
-                "tags": ["Catalogue"],
-                "operationId": "putItem",
-                "summary": "Create or replace one item",
-                "description": "`item_id` comes from the path (if the body has one it must "
-                "match). Fields left out take their defaults. Shows a hidden item again.",
-                "security": SERVER_KEY,
-                "requestBody": {
-                    "required": True,
-                    "content": json_content(schema_ref("ItemInput"), EXAMPLE_ITEM),
-                },
-                "responses": {
-                    "200": {
-                        "description": "The item as stored.",
-                        "content": json_content(
-                            schema_ref("ItemWritten"),
-                            {
-                                "success": True,
-                                "item": {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False},
-                            },
-                        ),
-                    },
-                    **_errors(400, 401, 403, 413, 415, 422),
-                },
-                "x-codeSamples": [curl(server, "PUT", item_path, auth="server", body=EXAMPLE_ITEM)],
+            path_params=ItemPath,
+            body=RequestBody(ItemInput, EXAMPLE_ITEM),
+            samples=(sample("PUT", SAMPLE_PATH, auth="server", body=EXAMPLE_ITEM),),
+        ),
+        Operation(
+            "delete",
+            ONE,
+            "hideItem",
+            "Catalogue",
+            "Hide one item",
+            "The item stays in order history but is never recommended; a later upsert shows it "
+            "again.",
+            SERVER_KEY,
+            {
+                200: Reply(
+                    "Hidden.", ItemHidden, {"success": True, "item_id": "sku-0001", "hidden": True}
+                ),
+                400: BAD_ID,
+                **_errors(401, 403, 404),
             },
-            "delete": {
-                "tags": ["Catalogue"],
-                "operationId": "hideItem",
-                "summary": "Hide one item",
-                "description": "The item stays in order history but is never recommended; a "
-                "later upsert shows it again.",
-                "security": SERVER_KEY,
-                "responses": {
-                    "200": {
-                        "description": "Hidden.",
-                        "content": json_content(
-                            schema_ref("ItemHidden"),
-                            {"success": True, "item_id": "sku-0001", "hidden": True},
-                        ),
-                    },
-                    "400": BAD_ID,
-                    **_errors(401, 403, 404),
-                },
-                "x-codeSamples": [curl(server, "DELETE", item_path, auth="server")],
-            },
-        },
-    }
+            path_params=ItemPath,
+            samples=(sample("DELETE", SAMPLE_PATH, auth="server"),),
+        ),
+    ]

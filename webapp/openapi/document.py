@@ -1,8 +1,8 @@
-"""The OpenAPI 3.1 document of the public API, built as a dict from the code's own limits.
+"""The OpenAPI 3.1 document of the public API, generated from the operations' declarations.
 
 :func:`build_document` is pure: it takes the server URL and the app's configuration, so the
 limits it states (event and batch sizes, ``n``) are the ones this deployment enforces. Each
-resource's operations and schemas live in their own module beside this one.
+resource declares its operations in its own module beside this one (see spec.py for how).
 """
 
 from __future__ import annotations
@@ -10,16 +10,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webapp.openapi import catalogue, collector, events, recommend
-from webapp.openapi.parts import PUBLIC, curl, json_content, ref, schema_ref
+from webapp.openapi import catalogue, collector, events, health, recommend
+from webapp.openapi.health import DOCS_PATH
+from webapp.openapi.spec import render
 
-DOCS_PATH = "/docs"
-JSON_PATH = "/v1/openapi.json"
+
+def operations(config: Mapping[str, Any]) -> list:
+    """Every declared operation, in the order the reference lists them."""
+    return [
+        *collector.operations(config),
+        *catalogue.operations(),
+        *recommend.operations(config),
+        *health.operations(),
+    ]
 
 
 def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a server URL and the app's configuration."""
     server = server_url.rstrip("/")
+    paths, schemas = render(operations(config), server)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -40,22 +49,9 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
             {"name": "Health", "description": "Liveness and readiness, for load balancers."},
             {"name": "Reference", "description": "This document and its HTML rendering."},
         ],
-        "paths": {
-            **collector.paths(server, config),
-            **catalogue.paths(server),
-            **recommend.paths(server, config),
-            **_health_paths(server),
-            **_reference_paths(server),
-        },
+        "paths": paths,
         "components": {
-            "schemas": {
-                "Error": _error_schema(),
-                **collector.schemas(),
-                **events.schemas(config),
-                **catalogue.schemas(),
-                **recommend.schemas(),
-                **_health_schemas(),
-            },
+            "schemas": {**schemas, **events.schemas(config)},
             "headers": {
                 "RetryAfter": {
                     "description": "Seconds to wait before retrying.",
@@ -108,167 +104,3 @@ _SECURITY_SCHEMES = {
         "description": "The site's secret server key as `Authorization: Bearer sk_...`.",
     },
 }
-
-
-def _error_schema() -> dict:
-    """The one error shape (webapp/errors.py)."""
-    return {
-        "type": "object",
-        "description": "Every 4xx and 5xx answer. Codes include invalid_request, invalid_json, "
-        "invalid_event, invalid_item, unauthorized, forbidden, forbidden_origin, too_large, "
-        "unsupported_media, unsupported_encoding, invalid_encoding, rate_limited, unavailable, "
-        "not_found, method.",
-        "required": ["success", "error", "retry"],
-        "properties": {
-            "success": {"const": False},
-            "error": {
-                "type": "object",
-                "required": ["code", "field", "reason", "message"],
-                "properties": {
-                    "code": {"type": "string", "description": "Machine-readable kind."},
-                    "field": {
-                        "type": "string",
-                        "description": "What is wrong (a JSON path, a header or a parameter).",
-                    },
-                    "reason": {"type": "string", "description": "Why, and what to do."},
-                    "message": {"type": "string", "description": "`field: reason`."},
-                },
-            },
-            "retry": {"type": "boolean", "description": "true for 429 and 503 only."},
-        },
-    }
-
-
-def _health_schemas() -> dict[str, dict]:
-    reachable = {
-        "type": "object",
-        "required": ["ok"],
-        "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}},
-    }
-    return {
-        "Liveness": {
-            "type": "object",
-            "required": ["status"],
-            "properties": {"status": {"const": "ok"}},
-        },
-        "Readiness": {
-            "type": "object",
-            "required": ["status", "checks"],
-            "properties": {
-                "status": {"type": "string", "enum": ["ready", "unavailable"]},
-                "checks": {
-                    "type": "object",
-                    "properties": {
-                        "redis": reachable,
-                        "sql": reachable,
-                        "stream": {
-                            "type": "object",
-                            "properties": {
-                                "length": {"type": "integer"},
-                                "pending": {"type": "integer"},
-                                "groups": {"type": "integer"},
-                            },
-                        },
-                        "spool": {
-                            "type": "object",
-                            "properties": {
-                                "depth": {"type": ["integer", "null"]},
-                                "writable": {"type": "boolean"},
-                                "error": {"type": "string"},
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    }
-
-
-def _health_paths(server: str) -> dict[str, dict]:
-    return {
-        "/healthz": {
-            "get": {
-                "tags": ["Health"],
-                "operationId": "healthz",
-                "summary": "Liveness",
-                "description": "Answers while the process can serve requests.",
-                "security": PUBLIC,
-                "responses": {
-                    "200": {
-                        "description": "Up.",
-                        "content": json_content(schema_ref("Liveness"), {"status": "ok"}),
-                    }
-                },
-                "x-codeSamples": [curl(server, "GET", "/healthz")],
-            }
-        },
-        "/readyz": {
-            "get": {
-                "tags": ["Health"],
-                "operationId": "readyz",
-                "summary": "Readiness",
-                "description": "Redis and SQL reachability, spool depth, stream length and "
-                "pending count. Ready when events can be stored durably (Redis, or else the "
-                "spool); SQL being down only delays ingest and is reported without failing.",
-                "security": PUBLIC,
-                "responses": {
-                    "200": {
-                        "description": "Events can be stored durably.",
-                        "content": json_content(schema_ref("Readiness")),
-                    },
-                    "503": {
-                        "description": "Events could not be stored durably (Redis down and the "
-                        "spool not writable).",
-                        "headers": {"Retry-After": ref("headers", "RetryAfter")},
-                        "content": json_content(schema_ref("Readiness")),
-                    },
-                },
-                "x-codeSamples": [curl(server, "GET", "/readyz")],
-            }
-        },
-    }
-
-
-def _reference_paths(server: str) -> dict[str, dict]:
-    return {
-        JSON_PATH: {
-            "get": {
-                "tags": ["Reference"],
-                "operationId": "openapi",
-                "summary": "This OpenAPI 3.1 document",
-                "description": "The server URL is the one the document was requested from.",
-                "security": PUBLIC,
-                "responses": {
-                    "200": {
-                        "description": "The document (cacheable for 5 minutes, any origin).",
-                        "headers": {
-                            "ETag": {
-                                "description": "Send it back as `If-None-Match`.",
-                                "schema": {"type": "string"},
-                            }
-                        },
-                        "content": json_content(
-                            {"type": "object", "required": ["openapi", "paths"]}
-                        ),
-                    },
-                    "304": {"description": "Not modified: `If-None-Match` matched the ETag."},
-                },
-                "x-codeSamples": [curl(server, "GET", JSON_PATH)],
-            }
-        },
-        DOCS_PATH: {
-            "get": {
-                "tags": ["Reference"],
-                "operationId": "docs",
-                "summary": "This reference as a web page",
-                "description": "Server-rendered HTML built from the same document, no scripts.",
-                "security": PUBLIC,
-                "responses": {
-                    "200": {
-                        "description": "The page.",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-    }

@@ -1,15 +1,40 @@
-"""Small builders the document's parts share: references, bodies, errors, curl examples."""
+"""What every declaration shares: security requirements, the error shape, curl examples."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import Field
+
+from webapp.openapi.spec import ApiModel, Reply
 
 JSON_TYPES = ("application/json", "text/plain")
 SERVER_KEY = [{"serverKey": []}, {"serverKeyBearer": []}]
 # The empty requirement stands for `writeKey` in the body (or in the pixel's data).
 EVENTS_KEY = [{"writeKey": []}, *SERVER_KEY, {}]
 PUBLIC: list = []
+ERROR_CODES = (
+    "invalid_request, invalid_json, invalid_event, invalid_item, unauthorized, forbidden, "
+    "forbidden_origin, too_large, unsupported_media, unsupported_encoding, invalid_encoding, "
+    "rate_limited, unavailable, not_found, method"
+)
+
+
+class _ErrorDetail(ApiModel):
+    code: str = Field(description="Machine-readable kind.")
+    field: str = Field(description="What is wrong (a JSON path, a header or a parameter).")
+    reason: str = Field(description="Why, and what to do.")
+    message: str = Field(description="`field: reason`.")
+
+
+class Error(ApiModel):
+    __doc__ = f"Every 4xx and 5xx answer. Codes include {ERROR_CODES}."
+
+    success: Literal[False]
+    error: _ErrorDetail
+    retry: bool = Field(description="true for 429 and 503 only.")
 
 
 def ref(kind: str, name: str) -> dict[str, str]:
@@ -22,26 +47,16 @@ def schema_ref(name: str) -> dict[str, str]:
     return ref("schemas", name)
 
 
-def json_content(
-    schema: dict, example: Any = None, media: tuple[str, ...] = ("application/json",)
-) -> dict:
-    """A ``content`` map: the same schema (and example) under each media type."""
-    body: dict[str, Any] = {"schema": schema}
-    if example is not None:
-        body["example"] = example
-    return {media_type: dict(body) for media_type in media}
-
-
-def error_response(
-    status: int, description: str, code: str, field: str, reason: str, schema: str = "Error"
-) -> dict:
+def error(
+    status: int, description: str, code: str, field: str, reason: str, body: Any = Error
+) -> Reply:
     """A response in the shared error shape, with an example."""
     example = {
         "success": False,
         "error": {"code": code, "field": field, "reason": reason, "message": f"{field}: {reason}"},
         "retry": status in (429, 503),
     }
-    return {"description": description, "content": json_content(schema_ref(schema), example)}
+    return Reply(description, body, example)
 
 
 def curl(
@@ -72,9 +87,6 @@ def curl(
     return {"lang": "Shell", "label": label, "source": " \\\n  ".join(parts)}
 
 
-def query(name: str, description: str, schema: dict, example: Any = None) -> dict:
-    """A query parameter."""
-    parameter = {"name": name, "in": "query", "description": description, "schema": schema}
-    if example is not None:
-        parameter["example"] = example
-    return parameter
+def sample(method: str, path: str, **options: Any) -> Callable[[str], dict[str, str]]:
+    """A curl example, rendered against the server the document is built for."""
+    return lambda server: curl(server, method, path, **options)
