@@ -30,6 +30,8 @@ from webapp.auth import site_for_server
 from webapp.body import read_body
 from webapp.clients import get_engine, get_redis
 from webapp.errors import ApiError
+from webapp.openapi.catalogue import BOOLEANS, MAX_BODY_BYTES, ItemPath, ListItemsQuery
+from webapp.openapi.parse import parse_query, validate
 
 bp = Blueprint("catalogue", __name__, url_prefix="/v1/items")
 
@@ -44,12 +46,7 @@ class ItemIdConverter(PathConverter):
 # Registered before the routes below are (deferred functions run in order).
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("item_id", ItemIdConverter))
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
-MAX_LIST_LIMIT = 200
-DEFAULT_LIST_LIMIT = 50
-MAX_QUERY = 200
 CURSOR_PREFIX = b"i1:"
-BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def _json_body():
@@ -80,22 +77,7 @@ def _invalid(e: InvalidItem) -> ApiError:
 
 def _path_id(item_id: str) -> str:
     """The item id from the path; NUL and over-long ids are refused before any query."""
-    if "\x00" in item_id:
-        raise ApiError(400, "item_id", "contains a NUL character (%00)")
-    if len(item_id) > TEXT_LIMITS["item_id"]:
-        raise ApiError(400, "item_id", f"longer than {TEXT_LIMITS['item_id']} characters")
-    return item_id
-
-
-def _text_arg(name: str, limit: int) -> str | None:
-    value = request.args.get(name)
-    if value is None or value == "":
-        return None
-    if "\x00" in value:
-        raise ApiError(400, name, "contains a NUL character (%00)")
-    if len(value) > limit:
-        raise ApiError(400, name, f"longer than {limit} characters")
-    return value
+    return validate(ItemPath, {"item_id": item_id}).item_id
 
 
 def encode_cursor(item_id: str) -> str:
@@ -116,21 +98,13 @@ def decode_cursor(cursor: str) -> str:
 
 
 def _list_args() -> dict:
-    raw_limit = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
-    digits = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4
-    limit = int(raw_limit) if digits else 0
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise ApiError(400, "limit", f"must be a whole number from 1 to {MAX_LIST_LIMIT}")
-    cursor = request.args.get("cursor")
-    raw_hidden = request.args.get("include_hidden", "false").strip().lower()
-    if raw_hidden not in BOOLEANS:
-        raise ApiError(400, "include_hidden", "must be true or false")
+    args = parse_query(ListItemsQuery)
     return {
-        "limit": limit,
-        "after": decode_cursor(cursor) if cursor is not None else None,
-        "query": _text_arg("q", MAX_QUERY),
-        "category": _text_arg("category", TEXT_LIMITS["category"]),
-        "include_hidden": BOOLEANS[raw_hidden],
+        "limit": args.limit,
+        "after": decode_cursor(args.cursor) if args.cursor is not None else None,
+        "query": args.q,
+        "category": args.category,
+        "include_hidden": BOOLEANS[args.include_hidden],
     }
 
 

@@ -140,8 +140,26 @@ class ItemHidden(ApiModel):
     hidden: Literal[True]
 
 
+def _no_nul(value: Any) -> Any:
+    """NUL is refused before any length is counted."""
+    if isinstance(value, str) and "\x00" in value:
+        raise PydanticCustomError("reason", "contains a NUL character (%00)")
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """Digits only (no sign, space or underscore), and few enough to read quickly."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 4):
+        raise PydanticCustomError("not_digits", "not a whole number")
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 class ItemPath(ApiModel):
-    item_id: str = Field(
+    item_id: Annotated[str, BeforeValidator(_no_nul)] = Field(
         max_length=TEXT_LIMITS["item_id"],
         description="The shop's own item id. Ids may contain `/`: send it plain or "
         "percent-encoded (`%2F`), both address the same item. (An id ending in `/similar` can "
@@ -150,24 +168,9 @@ class ItemPath(ApiModel):
         examples=["sku-0001"],
     )
 
-
-def _no_nul(value: Any) -> Any:
-    """Empty is absent; NUL is refused before any length is counted."""
-    if value == "":
-        return None
-    if isinstance(value, str) and "\x00" in value:
-        raise PydanticCustomError("nul", "contains a NUL character (%00)")
-    return value
-
-
-def _whole_number(value: Any) -> Any:
-    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 4):
-        raise PydanticCustomError("int", "not a whole number")
-    return value
-
-
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
+    reasons: ClassVar[dict[str, str]] = {
+        "item_id": f"longer than {TEXT_LIMITS['item_id']} characters"
+    }
 
 
 class ListItemsQuery(ApiModel):
@@ -195,7 +198,7 @@ class ListItemsQuery(ApiModel):
         "false", description="Also list items hidden with `DELETE`."
     )
 
-    # The reasons the API has always answered (a 400 naming the field).
+    # The reasons the API answers (a 400 naming the field); see webapp/openapi/parse.py.
     reasons: ClassVar[dict[str, str]] = {
         "limit": f"must be a whole number from 1 to {MAX_LIST_LIMIT}",
         "cursor": "not a cursor from this API; pass next_cursor as given",
@@ -203,6 +206,7 @@ class ListItemsQuery(ApiModel):
         "category": f"longer than {TEXT_LIMITS['category']} characters",
         "include_hidden": "must be true or false",
     }
+    empty_is_absent: ClassVar[tuple[str, ...]] = ("q", "category")
     check_order: ClassVar[tuple[str, ...]] = ("limit", "include_hidden", "cursor", "q", "category")
 
 
