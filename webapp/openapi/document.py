@@ -29,6 +29,9 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
     """The whole OpenAPI 3.1 document for a server URL and the app's configuration."""
     server = server_url.rstrip("/")
     paths, schemas = render(operations(config), server)
+    written = events.schemas(config)
+    if written.keys() & schemas.keys():
+        raise ValueError(f"declared twice: {sorted(written.keys() & schemas.keys())}")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -51,7 +54,7 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
         ],
         "paths": paths,
         "components": {
-            "schemas": {**schemas, **events.schemas(config)},
+            "schemas": {**schemas, **written},
             "headers": {
                 "RetryAfter": {
                     "description": "Seconds to wait before retrying.",

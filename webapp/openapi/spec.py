@@ -5,12 +5,24 @@ path and query parameters, its request body and its responses (``{status: Reply}
 of a shared response). :func:`render` turns a list of them into the document's ``paths`` and the
 component schemas of every model they use (pydantic's JSON Schema is OpenAPI 3.1's dialect).
 A body or reply may also name a component schema written elsewhere (the Segment events).
+
+Adding an operation is a model or two and one declaration, listed in document.operations()::
+
+    class Segment(ApiModel):
+        segment_id: str
+        size: int = Field(ge=0, description="Customers in it today.")
+
+    Operation("get", "/v1/segments/{segment_id}", "getSegment", "Segments", "Read one segment",
+              "...", SERVER_KEY, {200: Reply("The segment.", Segment), 404: error(...)},
+              path_params=SegmentPath, samples=(sample("GET", "/v1/segments/vip", auth="server"),))
+
+The view validates with the same models (:mod:`webapp.openapi.parse`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -129,7 +141,6 @@ class Operation:
     parameters: tuple[dict[str, Any], ...] = ()  # written out (the pixel's encoded event)
     body: RequestBody | None = None
     samples: tuple[Callable[[str], dict[str, str]], ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _schema(body: Body) -> dict[str, Any]:
@@ -190,9 +201,9 @@ def parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
         if "description" in schema:
             parameter["description"] = schema.pop("description")
         parameter.update(schema.pop("parameter", {}))
-        parameter["schema"] = schema
         if "examples" in schema:
             parameter["example"] = schema.pop("examples")[0]
+        parameter["schema"] = schema
         found.append(parameter)
     return found
 
@@ -221,7 +232,6 @@ def _operation(op: Operation, server: str) -> dict[str, Any]:
     rendered["responses"] = {str(status): _reply(r) for status, r in op.responses.items()}
     if op.samples:
         rendered["x-codeSamples"] = [sample(server) for sample in op.samples]
-    rendered.update(op.extra)
     return rendered
 
 
@@ -246,6 +256,9 @@ def component_schemas(models: Iterable[type[BaseModel]]) -> dict[str, dict[str, 
     pairs = [(model, "validation") for model in models]
     _, top = models_json_schema(pairs, ref_template=REF, schema_generator=Schema)
     defs = top.get("$defs", {})
+    clashes = [name for name in defs if "__" in name]  # pydantic's way of telling two apart
+    if clashes:
+        raise ValueError(f"two declared models share a name ({clashes}); rename one")
     parts = {name: schema for name, schema in defs.items() if name.startswith(INLINE)}
     return {name: _inline(schema, parts) for name, schema in defs.items() if name not in parts}
 
