@@ -99,13 +99,13 @@ class Item(ApiModel):
     item_id: str
     title: str
     category: Category
-    price: float | None
     currency: Currency
     url: ItemUrl
     image_url: ImageUrl
+    attributes: Attributes
+    price: float | None
     in_stock: bool
     active: bool
-    attributes: Attributes
     hidden: bool = Field(description="Hidden by DELETE; never recommended.")
 
 
@@ -138,6 +138,10 @@ class ItemHidden(ApiModel):
     success: Literal[True]
     item_id: str
     hidden: Literal[True]
+
+
+# The schemas this module adds to the reference, in the order it lists them.
+SCHEMAS = (ItemInput, Item, ItemsUpsertRequest, ItemWritten, ItemsUpserted, ItemList, ItemHidden)
 
 
 def _no_nul(value: Any) -> Any:

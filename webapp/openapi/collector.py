@@ -51,6 +51,10 @@ class CollectorAccepted(ApiModel):
     reason: Literal["do_not_track"] = None
 
 
+# The schemas this module adds to the reference, in the order it lists them.
+SCHEMAS = (Rejection, CollectorError, CollectorAccepted)
+
+
 def responses() -> dict[str, dict]:
     """The two "retry later" answers, shared by the collector's operations."""
     retry_after = {"Retry-After": ref("headers", "RetryAfter")}

@@ -12,6 +12,7 @@ from typing import Any
 
 from webapp.openapi import catalogue, collector, events, health, recommend
 from webapp.openapi.health import DOCS_PATH
+from webapp.openapi.parts import Error
 from webapp.openapi.spec import render
 
 
@@ -29,9 +30,6 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
     """The whole OpenAPI 3.1 document for a server URL and the app's configuration."""
     server = server_url.rstrip("/")
     paths, schemas = render(operations(config), server)
-    written = events.schemas(config)
-    if written.keys() & schemas.keys():
-        raise ValueError(f"declared twice: {sorted(written.keys() & schemas.keys())}")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -54,7 +52,7 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
         ],
         "paths": paths,
         "components": {
-            "schemas": {**schemas, **written},
+            "schemas": _in_order(schemas, events.schemas(config)),
             "headers": {
                 "RetryAfter": {
                     "description": "Seconds to wait before retrying.",
@@ -65,6 +63,18 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
             "securitySchemes": _SECURITY_SCHEMES,
         },
     }
+
+
+def _in_order(generated: dict[str, dict], written: dict[str, dict]) -> dict[str, dict]:
+    """Every component schema, in the order the reference lists them (others last)."""
+    if generated.keys() & written.keys():
+        raise ValueError(f"declared twice: {sorted(generated.keys() & written.keys())}")
+    first = [model.__name__ for model in (Error, *collector.SCHEMAS)]
+    last = [model.__name__ for model in (*catalogue.SCHEMAS, *recommend.SCHEMAS, *health.SCHEMAS)]
+    both = {**generated, **written}
+    order = [*first, *written, *last]
+    names = [name for name in order if name in both] + sorted(both.keys() - set(order))
+    return {name: both[name] for name in names}
 
 
 _INTRO = """\

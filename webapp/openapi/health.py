@@ -44,6 +44,10 @@ class Readiness(ApiModel):
     checks: _Checks
 
 
+# The schemas this module adds to the reference, in the order it lists them.
+SCHEMAS = (Liveness, Readiness)
+
+
 def operations() -> list[Operation]:
     """Health checks and the reference."""
     return [

@@ -85,6 +85,10 @@ class SimilarCustomers(Recommendations):
     customers: list[_SimilarCustomer]
 
 
+# The schemas this module adds to the reference, in the order it lists them.
+SCHEMAS = (RecommendedItem, Recommendations, SimilarCustomers)
+
+
 # Empty query values count as absent, so optional ids may be empty; NUL is refused.
 Id = Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH, pattern=NO_NUL)]
 # A path segment: the route takes any characters but a leading `/` and line breaks.
