@@ -21,8 +21,10 @@ The view validates with the same models (:mod:`webapp.openapi.parse`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -189,6 +191,11 @@ def parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
     A field's ``json_schema_extra`` may hold ``parameter`` (e.g. ``style``) for the parameter
     itself rather than its schema.
     """
+    return copy.deepcopy(_parameters(model, where))
+
+
+@lru_cache(maxsize=64)  # models are made once (per configuration): so is their schema
+def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
     generated = model.model_json_schema(ref_template=REF, schema_generator=Schema)
     defs = generated.get("$defs", {})
     required = set(generated.get("required", ()))
@@ -253,6 +260,11 @@ def component_schemas(models: Iterable[type[BaseModel]]) -> dict[str, dict[str, 
 
     Models whose names start with ``_`` are written inline where they are used.
     """
+    return copy.deepcopy(_component_schemas(tuple(models)))
+
+
+@lru_cache(maxsize=8)
+def _component_schemas(models: tuple[type[BaseModel], ...]) -> dict[str, dict[str, Any]]:
     pairs = [(model, "validation") for model in models]
     _, top = models_json_schema(pairs, ref_template=REF, schema_generator=Schema)
     defs = top.get("$defs", {})
