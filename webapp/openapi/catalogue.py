@@ -163,6 +163,8 @@ def _lower(value: Any) -> Any:
 
 
 class ItemPath(ApiModel):
+    """The item routes' path parameter (validated by the views too)."""
+
     item_id: Annotated[str, BeforeValidator(_no_nul)] = Field(
         max_length=TEXT_LIMITS["item_id"],
         description="The shop's own item id. Ids may contain `/`: send it plain or "
@@ -178,6 +180,8 @@ class ItemPath(ApiModel):
 
 
 class ListItemsQuery(ApiModel):
+    """The list's query parameters, as documented and as the view validates them."""
+
     limit: Annotated[int, BeforeValidator(_whole_number)] = Field(
         DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Items per page.", examples=[20]
     )

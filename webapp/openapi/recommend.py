@@ -121,12 +121,16 @@ class _Who(
 
 
 class ItemSimilarPath(ApiModel):
+    """The similar-items route's path parameter."""
+
     item_id: PathId = Field(
         description="The shop's item id (it may contain `/`).", examples=["sku-0001"]
     )
 
 
 class CustomerSimilarPath(ApiModel):
+    """The similar-customers route's path parameter."""
+
     user_id: PathId = Field(
         description="The customer (Segment `userId`; it may contain `/`).",
         examples=["cust-00042"],

@@ -16,7 +16,9 @@ Adding an operation is a model or two and one declaration, listed in document.op
               "...", SERVER_KEY, {200: Reply("The segment.", Segment), 404: error(...)},
               path_params=SegmentPath, samples=(sample("GET", "/v1/segments/vip", auth="server"),))
 
-The view validates with the same models (:mod:`webapp.openapi.parse`).
+The view validates with the same models (:mod:`webapp.openapi.parse`). A body model's docstring
+is its description in the reference; a parameter's ``description`` and first of ``examples`` are
+the parameter's.
 """
 
 from __future__ import annotations
