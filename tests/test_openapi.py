@@ -17,10 +17,10 @@ from referencing.jsonschema import DRAFT202012
 
 from tests.conftest import ORIGIN, make_event
 from webapp import create_app
-from webapp.openapi.catalogue import EXAMPLE_ITEM
 from webapp.openapi.document import build_document
 from webapp.openapi.events import EXAMPLE_BATCH
 from webapp.openapi.health import DOCS_PATH, JSON_PATH
+from webapp.openapi.items import EXAMPLE_ITEM
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 DOCUMENT_URI = "urn:ecrm:openapi"

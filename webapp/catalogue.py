@@ -7,9 +7,6 @@ except a path ending in ``/similar``, which is the recommendation API's similar-
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import orjson
 import redis
 from flask import Blueprint, jsonify, request
@@ -18,7 +15,6 @@ from werkzeug.routing import PathConverter
 from tracking.activity import CATALOGUE_CHANNEL
 from tracking.catalogue import (
     MAX_BULK_ITEMS,
-    TEXT_LIMITS,
     InvalidItem,
     get_item,
     hide_item,
@@ -30,7 +26,13 @@ from webapp.auth import site_for_server
 from webapp.body import read_body
 from webapp.clients import get_engine, get_redis
 from webapp.errors import ApiError
-from webapp.openapi.catalogue import BOOLEANS, MAX_BODY_BYTES, ItemPath, ListItemsQuery
+from webapp.openapi.catalogue import (
+    BOOLEANS,
+    MAX_BODY_BYTES,
+    ItemPath,
+    ListItemsQuery,
+    encode_cursor,
+)
 from webapp.openapi.parse import parse_query, validate
 
 bp = Blueprint("catalogue", __name__, url_prefix="/v1/items")
@@ -45,8 +47,6 @@ class ItemIdConverter(PathConverter):
 
 # Registered before the routes below are (deferred functions run in order).
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("item_id", ItemIdConverter))
-
-CURSOR_PREFIX = b"i1:"
 
 
 def _json_body():
@@ -80,28 +80,11 @@ def _path_id(item_id: str) -> str:
     return validate(ItemPath, {"item_id": item_id}).item_id
 
 
-def encode_cursor(item_id: str) -> str:
-    """An opaque cursor: where the next page starts (after this item id)."""
-    return base64.urlsafe_b64encode(CURSOR_PREFIX + item_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The item id a cursor from :func:`encode_cursor` holds; 400 naming ``cursor`` otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        item_id = raw.removeprefix(CURSOR_PREFIX).decode() if raw.startswith(CURSOR_PREFIX) else ""
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        item_id = ""
-    if not item_id or "\x00" in item_id or len(item_id) > TEXT_LIMITS["item_id"]:
-        raise ApiError(400, "cursor", "not a cursor from this API; pass next_cursor as given")
-    return item_id
-
-
 def _list_args() -> dict:
     args = parse_query(ListItemsQuery)
     return {
         "limit": args.limit,
-        "after": decode_cursor(args.cursor) if args.cursor is not None else None,
+        "after": args.cursor,  # the item id the cursor holds
         "query": args.q,
         "category": args.category,
         "include_hidden": BOOLEANS[args.include_hidden],

@@ -1,19 +1,31 @@
-"""The catalogue's operations (secret server key): items the shop sells, as written and read.
+"""The catalogue's operations (secret server key): list, upsert, read, replace and hide items.
 
-The list's query model also validates requests (:func:`webapp.openapi.parse.parse_query`); an
-item's body is validated by :func:`tracking.catalogue.validate_item`, which these models describe.
+The item's models are in :mod:`webapp.openapi.items`. The list's query and the item path models
+here also validate requests (:mod:`webapp.openapi.parse`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from tracking.catalogue import MAX_BULK_ITEMS, TEXT_LIMITS
-from webapp.openapi.events import NO_NUL, NOT_BLANK
-from webapp.openapi.parts import SERVER_KEY, error, sample, schema_ref
+from webapp.openapi.items import (
+    EXAMPLE_ITEM,
+    STORED_ITEM,
+    Item,
+    ItemHidden,
+    ItemInput,
+    ItemList,
+    ItemsUpserted,
+    ItemsUpsertRequest,
+    ItemWritten,
+)
+from webapp.openapi.parts import SERVER_KEY, error, sample
 from webapp.openapi.spec import ApiModel, Operation, Reply, RequestBody
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -21,127 +33,7 @@ MAX_LIST_LIMIT = 200
 DEFAULT_LIST_LIMIT = 50
 MAX_QUERY = 200
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-
-EXAMPLE_ITEM = {
-    "title": "Blue mug",
-    "category": "Home/Kitchen",
-    "price": 12.5,
-    "currency": "EUR",
-    "url": "https://shop.example/p/sku-0001",
-    "image_url": "https://shop.example/i/sku-0001.jpg",
-    "in_stock": True,
-    "active": True,
-    "attributes": {"colour": "blue"},
-}
-STORED_ITEM = {"item_id": "sku-0001", **EXAMPLE_ITEM, "hidden": False}
-
-# Empty, or starting with http://, https:// or / (ECMA and Python regexes alike).
-URL = "^\\s*(?:$|https?://|/)[^\\x00]*$"
-FLAG_TEXT = "^\\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|0|1)\\s*$"
-
-# Numbers are taken as text too; NUL is refused (PostgreSQL text cannot hold it).
-Number18 = Annotated[int, Field(gt=-1e18, lt=1e18)]
-Flag = bool | Annotated[str, Field(pattern=FLAG_TEXT)]
-
-
-def _text(limit: int, pattern: str = NO_NUL) -> Any:
-    return Annotated[str, StringConstraints(max_length=limit, pattern=pattern)]
-
-
-def _url(limit: int) -> Any:
-    return Annotated[_text(limit, URL) | None, Field(description="An http(s) URL or a path.")]
-
-
-Category = Annotated[
-    _text(TEXT_LIMITS["category"]) | Number18 | None,
-    Field(description="A path such as `Music/Jazz`."),
-]
-Currency = Annotated[
-    Annotated[str, Field(pattern="^[A-Za-z]{3}$")] | None,
-    Field(description="ISO 4217; stored upper-case."),
-]
-Attributes = Annotated[
-    dict[str, Any]
-    | Annotated[str, WithJsonSchema({"type": "string", "contentMediaType": "application/json"})]
-    | Annotated[Any, WithJsonSchema({"enum": [None, "", False, 0]})],
-    Field(
-        description="Free JSON, at most 16 KB: an object, or a string holding one (a 422 "
-        "otherwise); null, empty, false or 0: none."
-    ),
-]
-ItemUrl, ImageUrl = _url(TEXT_LIMITS["url"]), _url(TEXT_LIMITS["image_url"])
-
-
-class ItemInput(ApiModel, extra="forbid"):
-    """An item to write. Unknown fields are refused."""
-
-    item_id: _text(TEXT_LIMITS["item_id"], NOT_BLANK) | Number18 = None
-    title: _text(TEXT_LIMITS["title"], NOT_BLANK) | Number18
-    category: Category = None
-    currency: Currency = None
-    url: ItemUrl = None
-    image_url: ImageUrl = None
-    attributes: Attributes = None
-    price: (
-        Annotated[float, Field(ge=0, lt=999999999999.995)]
-        | Annotated[str, Field(pattern="^ *([0-9]{1,11}(\\.[0-9]*)?)? *$")]
-        | None
-    ) = Field(
-        None,
-        description="A number (or numeric string; empty: none), kept to 2 decimals; under 1e12 "
-        "once rounded to cents.",
-    )
-    in_stock: Flag = True
-    active: Flag = True
-
-
-class Item(ApiModel):
-    item_id: str
-    title: str
-    category: Category
-    currency: Currency
-    url: ItemUrl
-    image_url: ImageUrl
-    attributes: Attributes
-    price: float | None
-    in_stock: bool
-    active: bool
-    hidden: bool = Field(description="Hidden by DELETE; never recommended.")
-
-
-class ItemsUpsertRequest(ApiModel):
-    items: list[
-        Annotated[
-            ItemInput, WithJsonSchema({"allOf": [schema_ref("ItemInput")], "required": ["item_id"]})
-        ]
-    ] = Field(max_length=MAX_BULK_ITEMS)
-
-
-class ItemWritten(ApiModel):
-    success: Literal[True]
-    item: Item
-
-
-class ItemsUpserted(ApiModel):
-    success: Literal[True]
-    upserted: int
-
-
-class ItemList(ApiModel):
-    items: list[Item]
-    next_cursor: str | None = Field(
-        description="Pass it as `cursor` for the next page; null on the last."
-    )
-
-
-class ItemHidden(ApiModel):
-    success: Literal[True]
-    item_id: str
-    hidden: Literal[True]
-
-
-# The schemas this module adds to the reference, in the order it lists them.
-SCHEMAS = (ItemInput, Item, ItemsUpsertRequest, ItemWritten, ItemsUpserted, ItemList, ItemHidden)
+CURSOR_PREFIX = b"i1:"
 
 
 def _no_nul(value: Any) -> Any:
@@ -156,6 +48,23 @@ def _whole_number(value: Any) -> Any:
     if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 4):
         raise PydanticCustomError("not_digits", "not a whole number")
     return value
+
+
+def encode_cursor(item_id: str) -> str:
+    """An opaque cursor: where the next page starts (after this item id)."""
+    return base64.urlsafe_b64encode(CURSOR_PREFIX + item_id.encode()).decode().rstrip("=")
+
+
+def _cursor_item(cursor: str) -> str:
+    """The item id a cursor from :func:`encode_cursor` holds; a 400 naming ``cursor`` otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        item_id = raw.removeprefix(CURSOR_PREFIX).decode() if raw.startswith(CURSOR_PREFIX) else ""
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        item_id = ""
+    if not item_id or "\x00" in item_id or len(item_id) > TEXT_LIMITS["item_id"]:
+        raise PydanticCustomError("cursor", "not a cursor from this API")
+    return item_id
 
 
 def _lower(value: Any) -> Any:
@@ -185,7 +94,8 @@ class ListItemsQuery(ApiModel):
     limit: Annotated[int, BeforeValidator(_whole_number)] = Field(
         DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Items per page.", examples=[20]
     )
-    cursor: str = Field(
+    # Validated into the item id it holds (the page starts after it).
+    cursor: Annotated[str, AfterValidator(_cursor_item)] = Field(
         None, min_length=1, description="`next_cursor` of the previous page (opaque)."
     )
     q: Annotated[str, BeforeValidator(_no_nul)] = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webapp.openapi import catalogue, collector, events, health, recommend
+from webapp.openapi import catalogue, collector, events, health, items, recommend
 from webapp.openapi.health import DOCS_PATH
 from webapp.openapi.parts import Error
 from webapp.openapi.spec import render
@@ -70,7 +70,7 @@ def _in_order(generated: dict[str, dict], written: dict[str, dict]) -> dict[str,
     if generated.keys() & written.keys():
         raise ValueError(f"declared twice: {sorted(generated.keys() & written.keys())}")
     first = [model.__name__ for model in (Error, *collector.SCHEMAS)]
-    last = [model.__name__ for model in (*catalogue.SCHEMAS, *recommend.SCHEMAS, *health.SCHEMAS)]
+    last = [model.__name__ for model in (*items.SCHEMAS, *recommend.SCHEMAS, *health.SCHEMAS)]
     both = {**generated, **written}
     order = [*first, *written, *last]
     names = [name for name in order if name in both] + sorted(both.keys() - set(order))
