@@ -137,31 +137,27 @@ class CustomerSimilarPath(ApiModel):
     )
 
 
-class Filters(ApiModel):
-    """The query parameters every recommendation call shares (``n`` is set per config)."""
-
-    placement: str = Field(
-        "default",
-        pattern="^[A-Za-z0-9_-]{0,64}$",
-        description="Where the list is shown (empty: `default`); echoed in the answer and in "
-        "attribution reports.",
-        examples=["home"],
-    )
-    category: str = Field(
-        None,
-        max_length=500,
-        pattern=NO_NUL,
-        description="Only items whose category path starts with this (`Music/Jazz`).",
-    )
-    exclude: str = Field(
-        None,
-        pattern=EXCLUDE_PATTERN,
-        description=f"Comma-separated item ids to leave out (at most 100, each at most "
-        f"{MAX_ID_LENGTH} characters).",
-        examples=["sku-0001,sku-0002"],
-    )
-
-
+# The query parameters every recommendation call shares (``n`` is set per configuration).
+PLACEMENT = Field(
+    "default",
+    pattern="^[A-Za-z0-9_-]{0,64}$",
+    description="Where the list is shown (empty: `default`); echoed in the answer and in "
+    "attribution reports.",
+    examples=["home"],
+)
+CATEGORY = Field(
+    None,
+    max_length=500,
+    pattern=NO_NUL,
+    description="Only items whose category path starts with this (`Music/Jazz`).",
+)
+EXCLUDE = Field(
+    None,
+    pattern=EXCLUDE_PATTERN,
+    description=f"Comma-separated item ids to leave out (at most 100, each at most "
+    f"{MAX_ID_LENGTH} characters).",
+    examples=["sku-0001,sku-0002"],
+)
 USER_HASH = Field(
     None,
     max_length=128,
@@ -188,9 +184,9 @@ def queries(max_n: int) -> dict[str, type[ApiModel]]:
         )
         user_hash: str = USER_HASH
         n: n_field = 10
-        placement: str = Filters.model_fields["placement"]
-        category: str = Filters.model_fields["category"]
-        exclude: str = Filters.model_fields["exclude"]
+        placement: str = PLACEMENT
+        category: str = CATEGORY
+        exclude: str = EXCLUDE
         item_id: Id = Field(
             None,
             description="The item on the page: left out of the results.",
@@ -202,14 +198,14 @@ def queries(max_n: int) -> dict[str, type[ApiModel]]:
         user_hash: str = USER_HASH
         anonymous_id: Id = Field(None, description=ANONYMOUS_ID, examples=["a-1"])
         n: n_field = 10
-        placement: str = Filters.model_fields["placement"]
-        category: str = Filters.model_fields["category"]
-        exclude: str = Filters.model_fields["exclude"]
+        placement: str = PLACEMENT
+        category: str = CATEGORY
+        exclude: str = EXCLUDE
 
     class SimilarCustomersQuery(ApiModel):
         k: int = Field(10, ge=1, le=MAX_K, description="How many similar customers.")
         n: n_field = 10
-        placement: str = Filters.model_fields["placement"]
+        placement: str = PLACEMENT
 
     return {
         "recommendations": RecommendationsQuery,
