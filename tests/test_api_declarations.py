@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import pytest
 from jsonschema import Draft202012Validator
+from pydantic import Field
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from webapp.config import DEFAULTS
+from webapp.errors import ApiError
 from webapp.openapi.document import build_document
+from webapp.openapi.parse import parse_json
+from webapp.openapi.spec import ApiModel
 
 DOCUMENT_URI = "urn:ecrm:openapi"
 DOCUMENT = build_document(
@@ -169,3 +173,19 @@ def test_catalogue_list_names_the_first_bad_parameter_as_before(client, site, qu
     )
     assert response.status_code == 400
     assert response.get_json()["error"]["field"] == field
+
+
+def test_parse_json_names_the_field_by_its_json_path():
+    """New endpoints validate bodies with their declared model: a 400 naming the exact field."""
+
+    class Line(ApiModel):
+        price: float = Field(ge=0)
+
+    class Order(ApiModel):
+        lines: list[Line]
+
+    assert parse_json(Order, {"lines": [{"price": 1.5}]}).lines[0].price == 1.5
+    with pytest.raises(ApiError) as refused:
+        parse_json(Order, {"lines": [{"price": 1}, {"price": -1}]})
+    assert (refused.value.status, refused.value.field) == (400, "body.lines[1].price")
+    assert refused.value.reason == "Input should be greater than or equal to 0"
