@@ -7,6 +7,7 @@ cached. ``models(config)`` gives them; ``schemas(config)`` is their component sc
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -97,7 +98,7 @@ def schemas(config: Mapping[str, Any]) -> dict[str, dict]:
     except by the rules stated in words (the clock window, the order lines' totals, the nesting
     depth, the event's size); tests/test_openapi_limits.py sends each limit and one past it.
     """
-    return _schemas(*_limits(config))
+    return copy.deepcopy(_schemas(*_limits(config)))  # a document may be changed by its user
 
 
 @functools.cache
@@ -116,78 +117,8 @@ def _schemas(*limits: int) -> dict[str, dict]:
 @functools.cache
 def _declare(hours: int, max_depth: int, max_batch: int, last_year: int) -> dict[str, type]:
     """Declare the models for one set of limits (classes are cached, not rebuilt per call)."""
-    time = Annotated[str, Field(pattern=time_pattern(last_year)), Examples([EXAMPLE_TIME])]
-
-    class Event(Component):
-        __doc__ = (
-            "The fields every Segment event shares. `anonymousId` or `userId` is required "
-            f"(not null). `timestamp`, corrected for the client's clock (`timestamp + "
-            f"receivedAt - sentAt`), must be after 2000 and at most {hours} hours ahead, or the "
-            f"event is rejected (422 when no event of the request is valid). Values nest at "
-            f"most {max_depth} levels; strings and keys must not contain NUL; numbers must be "
-            "below 1e18 in magnitude. `event` and `name`, `properties`, `traits`, `context` and "
-            "`integrations`, and the four ids are checked on every type. Other fields are kept "
-            "as sent."
-        )
-        model_config = ConfigDict(extra="allow")
-        __pydantic_extra__: dict[NulFree, JsonValue]
-
-        messageId: MessageId | None = Field(
-            None,
-            description="A UUID, made up when absent or null; stored once per (site, "
-            "messageId). Normalised to NFC, its length counted after.",
-        )
-        anonymousId: Identifier = Field(None, description="The visitor's id (cookie). " + ID_WORDS)
-        userId: Identifier = Field(None, description="The customer's id in the shop. " + ID_WORDS)
-        previousId: Identifier = Field(None, description="The former id (alias). " + ID_WORDS)
-        groupId: Identifier = Field(None, description="The group's id (group). " + ID_WORDS)
-        event: Name | None = Field(None, description="The action's name (track). " + NAME_WORDS)
-        name: Name | None = Field(None, description="The page's or screen's name. " + NAME_WORDS)
-        properties: JsonObject | None = None
-        traits: JsonObject | None = Field(
-            None, description="What is known of the user or group. " + IP_WORDS
-        )
-        context: JsonObject | None = Field(
-            None,
-            description="page, userAgent, locale, screen, campaign, library... `ip` is replaced "
-            "by the request's truncated address. " + IP_WORDS,
-        )
-        integrations: JsonObject | None = None
-        timestamp: time = Field(
-            None, description="When it happened, by the client's clock." + TIME_WORDS
-        )
-        sentAt: time = Field(
-            None, description="When the client sent it (clock-skew correction)." + TIME_WORDS
-        )
-        originalTimestamp: time = Field(
-            None, description="The client's time when there is no `timestamp`." + TIME_WORDS
-        )
-        writeKey: Any = Field(
-            None, description="The write key, if not sent in `Authorization` (which wins)."
-        )
-        type: Any = Field(
-            None,
-            description="The kind of event: in a batch, one of "
-            + ", ".join(f"`{kind}`" for kind in EVENT_TYPES)
-            + "; in a single call the path decides and this is ignored.",
-        )
-
-        @model_validator(mode="after")
-        def _someone(self):
-            if self.anonymousId is None and self.userId is None:
-                raise ValueError("anonymousId or userId is required (not null)")
-            return self
-
-        @staticmethod
-        def more_keywords(handler: GetJsonSchemaHandler) -> dict:
-            """Either id present and not null (the validator above)."""
-            present = handler(PRESENT_ID.core_schema)
-            return {
-                "anyOf": [
-                    {"required": [name], "properties": {name: present}}
-                    for name in ("anonymousId", "userId")
-                ]
-            }
+    Time = Annotated[str, Field(pattern=time_pattern(last_year)), Examples([EXAMPLE_TIME])]
+    Event = _event_model(hours, max_depth, Time)
 
     class TrackCall(Event):
         __doc__ = (
@@ -274,7 +205,7 @@ def _declare(hours: int, max_depth: int, max_batch: int, last_year: int) -> dict
 
     class BatchRequest(Component):
         batch: list[BatchEvent] = Field(min_length=1, max_length=max_batch)
-        sentAt: time | None = Field(
+        sentAt: Time | None = Field(
             None,
             description="When the batch was sent, for events without their own; null is none. "
             "A bad value refuses every event." + TIME_WORDS,
@@ -291,6 +222,83 @@ def _declare(hours: int, max_depth: int, max_batch: int, last_year: int) -> dict
         "OrderCompletedProperties": OrderCompletedProperties,
         "BatchRequest": BatchRequest,
     }
+
+
+def _event_model(hours: int, max_depth: int, Time: Any) -> type[Component]:
+    """The fields every event shares, with these limits (hours ahead, nesting depth, times)."""
+
+    class Event(Component):
+        __doc__ = (
+            "The fields every Segment event shares. `anonymousId` or `userId` is required "
+            f"(not null). `timestamp`, corrected for the client's clock (`timestamp + "
+            f"receivedAt - sentAt`), must be after 2000 and at most {hours} hours ahead, or the "
+            f"event is rejected (422 when no event of the request is valid). Values nest at "
+            f"most {max_depth} levels; strings and keys must not contain NUL; numbers must be "
+            "below 1e18 in magnitude. `event` and `name`, `properties`, `traits`, `context` and "
+            "`integrations`, and the four ids are checked on every type. Other fields are kept "
+            "as sent."
+        )
+        model_config = ConfigDict(extra="allow")
+        __pydantic_extra__: dict[NulFree, JsonValue]
+
+        messageId: MessageId | None = Field(
+            None,
+            description="A UUID, made up when absent or null; stored once per (site, "
+            "messageId). Normalised to NFC, its length counted after.",
+        )
+        anonymousId: Identifier = Field(None, description="The visitor's id (cookie). " + ID_WORDS)
+        userId: Identifier = Field(None, description="The customer's id in the shop. " + ID_WORDS)
+        previousId: Identifier = Field(None, description="The former id (alias). " + ID_WORDS)
+        groupId: Identifier = Field(None, description="The group's id (group). " + ID_WORDS)
+        event: Name | None = Field(None, description="The action's name (track). " + NAME_WORDS)
+        name: Name | None = Field(None, description="The page's or screen's name. " + NAME_WORDS)
+        properties: JsonObject | None = None
+        traits: JsonObject | None = Field(
+            None, description="What is known of the user or group. " + IP_WORDS
+        )
+        context: JsonObject | None = Field(
+            None,
+            description="page, userAgent, locale, screen, campaign, library... `ip` is replaced "
+            "by the request's truncated address. " + IP_WORDS,
+        )
+        integrations: JsonObject | None = None
+        timestamp: Time = Field(
+            None, description="When it happened, by the client's clock." + TIME_WORDS
+        )
+        sentAt: Time = Field(
+            None, description="When the client sent it (clock-skew correction)." + TIME_WORDS
+        )
+        originalTimestamp: Time = Field(
+            None, description="The client's time when there is no `timestamp`." + TIME_WORDS
+        )
+        writeKey: Any = Field(
+            None, description="The write key, if not sent in `Authorization` (which wins)."
+        )
+        type: Any = Field(
+            None,
+            description="The kind of event: in a batch, one of "
+            + ", ".join(f"`{kind}`" for kind in EVENT_TYPES)
+            + "; in a single call the path decides and this is ignored.",
+        )
+
+        @model_validator(mode="after")
+        def _an_id_is_present(self):
+            if self.anonymousId is None and self.userId is None:
+                raise ValueError("anonymousId or userId is required (not null)")
+            return self
+
+        @staticmethod
+        def more_keywords(handler: GetJsonSchemaHandler) -> dict:
+            """Either id present and not null (the validator above)."""
+            present = handler(PRESENT_ID.core_schema)
+            return {
+                "anyOf": [
+                    {"required": [name], "properties": {name: present}}
+                    for name in ("anonymousId", "userId")
+                ]
+            }
+
+    return Event
 
 
 def _batched(kind: str, call: type[BaseModel]) -> type[BaseModel]:

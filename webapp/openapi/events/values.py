@@ -33,6 +33,7 @@ NulFree = Annotated[str, StringConstraints(pattern=NO_NUL)]
 Number = Annotated[float, Field(gt=-MAX_NUMBER, lt=MAX_NUMBER)]
 
 
+# Any JSON object (no docstring: the schema has no description). Extra keys are its content.
 class JsonObject(Component):
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[NulFree, JsonValue]
@@ -61,27 +62,23 @@ MessageId = Annotated[str, StringConstraints(max_length=MAX_MESSAGE_ID_LENGTH, p
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=NO_CONTROL)]
 EventName = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=NAME_TEXT)]
 Currency = Annotated[str, StringConstraints(pattern=CURRENCY)]
-Money = Annotated[
-    float,
-    Field(
-        gt=-MONEY_BOUND,
-        lt=MONEY_BOUND,
-        description="Kept rounded to cents; under 1e12 in magnitude once rounded.",
-    ),
-]
+MONEY_WORDS = "Kept rounded to cents; under 1e12 in magnitude once rounded."
+Money = Annotated[float, Field(gt=-MONEY_BOUND, lt=MONEY_BOUND, description=MONEY_WORDS)]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 
 
 def _text_at_most(length: int):
+    """A check that a string is at most ``length`` long (other values pass, as in the schema)."""
+
     def check(value: Any) -> Any:
-        if len(value if isinstance(value, str) else str(value)) > length:
+        if isinstance(value, str) and len(value) > length:
             raise ValueError(f"at most {length} characters")
         return value
 
     return check
 
 
-# Any value, kept as its text: the length is the text's (a JSON Schema keyword for strings).
+# Any value, kept as its text; a string is at most so long (maxLength constrains strings only).
 TextId = Annotated[
     Any,
     AfterValidator(_text_at_most(MAX_ID_LENGTH)),
@@ -107,10 +104,7 @@ class Product(JsonObject):
     sku: TextId = None
     name: UsuallyText = None
     category: UsuallyText = None
-    price: Money = Field(
-        None,
-        description="The unit price. Kept rounded to cents; under 1e12 in magnitude once rounded.",
-    )
+    price: Money = Field(None, description="The unit price. " + MONEY_WORDS)
     quantity: Quantity = 1
 
 
