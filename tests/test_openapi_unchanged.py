@@ -17,7 +17,7 @@ import pytest
 
 from webapp.config import DEFAULTS
 from webapp.openapi.document import build_document
-from webapp.openapi.events import time_pattern
+from webapp.openapi.events.patterns import time_pattern
 from webapp.openapi.page import page_model
 
 SNAPSHOT = Path(__file__).parent / "data" / "openapi_before_rooms.json"
