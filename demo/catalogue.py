@@ -47,6 +47,7 @@ class _Sampler:
         self.total = self.cum[-1] if self.cum else 0.0
 
     def draw(self, u: float) -> int:
+        """The item at ``u`` (a uniform draw in [0, 1)) of the cumulative weights."""
         return self.items[min(bisect.bisect_right(self.cum, u * self.total), len(self.items) - 1)]
 
 
