@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from demo import ShopSpec, generate_shop
 from recommender.interactions import (
     ANONYMOUS_PREFIX,
     EventWeights,
@@ -45,7 +46,6 @@ from recommender.models import (
 )
 from tracking import interaction_log, migrations, schema
 from tracking.db import make_engine
-from tracking.demo import ShopSpec, generate_shop
 
 CLUSTERS = 4
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
