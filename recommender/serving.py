@@ -54,7 +54,7 @@ import sqlalchemy as sa
 
 from recommender.registry import ModelRegistry
 from recommender.rules import Catalogue, Rules, catalogue_from_rows
-from recommender.service import ModelBundle, Recommendations, RecommendationService
+from recommender.answers import ModelBundle, Recommendations, RecommendationService
 from tracking.activity import (
     CATALOGUE_CHANNEL,
     INVALIDATION_CHANNEL,

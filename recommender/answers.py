@@ -1,8 +1,9 @@
-"""The package's serving API: recommendations with rules applied and a reason per item.
+"""The answer for one visitor: the fallback chain, business rules and a reason per item.
 
 ``RecommendationService`` wraps one promoted model version (a :class:`ModelBundle`) and the
 site's catalogue. Every call returns :class:`Recommendations`, whose ``source`` says which link
 of the fallback chain answered: personal -> similar_customers -> popular (trending) -> fallback.
+It knows nothing of caches or HTTP: :mod:`recommender.serving` puts it behind both.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ class Recommendations:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def as_candidates(self) -> list[list[Any]]:
+        """``[[item_id, score, reason], ...]`` with scores rounded: a cached candidate list."""
+        return [
+            [item_id, round(float(score), 6), reason]
+            for item_id, score, reason in zip(self.item_ids, self.scores, self.reasons, strict=True)
+        ]
 
 
 @dataclass
@@ -112,6 +120,10 @@ class RecommendationService:
     def version(self) -> str | None:
         """The model version answering, or None."""
         return self.bundle.version if self.bundle else None
+
+    def knows(self, user_id: str | None) -> bool:
+        """The model has history for this customer (``anon:<id>`` for a visitor)."""
+        return self.bundle is not None and user_id in self._user_row
 
     # The fallback chain's last links
 
