@@ -104,6 +104,35 @@ def _events_frame(user_id: str, events: Iterable[Mapping[str, Any]]) -> pd.DataF
     return frame
 
 
+def _history(
+    interactions: Interactions, stored: int | None, recent_events: Iterable[Mapping[str, Any]]
+):
+    """A customer's (1, n_items) history row plus their newest events, and last-seen times.
+
+    ``stored`` is the customer's row in ``interactions`` (None for a visitor the model never saw).
+    Returns ``(row, seen, has_recent)``: float32 and float64 CSR rows, and whether events were new.
+    """
+    recent = _events_frame("visitor", recent_events)
+    row = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float32)
+    seen = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float64)
+    if stored is not None:
+        row = interactions.user_items[stored]
+        if interactions.last_seen is not None:
+            seen = interactions.last_seen[stored]
+    if len(recent):
+        fresh = build_interactions(
+            recent,
+            interactions.weights,
+            now=interactions.now,
+            user_ids=["visitor"],
+            item_ids=interactions.item_ids,
+        )
+        row = (row + fresh.user_items).tocsr()
+        if fresh.last_seen is not None:
+            seen = seen.maximum(fresh.last_seen).tocsr()
+    return row, seen, len(recent) > 0
+
+
 class RecommendationService:
     """Recommendations for one site from one model version, with business rules."""
 
@@ -171,32 +200,9 @@ class RecommendationService:
 
     # Personal recommendations
 
-    def _row(self, user_id: str | None, recent_events: Iterable[Mapping[str, Any]]):
-        """The (1, n_items) history of a customer plus their newest events, and last-seen times."""
-        interactions = self.bundle.interactions
-        stored = self._user_row.get(user_id) if user_id is not None else None
-        recent = _events_frame("visitor", recent_events)
-        row = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float32)
-        seen = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float64)
-        if stored is not None:
-            row = interactions.user_items[stored]
-            if interactions.last_seen is not None:
-                seen = interactions.last_seen[stored]
-        if len(recent):
-            fresh = build_interactions(
-                recent,
-                interactions.weights,
-                now=interactions.now,
-                user_ids=["visitor"],
-                item_ids=interactions.item_ids,
-            )
-            row = (row + fresh.user_items).tocsr()
-            if fresh.last_seen is not None:
-                seen = seen.maximum(fresh.last_seen).tocsr()
-        return stored, row, seen, len(recent) > 0
-
     def _personal(self, user_id, recent_events, n, rules, traits, purchased, reason_default):
-        stored, row, seen, has_recent = self._row(user_id, recent_events)
+        stored = self._user_row.get(user_id) if user_id is not None else None
+        row, seen, has_recent = _history(self.bundle.interactions, stored, recent_events)
         if row.nnz == 0:
             return None
         model = self.bundle.model
