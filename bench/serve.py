@@ -74,7 +74,8 @@ def log(message: str) -> None:
 def prepare(work: Path, args) -> dict:
     """Redis, SQLite, a site, a shop's events, a trained model, the precomputed cache."""
     from demo import ShopSpec, generate_shop
-    from recommender.serving import ServingLayer, ServingSettings, precompute, recently_active
+    from recommender.precompute import precompute, recently_active
+    from recommender.serving import ServingLayer, ServingSettings
     from recommender.training import TrainSettings, train
     from tracking import migrations
     from tracking.catalogue import upsert_items, validate_item
@@ -427,7 +428,8 @@ def swapper(setup: dict, every: float, stop: threading.Event, swaps: list) -> No
     """Every ``every`` seconds, what ``train`` does at promotion: a new version (a copy of the
     current one) is warmed into the cache for the most recently active customers, within a budget
     of ``every`` / 2 seconds, then made current."""
-    from recommender.serving import ServingLayer, ServingSettings, precompute
+    from recommender.precompute import precompute
+    from recommender.serving import ServingLayer, ServingSettings
     from tracking.db import make_engine
     from webapp.clients import redis_client
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from demo import ShopSpec, generate_shop
-from recommender.serving import precompute, recs_key
+from recommender.answer_cache import recs_key
+from recommender.precompute import precompute
 from recommender.training import TrainSettings, train
 from tests.conftest import ORIGIN, drain, store_events
 from tracking import migrations
