@@ -40,10 +40,10 @@ from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normal
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from recommender.interactions import (
-    _csr_arrays,
-    _csr_from,
+from recommender.artifacts import (
     artifact_paths,
+    csr_arrays,
+    csr_from,
     read_artifact,
     write_artifact,
 )
@@ -708,12 +708,12 @@ class ItemKNNModel(Recommender):
         return self
 
     def _arrays(self):
-        return _csr_arrays("similarity", self.similarity)
+        return csr_arrays("similarity", self.similarity)
 
     @classmethod
     def _restore(cls, arrays, sidecar):
         model = cls(_params(ItemKNNParams, sidecar.get("params")))
-        model.similarity = _csr_from(arrays, "similarity")
+        model.similarity = csr_from(arrays, "similarity")
         model.n_items = int(sidecar["n_items"])
         return model
 
@@ -960,12 +960,12 @@ class CoVisitModel(Recommender):
         return self
 
     def _arrays(self):
-        return _csr_arrays("neighbours", self.neighbours)
+        return csr_arrays("neighbours", self.neighbours)
 
     @classmethod
     def _restore(cls, arrays, sidecar):
         model = cls(_params(CoVisitParams, sidecar.get("params")))
-        model.neighbours = _csr_from(arrays, "neighbours")
+        model.neighbours = csr_from(arrays, "neighbours")
         model.n_items = int(sidecar["n_items"])
         return model
 

@@ -37,7 +37,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from recommender.evaluate import BINARY, evaluate, split_by_customer, split_matrices
-from recommender.interactions import Interactions, build_interactions, read_events
+from recommender.event_frames import read_events
+from recommender.interactions import Interactions, build_interactions
 from recommender.models import (
     ALSModel,
     BlendModel,

@@ -14,14 +14,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from recommender.interactions import (
-    ANONYMOUS_PREFIX,
-    EventWeights,
-    Interactions,
-    build_interactions,
-    frame_from_segment,
-    read_events,
-)
+from recommender.event_frames import ANONYMOUS_PREFIX, frame_from_segment, read_events
+from recommender.interactions import EventWeights, Interactions, build_interactions
 from recommender.models import (
     ALSModel,
     ALSParams,
