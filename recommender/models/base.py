@@ -47,6 +47,7 @@ class ModelNotReady(RuntimeError):
 
 
 def _rows(user_items, count: int, n_items: int, dtype=np.float32) -> sp.csr_matrix:
+    """``user_items`` as (count, n_items) CSR of ``dtype``, or a ValueError saying what to pass."""
     if not sp.issparse(user_items):
         raise ValueError("user_items must be a scipy.sparse CSR matrix (users x items)")
     user_items = sp.csr_matrix(user_items, dtype=dtype)
