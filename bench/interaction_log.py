@@ -40,9 +40,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import sqlalchemy as sa  # noqa: E402
 from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
 
+from demo import ShopSpec, generate_shop  # noqa: E402
 from tracking import interaction_log, migrations, store  # noqa: E402
 from tracking.db import insert_ignore, make_engine  # noqa: E402
-from tracking.demo import ShopSpec, generate_shop  # noqa: E402
 from tracking.events import Limits, iso, prepare_events  # noqa: E402
 from tracking.schema import events, interaction_chunks  # noqa: E402
 from tracking.sites import create_site  # noqa: E402

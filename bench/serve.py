@@ -73,12 +73,12 @@ def log(message: str) -> None:
 
 def prepare(work: Path, args) -> dict:
     """Redis, SQLite, a site, a shop's events, a trained model, the precomputed cache."""
+    from demo import ShopSpec, generate_shop
     from recommender.serving import ServingLayer, ServingSettings, precompute, recently_active
     from recommender.training import TrainSettings, train
     from tracking import migrations
     from tracking.catalogue import upsert_items, validate_item
     from tracking.db import make_engine
-    from tracking.demo import ShopSpec, generate_shop
     from tracking.events import Limits, iso, prepare_events
     from tracking.redis_server import EmbeddedRedis
     from tracking.sites import create_site

@@ -108,10 +108,10 @@ def machine() -> str:
 
 def prepare(work: Path) -> dict:
     """Embedded Redis, a migrated SQLite store, one site with a catalogue."""
+    from demo import ShopSpec, generate_shop
     from tracking import migrations
     from tracking.catalogue import upsert_items, validate_item
     from tracking.db import make_engine
-    from tracking.demo import ShopSpec, generate_shop
     from tracking.redis_server import EmbeddedRedis
     from tracking.sites import create_site
 

@@ -143,7 +143,7 @@ class BaseShop:
     """A generated shop boiled down to what the store rows need (compact, reusable)."""
 
     def __init__(self, customers: int):
-        from tracking.demo import ShopSpec, generate_shop
+        from demo import ShopSpec, generate_shop
         from tracking.store import PRODUCT_EVENTS
 
         self.spec = ShopSpec(
@@ -213,7 +213,7 @@ class _SpecOnly:
     """What load_store needs of a shop when copy 0 comes from another store."""
 
     def __init__(self, customers: int):
-        from tracking.demo import ShopSpec
+        from demo import ShopSpec
 
         self.spec = ShopSpec(
             seed=SEED, n_customers=customers, n_items=N_ITEMS, n_clusters=N_CLUSTERS, days=DAYS

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from demo import ShopSpec, generate_shop
 from recommender.event_frames import frame_from_segment
 from recommender.interactions import EventWeights, Interactions, build_interactions
 from recommender.models import (
@@ -36,7 +37,6 @@ from recommender.models import (
     load_model,
     normalise_scores,
 )
-from tracking.demo import ShopSpec, generate_shop
 
 CLUSTERS = 4
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from demo import ShopSpec, generate_shop
 from recommender.serving import precompute, recs_key
 from recommender.training import TrainSettings, train
 from tests.conftest import ORIGIN, drain, store_events
 from tracking import migrations
 from tracking.catalogue import upsert_items, validate_item
 from tracking.db import make_engine
-from tracking.demo import ShopSpec, generate_shop
 from tracking.holdout import in_holdout
 from tracking.redis_server import EmbeddedRedis
 from tracking.sites import create_site
