@@ -301,7 +301,7 @@ def measure_speed(store_rows: int) -> dict:
 
 def measure_read_events(frame: pd.DataFrame) -> dict:
     """Insert ``frame`` as events (a third anonymous, half of those linked) and time read_events."""
-    from recommender.interactions import read_events
+    from recommender.event_frames import read_events
     from tracking import interaction_log, migrations
     from tracking.db import make_engine
     from tracking.schema import events, identities

@@ -675,12 +675,12 @@ def child_read(args: dict) -> dict:
     """read_events alone."""
     import gc as collector
 
-    import recommender.interactions as interactions
+    import recommender.event_frames as event_frames
     from tracking.db import make_engine
 
     engine = make_engine(args["url"])
     started = time.perf_counter()
-    frame = interactions.read_events(engine, args["site_id"], source=args["mode"])
+    frame = event_frames.read_events(engine, args["site_id"], source=args["mode"])
     seconds = time.perf_counter() - started
     collector.collect()
     return {

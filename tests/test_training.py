@@ -13,7 +13,8 @@ import pytest
 
 from demo import ShopSpec, generate_shop
 from recommender.evaluate import split_by_customer, split_matrices
-from recommender.interactions import build_interactions, frame_from_segment, read_events
+from recommender.event_frames import frame_from_segment, read_events
+from recommender.interactions import build_interactions
 from recommender.models import ALSModel, ALSParams, BlendParams, PopularityModel, load_model
 from recommender.registry import ModelRegistry
 from recommender.training import NotEnoughData, TrainSettings, check_model, final_model, train

@@ -55,7 +55,7 @@ def first_demo_model(app: Flask, site, shop) -> None:
     the same way), so the demo widget has recommendations a few seconds after start. The
     scheduled trainer retrains from the store as soon as the events are in.
     """
-    from recommender.interactions import frame_from_segment
+    from recommender.event_frames import frame_from_segment
     from webapp.train_cli import train_site
 
     try:
