@@ -198,7 +198,11 @@ class Gunicorn(Process):
             app,
         ]
         super().__init__(argv, self.tree.env(env), log_path, cwd=self.tree.path)
-        self.wait_ready(self.port, timeout, children=workers)
+        try:
+            self.wait_ready(self.port, timeout, children=workers)
+        except BaseException:
+            self.stop()
+            raise
 
     def pids(self) -> list[int]:
         """The master and its workers."""
