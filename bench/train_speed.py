@@ -509,3 +509,7 @@ def maybe_profile(runs: list[dict], workdir: Path, args) -> dict | None:
                 best["all_seconds"] = read["all_seconds"]
     result["reads"] = reads
     return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
