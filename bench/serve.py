@@ -70,7 +70,7 @@ from bench.harness.service import (  # noqa: E402
     create_store,
     start_redis,
 )
-from bench.serve_clients import ORIGIN, Http, cache_mix, freshness  # noqa: E402
+from bench.serve_clients import ORIGIN, Http, cache_mix, freshness, signed  # noqa: E402
 from bench.serve_report import HEADING, ms, render  # noqa: E402
 
 LUA = LUA_DIR / "recs.lua"
@@ -150,6 +150,7 @@ def prepare(work: Path, args) -> dict:
         "site_id": site.site_id,
         "write_key": site.write_key,
         "server_key": server_key,
+        "identity_secret": site.identity_secret,
         "cached": cached,
         "customers": customers,
         "events": len(shop.events),
@@ -261,6 +262,7 @@ def serves_model(server: Gunicorn, setup: dict, user: str, version: str) -> str 
     """None when ``server`` answers ``user`` from model ``version``; else what went wrong."""
     client = Http(server.port, setup["write_key"])
     path = f"/v1/recommendations?write_key={setup['write_key']}&n=10&user_id={user}"
+    path += signed(setup.get("identity_secret"), user)
     status, body = client.send("GET", path, headers={"Origin": ORIGIN})
     if status != 200:
         return f"status {status}: {body[:300]!r}"
@@ -397,7 +399,8 @@ class Mix:
         key = setup["write_key"]
         self.base = f"/v1/recommendations?write_key={key}&n=10&placement=home"
         self.cold_prefix = self.base + "&anonymous_id="
-        self.lines = [f"{self.base}&user_id={u}" for u in setup["cached"]]
+        secret = setup.get("identity_secret")
+        self.lines = [f"{self.base}&user_id={u}{signed(secret, u)}" for u in setup["cached"]]
         self.lines += ["COLD"] * (len(self.lines) // 4)  # 80% cached customers, 20% never-seen
         self.paths = work / "paths.txt"
         self.paths.write_text("\n".join(self.lines) + "\n")
@@ -411,9 +414,7 @@ def capture_bare(config: str, env: dict, work: Path, setup: dict, mix: Mix) -> i
     server = gunicorn(config, env, work)
     try:
         sample = Http(server.port, setup["write_key"])
-        status, body = sample.send(
-            "GET", f"{mix.base}&user_id={setup['cached'][0]}", headers={"Origin": ORIGIN}
-        )
+        status, body = sample.send("GET", mix.lines[0], headers={"Origin": ORIGIN})
         assert status == 200, body
         (work / "bare.json").write_bytes(body)
     finally:

@@ -12,14 +12,25 @@ from collections import Counter
 
 import orjson
 
+from tracking.identity import user_hash
+
 ORIGIN = "http://bench.example"
+
+
+def signed(secret: str | None, user_id: str) -> str:
+    """``&user_hash=...``: the shop server's signature a page passes with the user id.
+
+    Browser calls count a user id only when signed (identity verification); unsigned, the answer
+    is the anonymous visitor's (trending), and the visitor's events are not the customer's.
+    """
+    return f"&user_hash={user_hash(secret, user_id)}" if secret else ""
 
 
 class Http:
     """A keep-alive client for the freshness trials."""
 
-    def __init__(self, port: int, write_key: str):
-        self.port, self.write_key = port, write_key
+    def __init__(self, port: int, write_key: str, secret: str | None = None):
+        self.port, self.write_key, self.secret = port, write_key, secret
         self.auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
@@ -41,7 +52,8 @@ class Http:
         """(status, item ids) of a customer's recommendations."""
         status, body = self.send(
             "GET",
-            f"/v1/recommendations?write_key={self.write_key}&user_id={user_id}&n=10",
+            f"/v1/recommendations?write_key={self.write_key}&user_id={user_id}&n=10"
+            + signed(self.secret, user_id),
             headers={"Origin": ORIGIN},
         )
         items = [i["item_id"] for i in orjson.loads(body)["items"]] if status == 200 else []
@@ -55,6 +67,7 @@ class Http:
             "userId": user_id,
             "messageId": uuid.uuid4().hex,
             "properties": {"product_id": item_id, "quantity": 1},
+            **({"context": {"userHash": user_hash(self.secret, user_id)}} if self.secret else {}),
         }
         status, _ = self.send(
             "POST",
@@ -71,7 +84,7 @@ class Http:
 
 def freshness(port: int, setup: dict, trials: int, users: list[str], stop=None) -> dict:
     """Seconds from an event's 2xx to a changed answer, per trial."""
-    client = Http(port, setup["write_key"])
+    client = Http(port, setup["write_key"], setup.get("identity_secret"))
     times, failures, errors = [], 0, 0
     for n in range(trials):
         if stop is not None and stop.is_set():
