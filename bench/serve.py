@@ -297,7 +297,10 @@ def train_baseline(tree: CodeTree, setup: dict, work: Path) -> tuple[dict, str]:
 def start_baseline(config: str, tree: CodeTree, setup: dict, work: Path, state: dict) -> Gunicorn:
     """The baseline's server for ``config``, checked to serve a model (training its own once)."""
     env, version = state.get("env"), state.get("version", setup["version"])
-    server = gunicorn(config, env or tree.env(bench_env(setup, work)), work, tree)
+    try:
+        server = gunicorn(config, env or tree.env(bench_env(setup, work)), work, tree)
+    except RuntimeError as e:
+        raise SystemExit(f"--baseline {tree.label}: its gunicorn did not start. {e}") from e
     problem = serves_model(server, setup, setup["cached"][0], version)
     if problem and "env" not in state:
         server.stop()
