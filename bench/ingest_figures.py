@@ -141,6 +141,8 @@ class LoadResult:
 
 @dataclass
 class DrainResult:
+    """One drain: how many events which store took, how fast, and whether all arrived once."""
+
     store: str
     workers: int
     events: int = 0

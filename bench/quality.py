@@ -101,12 +101,14 @@ class ImplicitPeer:
 
 
 def timed(fn, *args, **kwargs):
+    """(result, seconds) of one call."""
     started = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - started
 
 
 def run(args) -> str:
+    """The whole protocol: data, splits, peers, searches, ours; the section's text."""
     from implicit.bpr import BayesianPersonalizedRanking
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.nearest_neighbours import CosineRecommender
@@ -358,11 +360,13 @@ def measure_read_events(frame: pd.DataFrame) -> dict:
 
 
 def fmt_row(name: str, m: dict) -> str:
+    """One row of the quality table."""
     cells = " | ".join(f"{m[f'{c}@{K}']:.4f}" for c in COLUMNS)
     return f"| {name} | {cells} | {m['fit_s']:.1f} |"
 
 
 def report(rows, searches, chosen, ours_name, ablations, fold_in, facts, speed, total, args):
+    """The ``## Recommendation quality (bench/quality.py)`` section."""
     peers = {n: m for n, m in rows.items() if m["kind"] == "peer"}
     best_peer = max(peers, key=lambda n: peers[n][f"ndcg@{K}"])
     peer_ndcg = peers[best_peer][f"ndcg@{K}"]
@@ -535,6 +539,7 @@ numbers are validation nDCG@10 and are not re-measured by this command):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, with ``command`` set to how it reads in RESULTS.md."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--budget",
@@ -563,6 +568,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark, print the section and write it (unless --no-results)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("ecrm.recommender").setLevel(logging.WARNING)

@@ -1,5 +1,4 @@
-"""Slow clients: does the service keep answering while many connections trickle in a byte a
-second?
+"""Slow clients: does the service keep answering while connections trickle in a byte a second?
 
 ``python bench/slow_clients.py`` (about 4 minutes, loopback only):
 
@@ -201,6 +200,8 @@ def trickle(port: int, n: int) -> None:
 
 
 class Trickler:
+    """The child process holding the slow connections (``--trickle PORT N``)."""
+
     def __init__(self, port: int, n: int):
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--trickle", str(port), str(n)],
@@ -221,6 +222,7 @@ class Trickler:
 
 
 def one_event() -> bytes:
+    """A one-event Segment batch with a fresh messageId."""
     return json.dumps(
         {
             "batch": [
@@ -237,6 +239,7 @@ def one_event() -> bytes:
 
 
 def normal_client(port: int, write_key: str, seconds: float, outcome: Outcome) -> None:
+    """One request at a time, in turn on each route, for ``seconds``: into ``outcome``."""
     auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
     routes = {
         "GET /healthz": lambda: ("GET", "/healthz", None, {}),
@@ -353,20 +356,24 @@ def measure(setup: Setup, ports: dict[str, int], store: dict, args) -> Outcome:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of the values (nearest rank; 0 when empty)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
 def ms(value: float) -> str:
+    """Milliseconds as the table shows them (timeouts as >= the timeout)."""
     return f"≥{TIMEOUT * 1000:,.0f}" if value >= TIMEOUT * 1000 else f"{value:,.1f}"
 
 
 def median(values: list[float]) -> float:
+    """The upper median (0 when empty)."""
     ordered = sorted(values)
     return ordered[len(ordered) // 2] if ordered else 0.0
 
 
 def report(outcomes: list[Outcome], rates: dict, args, started: float, when: str) -> str:
+    """The ``## Slow clients (bench/slow_clients.py)`` section."""
     run_time = f"{time.monotonic() - started:.0f} s"
     lines = [
         *header(SECTION, args.command, run_time, machine_line(), when),
@@ -433,6 +440,7 @@ def report(outcomes: list[Outcome], rates: dict, args, started: float, when: str
 
 
 def main() -> int:
+    """Run the benchmark (or, with ``--trickle``, be the slow connections' process)."""
     if len(sys.argv) == 4 and sys.argv[1] == "--trickle":
         trickle(int(sys.argv[2]), int(sys.argv[3]))
         return 0

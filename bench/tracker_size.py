@@ -81,6 +81,7 @@ def report(raw: bytes, mini: bytes | None, how: str, command: str, seconds: floa
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure, print, and write the section (unless --no-write); 1 when over budget."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--no-write", "--no-results", action="store_true", help="do not update RESULTS.md"

@@ -211,6 +211,7 @@ def _function(frame: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, with ``command`` set to how it reads in RESULTS.md."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--sizes",
@@ -308,6 +309,7 @@ def prepare(size: int, workdir: Path, args, bases: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark (or, with ``--child``, one measurement in this fresh process)."""
     args = parse_args(argv)
     if args.child:
         return child_main(*args.child)

@@ -220,6 +220,7 @@ def child_read(args: dict) -> dict:
 
 
 def child_main(kind: str, args_path: str, out_path: str) -> int:
+    """Run one measurement from its JSON arguments; write its JSON result."""
     args = json.loads(Path(args_path).read_text())
     result = {"pipeline": child_pipeline, "bare": child_bare, "read": child_read}[kind](args)
     Path(out_path).write_text(json.dumps(result, default=_json_default))

@@ -33,6 +33,7 @@ def parse_size(text: str) -> int:
 
 
 def size_label(value: int) -> str:
+    """100_000 -> '100k', 1_000_000 -> '1M'."""
     if value % 1_000_000 == 0:
         return f"{value // 1_000_000}M"
     if value >= 1_000_000:

@@ -28,10 +28,12 @@ QUIET_CORES = 0.3
 
 
 def fmt_s(value: float | None) -> str:
+    """Seconds for a table cell ('-' when not measured)."""
     return "-" if value is None else (f"{value:.2f}" if value < 10 else f"{value:.1f}")
 
 
 def fmt_mb(value: float | None) -> str:
+    """MB for a table cell ('-' when not measured)."""
     return "-" if value is None else f"{value:,.0f}"
 
 
@@ -53,19 +55,23 @@ def machine_line() -> str:
 
 
 def verdict(ok: bool | None) -> str:
+    """**met**, **missed** or 'not measured'."""
     return "**met**" if ok else ("**missed**" if ok is not None else "not measured")
 
 
 def short(variant: str) -> str:
+    """A variant's short label: '(a)' or '(b)'."""
     return VARIANTS[variant][:3]
 
 
 def bare_seconds(run: dict) -> float | None:
+    """The fastest bare fit of a size (None when not measured)."""
     bare = run.get("bare") or {}
     return min(bare["fit_s"]) if bare.get("fit_s") else None
 
 
 def render(runs: list[dict], args, started_at: dt.datetime, total_s: float, profile) -> str:
+    """The whole ``## Training speed (bench/train_speed.py)`` section."""
     out = [SECTION, ""]
     out.append(f"- Machine: {machine_line()}")
     out.append(
@@ -136,6 +142,7 @@ def _measurements(run: dict):
 
 
 def render_data(runs: list[dict]) -> list[str]:
+    """The data table: stores, events, interactions, load times."""
     out = ["### Data (generated and loaded before the measurements; not part of the pipeline)", ""]
     out.append(
         "| size | customers x copies | events stored | item events | order lines | "
@@ -192,6 +199,7 @@ def render_data(runs: list[dict]) -> list[str]:
 
 
 def render_pipeline(runs: list[dict]) -> list[str]:
+    """The pipeline table: per-stage seconds, end to end, peak memory."""
     out = ["### Pipeline against the bare fit", ""]
     head = " | ".join(STAGES)
     out.append(
@@ -291,6 +299,7 @@ def _run(runs, target):
 
 
 def render_targets(runs: list[dict]) -> list[str]:
+    """The same-run comparison against the issue's targets."""
     out = ["### Same-run comparison against the targets", ""]
     one_m = _run(runs, 1_000_000)
     if one_m and one_m["pipelines"]:
@@ -379,6 +388,7 @@ def render_targets(runs: list[dict]) -> list[str]:
 
 
 def render_profile(profile: dict) -> list[str]:
+    """Where the profiled run's time went, by stage and function."""
     out = [f"### Profile of {profile['what']}", ""]
     if "error" in profile:
         out += [f"py-spy profile not taken: {profile['error']}.", ""]
@@ -448,6 +458,7 @@ def render_profile(profile: dict) -> list[str]:
 
 
 def split_bare_seconds(run: dict) -> float | None:
+    """The fastest bare fit on the fit-split matrix (None when not measured)."""
     bare = run.get("bare_fit_split") or {}
     return min(bare["fit_s"]) if bare.get("fit_s") else None
 
