@@ -319,22 +319,9 @@ class Bench:
             return
         a = self.args
         key = "bench:xadd-ceiling"
-        argv = [
-            tool,
-            "-s",
-            str(self.redis_server.socket_path),
-            "-n",
-            str(a.xadd_requests),
-            "-c",
-            str(a.connections),
-            "-P",
-            "1",
-            "-q",
-            "--csv",
-            "XADD",
-            key,
-            "*",
-        ]
+        socket_path = str(self.redis_server.socket_path)
+        argv = [tool, "-s", socket_path, "-n", str(a.xadd_requests), "-c", str(a.connections)]
+        argv += ["-P", "1", "-q", "--csv", "XADD", key, "*"]
         for k, v in self.sample_entry.items():
             argv += [k.decode(), v.decode()]
         shown = argv[: argv.index("XADD") + 3]
@@ -393,24 +380,10 @@ class Bench:
         raw = self.tmp / "profile.txt"
         # --gil: sample a worker only while it runs Python code, so time blocked in recv() on
         # Redis or in select() waiting for a connection is left out.
+        options = ["--subprocesses", "--gil", "--format", "raw", "--rate", str(PROFILE_RATE)]
+        options += ["--duration", f"{int(self.args.profile) + 1}", "--output", str(raw)]
         spy_proc = subprocess.Popen(
-            [
-                spy,
-                "record",
-                "--pid",
-                str(server.proc.pid),
-                "--subprocesses",
-                "--gil",
-                "--format",
-                "raw",
-                "--rate",
-                str(PROFILE_RATE),
-                "--duration",
-                f"{int(self.args.profile) + 1}",
-                "--output",
-                str(raw),
-                "--nonblocking",
-            ],
+            [spy, "record", "--pid", str(server.pid), *options, "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
