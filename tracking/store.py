@@ -9,7 +9,6 @@ after a crash stores nothing twice. Events and orders carry the visitor's holdou
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from tracking import attribution, identity, interaction_log
 from tracking.db import insert_ignore, upsert
 from tracking.holdout import in_holdout
+from tracking.rejections import rejection_ref
 from tracking.schema import (
     customers,
     events,
@@ -90,27 +89,6 @@ def _existing_message_ids(conn: sa.Connection, site_id: int, message_ids: list[s
             ).scalars()
         )
     return found
-
-
-def rejection_ref(site_id: int, rejection: dict[str, Any]) -> str:
-    """The unique key of a rejected event, the same each time its request is sent.
-
-    Keyed by the event's ``messageId`` when it has a string one (the event sent again), else by
-    a digest of its raw payload and the reason; never by the request, which a resend renews.
-    """
-    message_id = None
-    try:
-        raw_event = orjson.loads(rejection["raw"])
-    except orjson.JSONDecodeError:  # cut at RAW_KEEP_BYTES: the digest of the raw text serves
-        raw_event = None
-    if isinstance(raw_event, dict) and isinstance(raw_event.get("messageId"), str):
-        message_id = raw_event["messageId"]
-    if message_id is not None:
-        key = b"m\0" + message_id.encode("utf-8", "surrogatepass")
-    else:
-        key = b"r\0" + rejection["reason"].encode() + b"\0" + rejection["raw"].encode()
-    # A site prefix and a 48-character digest fit source_ref's 64 characters.
-    return f"{site_id}:{hashlib.blake2b(key, digest_size=24).hexdigest()}"
 
 
 def write_entries(
