@@ -174,7 +174,7 @@ def _cents(value: Any, field: str) -> Decimal:
         raise InvalidEvent(field, "must be a number")
     if not -1e13 < value < 1e13:
         raise InvalidEvent(field, MONEY_REASON)
-    # Rounded as tracking.store does, so a value refused here is exactly one the column refuses.
+    # Rounded as tracking.orders does, so a value refused here is exactly one the column refuses.
     cents = Decimal(str(value)).quantize(CENT)
     if not -MAX_MONEY < cents < MAX_MONEY:
         raise InvalidEvent(field, MONEY_REASON)

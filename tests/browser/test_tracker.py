@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from tests.browser.conftest import Watch
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
+from tracking.customers import customer_history
 from tracking.identity import user_hash
 from tracking.schema import customers, events, identities, order_lines, orders
 from tracking.sites import create_site
-from tracking.store import customer_history
 from webapp.demo_shop import DEMO_SITE_NAME
 
 pytestmark = pytest.mark.browser
