@@ -1,4 +1,4 @@
-"""Training commands: ``train`` (once or on a schedule) and ``rollback``."""
+"""Training commands: ``train`` (once or on a schedule), ``rollback``; the ``attribute`` sweep."""
 
 from __future__ import annotations
 

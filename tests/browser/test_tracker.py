@@ -18,10 +18,10 @@ from demo.load import DEMO_SITE_NAME
 from tests.browser.conftest import Watch
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
+from tracking.customers import customer_history
 from tracking.identity import user_hash
 from tracking.schema import customers, events, identities, order_lines, orders
 from tracking.sites import create_site
-from tracking.store import customer_history
 
 pytestmark = pytest.mark.browser
 
