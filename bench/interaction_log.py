@@ -7,7 +7,7 @@ The ingest worker stores every batch with ``tracking.store.write_entries`` in on
 since migration 3 that transaction also appends one chunk to ``interaction_chunks`` (training
 reads the chunks instead of scanning ``events``; see bench/RESULTS.md, "Training speed"), and
 only the rows this transaction stored are logged (SQLite: ``RETURNING``; PostgreSQL: a plain
-insert in a savepoint, ``RETURNING`` only after a collision; see ``tracking.store``). For
+insert in a savepoint, ``RETURNING`` only after a collision; see ``tracking.db.insert_new``). For
 each database, in interleaved rounds (the fastest of each mode counts):
 
 1. ``write_entries`` as it is, and with ``interaction_log.append`` replaced by a no-op (all else
