@@ -7,7 +7,7 @@ The ingest worker stores every batch with ``tracking.store.write_entries`` in on
 since migration 3 that transaction also appends one chunk to ``interaction_chunks`` (training
 reads the chunks instead of scanning ``events``; see bench/RESULTS.md, "Training speed"), and
 only the rows this transaction stored are logged (SQLite: ``RETURNING``; PostgreSQL: a plain
-insert in a savepoint, ``RETURNING`` only after a collision; see ``tracking.store``). For
+insert in a savepoint, ``RETURNING`` only after a collision; see ``tracking.db.insert_new``). For
 each database, in interleaved rounds (the fastest of each mode counts):
 
 1. ``write_entries`` as it is, and with ``interaction_log.append`` replaced by a no-op (all else
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,17 +37,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
 
+from bench.harness.machine import machine_line as machine  # noqa: E402
+from bench.harness.results import RESULTS, command_line, header, write_section  # noqa: E402
+from demo import ShopSpec, generate_shop  # noqa: E402
 from tracking import interaction_log, migrations, store  # noqa: E402
 from tracking.db import insert_ignore, make_engine  # noqa: E402
-from tracking.demo import ShopSpec, generate_shop  # noqa: E402
 from tracking.events import Limits, iso, prepare_events  # noqa: E402
 from tracking.schema import events, interaction_chunks  # noqa: E402
 from tracking.sites import create_site  # noqa: E402
 
 HEADING = "## Interaction log (bench/interaction_log.py)"
-RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
 PG_URL = os.environ.get("ECRM_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BATCH = 200
 SCHEMA = "ecrm_bench_log"
@@ -162,6 +161,7 @@ def insert_only(kind: str, workdir: Path, pg_url: str, raw: list[dict], returnin
 
 
 def pg_reachable(url: str) -> bool:
+    """True when PostgreSQL answers at ``url``."""
     try:
         engine = make_engine(url)
         with engine.connect():
@@ -173,20 +173,14 @@ def pg_reachable(url: str) -> bool:
 
 
 def machine_line() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+    """The Machine line, with the SQLAlchemy and SQLite versions that matter here."""
     import sqlite3
 
-    return (
-        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python "
-        f"{platform.python_version()}, SQLAlchemy {sa.__version__}, SQLite {sqlite3.sqlite_version}"
-    )
+    return f"{machine()}, SQLAlchemy {sa.__version__}, SQLite {sqlite3.sqlite_version}"
 
 
 def main(argv=None) -> int:
+    """Run the benchmark, print the section and write it (unless --no-results)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=40_000, help="events stored per measurement")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (fastest counts)")
@@ -235,13 +229,13 @@ def main(argv=None) -> int:
     total = time.perf_counter() - clock
     n = len(raw)
     lines = [
-        HEADING,
-        "",
-        f"- Machine: {machine_line()}",
-        f"- Date: {started_at:%Y-%m-%d %H:%M} UTC (whole run {total / 60:.1f} minutes)",
-        f"- Command: `python bench/interaction_log.py{' ' + ' '.join(argv or sys.argv[1:])}`"
-        if (argv or sys.argv[1:])
-        else "- Command: `python bench/interaction_log.py`",
+        *header(
+            HEADING,
+            command_line("bench/interaction_log.py", argv),
+            f"{total / 60:.1f} minutes",
+            machine_line(),
+            f"{started_at:%Y-%m-%d %H:%M} UTC",
+        ),
         f"- Data: the first {n:,} events of `generate_shop(ShopSpec(seed=11, n_customers=1200, "
         "n_items=800, n_clusters=8, days=21))` (every kind the tracker sends), prepared as the "
         f"collector prepares them, stored in transactions of {BATCH} events into a fresh store "

@@ -38,7 +38,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -52,9 +51,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from bench.harness.results import RESULTS, command_line, header, write_section  # noqa: E402
 from bench.movielens import EVENT, load_movielens  # noqa: E402
 from recommender.evaluate import evaluate, split_by_customer, split_matrices  # noqa: E402
 from recommender.interactions import EventWeights, build_interactions  # noqa: E402
@@ -71,8 +70,6 @@ from recommender.models import (  # noqa: E402
 from recommender.training import final_model  # noqa: E402
 from recommender.tuning import MEMBERS, SearchSpace, TuningResult, tune  # noqa: E402
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "RESULTS.md"
 SECTION = "## Recommendation quality (bench/quality.py)"
 K = 10
 TARGET_GAIN = 1.05  # beat every peer's nDCG@10 by at least 5%
@@ -104,12 +101,14 @@ class ImplicitPeer:
 
 
 def timed(fn, *args, **kwargs):
+    """(result, seconds) of one call."""
     started = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - started
 
 
 def run(args) -> str:
+    """The whole protocol: data, splits, peers, searches, ours; the section's text."""
     from implicit.bpr import BayesianPersonalizedRanking
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.nearest_neighbours import CosineRecommender
@@ -301,7 +300,7 @@ def measure_speed(store_rows: int) -> dict:
 
 def measure_read_events(frame: pd.DataFrame) -> dict:
     """Insert ``frame`` as events (a third anonymous, half of those linked) and time read_events."""
-    from recommender.interactions import read_events
+    from recommender.event_frames import read_events
     from tracking import interaction_log, migrations
     from tracking.db import make_engine
     from tracking.schema import events, identities
@@ -361,32 +360,32 @@ def measure_read_events(frame: pd.DataFrame) -> dict:
 
 
 def fmt_row(name: str, m: dict) -> str:
+    """One row of the quality table."""
     cells = " | ".join(f"{m[f'{c}@{K}']:.4f}" for c in COLUMNS)
     return f"| {name} | {cells} | {m['fit_s']:.1f} |"
 
 
 def report(rows, searches, chosen, ours_name, ablations, fold_in, facts, speed, total, args):
+    """The ``## Recommendation quality (bench/quality.py)`` section."""
     peers = {n: m for n, m in rows.items() if m["kind"] == "peer"}
     best_peer = max(peers, key=lambda n: peers[n][f"ndcg@{K}"])
     peer_ndcg = peers[best_peer][f"ndcg@{K}"]
     ours = rows[ours_name][f"ndcg@{K}"]
     met = ours >= TARGET_GAIN * peer_ndcg
-    header = (
+    table_head = (
         "| model | nDCG@10 | recall@10 | precision@10 | MAP@10 | coverage@10 | fit s |\n"
         "|---|---|---|---|---|---|---|"
     )
-    table = [header]
+    table = [table_head]
     for kind in ("peer", "ours", "ours-candidate", "context"):
         for name, m in rows.items():
             if m["kind"] == kind:
                 label = f"**{name}**" if kind == "ours" else name
                 table.append(fmt_row(label, m))
-    lines = [SECTION, ""]
+    lines = header(SECTION, args.command, f"{total / 60:.1f} minutes")
     lines.append(
-        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
-        f"({platform.python_implementation()} {platform.python_version()}), "
-        f"`python bench/quality.py --budget {args.budget:g} --budget-no-sequence "
-        f"{args.budget_no_sequence:g} --seed {args.seed}`, {total / 60:.1f} minutes in all."
+        f"- Search: `--budget {args.budget:g} --budget-no-sequence {args.budget_no_sequence:g} "
+        f"--seed {args.seed}`"
     )
     lines += [
         "",
@@ -540,6 +539,7 @@ numbers are validation nDCG@10 and are not re-measured by this command):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, with ``command`` set to how it reads in RESULTS.md."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--budget",
@@ -562,10 +562,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="events to write to SQLite to time read_events (0: skip)",
     )
     p.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.command = command_line("bench/quality.py", argv)
+    return args
 
 
 def main(argv=None) -> int:
+    """Run the benchmark, print the section and write it (unless --no-results)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("ecrm.recommender").setLevel(logging.WARNING)

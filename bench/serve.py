@@ -2,6 +2,7 @@
 
     python bench/serve.py                 # the full run (about 10 minutes on 2 cores)
     python bench/serve.py --configs sync:4 --seconds 5 --trials 50 --no-results   # a quick look
+    python bench/serve.py --configs sync:4 --baseline HEAD~1   # and the same on an older commit
 
 All in one temporary directory, removed at the end:
 
@@ -26,20 +27,23 @@ All in one temporary directory, removed at the end:
    does before promoting), with freshness trials alongside: throughput, latency, errors;
 6. prints the figures and replaces the ``## Serving (bench/serve.py)`` section of RESULTS.md.
 
+With ``--baseline REF`` every configuration is also served by commit REF's own code (``git
+archive`` into the working directory: its ``wsgi.py``, ``webapp/``, ``gunicorn.conf.py`` and
+``bench/serve_wsgi.py``, with PYTHONPATH set to that tree) on the same Redis, store, model and
+cache, and the rounds rotate over both servers: the report adds the same-run ratio per round.
+The data is prepared once, by the current code; should the baseline not serve the current
+model, it trains its own with its own ``flask train`` (a separate model directory), and says so.
+
 No figure from here is asserted by the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
 import json
 import os
 import random
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -47,7 +51,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,17 +58,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
-from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
 
-from bench.ingest import ensure_wrk, free_port, machine_line  # noqa: E402
+from bench.harness.load import LUA_DIR, ensure_wrk, interleaved, run_wrk  # noqa: E402
+from bench.harness.machine import CpuWatch, log, machine_info  # noqa: E402
+from bench.harness.results import RESULTS, command_line, write_section  # noqa: E402
+from bench.harness.service import (  # noqa: E402
+    CodeTree,
+    Gunicorn,
+    Process,
+    app_env,
+    create_store,
+    start_redis,
+)
+from bench.serve_clients import ORIGIN, Http, cache_mix, freshness, signed  # noqa: E402
+from bench.serve_report import HEADING, ms, render  # noqa: E402
 
-LUA = ROOT / "bench" / "lua" / "recs.lua"
-ORIGIN = "http://bench.example"
-HEADING = "## Serving (bench/serve.py)"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+LUA = LUA_DIR / "recs.lua"
 
 
 # -- the shop, the model and the cache ------------------------------------------------------------
@@ -73,24 +81,20 @@ def log(message: str) -> None:
 
 def prepare(work: Path, args) -> dict:
     """Redis, SQLite, a site, a shop's events, a trained model, the precomputed cache."""
-    from recommender.serving import ServingLayer, ServingSettings, precompute, recently_active
+    from demo import ShopSpec, generate_shop
+    from recommender.precompute import precompute, recently_active
+    from recommender.serving import ServingLayer, ServingSettings
     from recommender.training import TrainSettings, train
-    from tracking import migrations
     from tracking.catalogue import upsert_items, validate_item
     from tracking.db import make_engine
-    from tracking.demo import ShopSpec, generate_shop
     from tracking.events import Limits, iso, prepare_events
-    from tracking.redis_server import EmbeddedRedis
-    from tracking.sites import create_site
     from tracking.store import write_entries
     from webapp.clients import redis_client
 
-    redis_server = EmbeddedRedis(work / "redis")
-    redis_server.start()
+    redis_server = start_redis(work / "redis")
     db_url = f"sqlite:///{work / 'ecrm.db'}"
+    site, server_key = create_store(db_url, "Bench shop", [ORIGIN])
     engine = make_engine(db_url)
-    migrations.upgrade(engine)
-    site, server_key = create_site(engine, "Bench shop", [ORIGIN])
 
     started = time.monotonic()
     spec = ShopSpec(
@@ -147,6 +151,7 @@ def prepare(work: Path, args) -> dict:
         "site_id": site.site_id,
         "write_key": site.write_key,
         "server_key": server_key,
+        "identity_secret": site.identity_secret,
         "cached": cached,
         "customers": customers,
         "events": len(shop.events),
@@ -157,13 +162,10 @@ def prepare(work: Path, args) -> dict:
 
 def reuse(work: Path) -> dict | None:
     """A kept directory's setup, its Redis restarted (the cache is in its append-only file)."""
-    from tracking.redis_server import EmbeddedRedis
-
     if not (work / "setup.json").exists():
         return None
     setup = json.loads((work / "setup.json").read_text())
-    setup["redis"] = EmbeddedRedis(work / "redis")
-    setup["redis"].start()
+    setup["redis"] = start_redis(work / "redis")
     setup["redis_url"] = setup["redis"].url
     setup["var"], setup["models"] = Path(setup["var"]), Path(setup["models"])
     # The last run's swaps promoted copies: make the precomputed version current again.
@@ -179,255 +181,152 @@ def reuse(work: Path) -> dict | None:
 # -- gunicorn, wrk --------------------------------------------------------------------------------
 
 
-def app_env(setup: dict, work: Path) -> dict:
-    return dict(
-        os.environ,
-        ECRM_VAR_DIR=str(setup["var"]),
-        ECRM_DATABASE_URL=setup["db_url"],
-        ECRM_REDIS_URL=setup["redis_url"],
-        ECRM_SECRET_KEY="bench-" + uuid.uuid4().hex,
+def bench_env(setup: dict, work: Path, var: Path | None = None) -> dict:
+    """The app's environment: the prepared store, Redis and models; the bare route's body."""
+    return app_env(
+        setup["redis_url"],
+        setup["db_url"],
+        var or setup["var"],
         ECRM_HOLDOUT_SHARE="0",
         ECRM_BENCH_BARE_BODY=str(work / "bare.json"),
-        PYTHONPATH=str(ROOT),
     )
 
 
-class Gunicorn:
-    """One gunicorn with a worker configuration, on a free port."""
+def gunicorn(config: str, env: dict, work: Path, tree: CodeTree | None = None) -> Gunicorn:
+    """gunicorn for one ``--configs`` entry (``sync:N``, ``gthread:NxT``) serving serve_wsgi."""
+    kind, _, size = config.partition(":")
+    workers, _, threads = size.partition("x")
+    options = ["--worker-class", kind, "--log-level", "warning"]
+    options += ["--threads", threads] if threads else []
+    name = "" if tree is None or tree.name == "current" else "-baseline"
+    log_path = work / f"gunicorn-{config.replace(':', '-')}{name}.log"
+    return Gunicorn(
+        env,
+        log_path,
+        tree=tree,
+        app="bench.serve_wsgi:app",
+        options=["--workers", workers, *options],
+    )
 
-    def __init__(self, config: str, env: dict, work: Path):
-        kind, _, size = config.partition(":")
-        workers, _, threads = size.partition("x")
-        self.config, self.port = config, free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / "webapp" / "gunicorn.conf.py"),
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            workers,
-            "--worker-class",
-            kind,
-            "--log-level",
-            "warning",
-        ]
-        if threads:
-            argv += ["--threads", threads]
-        argv.append("bench.serve_wsgi:app")
-        self.log_path = work / f"gunicorn-{config.replace(':', '-')}.log"
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
+
+def wrk(args, port: int, paths: Path, seconds: float, cold: str = "", watch=None) -> dict:
+    """One wrk run of bench/lua/recs.lua; with ``watch`` ({name: [pids]}), CPU per request."""
+    env = {"BENCH_PATHS": str(paths), "BENCH_COLD_PREFIX": cold, "BENCH_ORIGIN": ORIGIN}
+    with CpuWatch(watch or {}) as cpu:
+        run = run_wrk(
+            f"http://127.0.0.1:{port}",
+            seconds,
+            script=LUA,
             env=env,
-            stdout=open(self.log_path, "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            threads=args.threads,
+            connections=args.connections,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not become ready")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (those that still exist)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
-
-
-def server_pids(master: int) -> list[int]:
-    """gunicorn's master and its workers."""
-    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
-    return [master] + [int(p) for p in out.stdout.split()]
-
-
-def run_wrk(
-    args, port: int, paths: Path, seconds: float, cold_prefix: str = "", watch: dict | None = None
-) -> dict:
-    """One wrk run; with ``watch`` ({name: [pids]}), the CPU each group used per request."""
-    argv = [
-        ensure_wrk(),
-        f"-t{args.threads}",
-        f"-c{args.connections}",
-        f"-d{seconds:g}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(LUA),
-        f"http://127.0.0.1:{port}",
-    ]
-    env = dict(
-        os.environ, BENCH_PATHS=str(paths), BENCH_COLD_PREFIX=cold_prefix, BENCH_ORIGIN=ORIGIN
-    )
-    watch = watch or {}
-    before = {name: cpu_seconds(pids) for name, pids in watch.items()}
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    match = re.search(r"^BENCH_JSON (\{.*\})$", text, re.M)
-    if not match:
-        raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{text[-2000:]}")
-    result = json.loads(match.group(1))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    result["error_count"] = sum(result["errors"].values())
-    used = {name: cpu_seconds(pids) - before[name] for name, pids in watch.items()}
-    used["wrk"] = usage.ru_utime + usage.ru_stime
+    result = dict(run.summary, rps=run.rps, error_count=run.error_count)
+    used = {name: cpu.seconds(name) for name in (watch or {})}
+    used["wrk"] = run.cpu_seconds
     result["cpu_us_per_request"] = {
         name: seconds / max(1, result["requests"]) * 1e6 for name, seconds in used.items()
     }
     return result
 
 
-# -- freshness ------------------------------------------------------------------------------------
-
-
-class Http:
-    """A keep-alive client for the freshness trials."""
-
-    def __init__(self, port: int, write_key: str):
-        self.port, self.write_key = port, write_key
-        self.auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-
-    def _send(self, method, path, body=None, headers=None):
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                response = self.conn.getresponse()
-                return response.status, response.read()
-            except (http.client.HTTPException, OSError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def items(self, user_id: str) -> tuple[int, list[str]]:
-        status, body = self._send(
-            "GET",
-            f"/v1/recommendations?write_key={self.write_key}&user_id={user_id}&n=10",
-            headers={"Origin": ORIGIN},
-        )
-        items = [i["item_id"] for i in orjson.loads(body)["items"]] if status == 200 else []
-        return status, items
-
-    def added(self, user_id: str, item_id: str) -> int:
-        event = {
-            "type": "track",
-            "event": "Product Added",
-            "userId": user_id,
-            "messageId": uuid.uuid4().hex,
-            "properties": {"product_id": item_id, "quantity": 1},
-        }
-        status, _ = self._send(
-            "POST",
-            "/v1/track",
-            body=orjson.dumps(event),
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": self.auth,
-                "Origin": ORIGIN,
-            },
-        )
-        return status
-
-
-def freshness(port: int, setup: dict, trials: int, users: list[str], stop=None) -> dict:
-    """Seconds from an event's 2xx to a changed answer, per trial."""
-    client = Http(port, setup["write_key"])
-    times, failures, errors = [], 0, 0
-    for n in range(trials):
-        if stop is not None and stop.is_set():
-            break
-        user = users[n % len(users)]
-        status, before = client.items(user)
-        if status != 200 or not before:
-            errors += 1
-            continue
-        if client.added(user, before[0]) // 100 != 2:
-            errors += 1
-            continue
-        acknowledged = time.perf_counter()
-        deadline = acknowledged + 5.0
-        while True:
-            status, after = client.items(user)
-            errors += status != 200
-            if after and after != before:
-                times.append(time.perf_counter() - acknowledged)
-                break
-            if time.perf_counter() > deadline:
-                failures += 1
-                break
-            time.sleep(0.002)
-    ordered = sorted(times)
+def summary(runs: list[dict]) -> dict:
+    """A route's figures over its rounds: req/s, p50, worst p99, errors, CPU per request."""
+    cpu = {
+        name: statistics.mean(r["cpu_us_per_request"][name] for r in runs)
+        for name in runs[0]["cpu_us_per_request"]
+    }
     return {
-        "trials": len(times) + failures,
-        "changed": len(times),
-        "unchanged_after_5s": failures,
-        "http_errors": errors,
-        "median_ms": statistics.median(ordered) * 1000 if ordered else None,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-        if ordered
-        else None,
-        "max_ms": ordered[-1] * 1000 if ordered else None,
+        "cpu_us": cpu,
+        "rps": sum(r["requests"] for r in runs) / sum(r["duration_us"] / 1e6 for r in runs),
+        "p50_ms": statistics.median(r["latency_us"]["p50"] for r in runs) / 1000,
+        "p99_ms": max(r["latency_us"]["p99"] for r in runs) / 1000,
+        "errors": sum(r["error_count"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
     }
 
 
-def cache_mix(port: int, setup: dict, paths: list[str], cold_prefix: str, samples=400) -> Counter:
-    """X-Ecrm-Cache over a sample of the wrk mix (sequential requests, after the load runs)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    mix: Counter = Counter()
-    rng = random.Random(3)
-    for _ in range(samples):
-        path = rng.choice(paths)
-        if path == "COLD":
-            path = f"{cold_prefix}sample-{uuid.uuid4().hex}"
-        conn.request("GET", path, headers={"Origin": ORIGIN})
-        response = conn.getresponse()
-        response.read()
-        mix[response.getheader("X-Ecrm-Cache", "-")] += 1
-    return mix
+# -- the baseline ---------------------------------------------------------------------------------
 
 
-# -- the run --------------------------------------------------------------------------------------
+def baseline_tree(ref: str, work: Path) -> CodeTree:
+    """REF's code; its own bench/serve_wsgi.py, or today's when it predates the file."""
+    tree = CodeTree.archive(ref, work / "baseline")
+    if not (tree.path / "bench" / "serve_wsgi.py").exists():
+        (tree.path / "bench").mkdir(exist_ok=True)
+        shutil.copy(ROOT / "bench" / "serve_wsgi.py", tree.path / "bench" / "serve_wsgi.py")
+        log("the baseline has no bench/serve_wsgi.py: serving it with today's copy")
+    return tree
+
+
+def serves_model(server: Gunicorn, setup: dict, user: str, version: str) -> str | None:
+    """None when ``server`` answers ``user`` from model ``version``; else what went wrong."""
+    client = Http(server.port, setup["write_key"])
+    path = f"/v1/recommendations?write_key={setup['write_key']}&n=10&user_id={user}"
+    path += signed(setup.get("identity_secret"), user)
+    status, body = client.send("GET", path, headers={"Origin": ORIGIN})
+    if status != 200:
+        return f"status {status}: {body[:300]!r}"
+    answer = orjson.loads(body)
+    if answer.get("model_version") != version or answer.get("source") == "fallback":
+        return (
+            f"it answered from model {answer.get('model_version')!r} (source "
+            f"{answer.get('source')!r}), not from {version!r}"
+        )
+    return None
+
+
+def train_baseline(tree: CodeTree, setup: dict, work: Path) -> tuple[dict, str]:
+    """The baseline's own model: its ``flask train`` into a model directory of its own."""
+    var = work / "var-baseline"
+    env = tree.env(bench_env(setup, work, var))
+    argv = [sys.executable, "-m", "flask", "--app", "wsgi", "train", "--site", setup["write_key"]]
+    log(f"training the baseline's own model with its own code: {' '.join(argv[2:])}")
+    done = subprocess.run(
+        [*argv, "--tune-seconds", "0"], cwd=tree.path, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(
+            f"--baseline {tree.label}: it cannot serve the model the current code trained, and its "
+            f"own `flask train` failed (exit {done.returncode}):\n{done.stdout[-2000:]}"
+            f"{done.stderr[-2000:]}"
+        )
+    current = var / "models" / str(setup["site_id"]) / "current"
+    return env, os.readlink(current) if current.is_symlink() else ""
+
+
+def start_baseline(config: str, tree: CodeTree, setup: dict, work: Path, state: dict) -> Gunicorn:
+    """The baseline's server for ``config``, checked to serve a model (training its own once)."""
+    env, version = state.get("env"), state.get("version", setup["version"])
+    try:
+        server = gunicorn(config, env or tree.env(bench_env(setup, work)), work, tree)
+    except RuntimeError as e:
+        raise SystemExit(f"--baseline {tree.label}: its gunicorn did not start. {e}") from e
+    problem = serves_model(server, setup, setup["cached"][0], version)
+    if problem and "env" not in state:
+        server.stop()
+        log(f"the baseline does not serve the current code's model: {problem}")
+        state["env"], state["version"] = train_baseline(tree, setup, work)
+        state["model"] = f"its own model {state['version']}, trained by its own code"
+        return start_baseline(config, tree, setup, work, state)
+    if problem:
+        tail = server.log_tail()
+        server.stop()
+        raise SystemExit(
+            f"--baseline {tree.label} cannot serve recommendations ({problem}); its gunicorn "
+            f"log ends with:\n{tail}"
+        )
+    state.setdefault("env", None)
+    state.setdefault("model", f"the same model {setup['version']}")
+    return server
 
 
 def swapper(setup: dict, every: float, stop: threading.Event, swaps: list) -> None:
     """Every ``every`` seconds, what ``train`` does at promotion: a new version (a copy of the
     current one) is warmed into the cache for the most recently active customers, within a budget
     of ``every`` / 2 seconds, then made current."""
-    from recommender.serving import ServingLayer, ServingSettings, precompute
+    from recommender.precompute import precompute
+    from recommender.serving import ServingLayer, ServingSettings
     from tracking.db import make_engine
     from webapp.clients import redis_client
 
@@ -453,7 +352,11 @@ def swapper(setup: dict, every: float, stop: threading.Event, swaps: list) -> No
         engine.dispose()
 
 
-def main(argv=None) -> int:
+# -- the run --------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, with ``command`` set to how it reads in RESULTS.md."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--customers", type=int, default=10_000)
     p.add_argument("--items", type=int, default=3_000)
@@ -472,7 +375,7 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--swap-seconds", type=float, default=40.0)
     p.add_argument("--swap-every", type=float, default=10.0)
-    p.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--no-results", action="store_true")
     p.add_argument(
         "--keep",
@@ -481,7 +384,143 @@ def main(argv=None) -> int:
         help="work in this directory and keep it; a later run with the same --keep reuses its "
         "shop, model and cache instead of preparing them again",
     )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REF",
+        help="also serve every configuration with the code of this git commit (e.g. HEAD~3), on "
+        "the same Redis, store and model, interleaved round by round, and report current / "
+        "baseline throughput",
+    )
     args = p.parse_args(argv)
+    args.command = command_line("bench/serve.py", argv)
+    return args
+
+
+class Mix:
+    """The request mix: the wrk path files and the lines they hold."""
+
+    def __init__(self, setup: dict, work: Path):
+        key = setup["write_key"]
+        self.base = f"/v1/recommendations?write_key={key}&n=10&placement=home"
+        self.cold_prefix = self.base + "&anonymous_id="
+        secret = setup.get("identity_secret")
+        self.lines = [f"{self.base}&user_id={u}{signed(secret, u)}" for u in setup["cached"]]
+        self.lines += ["COLD"] * (len(self.lines) // 4)  # 80% cached customers, 20% never-seen
+        self.paths = work / "paths.txt"
+        self.paths.write_text("\n".join(self.lines) + "\n")
+        self.bare = work / "bare-paths.txt"
+        self.bare.write_text("/bench/bare\n")
+
+
+def capture_bare(config: str, env: dict, work: Path, setup: dict, mix: Mix) -> int:
+    """The bare body: a real answer of this data, captured through the app; its size."""
+    (work / "bare.json").write_bytes(b"{}")
+    server = gunicorn(config, env, work)
+    try:
+        sample = Http(server.port, setup["write_key"])
+        status, body = sample.send("GET", mix.lines[0], headers={"Origin": ORIGIN})
+        assert status == 200, body
+        (work / "bare.json").write_bytes(body)
+    finally:
+        server.stop()
+    return len(body)
+
+
+def measure_config(config, env, work, setup, mix, args, baseline=None, state=None) -> dict:
+    """Bare and recommendation rounds for one configuration (and the baseline's, interleaved)."""
+    bare_bytes = capture_bare(config, env, work, setup, mix)
+    servers = {"current": gunicorn(config, env, work)}
+    try:
+        if baseline is not None:
+            servers["baseline"] = start_baseline(config, baseline, setup, work, state)
+        found = {}
+        for code, server in servers.items():
+            log(f"{config}: warm-up ({code} code)")
+            wrk(args, server.port, mix.paths, args.warmup, mix.cold_prefix)
+            watch = {"gunicorn": server.pids(), "redis": [setup["redis"].process.pid]}
+            found[code] = {"rounds": {"bare": [], "recs": []}, "watch": watch}
+        for r, code in interleaved(list(servers), args.rounds):
+            port, rounds, watch = servers[code].port, found[code]["rounds"], found[code]["watch"]
+            rounds["bare"].append(wrk(args, port, mix.bare, args.seconds, watch=watch))
+            rounds["recs"].append(wrk(args, port, mix.paths, args.seconds, mix.cold_prefix, watch))
+            log(
+                f"{config} round {r + 1}{'' if code == 'current' else ' (baseline)'}: bare "
+                f"{rounds['bare'][-1]['rps']:,.0f}/s, recommendations "
+                f"{rounds['recs'][-1]['rps']:,.0f}/s"
+            )
+        for code, server in servers.items():
+            mix_found = cache_mix(server.port, setup, mix.lines, mix.cold_prefix)
+            rounds = found[code]["rounds"]
+            found[code] = {
+                "mix": dict(mix_found),
+                "bare_bytes": bare_bytes,
+                "bare": summary(rounds["bare"]),
+                "recs": summary(rounds["recs"]),
+                "round_rps": {route: [x["rps"] for x in runs] for route, runs in rounds.items()},
+            }
+            f = found[code]
+            f["ratio"] = f["recs"]["rps"] / f["bare"]["rps"]
+            f["p99_ratio"] = f["recs"]["p99_ms"] / f["bare"]["p99_ms"]
+    finally:
+        for server in servers.values():
+            server.stop()
+    return found
+
+
+def freshness_and_swaps(best: str, env: dict, work: Path, setup: dict, mix: Mix, args) -> dict:
+    """Freshness idle, then model swaps under load with freshness trials alongside."""
+    server = gunicorn(best, env, work)
+    ingest = Process(
+        [sys.executable, "-m", "flask", "--app", "bench.serve_wsgi", "ingest"],
+        dict(env, PYTHONPATH=str(ROOT)),
+        work / "ingest.log",
+    )
+    try:
+        time.sleep(2)
+        users = list(setup["cached"])
+        random.Random(5).shuffle(users)
+        log(f"freshness: {args.trials} trials")
+        fresh_idle = freshness(server.port, setup, args.trials, users[: args.trials])
+        log(
+            f"freshness: {fresh_idle['changed']} of {fresh_idle['trials']} changed, "
+            f"median {ms(fresh_idle['median_ms'])}"
+        )
+
+        log(f"model swaps every {args.swap_every:g} s under load for {args.swap_seconds:g} s")
+        stop, swaps = threading.Event(), []
+        swap_thread = threading.Thread(target=swapper, args=(setup, args.swap_every, stop, swaps))
+        fresh_swap: dict = {}
+        fresh_thread = threading.Thread(
+            target=lambda: fresh_swap.update(
+                freshness(server.port, setup, 100_000, users[args.trials :], stop)
+            )
+        )
+        swap_thread.start()
+        fresh_thread.start()
+        swap_load = wrk(args, server.port, mix.paths, args.swap_seconds, mix.cold_prefix)
+        stop.set()
+        swap_thread.join()
+        fresh_thread.join()
+        swap_bare = wrk(args, server.port, mix.bare, args.seconds)
+    finally:
+        ingest.stop()
+        server.stop()
+    return {
+        "freshness_idle": fresh_idle,
+        "swap": {
+            "load": swap_load,
+            "bare_after": swap_bare,
+            "swaps": len(swaps),
+            "warmed": [w for _, _, w in swaps],
+            "freshness": fresh_swap,
+        },
+    }
+
+
+def main(argv=None) -> int:
+    """Run the benchmark; everything it started is stopped at the end."""
+    args = parse_args(argv)
     ensure_wrk()
     began = time.monotonic()
     work = args.keep or Path(tempfile.mkdtemp(prefix="ecrm-serve-"))
@@ -494,75 +533,19 @@ def main(argv=None) -> int:
             if args.keep:
                 saved = {k: v for k, v in setup.items() if k != "redis"}
                 (work / "setup.json").write_text(json.dumps(saved, default=str))
-        env = app_env(setup, work)
-        key = setup["write_key"]
-        base = f"/v1/recommendations?write_key={key}&n=10&placement=home"
-        cold_prefix = base + "&anonymous_id="
-        lines = [f"{base}&user_id={u}" for u in setup["cached"]]
-        lines += ["COLD"] * (len(lines) // 4)  # 80% cached customers, 20% never-seen visitors
-        paths_file = work / "paths.txt"
-        paths_file.write_text("\n".join(lines) + "\n")
-        bare_file = work / "bare-paths.txt"
-        bare_file.write_text("/bench/bare\n")
+        env = bench_env(setup, work)
+        mix = Mix(setup, work)
+        baseline, state = None, {}
+        if args.baseline:
+            shutil.rmtree(work / "baseline", ignore_errors=True)
+            baseline = baseline_tree(args.baseline, work)
 
-        results = {}
+        results, base_results = {}, {}
         for config in args.configs.split(","):
-            # The bare body: a real answer of this data, captured through the app.
-            (work / "bare.json").write_bytes(b"{}")
-            server = Gunicorn(config, env, work)
-            try:
-                sample = Http(server.port, key)
-                status, body = sample._send(
-                    "GET", f"{base}&user_id={setup['cached'][0]}", headers={"Origin": ORIGIN}
-                )
-                assert status == 200, body
-                (work / "bare.json").write_bytes(body)
-            finally:
-                server.stop()
-            server = Gunicorn(config, env, work)
-            try:
-                log(f"{config}: warm-up")
-                run_wrk(args, server.port, paths_file, args.warmup, cold_prefix)
-                rounds = {"bare": [], "recs": []}
-                watch = {
-                    "gunicorn": server_pids(server.proc.pid),
-                    "redis": [setup["redis"].process.pid],
-                }
-                for r in range(args.rounds):
-                    rounds["bare"].append(
-                        run_wrk(args, server.port, bare_file, args.seconds, watch=watch)
-                    )
-                    rounds["recs"].append(
-                        run_wrk(args, server.port, paths_file, args.seconds, cold_prefix, watch)
-                    )
-                    log(
-                        f"{config} round {r + 1}: bare {rounds['bare'][-1]['rps']:,.0f}/s, "
-                        f"recommendations {rounds['recs'][-1]['rps']:,.0f}/s"
-                    )
-                mix = cache_mix(server.port, setup, lines, cold_prefix)
-                results[config] = {"rounds": rounds, "mix": dict(mix), "bare_bytes": len(body)}
-            finally:
-                server.stop()
-
-        def summary(runs):
-            cpu = {
-                name: statistics.mean(r["cpu_us_per_request"][name] for r in runs)
-                for name in runs[0]["cpu_us_per_request"]
-            }
-            return {
-                "cpu_us": cpu,
-                "rps": sum(r["requests"] for r in runs) / sum(r["duration_us"] / 1e6 for r in runs),
-                "p50_ms": statistics.median(r["latency_us"]["p50"] for r in runs) / 1000,
-                "p99_ms": max(r["latency_us"]["p99"] for r in runs) / 1000,
-                "errors": sum(r["error_count"] for r in runs),
-                "requests": sum(r["requests"] for r in runs),
-            }
-
-        for found in results.values():
-            found["bare"] = summary(found["rounds"]["bare"])
-            found["recs"] = summary(found["rounds"]["recs"])
-            found["ratio"] = found["recs"]["rps"] / found["bare"]["rps"]
-            found["p99_ratio"] = found["recs"]["p99_ms"] / found["bare"]["p99_ms"]
+            found = measure_config(config, env, work, setup, mix, args, baseline, state)
+            results[config] = found["current"]
+            if baseline is not None:
+                base_results[config] = found["baseline"]
         # The most recommendations per second among configurations that keep p99 within 2x
         # of the bare route's (all of them when none does).
         tight = [c for c in results if results[c]["p99_ratio"] <= 2.0] or list(results)
@@ -570,66 +553,26 @@ def main(argv=None) -> int:
         log(f"best configuration: {best}")
 
         # Freshness and swaps on the best configuration, with an ingest worker running.
-        server = Gunicorn(best, env, work)
-        ingest = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "bench.serve_wsgi", "ingest"],
-            cwd=ROOT,
-            env=env,
-            stdout=open(work / "ingest.log", "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            time.sleep(2)
-            users = list(setup["cached"])
-            random.Random(5).shuffle(users)
-            log(f"freshness: {args.trials} trials")
-            fresh_idle = freshness(server.port, setup, args.trials, users[: args.trials])
-            log(f"freshness: median {fresh_idle['median_ms']:.0f} ms")
-
-            log(f"model swaps every {args.swap_every:g} s under load for {args.swap_seconds:g} s")
-            stop, swaps = threading.Event(), []
-            swap_thread = threading.Thread(
-                target=swapper, args=(setup, args.swap_every, stop, swaps)
-            )
-            fresh_swap: dict = {}
-            fresh_thread = threading.Thread(
-                target=lambda: fresh_swap.update(
-                    freshness(server.port, setup, 100_000, users[args.trials :], stop)
-                )
-            )
-            swap_thread.start()
-            fresh_thread.start()
-            swap_load = run_wrk(args, server.port, paths_file, args.swap_seconds, cold_prefix)
-            stop.set()
-            swap_thread.join()
-            fresh_thread.join()
-            swap_bare = run_wrk(args, server.port, bare_file, args.seconds)
-        finally:
-            ingest.send_signal(signal.SIGTERM)
-            ingest.wait(30)
-            server.stop()
-
+        later = freshness_and_swaps(best, env, work, setup, mix, args)
         report = {
-            "machine": machine_line(),
+            "machine": machine_info(),
+            "command": args.command,
             "args": vars(args) | {"results": str(args.results)},
             "data": {k: setup[k] for k in ("events", "items", "version")}
             | {"customers": len(setup["customers"]), "cached": len(setup["cached"])},
-            "configs": {
-                c: {k: v for k, v in r.items() if k != "rounds"} for c, r in results.items()
-            },
+            "configs": results,
             "best": best,
-            "freshness_idle": fresh_idle,
-            "swap": {
-                "load": swap_load,
-                "bare_after": swap_bare,
-                "swaps": len(swaps),
-                "warmed": [w for _, _, w in swaps],
-                "freshness": fresh_swap,
-            },
+            **later,
             "minutes": (time.monotonic() - began) / 60,
         }
-        text = render(report, argv)
+        if baseline is not None:
+            report["baseline"] = {
+                "label": baseline.label,
+                "current": CodeTree.current().label,
+                "model": state.get("model", ""),
+                "configs": base_results,
+            }
+        text = render(report)
         print(text)
         (work / "report.json").write_text(json.dumps(report, indent=2, default=str))
         if not args.no_results:
@@ -641,104 +584,6 @@ def main(argv=None) -> int:
             setup["redis"].stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def render(report: dict, argv) -> str:
-    m, a, d = report["machine"], report["args"], report["data"]
-    command = "python bench/serve.py" + (" " + " ".join(argv) if argv else "")
-    lines = [
-        HEADING,
-        "",
-        f"- Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python {m['python']}",
-        f"- Date: {m['date']} (whole run {report['minutes']:.1f} minutes)",
-        f"- Command: `{command}`",
-        f"- Data: generated shop, {d['customers']:,} customers in the model, {d['items']:,} items, "
-        f"{d['events']:,} events stored through the real write path; answers precomputed for "
-        f"{d['cached']:,} customers (80%) as `train` does after promotion.",
-        f"- Load: wrk, {a['threads']} threads, {a['connections']} connections, loopback, "
-        f"{a['warmup']:g} s of warm-up, then {a['rounds']} rounds of {a['seconds']:g} s per route, "
-        "bare and recommendations alternating; browser-style calls (`write_key` + `Origin`), "
-        "`n=10`. Mix: 80% requests for cached customers (uniform over all of them), 20% "
-        "never-seen visitors (a fresh anonymous id each time: a miss in both caches, one MGET, "
-        "trending). The "
-        "bare route `GET /bench/bare` returns a captured recommendation response (same bytes) "
-        "from the same gunicorn processes.",
-        "",
-        "| gunicorn | bare req/s | bare p50 / p99 ms | recommendations req/s | p50 / p99 ms "
-        "| throughput vs bare | p99 vs bare | errors | cache mix (sampled) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for config, r in report["configs"].items():
-        b, s = r["bare"], r["recs"]
-        mix = ", ".join(
-            f"{k} {v / sum(r['mix'].values()):.0%}" for k, v in sorted(r["mix"].items())
-        )
-        mark = " (chosen)" if config == report["best"] else ""
-        lines.append(
-            f"| {config}{mark} | {b['rps']:,.0f} | {b['p50_ms']:.1f} / {b['p99_ms']:.1f} "
-            f"| {s['rps']:,.0f} | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} | {r['ratio']:.0%} "
-            f"| {r['p99_ratio']:.2f}x | {b['errors'] + s['errors']} | {mix} |"
-        )
-    lines += [
-        "",
-        "CPU per request (microseconds; gunicorn master + workers, the Redis server, wrk), "
-        "mean over the rounds:",
-        "",
-        "| gunicorn | route | gunicorn | Redis | wrk | total |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for config, r in report["configs"].items():
-        for route in ("bare", "recs"):
-            cpu = r[route]["cpu_us"]
-            lines.append(
-                f"| {config} | {'bare' if route == 'bare' else 'recommendations'} "
-                f"| {cpu['gunicorn']:.0f} | {cpu['redis']:.0f} | {cpu['wrk']:.0f} "
-                f"| {sum(cpu.values()):.0f} |"
-            )
-    best = report["configs"][report["best"]]
-    f, sw = report["freshness_idle"], report["swap"]
-    load = sw["load"]
-    ratio_swap = load["rps"] / sw["bare_after"]["rps"]
-    fs = sw["freshness"]
-    lines += [
-        "",
-        f"Chosen: **{report['best']}** (the highest recommendation throughput among "
-        "configurations whose p99 stays within 2x of the bare route's).",
-        "",
-        "### Freshness (event 2xx -> changed answer)",
-        "",
-        f"- Idle: {f['changed']} of {f['trials']} trials changed; median "
-        f"**{f['median_ms']:.0f} ms**, p99 **{f['p99_ms']:.0f} ms**, max {f['max_ms']:.0f} ms; "
-        f"{f['unchanged_after_5s']} unchanged after 5 s; {f['http_errors']} HTTP errors.",
-        f"- Under full load during model swaps: {fs.get('changed', 0)} of {fs.get('trials', 0)} "
-        f"trials; median {fs.get('median_ms') or 0:.0f} ms, p99 {fs.get('p99_ms') or 0:.0f} ms; "
-        f"{fs.get('unchanged_after_5s', 0)} unchanged after 5 s; {fs.get('http_errors', 0)} HTTP "
-        "errors.",
-        "",
-        "### During model swaps",
-        "",
-        f"- {sw['swaps']} new versions promoted in {a['swap_seconds']:g} s (one every "
-        f"{a['swap_every']:g} s; as `train` does, each warmed into the cache first, within "
-        f"{a['swap_every'] / 2:g} s: {', '.join(f'{w:,}' for w in sw['warmed'])} customers) "
-        f"while wrk ran the same mix: {load['rps']:,.0f} req/s "
-        f"({ratio_swap:.0%} of the bare route measured right after), p50 "
-        f"{load['latency_us']['p50'] / 1000:.1f} ms, p99 {load['latency_us']['p99'] / 1000:.1f} "
-        f"ms, **{load['error_count']} errors** out of {load['requests']:,} requests.",
-        "",
-        "### Targets",
-        "",
-        f"- Cached throughput >= 80% of the bare route: {best['ratio']:.0%} "
-        f"({'met' if best['ratio'] >= 0.8 else 'MISSED'}).",
-        f"- p99 <= 2x the bare route's p99: {best['p99_ratio']:.2f}x "
-        f"({'met' if best['p99_ratio'] <= 2 else 'MISSED'}).",
-        f"- Freshness p99 < 1 s: {f['p99_ms']:.0f} ms idle "
-        f"({'met' if f['p99_ms'] < 1000 else 'MISSED'}); {fs.get('p99_ms') or 0:.0f} ms under "
-        "load during swaps.",
-        f"- Zero errors: {best['bare']['errors'] + best['recs']['errors']} in the comparison, "
-        f"{load['error_count']} during swaps, {f['http_errors'] + fs.get('http_errors', 0)} in "
-        "the freshness trials.",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

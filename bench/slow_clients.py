@@ -1,5 +1,4 @@
-"""Slow clients: does the service keep answering while many connections trickle in a byte a
-second?
+"""Slow clients: does the service keep answering while connections trickle in a byte a second?
 
 ``python bench/slow_clients.py`` (about 4 minutes, loopback only):
 
@@ -35,10 +34,8 @@ import datetime as dt
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -51,9 +48,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
+from bench.harness.load import LUA_DIR, parse_text_summary, run_wrk  # noqa: E402
+from bench.harness.machine import log, machine_line  # noqa: E402
+from bench.harness.results import RESULTS, command_line, header, write_section  # noqa: E402
+from bench.harness.service import (  # noqa: E402
+    Gunicorn,
+    Process,
+    app_env,
+    create_store,
+    free_port,
+    start_redis,
+)
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Slow clients (bench/slow_clients.py)"
 ORIGIN = "https://shop.example"
 TIMEOUT = 10.0  # the normal client's patience per request
@@ -80,47 +86,19 @@ class Outcome:
     skipped: str = ""
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 # -- the store ---------------------------------------------------------------------------------
 
 
 def prepare(work: Path) -> dict:
     """Embedded Redis, a migrated SQLite store, one site with a catalogue."""
-    from tracking import migrations
+    from demo import ShopSpec, generate_shop
     from tracking.catalogue import upsert_items, validate_item
     from tracking.db import make_engine
-    from tracking.demo import ShopSpec, generate_shop
-    from tracking.redis_server import EmbeddedRedis
-    from tracking.sites import create_site
 
-    redis_server = EmbeddedRedis(work / "redis")
-    redis_server.start()
+    redis_server = start_redis(work / "redis")
     url = f"sqlite:///{work / 'ecrm.db'}"
+    site, _ = create_store(url, "Slow clients bench", [ORIGIN])
     engine = make_engine(url)
-    migrations.upgrade(engine)
-    site, _ = create_site(engine, "Slow clients bench", [ORIGIN])
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
     shop = generate_shop(ShopSpec(seed=7, n_customers=50, days=3, start=start))
     upsert_items(engine, site.site_id, [validate_item(item) for item in shop.items])
@@ -131,68 +109,23 @@ def prepare(work: Path) -> dict:
 # -- servers -----------------------------------------------------------------------------------
 
 
-class Process:
-    """A server in its own session; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, argv: list[str], env: dict, log_path: Path):
-        self.log_path = log_path
-        with open(log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, port: int) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def start_gunicorn(store: dict, worker_class: str) -> tuple[Process, int]:
-    port = free_port()
-    var = store["work"] / f"var-{worker_class}-{port}"
-    env = dict(
-        os.environ,
-        ECRM_VAR_DIR=str(var),
-        ECRM_DATABASE_URL=store["db_url"],
-        ECRM_REDIS_URL=store["redis"].url,
-        ECRM_SECRET_KEY="bench-" + uuid.uuid4().hex,
+def start_gunicorn(store: dict, worker_class: str) -> tuple[Gunicorn, int]:
+    """gunicorn with the config's worker count and this worker class, ready."""
+    var = store["work"] / f"var-{worker_class}"
+    env = app_env(
+        store["redis"].url,
+        store["db_url"],
+        var,
         ECRM_WEB_WORKER_CLASS=worker_class,
         ECRM_HOLDOUT_SHARE="0",
-        PYTHONPATH=str(ROOT),
     )
-    argv = [
-        *[sys.executable, "-m", "gunicorn", "-c", str(ROOT / "webapp" / "gunicorn.conf.py")],
-        *["-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-    ]
-    process = Process(argv, env, store["work"] / f"gunicorn-{worker_class}-{port}.log")
-    process.wait_ready(port)
-    return process, port
+    log_path = store["work"] / f"gunicorn-{worker_class}.log"
+    server = Gunicorn(env, log_path, options=["--log-level", "warning"], timeout=90)
+    return server, server.port
 
 
 def nginx_binary() -> str | None:
+    """nginx's path (None when it is not installed)."""
     return shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
     )
@@ -220,7 +153,7 @@ def start_nginx(store: dict, upstream: int) -> tuple[Process, int]:
     )
     argv = [nginx_binary(), "-p", str(work), "-c", str(work / "nginx.conf"), "-g", "daemon off;"]
     process = Process(argv, dict(os.environ), work / "nginx.log")
-    process.wait_ready(port)
+    process.wait_ready(port, timeout=90)
     return process, port
 
 
@@ -267,6 +200,8 @@ def trickle(port: int, n: int) -> None:
 
 
 class Trickler:
+    """The child process holding the slow connections (``--trickle PORT N``)."""
+
     def __init__(self, port: int, n: int):
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--trickle", str(port), str(n)],
@@ -287,6 +222,7 @@ class Trickler:
 
 
 def one_event() -> bytes:
+    """A one-event Segment batch with a fresh messageId."""
     return json.dumps(
         {
             "batch": [
@@ -303,6 +239,7 @@ def one_event() -> bytes:
 
 
 def normal_client(port: int, write_key: str, seconds: float, outcome: Outcome) -> None:
+    """One request at a time, in turn on each route, for ``seconds``: into ``outcome``."""
     auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
     routes = {
         "GET /healthz": lambda: ("GET", "/healthz", None, {}),
@@ -342,28 +279,18 @@ def normal_client(port: int, write_key: str, seconds: float, outcome: Outcome) -
                 outcome.latency[name].append(max(TIMEOUT, time.monotonic() - start) * 1000)
 
 
-def run_wrk(port: int, write_key: str, route: str, seconds: float) -> tuple[float, int, int]:
-    """(requests/s, non-2xx, socket errors) of one wrk run."""
-    wrk = shutil.which("wrk")
-    argv = [wrk, "-t2", "-c32", f"-d{seconds:g}s", "--timeout", "5s"]
-    env = dict(os.environ, BENCH_WRITE_KEY=write_key, BENCH_RUN=uuid.uuid4().hex[:8])
+def wrk(port: int, write_key: str, route: str, seconds: float) -> tuple[float, int, int]:
+    """(requests/s, non-2xx, socket errors) of one wrk run, from wrk's own summary."""
+    url = f"http://127.0.0.1:{port}"
     if route == "batch":
-        argv += [
-            "-s",
-            str(ROOT / "bench" / "lua" / "batch.lua"),
-            f"http://127.0.0.1:{port}/v1/batch",
-        ]
+        env = {"BENCH_WRITE_KEY": write_key, "BENCH_RUN": uuid.uuid4().hex[:8]}
+        run = run_wrk(f"{url}/v1/batch", seconds, script=LUA_DIR / "batch.lua", env=env)
     else:
-        argv += [
-            "-H",
-            f"Origin: {ORIGIN}",
-            f"http://127.0.0.1:{port}/v1/recommendations?write_key={write_key}&anonymous_id=w-1&n=10",
-        ]
-    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return rate, non2xx, sum(int(x) for x in errors.groups()) if errors else 0
+        path = f"/v1/recommendations?write_key={write_key}&anonymous_id=w-1&n=10"
+        run = run_wrk(url + path, seconds, headers=[f"Origin: {ORIGIN}"])
+    found = parse_text_summary(run.text)
+    errors = found["errors"]
+    return found["rps"], errors["status"], sum(errors.values()) - errors["status"]
 
 
 SERVERS = {  # what each setup's name in the tables is served by
@@ -393,13 +320,13 @@ def throughput(ports: dict[str, int], store: dict, args) -> dict:
         return results
     for port in ports.values():  # warm-up: caches, connections, code paths
         for route in ("batch", "recommendations"):
-            run_wrk(port, store["write_key"], route, 1)
+            wrk(port, store["write_key"], route, 1)
     names = list(ports)
     for r in range(args.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             for route in ("batch", "recommendations"):
                 results[name][route].append(
-                    run_wrk(ports[name], store["write_key"], route, args.wrk_seconds)
+                    wrk(ports[name], store["write_key"], route, args.wrk_seconds)
                 )
             log(
                 f"  round {r + 1}, {SERVERS[name]}: batch "
@@ -429,26 +356,27 @@ def measure(setup: Setup, ports: dict[str, int], store: dict, args) -> Outcome:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of the values (nearest rank; 0 when empty)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
 def ms(value: float) -> str:
+    """Milliseconds as the table shows them (timeouts as >= the timeout)."""
     return f"≥{TIMEOUT * 1000:,.0f}" if value >= TIMEOUT * 1000 else f"{value:,.1f}"
 
 
 def median(values: list[float]) -> float:
+    """The upper median (0 when empty)."""
     ordered = sorted(values)
     return ordered[len(ordered) // 2] if ordered else 0.0
 
 
 def report(outcomes: list[Outcome], rates: dict, args, started: float, when: str) -> str:
+    """The ``## Slow clients (bench/slow_clients.py)`` section."""
+    run_time = f"{time.monotonic() - started:.0f} s"
     lines = [
-        SECTION,
-        "",
-        f"- Machine: {machine()}",
-        f"- Date: {when} (whole run {time.monotonic() - started:.0f} s)",
-        f"- Command: `{' '.join(['python bench/slow_clients.py', *args.argv])}`",
+        *header(SECTION, args.command, run_time, machine_line(), when),
         "- Servers, all started at once: `python -m gunicorn -c webapp/gunicorn.conf.py` with the "
         f"config's worker count ({os.cpu_count() * 2}: two per core), `ECRM_WEB_WORKER_CLASS` "
         "sync and gevent; nginx (1 worker process, deploy/nginx/ecrm.conf) in front of the sync "
@@ -512,6 +440,7 @@ def report(outcomes: list[Outcome], rates: dict, args, started: float, when: str
 
 
 def main() -> int:
+    """Run the benchmark (or, with ``--trickle``, be the slow connections' process)."""
     if len(sys.argv) == 4 and sys.argv[1] == "--trickle":
         trickle(int(sys.argv[2]), int(sys.argv[3]))
         return 0
@@ -522,9 +451,11 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=5, help="slow connections first")
     parser.add_argument("--wrk-seconds", type=float, default=5, help="0: no throughput runs")
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per server")
-    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument(
+        "--no-write", "--no-results", action="store_true", help="do not touch RESULTS.md"
+    )
     args = parser.parse_args()
-    args.argv = sys.argv[1:]
+    args.command = command_line("bench/slow_clients.py")
     started = time.monotonic()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     # The old setup goes last: slow clients leave its workers killed and restarting.

@@ -15,18 +15,19 @@ are kept). Exits 1 when the served file is over budget.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gzip
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from results_md import write_section  # noqa: E402  (bench/ is on sys.path as a script)
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from bench.harness.results import RESULTS, command_line, header, write_section  # noqa: E402
+
 TRACKER = PROJECT_ROOT / "static" / "ecrm.js"
-RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
 SECTION = "## Tracker size (bench/tracker_size.py)"
 BUDGET = int(5.2 * 1024)  # bytes, gzipped (5 KB, +0.2 for identity verification and opt-out)
 TERSER = "terser@5.51.2"
@@ -54,14 +55,13 @@ def minified(path: Path) -> tuple[bytes | None, str]:
     return done.stdout, f"npx {TERSER} static/ecrm.js {' '.join(TERSER_ARGS)}"
 
 
-def report(raw: bytes, mini: bytes | None, how: str) -> str:
+def report(raw: bytes, mini: bytes | None, how: str, command: str, seconds: float) -> str:
     """The RESULTS.md section."""
     served = gzipped(raw)
     lines = [
-        SECTION,
+        *header(SECTION, command, f"{seconds:.0f} s"),
         "",
-        f"{dt.date.today().isoformat()}, `python bench/tracker_size.py`. Budget: {BUDGET} bytes "
-        "gzipped. No build step: the file served is the source.",
+        f"Budget: {BUDGET} bytes gzipped. No build step: the file served is the source.",
         "",
         "| file | raw bytes | gzip -9 bytes | budget |",
         "|---|---|---|---|",
@@ -81,11 +81,15 @@ def report(raw: bytes, mini: bytes | None, how: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure, print, and write the section (unless --no-write); 1 when over budget."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument(
+        "--no-write", "--no-results", action="store_true", help="do not update RESULTS.md"
+    )
     parser.add_argument("--no-terser", action="store_true", help="skip the minified build")
     args = parser.parse_args(argv)
 
+    started = time.monotonic()
     raw = TRACKER.read_bytes()
     mini, how = (None, "skipped (--no-terser)") if args.no_terser else minified(TRACKER)
     print(f"static/ecrm.js           raw {len(raw):6d} B   gzip -9 {gzipped(raw):5d} B (served)")
@@ -95,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"minified: {how}")
     print(f"budget                                 {BUDGET:5d} B gzipped")
     if not args.no_write:
-        write_section(RESULTS, SECTION, report(raw, mini, how))
+        command = command_line("bench/tracker_size.py", argv)
+        section = report(raw, mini, how, command, time.monotonic() - started)
+        write_section(RESULTS, SECTION, section)
         print(f"wrote the '{SECTION}' section of {RESULTS.relative_to(PROJECT_ROOT)}")
     return 0 if gzipped(raw) <= BUDGET else 1
 

@@ -1,4 +1,4 @@
-"""What we learn from recorded behaviour and serve: recommendations and customer value models.
+"""What we learn from recorded behaviour and serve: "customers like you bought".
 
-Filled in by the recommender issue; like tracking/, it never imports Flask.
+Like tracking/, it never imports Flask; it imports tracking/ only.
 """

@@ -37,14 +37,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from recommender.evaluate import BINARY, evaluate, split_by_customer, split_matrices
-from recommender.interactions import Interactions, build_interactions, read_events
+from recommender.event_frames import read_events
+from recommender.interactions import Interactions, build_interactions
 from recommender.models import (
     ALSModel,
     BlendModel,
     BlendParams,
+    FactorModel,
     PopularityModel,
     Recommender,
-    _FactorModel,
 )
 from recommender.registry import ModelRegistry
 from recommender.tuning import BlendConfig, SearchSpace, default_blend, tune
@@ -139,7 +140,7 @@ def check_model(
         )
         return failures
     for name, member in getattr(model, "members", {"model": model}).items():
-        if isinstance(member, _FactorModel):
+        if isinstance(member, FactorModel):
             if member.user_factors.shape[0] != n_users:
                 failures.append(
                     f"orientation: {name} has {plural(member.user_factors.shape[0], 'user row')} "

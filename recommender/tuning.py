@@ -36,10 +36,10 @@ from recommender.models import (
     PopularityModel,
     PopularityParams,
     Recommender,
-    _mask_rows,
     normalise_scores,
     top_n,
 )
+from recommender.models.base import _mask_rows
 
 log = logging.getLogger("ecrm.recommender")
 

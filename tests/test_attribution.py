@@ -14,12 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import count, drain, store_events
-from tracking.attribution import (
-    attribute_orders,
-    attribute_since,
-    attribution_summary,
-    valid_click,
-)
+from tracking.attribution import attribute_orders, attribute_since, valid_click
+from tracking.attribution_reports import attribution_summary
 from tracking.events import Limits, iso, prepare_events
 from tracking.holdout import in_holdout
 from tracking.schema import attributions, events, orders

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tracking.demo import Shop, ShopSpec, generate_shop, iter_batches
+from demo import Shop, ShopSpec, generate_shop, iter_batches
 
 SMALL = ShopSpec(n_customers=60, n_items=80, days=7)
 SESSION_TIMEOUT = timedelta(minutes=30)

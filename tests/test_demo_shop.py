@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from demo.load import DEMO_SITE_NAME
 from tracking.catalogue import upsert_items, validate_item
 from tracking.sites import create_site
-from webapp.demo_shop import DEMO_SITE_NAME
 
 ITEMS = [
     {"item_id": "sku-1", "title": "Kind of Blue", "category": "Music/Jazz", "price": 12.5},

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from tests.test_attribution import at, click, identify, order, send
 from tracking import migrations, schema
-from tracking.attribution import holdout_summary
+from tracking.attribution_reports import holdout_summary
 from tracking.db import make_engine
 from tracking.events import Limits, iso, prepare_events
 from tracking.holdout import in_holdout

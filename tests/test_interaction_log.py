@@ -1,6 +1,6 @@
 """The interaction log: what the ingest path appends is what the store holds, exactly once.
 
-Training reads the log (recommender.interactions.read_events); the tables stay the truth, so
+Training reads the log (recommender.event_frames.read_events); the tables stay the truth, so
 every test here compares the log with a scan of ``events`` and ``order_lines``.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from recommender.interactions import read_events
+from recommender.event_frames import read_events
 from tests.conftest import count, store_events
 from tests.test_attribution import at, click, identify, order, shown
 from tracking import interaction_log, migrations, schema, store

@@ -8,6 +8,7 @@ import uuid
 import sqlalchemy as sa
 
 from tests.conftest import ORIGIN, count, drain, make_event
+from tracking.customers import customer_history
 from tracking.identity import user_hash
 from tracking.schema import (
     customers,
@@ -18,7 +19,6 @@ from tracking.schema import (
     rejected_events,
     sessions,
 )
-from tracking.store import customer_history
 
 
 def _mixed_batches(n_good: int, n_bad: int, size: int = 40, seed: int = 7) -> list[list[dict]]:

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.serving import precompute, recs_key
+from demo import ShopSpec, generate_shop
+from recommender.answer_cache import recs_key
+from recommender.precompute import precompute
 from recommender.training import TrainSettings, train
 from tests.conftest import ORIGIN, drain, store_events
 from tracking import migrations
 from tracking.catalogue import upsert_items, validate_item
 from tracking.db import make_engine
-from tracking.demo import ShopSpec, generate_shop
 from tracking.holdout import in_holdout
 from tracking.redis_server import EmbeddedRedis
 from tracking.sites import create_site

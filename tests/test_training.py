@@ -11,15 +11,16 @@ import sys
 import numpy as np
 import pytest
 
+from demo import ShopSpec, generate_shop
 from recommender.evaluate import split_by_customer, split_matrices
-from recommender.interactions import build_interactions, frame_from_segment, read_events
+from recommender.event_frames import frame_from_segment, read_events
+from recommender.interactions import build_interactions
 from recommender.models import ALSModel, ALSParams, BlendParams, PopularityModel, load_model
 from recommender.registry import ModelRegistry
 from recommender.training import NotEnoughData, TrainSettings, check_model, final_model, train
 from recommender.tuning import BlendConfig
 from tests.conftest import PROJECT_ROOT, store_events
 from tracking.catalogue import upsert_items, validate_item
-from tracking.demo import ShopSpec, generate_shop
 from tracking.sites import create_site
 
 SPEC = ShopSpec(seed=7, n_customers=160, n_items=80, n_clusters=4, days=21)

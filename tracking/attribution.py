@@ -1,11 +1,12 @@
-"""Closing the loop: which orders recommendations earned, and how the holdout group compares.
+"""Attribution: which order lines a recommendation click earned, recomputed from the store.
 
 An order line is credited to a recommendation when the same customer clicked that item in a
 ``Recommendation Clicked`` event no longer than the attribution window before the order (and not
 after it). The last such click wins. "The same customer" is the order's user id or anonymous id,
 or any id stitched to them in ``identities``. Attributions are recomputed from what is stored, so
 the order of arrival does not matter: a click stored in an earlier batch, in the same batch as the
-order, or after it (a browser queue flushed late) all end in the same row.
+order, or after it (a browser queue flushed late) all end in the same row. What marketers read
+of them is in :mod:`tracking.attribution_reports`.
 """
 
 from __future__ import annotations
@@ -19,23 +20,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tracking.db import aware, chunks
+from tracking.events import CENT
 from tracking.schema import attributions, events, identities, order_lines, orders
 
 RECOMMENDATION_SHOWN = "Recommendation Shown"
 RECOMMENDATION_CLICKED = "Recommendation Clicked"
 REC_ID = re.compile(r"[0-9a-fA-F]{32}")
-IN_CHUNK = 500  # ids per IN (...) list; well below SQLite's variable limit
-CENT = Decimal("0.01")
-
-
-def _chunks(values: list, size: int = IN_CHUNK):
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time in the store is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _text(value: Any, length: int) -> str | None:
@@ -62,7 +53,7 @@ def stitched_ids(
     users_of: dict[str, set[str]] = defaultdict(set)
     anonymous_of: dict[str, set[str]] = defaultdict(set)
     user_ids = {u for u in user_ids if u}
-    for chunk in _chunks(sorted({a for a in anonymous_ids if a})):
+    for chunk in chunks(sorted({a for a in anonymous_ids if a})):
         for anonymous_id, user_id in conn.execute(
             sa.select(identities.c.anonymous_id, identities.c.user_id).where(
                 identities.c.site_id == site_id, identities.c.anonymous_id.in_(chunk)
@@ -70,7 +61,7 @@ def stitched_ids(
         ):
             users_of[anonymous_id].add(user_id)
             user_ids.add(user_id)
-    for chunk in _chunks(sorted(user_ids)):
+    for chunk in chunks(sorted(user_ids)):
         for anonymous_id, user_id in conn.execute(
             sa.select(identities.c.anonymous_id, identities.c.user_id).where(
                 identities.c.site_id == site_id, identities.c.user_id.in_(chunk)
@@ -109,7 +100,7 @@ def _clicks(
     found: dict[int, dict[str, Any]] = {}
     # Two queries, so each can use its index (ix_events_user, ix_events_anonymous).
     for column, ids in ((events.c.user_id, user_ids), (events.c.anonymous_id, anonymous_ids)):
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             rows = conn.execute(
                 sa.select(
                     events.c.id,
@@ -130,7 +121,7 @@ def _clicks(
             for row in rows:
                 properties = (row["payload"] or {}).get("properties")
                 if row["id"] not in found and valid_click(properties):
-                    found[row["id"]] = {**row, "timestamp": _aware(row["timestamp"])}
+                    found[row["id"]] = {**row, "timestamp": aware(row["timestamp"])}
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for click in found.values():
         by_item[click["item_id"]].append(click)
@@ -161,7 +152,7 @@ def attribute_orders(
     lines: dict[str, dict[str, list[tuple[Decimal | None, int]]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for chunk in _chunks(order_ids):
+    for chunk in chunks(order_ids):
         for row in conn.execute(
             sa.select(
                 orders.c.order_id,
@@ -172,7 +163,7 @@ def attribute_orders(
                 orders.c.holdout,
             ).where(orders.c.site_id == site_id, orders.c.order_id.in_(chunk))
         ).mappings():
-            found[row["order_id"]] = {**row, "ordered_at": _aware(row["ordered_at"])}
+            found[row["order_id"]] = {**row, "ordered_at": aware(row["ordered_at"])}
         for order_id, item_id, price, quantity in conn.execute(
             sa.select(
                 order_lines.c.order_id,
@@ -266,7 +257,7 @@ def attribute_since(
             )
         ).scalars()
     )
-    return sum(attribute_orders(conn, site_id, part, window) for part in _chunks(order_ids, chunk))
+    return sum(attribute_orders(conn, site_id, part, window) for part in chunks(order_ids, chunk))
 
 
 def _upsert_later_click(engine: sa.Engine):
@@ -311,7 +302,7 @@ def orders_after_clicks(
     # Over-selects (any clicked item, any of these customers): attribute_orders decides exactly.
     found: set[str] = set()
     for column, ids in ((orders.c.user_id, user_ids), (orders.c.anonymous_id, anonymous_ids)):
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             found.update(
                 conn.execute(
                     sa.select(orders.c.order_id)
@@ -333,124 +324,3 @@ def orders_after_clicks(
                 ).scalars()
             )
     return found
-
-
-def _property(name: str) -> sa.ColumnElement:
-    return events.c.payload[("properties", name)].as_string()
-
-
-def _money(value: Any) -> Decimal:
-    return Decimal(str(value or 0)).quantize(CENT)
-
-
-def _group() -> dict[str, Any]:
-    return {"impressions": 0, "clicks": 0, "orders": 0, "revenue": Decimal("0.00")}
-
-
-def attribution_summary(
-    conn: sa.Connection, site_id: int, since: datetime | None = None
-) -> list[dict[str, Any]]:
-    """Per placement and model version: impressions, clicks, CTR, attributed orders and revenue.
-
-    Each row also splits the counts by group: ``treatment`` (personalised) and ``holdout``
-    (popularity only). ``currencies`` lists the order currencies summed into ``revenue``.
-    """
-    rows: dict[tuple, dict[str, Any]] = {}
-
-    def row(placement, model_version) -> dict[str, Any]:
-        key = (placement, model_version)
-        if key not in rows:
-            rows[key] = {
-                "placement": placement,
-                "model_version": model_version,
-                **_group(),
-                "currencies": set(),
-                "treatment": _group(),
-                "holdout": _group(),
-            }
-        return rows[key]
-
-    placement, model_version = _property("placement"), _property("model_version")
-    query = (
-        sa.select(placement, model_version, events.c.event, events.c.holdout, sa.func.count())
-        .where(
-            events.c.site_id == site_id,
-            events.c.event.in_([RECOMMENDATION_SHOWN, RECOMMENDATION_CLICKED]),
-        )
-        .group_by(placement, model_version, events.c.event, events.c.holdout)
-    )
-    if since is not None:
-        query = query.where(events.c.timestamp >= since)
-    for place, version, name, holdout, n in conn.execute(query):
-        target = row(place, version)
-        measure = "impressions" if name == RECOMMENDATION_SHOWN else "clicks"
-        target[measure] += n
-        target["holdout" if holdout else "treatment"][measure] += n
-
-    a = attributions.c
-    query = sa.select(
-        a.placement,
-        a.model_version,
-        a.holdout,
-        a.currency,
-        sa.func.count(sa.distinct(a.order_id)),
-        sa.func.sum(a.revenue),
-    ).where(a.site_id == site_id)
-    if since is not None:
-        query = query.where(a.ordered_at >= since)
-    query = query.group_by(a.placement, a.model_version, a.holdout, a.currency)
-    for place, version, holdout, currency, n_orders, revenue in conn.execute(query):
-        target = row(place, version)
-        for bucket in (target, target["holdout" if holdout else "treatment"]):
-            bucket["orders"] += n_orders
-            bucket["revenue"] += _money(revenue)
-        if currency:
-            target["currencies"].add(currency)
-
-    result = []
-    for key in sorted(rows, key=lambda k: tuple((v is None, str(v or "")) for v in k)):
-        target = rows[key]
-        target["currencies"] = sorted(target["currencies"])
-        for bucket in (target, target["treatment"], target["holdout"]):
-            shown = bucket["impressions"]
-            bucket["ctr"] = bucket["clicks"] / shown if shown else None
-        result.append(target)
-    return result
-
-
-def holdout_summary(
-    conn: sa.Connection, site_id: int, since: datetime | None = None
-) -> dict[str, dict[str, Any]]:
-    """All visitors, orders and revenue of the treatment and holdout groups: the basis of lift."""
-    groups = {
-        name: {"visitors": 0, "orders": 0, "revenue": Decimal("0.00")}
-        for name in ("treatment", "holdout")
-    }
-    visitor = sa.func.coalesce(events.c.anonymous_id, events.c.user_id)
-    query = (
-        sa.select(events.c.holdout, sa.func.count(sa.distinct(visitor)))
-        .where(events.c.site_id == site_id)
-        .group_by(events.c.holdout)
-    )
-    if since is not None:
-        query = query.where(events.c.timestamp >= since)
-    for holdout, n in conn.execute(query):
-        groups["holdout" if holdout else "treatment"]["visitors"] += n
-    query = (
-        sa.select(orders.c.holdout, sa.func.count(), sa.func.sum(orders.c.revenue))
-        .where(orders.c.site_id == site_id)
-        .group_by(orders.c.holdout)
-    )
-    if since is not None:
-        query = query.where(orders.c.ordered_at >= since)
-    for holdout, n, revenue in conn.execute(query):
-        group = groups["holdout" if holdout else "treatment"]
-        group["orders"] += n
-        group["revenue"] += _money(revenue)
-    for group in groups.values():
-        visitors = group["visitors"]
-        group["revenue_per_visitor"] = (
-            (group["revenue"] / visitors).quantize(CENT) if visitors else None
-        )
-        group["orders_per_visitor"] = group["orders"] / visitors if visitors else None
-    return groups

@@ -1,17 +1,16 @@
-"""Event schema: the Segment HTTP Tracking API, validated and normalised in one place.
+"""Event validation: the Segment HTTP Tracking API's events, checked and normalised in one place.
 
-``decode_body`` turns request bytes into a JSON object (or raises :class:`PayloadError`),
-``prepare_events`` splits the events of a request into accepted (normalised, clock skew
-corrected) and rejected (with the field and the reason). Nothing here knows about Flask.
+``prepare_events`` splits the events of a request (decoded by :mod:`tracking.payload`) into
+accepted (normalised, clock skew corrected, client-sent IPs truncated by
+:mod:`tracking.privacy`) and rejected (with the field and the reason,
+:mod:`tracking.rejections`). Nothing here knows about Flask.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import unicodedata
 import uuid
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,9 @@ from typing import Any
 import orjson
 
 from tracking.identity import Verifier
+from tracking.payload import json_kind
+from tracking.privacy import scrub_ips
+from tracking.rejections import Rejection, rejected_raw
 
 EVENT_TYPES = ("track", "page", "identify", "alias", "screen", "group")
 ID_FIELDS = ("anonymousId", "userId", "previousId", "groupId")
@@ -39,25 +41,12 @@ CENT = Decimal("0.01")
 MONEY_FIELDS = ("total", "revenue", "subtotal", "tax", "shipping", "discount")
 # C0, DEL and C1: never part of an event's name, and they garble reports and logs.
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
-# Keys of client-sent IP addresses inside traits and context (compared lower-cased), and the
-# same keys as orjson writes them: one search of an object's JSON tells whether to walk it.
-IP_KEYS = frozenset({"ip", "ip_address", "ipaddress"})
-IP_KEY_JSON = re.compile(rb'(?i)"ip(?:_?address)?":')
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 # Any time kept (sentAt may be far off: a client's clock) stays a day inside datetime's range, so
 # PostgreSQL can hand it back in any session time zone without leaving years 1 to 9999.
 FIRST_TIME = datetime(1, 1, 2, tzinfo=UTC)
 LAST_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 TIME_RANGE_REASON = "out of range: must be between 0001-01-02 and 9999-12-30 in UTC"
-RAW_KEEP_BYTES = 4096  # how much of a rejected event's raw payload is kept
-
-
-class PayloadError(Exception):
-    """The request as a whole cannot be read; carries the HTTP status, field and reason."""
-
-    def __init__(self, status: int, field: str, reason: str, code: str = "invalid_request"):
-        super().__init__(f"{field}: {reason}")
-        self.status, self.field, self.reason, self.code = status, field, reason, code
 
 
 class InvalidEvent(Exception):
@@ -77,80 +66,6 @@ class Limits:
     max_batch_events: int = 2500
     max_depth: int = 20
     future_tolerance: timedelta = timedelta(hours=24)
-
-
-@dataclass
-class Rejection:
-    """An event refused with its reason, kept in the rejected-events table."""
-
-    index: int | None
-    field: str
-    reason: str
-    raw: str
-    status: int = 422
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form used in responses and in the stream."""
-        return {"index": self.index, "field": self.field, "reason": self.reason, "raw": self.raw}
-
-
-def decode_body(
-    raw: bytes, content_type: str | None, content_encoding: str | None, max_bytes: int
-) -> dict[str, Any]:
-    """Decode a request body (JSON, also sent as text/plain; optionally gzip) into an object."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime not in ("", "application/json", "text/plain"):
-        raise PayloadError(
-            415, "Content-Type", "must be application/json or text/plain", "unsupported_media"
-        )
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        raw = _inflate(raw, encoding, max_bytes)
-    elif encoding != "identity":
-        raise PayloadError(
-            415, "Content-Encoding", "must be gzip, deflate or identity", "unsupported_encoding"
-        )
-    if len(raw) > max_bytes:
-        raise PayloadError(413, "body", f"larger than {max_bytes} bytes", "too_large")
-    if not raw.strip():
-        raise PayloadError(400, "body", "is empty; send a JSON object", "invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise PayloadError(400, "body", f"not valid JSON ({e})", "invalid_json") from e
-    if not isinstance(body, dict):
-        raise PayloadError(
-            400, "body", f"must be a JSON object, not {_json_kind(body)}", "invalid_json"
-        )
-    return body
-
-
-def _inflate(raw: bytes, encoding: str, max_bytes: int) -> bytes:
-    # Decompress in bounded steps so a gzip bomb costs at most max_bytes of memory.
-    wbits = 47 if encoding != "deflate" else 15  # 47: gzip or zlib header, auto-detected
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(raw, max_bytes + 1)
-        if len(out) > max_bytes or inflater.unconsumed_tail:
-            raise PayloadError(
-                413, "body", f"larger than {max_bytes} bytes once decompressed", "too_large"
-            )
-        out += inflater.flush()
-    except zlib.error as e:
-        raise PayloadError(
-            400, "Content-Encoding", f"body is not valid {encoding} ({e})", "invalid_encoding"
-        ) from e
-    if not inflater.eof:
-        raise PayloadError(
-            400, "Content-Encoding", f"truncated {encoding} body", "invalid_encoding"
-        )
-    return out
-
-
-def _json_kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
 
 
 def parse_time(value: Any, field: str) -> datetime:
@@ -259,7 +174,7 @@ def _cents(value: Any, field: str) -> Decimal:
         raise InvalidEvent(field, "must be a number")
     if not -1e13 < value < 1e13:
         raise InvalidEvent(field, MONEY_REASON)
-    # Rounded as tracking.store does, so a value refused here is exactly one the column refuses.
+    # Rounded as tracking.orders does, so a value refused here is exactly one the column refuses.
     cents = Decimal(str(value)).quantize(CENT)
     if not -MAX_MONEY < cents < MAX_MONEY:
         raise InvalidEvent(field, MONEY_REASON)
@@ -332,35 +247,6 @@ def _check_name(value: Any, field: str) -> None:
         raise InvalidEvent(field, "contains control characters")
 
 
-def scrub_ips(event: dict) -> None:
-    """Truncate client-sent IP addresses in ``traits`` and ``context``, in place.
-
-    Any key named ip (ip_address, ipAddress, any case) at any depth of the two: a valid address
-    is cut to its network (:func:`anonymise_ip`), anything else is dropped. Nothing else is
-    walked, and only objects whose JSON has such a key: most events carry none.
-    """
-    for name in ("traits", "context"):
-        node = event.get(name)
-        if node and type(node) in (dict, list) and IP_KEY_JSON.search(orjson.dumps(node)):
-            _scrub_node(node)
-
-
-def _scrub_node(root: dict | list) -> None:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if type(node) is list:
-            stack.extend(child for child in node if type(child) in (dict, list))
-            continue
-        found = [key for key in node if key.lower() in IP_KEYS]
-        stack.extend(child for child in node.values() if type(child) in (dict, list))
-        for key in found:
-            value = node.pop(key)
-            address = anonymise_ip(value) if type(value) is str else None
-            if address:
-                node[key] = address
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -382,7 +268,7 @@ def validate_event(
     passed by :func:`prepare_events` so a batch formats them once, not once per event.
     """
     if not isinstance(event, dict):
-        raise InvalidEvent(path, f"must be a JSON object, not {_json_kind(event)}")
+        raise InvalidEvent(path, f"must be a JSON object, not {json_kind(event)}")
     # First, so that an event refused below keeps no raw address in rejected_events either.
     scrub_ips(event)
     event = dict(event)
@@ -521,22 +407,3 @@ def prepare_events(
         except InvalidEvent as e:
             rejected.append(Rejection(index, e.field, e.reason, rejected_raw(raw_event), e.status))
     return accepted, rejected
-
-
-def rejected_raw(raw_event: Any) -> str:
-    """The first RAW_KEEP_BYTES of a refused event's JSON, its client-sent IPs truncated."""
-    if type(raw_event) is dict:
-        scrub_ips(raw_event)  # again: an event refused before validation was not scrubbed yet
-    return orjson.dumps(raw_event, default=str)[:RAW_KEEP_BYTES].decode("utf-8", "replace")
-
-
-def anonymise_ip(address: str | None) -> str | None:
-    """Truncate an IP address (IPv4 to /24, IPv6 to /48) so no raw address is stored."""
-    if not address:
-        return None
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return None
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)

@@ -8,6 +8,7 @@ events and orders agree without sharing state, and a visitor stays in their grou
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 
 def holdout_bucket(site_id: int, visitor_id: str) -> float:
@@ -21,3 +22,9 @@ def in_holdout(site_id: int, visitor_id: str | None, share: float) -> bool:
     if not visitor_id or share <= 0.0:
         return False
     return holdout_bucket(site_id, visitor_id) < share
+
+
+def event_in_holdout(site_id: int, event: dict[str, Any], share: float) -> bool:
+    """True when the event's visitor (anonymous id, else user id) belongs to the holdout group."""
+    # The same function and visitor id the web layer uses to serve popularity only.
+    return in_holdout(site_id, event.get("anonymousId") or event.get("userId"), share)

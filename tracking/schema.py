@@ -203,7 +203,7 @@ rejected_events = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("site_id", sa.Integer, nullable=True),
     # Site and the event's messageId (or a digest of its raw payload and reason): a redelivered
-    # entry or a resent request stores its rejections once (tracking.store.rejection_ref).
+    # entry or a resent request stores its rejections once (tracking.rejections.rejection_ref).
     sa.Column("source_ref", sa.String(64), nullable=False, unique=True),
     sa.Column("batch_index", sa.Integer, nullable=True),
     sa.Column("field", sa.String(200), nullable=True),

@@ -1,4 +1,8 @@
-"""Command-line interface: ``flask --app wsgi <command>``."""
+"""Command-line interface (``flask --app wsgi <command>``): database, sites, items, ingest.
+
+Also registers the commands of their own modules: ``up`` and ``demo`` (webapp.supervisor),
+``train``, ``rollback`` and ``attribute`` (webapp.train_cli), ``dead-letters``.
+"""
 
 from __future__ import annotations
 

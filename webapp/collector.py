@@ -15,17 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from tracking.events import (
-    EVENT_TYPES,
-    InvalidEvent,
-    Limits,
-    PayloadError,
-    anonymise_ip,
-    decode_body,
-    iso,
-    prepare_events,
-)
+from tracking.events import EVENT_TYPES, InvalidEvent, Limits, iso, prepare_events
 from tracking.identity import Verifier
+from tracking.payload import PayloadError, decode_body
+from tracking.privacy import anonymise_ip
 from tracking.sites import Site
 from tracking.stream import Unavailable, make_entry
 from webapp.auth import allow_browser_origin, cors_origin, site_for_events

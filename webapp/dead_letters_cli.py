@@ -1,4 +1,7 @@
-"""``flask --app wsgi dead-letters list | show ID | replay [ID...]``."""
+"""Dead-letter commands: list, show and replay what the ingest worker could not store.
+
+``flask --app wsgi dead-letters list | show ID | replay [ID...]``.
+"""
 
 from __future__ import annotations
 

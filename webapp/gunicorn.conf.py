@@ -1,5 +1,6 @@
-"""gunicorn settings used by the run command and the production deployment (GUNICORN_CMD_ARGS
-overrides them).
+"""gunicorn settings: workers, worker class and timeouts for the run command and production.
+
+``GUNICORN_CMD_ARGS`` overrides them.
 
 Workers: two per core (``ECRM_WEB_WORKERS``), chosen by measurement (bench/serve.py,
 bench/ingest.py; figures in bench/RESULTS.md). On 2 cores, 2 and 4 sync workers are within this

@@ -1,5 +1,7 @@
-"""Headers every answer gets: no MIME sniffing; HTML pages also a Content-Security-Policy,
-no framing and a referrer policy.
+"""Security headers: the one every answer gets, and the stricter ones of HTML pages.
+
+Every answer says no MIME sniffing; HTML pages also get a Content-Security-Policy, no framing
+and a referrer policy.
 
 Pages that need more than the default policy (the demo shop runs the tracker and the widget)
 set their own ``Content-Security-Policy``; this hook only fills in what a response lacks.

@@ -14,8 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -23,49 +21,14 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from threadpoolctl import threadpool_limits
 
+from demo.load import demo_site, load_demo
 from tracking import migrations
-from tracking.catalogue import upsert_items, validate_item
-from tracking.events import Limits, iso, prepare_events
 from tracking.redis_server import EmbeddedRedis
-from tracking.sites import create_site
 from tracking.text import plural
 from webapp.clients import clients
 from webapp.config import PROJECT_ROOT, load_config
-from webapp.demo_shop import DEMO_SITE_NAME, demo_site
 
 demo_cli = AppGroup("demo", help="The generated demo shop.")
-
-
-def load_demo(engine, redis_client, stream_key: str, origins: list[str], customers: int = 500):
-    """Create the demo site, its catalogue and a few weeks of events (queued on the stream)."""
-    from tracking.demo import ShopSpec, generate_shop, iter_batches
-    from tracking.stream import make_entry
-
-    site, server_key = create_site(engine, DEMO_SITE_NAME, origins)
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    spec = ShopSpec(seed=42, n_customers=customers, days=28, start=today - timedelta(days=28))
-    shop = generate_shop(spec)
-    upsert_items(engine, site.site_id, [validate_item(item) for item in shop.items])
-    received_at = datetime.now(UTC)
-    queued = 0
-    pipe = redis_client.pipeline(transaction=False)
-    for batch in iter_batches(shop.events, 200):
-        accepted, rejected = prepare_events(
-            batch, path="batch", received_at=received_at, batch_sent_at=None, limits=Limits()
-        )
-        pipe.xadd(
-            stream_key,
-            make_entry(
-                request_id=uuid.uuid4().hex,
-                site_id=site.site_id,
-                received_at=iso(received_at),
-                events=accepted,
-                rejected=[r.as_dict() for r in rejected],
-            ),
-        )
-        queued += len(accepted)
-    pipe.execute()
-    return site, server_key, shop, queued
 
 
 @demo_cli.command("load")
@@ -92,7 +55,7 @@ def first_demo_model(app: Flask, site, shop) -> None:
     the same way), so the demo widget has recommendations a few seconds after start. The
     scheduled trainer retrains from the store as soon as the events are in.
     """
-    from recommender.interactions import frame_from_segment
+    from recommender.event_frames import frame_from_segment
     from webapp.train_cli import train_site
 
     try:

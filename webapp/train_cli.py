@@ -1,4 +1,4 @@
-"""Training commands: ``train`` (once or on a schedule) and ``rollback``."""
+"""Training commands: ``train`` (once or on a schedule), ``rollback``; the ``attribute`` sweep."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from threadpoolctl import threadpool_limits
 
+from recommender.precompute import precompute
 from recommender.registry import ModelRegistry, RegistryError
-from recommender.serving import precompute
 from recommender.training import NotEnoughData, TrainSettings, train
 from tracking.attribution import attribute_since
 from tracking.sites import Site, find_site, list_sites

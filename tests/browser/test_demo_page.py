@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from demo.load import DEMO_SITE_NAME
 from tracking.catalogue import upsert_items, validate_item
 from tracking.schema import events
 from tracking.sites import create_site
-from webapp.demo_shop import DEMO_SITE_NAME
 
 READY = "[data-ecrm-recs][data-ecrm-state=ready]"
 # Collected before any page script runs (init scripts are not subject to the page's policy).

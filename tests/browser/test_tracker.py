@@ -14,14 +14,14 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from demo.load import DEMO_SITE_NAME
 from tests.browser.conftest import Watch
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
+from tracking.customers import customer_history
 from tracking.identity import user_hash
 from tracking.schema import customers, events, identities, order_lines, orders
 from tracking.sites import create_site
-from tracking.store import customer_history
-from webapp.demo_shop import DEMO_SITE_NAME
 
 pytestmark = pytest.mark.browser
 
@@ -622,7 +622,7 @@ def test_the_queue_is_bounded_and_reports_what_it_dropped(shop, page):
 
 
 def test_demo_shop_click_through(shop, page):
-    """The demo shop (webapp/demo_shop.py) is instrumented with data-ecrm-* attributes only."""
+    """The demo shop (webapp/demo_shop/) is instrumented with data-ecrm-* attributes only."""
     engine = shop.app.extensions["ecrm"].engine
     shop.site, _ = create_site(engine, DEMO_SITE_NAME, [shop.collector])
     items = [

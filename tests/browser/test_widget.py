@@ -13,12 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from demo.load import DEMO_SITE_NAME
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
 from tracking.identity import user_hash
 from tracking.schema import events
 from tracking.sites import create_site
-from webapp.demo_shop import DEMO_SITE_NAME
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""The package API on a trained model: planted clusters found, fold-in, rules, reasons."""
+"""One visitor's answer from a trained model: planted clusters found, fold-in, rules, reasons."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import re
 import numpy as np
 import pytest
 
+from demo import ShopSpec, generate_shop
+from recommender.answers import ModelBundle, RecommendationService
 from recommender.rules import Rules, load_catalogue
-from recommender.service import ModelBundle, RecommendationService
 from recommender.training import TrainSettings, train
 from tests.conftest import store_events
 from tracking.catalogue import hide_item, upsert_items, validate_item
-from tracking.demo import ShopSpec, generate_shop
 from tracking.sites import create_site
 
 SPEC = ShopSpec(seed=11, n_customers=200, n_items=80, n_clusters=4, days=21)

@@ -1,8 +1,9 @@
-"""The package's serving API: recommendations with rules applied and a reason per item.
+"""The answer for one visitor: the fallback chain, business rules and a reason per item.
 
 ``RecommendationService`` wraps one promoted model version (a :class:`ModelBundle`) and the
 site's catalogue. Every call returns :class:`Recommendations`, whose ``source`` says which link
 of the fallback chain answered: personal -> similar_customers -> popular (trending) -> fallback.
+It knows nothing of caches or HTTP: :mod:`recommender.serving` puts it behind both.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ class Recommendations:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def as_candidates(self) -> list[list[Any]]:
+        """``[[item_id, score, reason], ...]`` with scores rounded: a cached candidate list."""
+        return [
+            [item_id, round(float(score), 6), reason]
+            for item_id, score, reason in zip(self.item_ids, self.scores, self.reasons, strict=True)
+        ]
 
 
 @dataclass
@@ -96,6 +104,35 @@ def _events_frame(user_id: str, events: Iterable[Mapping[str, Any]]) -> pd.DataF
     return frame
 
 
+def _history(
+    interactions: Interactions, stored: int | None, recent_events: Iterable[Mapping[str, Any]]
+):
+    """A customer's (1, n_items) history row plus their newest events, and last-seen times.
+
+    ``stored`` is the customer's row in ``interactions`` (None for a visitor the model never saw).
+    Returns ``(row, seen, has_recent)``: float32 and float64 CSR rows, and whether events were new.
+    """
+    recent = _events_frame("visitor", recent_events)
+    row = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float32)
+    seen = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float64)
+    if stored is not None:
+        row = interactions.user_items[stored]
+        if interactions.last_seen is not None:
+            seen = interactions.last_seen[stored]
+    if len(recent):
+        fresh = build_interactions(
+            recent,
+            interactions.weights,
+            now=interactions.now,
+            user_ids=["visitor"],
+            item_ids=interactions.item_ids,
+        )
+        row = (row + fresh.user_items).tocsr()
+        if fresh.last_seen is not None:
+            seen = seen.maximum(fresh.last_seen).tocsr()
+    return row, seen, len(recent) > 0
+
+
 class RecommendationService:
     """Recommendations for one site from one model version, with business rules."""
 
@@ -112,6 +149,10 @@ class RecommendationService:
     def version(self) -> str | None:
         """The model version answering, or None."""
         return self.bundle.version if self.bundle else None
+
+    def knows(self, user_id: str | None) -> bool:
+        """The model has history for this customer (``anon:<id>`` for a visitor)."""
+        return self.bundle is not None and user_id in self._user_row
 
     # The fallback chain's last links
 
@@ -159,32 +200,9 @@ class RecommendationService:
 
     # Personal recommendations
 
-    def _row(self, user_id: str | None, recent_events: Iterable[Mapping[str, Any]]):
-        """The (1, n_items) history of a customer plus their newest events, and last-seen times."""
-        interactions = self.bundle.interactions
-        stored = self._user_row.get(user_id) if user_id is not None else None
-        recent = _events_frame("visitor", recent_events)
-        row = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float32)
-        seen = sp.csr_matrix((1, interactions.shape[1]), dtype=np.float64)
-        if stored is not None:
-            row = interactions.user_items[stored]
-            if interactions.last_seen is not None:
-                seen = interactions.last_seen[stored]
-        if len(recent):
-            fresh = build_interactions(
-                recent,
-                interactions.weights,
-                now=interactions.now,
-                user_ids=["visitor"],
-                item_ids=interactions.item_ids,
-            )
-            row = (row + fresh.user_items).tocsr()
-            if fresh.last_seen is not None:
-                seen = seen.maximum(fresh.last_seen).tocsr()
-        return stored, row, seen, len(recent) > 0
-
     def _personal(self, user_id, recent_events, n, rules, traits, purchased, reason_default):
-        stored, row, seen, has_recent = self._row(user_id, recent_events)
+        stored = self._user_row.get(user_id) if user_id is not None else None
+        row, seen, has_recent = _history(self.bundle.interactions, stored, recent_events)
         if row.nnz == 0:
             return None
         model = self.bundle.model

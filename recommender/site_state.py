@@ -1,0 +1,339 @@
+"""Each site's serving state (model, catalogue, fallback lists), loaded, kept current and swapped.
+
+A :class:`SiteState` is everything one site's answers need: the promoted model version (a
+:class:`~recommender.answers.ModelBundle`), the catalogue as served (a :class:`CatalogueView`),
+the service over both, and the popular and trending lists. It is built whole and swapped whole,
+so a request sees the old state or the new one, never a mix.
+
+:class:`SiteStates` holds them for one process. Two background threads keep them current: one
+notices a new model version (the registry's ``current`` link moved) and reloads the catalogue
+every ``catalogue_refresh`` seconds; the other listens on Redis pub/sub for the ingest worker's
+invalidations (dropping the visitor's local cache entry) and the catalogue API's changes. A link
+that does not load keeps the model already serving.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import redis
+import sqlalchemy as sa
+
+from recommender.answers import ModelBundle, RecommendationService
+from recommender.registry import ModelRegistry
+from recommender.rules import Catalogue, catalogue_from_rows
+from tracking.activity import CATALOGUE_CHANNEL, INVALIDATION_CHANNEL
+
+if TYPE_CHECKING:
+    from recommender.answer_cache import LocalCache
+    from recommender.serving import ServingSettings
+
+log = logging.getLogger("ecrm.recommender.serving")
+
+_SERIALS = itertools.count(1)
+
+
+@dataclass
+class CatalogueView:
+    """A site's catalogue as served: rule arrays plus the details a response shows."""
+
+    catalogue: Catalogue
+    details: dict[str, dict[str, Any]]
+    loaded_at: float
+
+    @classmethod
+    def load(cls, engine: sa.Engine, site_id: int) -> CatalogueView:
+        """Read the site's items (one query)."""
+        from tracking.schema import items
+
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    items.c.item_id,
+                    items.c.title,
+                    items.c.category,
+                    items.c.price,
+                    items.c.currency,
+                    items.c.url,
+                    items.c.image_url,
+                    items.c.active,
+                    items.c.hidden,
+                    items.c.in_stock,
+                    items.c.attributes,
+                )
+                .where(items.c.site_id == site_id)
+                .order_by(items.c.item_id)
+            ).all()
+        details = {}
+        for r in rows:
+            details[r.item_id] = {
+                "item_id": r.item_id,
+                "title": r.title,
+                "price": float(r.price) if r.price is not None else None,
+                "currency": r.currency,
+                "url": r.url,
+                "image_url": r.image_url,
+            }
+        catalogue = catalogue_from_rows(rows)
+        return cls(catalogue, details, time.monotonic())
+
+    def same_as(self, other: CatalogueView) -> bool:
+        """Nothing a response shows or filters on differs."""
+        mine, theirs = self.catalogue, other.catalogue
+        return (
+            self.details == other.details
+            and np.array_equal(mine.servable, theirs.servable)
+            and np.array_equal(mine.category, theirs.category)
+            and mine.flags.keys() == theirs.flags.keys()
+            and all(np.array_equal(mine.flags[k], theirs.flags[k]) for k in mine.flags)
+        )
+
+    def servable(self, item_id: str) -> bool:
+        """Known, active, not hidden and in stock."""
+        position = self.catalogue.index.get(item_id)
+        return position is not None and bool(self.catalogue.servable[position])
+
+    def in_category(self, item_id: str, prefix: str) -> bool:
+        """The item's category is ``prefix`` or below it."""
+        category = self.catalogue.category[self.catalogue.index[item_id]]
+        return category == prefix or category.startswith(prefix + "/")
+
+
+@dataclass
+class SiteState:
+    """One site's model, service, catalogue and fallback lists, swapped as a whole."""
+
+    site_id: int
+    bundle: ModelBundle | None
+    view: CatalogueView
+    service: RecommendationService
+    popular: list[list[Any]]  # [[item_id, score, reason], ...]
+    trending: list[list[Any]]
+    popular_source: str
+    trending_source: str
+    previous_version: str | None = None
+    serial: int = field(default_factory=lambda: next(_SERIALS))
+    memo: dict[tuple, bytes] = field(default_factory=dict)  # shared answers, encoded
+
+    @property
+    def version(self) -> str | None:
+        """The model version answering, or None."""
+        return self.bundle.version if self.bundle else None
+
+    @property
+    def trained_until(self) -> float:
+        """Events after this moment (epoch seconds) are news to the model."""
+        if self.bundle is None:
+            return 0.0
+        window = self.bundle.meta.get("data_window") or {}
+        until = float(window.get("to_epoch") or self.bundle.interactions.now or 0.0)
+        return until / 1e9 if until > 1e11 else until  # nanoseconds in older sidecars
+
+    def knows(self, user_id: str | None, anonymous_id: str | None) -> bool:
+        """The model has history for this customer (or never-identified visitor)."""
+        return self.service.knows(user_id or (f"anon:{anonymous_id}" if anonymous_id else None))
+
+
+def build_site_state(
+    site_id: int,
+    bundle: ModelBundle | None,
+    view: CatalogueView,
+    candidates: int,
+    previous_version: str | None = None,
+) -> SiteState:
+    """A ready-to-serve state: the service plus the popular and trending lists."""
+    service = RecommendationService(bundle, view.catalogue)
+    # Longer lists than entries hold: category filters cut deeper into fallback lists.
+    depth = max(candidates * 4, 200)
+    popular = service.popular(depth)
+    trending = service.popular(depth, trending=True)
+    return SiteState(
+        site_id,
+        bundle,
+        view,
+        service,
+        popular.as_candidates(),
+        trending.as_candidates(),
+        popular.source,
+        trending.source,
+        previous_version,
+    )
+
+
+class SiteStates:
+    """Every site's state in this process, loaded on first use and kept current by two threads."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        client: redis.Redis | None,
+        models_dir: str | os.PathLike,
+        settings: ServingSettings,
+        local: LocalCache,
+    ):
+        self.engine, self.redis, self.settings = engine, client, settings
+        self.models_dir = Path(models_dir)
+        self.local = local  # what invalidations evict from
+        self._sites: dict[int, SiteState] = {}
+        self._links: dict[int, str | None] = {}
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.listening = threading.Event()  # set while invalidations are being received
+
+    def registry(self, site_id: int) -> ModelRegistry:
+        """A site's model registry (``<models_dir>/<site_id>``)."""
+        return ModelRegistry(self.models_dir / str(site_id))
+
+    def _current_link(self, site_id: int) -> str | None:
+        try:
+            return os.readlink(self.registry(site_id).current_link)
+        except OSError:
+            return None
+
+    def state(self, site_id: int) -> SiteState:
+        """The site's serving state, loaded on first use."""
+        found = self._sites.get(site_id)
+        if found is not None:
+            return found
+        self._ensure_threads()
+        with self._lock:
+            if site_id not in self._sites:
+                self._load(site_id, reload_catalogue=True)
+            return self._sites[site_id]
+
+    def _load(self, site_id: int, reload_catalogue: bool) -> None:
+        """(Re)build a site's state; the old one keeps serving until the swap."""
+        old = self._sites.get(site_id)
+        link = self._current_link(site_id)
+        bundle = old.bundle if old is not None else None
+        previous = old.previous_version if old is not None else None
+        if old is None or link != self._links.get(site_id):
+            # No current link: no model (yet, or removed). A link that does not load (a broken
+            # folder) keeps the model already serving.
+            fresh = ModelBundle.current(self.registry(site_id).root) if link else None
+            if fresh is not None or link is None or old is None:
+                if old is not None and old.version != (fresh.version if fresh else None):
+                    previous = old.version
+                bundle = fresh
+        view = old.view if old is not None else None
+        if reload_catalogue or view is None:
+            loaded = CatalogueView.load(self.engine, site_id)
+            if view is not None and loaded.same_as(view):
+                view.loaded_at = loaded.loaded_at  # unchanged: keep the state's encoded answers
+            else:
+                view = loaded
+        if (
+            old is not None
+            and bundle is old.bundle
+            and view is old.view
+            and previous == old.previous_version
+        ):
+            self._links[site_id] = link
+            return
+        state = build_site_state(site_id, bundle, view, self.settings.candidates, previous)
+        self._sites[site_id] = state
+        self._links[site_id] = link
+        if old is not None and old.version != state.version:
+            log.info("site %s now serves model %s", site_id, state.version)
+
+    def refresh(self, site_id: int, catalogue: bool = False) -> SiteState:
+        """Pick up a new model version (and the catalogue when asked) now."""
+        self.state(site_id)
+        with self._lock:
+            self._load(site_id, reload_catalogue=catalogue)
+        return self._sites[site_id]
+
+    def _maintain(self) -> None:
+        """Background thread: new model versions, catalogue refreshes."""
+        s = self.settings
+        while not self._stop.wait(min(s.model_check, s.catalogue_refresh)):
+            for site_id in list(self._sites):
+                try:
+                    state = self._sites[site_id]
+                    stale = time.monotonic() - state.view.loaded_at >= s.catalogue_refresh
+                    moved = self._current_link(site_id) != self._links.get(site_id)
+                    if stale or moved:
+                        with self._lock:
+                            self._load(site_id, reload_catalogue=stale)
+                except Exception:  # keep serving the old state; try again next round
+                    log.exception("could not refresh site %s", site_id)
+
+    def _listen(self) -> None:
+        """Background thread: invalidations from the ingest worker, catalogue changes."""
+        while not self._stop.is_set():
+            pubsub = None
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(INVALIDATION_CHANNEL, CATALOGUE_CHANNEL)
+                pubsub.get_message(timeout=1.0, ignore_subscribe_messages=False)  # confirmed
+                # Whatever was published while we were not listening is lost: start clean.
+                self.local.clear()
+                self.listening.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.25)
+                    if message is not None:
+                        self._on_message(message)
+            except Exception as e:  # Redis gone or restarting: reconnect, never die
+                self.listening.clear()
+                if self._stop.is_set():
+                    return
+                log.debug("invalidation listener: %s; reconnecting", e)
+                self.local.clear()
+                self._stop.wait(0.5)
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # closing a broken connection
+                        pass
+
+    def _on_message(self, message: Mapping[str, Any]) -> None:
+        channel = message["channel"].decode()
+        data = message["data"].decode()
+        if channel == INVALIDATION_CHANNEL:
+            keys = []
+            for line in data.split("\n"):
+                site, _, visitor = line.partition("\t")
+                if site.isdigit() and visitor:
+                    keys.append((int(site), visitor))
+            self.local.evict(keys)
+        elif channel == CATALOGUE_CHANNEL and data.isdigit() and int(data) in self._sites:
+            with self._lock:
+                self._load(int(data), reload_catalogue=True)
+
+    def _ensure_threads(self) -> None:
+        """Start the background threads once per process (gunicorn forks after import)."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop = threading.Event()
+            self._threads = [
+                threading.Thread(target=self._maintain, name="ecrm-models", daemon=True)
+            ]
+            if self.redis is not None:
+                self._threads.append(
+                    threading.Thread(target=self._listen, name="ecrm-invalidate", daemon=True)
+                )
+            for thread in self._threads:
+                thread.start()
+
+    def close(self) -> None:
+        """Stop the background threads (waiting briefly for them)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        self._threads = []
