@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.harness.results import Compared, comparison_intro, comparison_table, header
+from tracking.text import plural
 
 HEADING = "## Serving (bench/serve.py)"
 
@@ -84,7 +85,7 @@ def render(report: dict) -> str:
         "",
         "### During model swaps",
         "",
-        f"- {sw['swaps']} new versions promoted in {a['swap_seconds']:g} s (one every "
+        f"- {plural(sw['swaps'], 'new version')} promoted in {a['swap_seconds']:g} s (one every "
         f"{a['swap_every']:g} s; as `train` does, each warmed into the cache first, within "
         f"{a['swap_every'] / 2:g} s: {', '.join(f'{w:,}' for w in sw['warmed'])} customers) "
         f"while wrk ran the same mix: {load['rps']:,.0f} req/s "
