@@ -18,7 +18,7 @@ from webapp.config import DEFAULTS
 from webapp.errors import ApiError
 from webapp.openapi.document import build_document
 from webapp.openapi.parse import parse_json
-from webapp.openapi.spec import ApiModel
+from webapp.openapi.schema import ApiModel
 
 DOCUMENT_URI = "urn:ecrm:openapi"
 DOCUMENT = build_document(

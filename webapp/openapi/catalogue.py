@@ -26,7 +26,8 @@ from webapp.openapi.items import (
     ItemWritten,
 )
 from webapp.openapi.parts import SERVER_KEY, error, sample
-from webapp.openapi.spec import ApiModel, Operation, Reply, RequestBody
+from webapp.openapi.schema import ApiModel
+from webapp.openapi.spec import Operation, Reply, RequestBody
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_LIST_LIMIT = 200

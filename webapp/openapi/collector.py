@@ -15,7 +15,8 @@ from pydantic import Field
 from tracking.events import EVENT_TYPES
 from webapp.openapi.events import EXAMPLE_BATCH, EXAMPLE_EVENTS
 from webapp.openapi.parts import EVENTS_KEY, JSON_TYPES, Error, error, ref, sample, schema_ref
-from webapp.openapi.spec import ApiModel, Operation, Reply, RequestBody
+from webapp.openapi.schema import ApiModel
+from webapp.openapi.spec import Operation, Reply, RequestBody
 
 PIXEL_EVENT = {"writeKey": "wk_...", "type": "page", "anonymousId": "a-1", "name": "Home"}
 PIXEL_EXAMPLE = (

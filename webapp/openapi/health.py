@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from webapp.openapi.parts import PUBLIC, ref, sample
-from webapp.openapi.spec import ApiModel, Operation, Reply
+from webapp.openapi.schema import ApiModel
+from webapp.openapi.spec import Operation, Reply
 
 DOCS_PATH = "/docs"
 JSON_PATH = "/v1/openapi.json"

@@ -13,7 +13,7 @@ from pydantic import Field, StringConstraints, WithJsonSchema
 from tracking.catalogue import MAX_BULK_ITEMS, TEXT_LIMITS
 from webapp.openapi.events import NO_NUL, NOT_BLANK
 from webapp.openapi.parts import schema_ref
-from webapp.openapi.spec import ApiModel
+from webapp.openapi.schema import ApiModel
 
 EXAMPLE_ITEM = {
     "title": "Blue mug",

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from webapp.openapi.spec import ApiModel, Reply
+from webapp.openapi.schema import ApiModel
+from webapp.openapi.spec import Reply
 
 JSON_TYPES = ("application/json", "text/plain")
 SERVER_KEY = [{"serverKey": []}, {"serverKeyBearer": []}]

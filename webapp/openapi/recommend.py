@@ -15,7 +15,8 @@ from pydantic import Field, StringConstraints
 from tracking.events import MAX_ID_LENGTH
 from webapp.openapi.events import NO_NUL
 from webapp.openapi.parts import SERVER_KEY, error, sample
-from webapp.openapi.spec import ApiModel, Operation, Reply
+from webapp.openapi.schema import ApiModel
+from webapp.openapi.spec import Operation, Reply
 
 # At most 100 comma-separated ids of at most 255 characters (empty entries are skipped).
 EXCLUDE_PATTERN = (

@@ -6,7 +6,8 @@ of a shared response). :func:`render` turns a list of them into the document's `
 component schemas of every model they use (pydantic's JSON Schema is OpenAPI 3.1's dialect).
 A body or reply may also name a component schema written elsewhere (the Segment events).
 
-Adding an operation is a model or two and one declaration, listed in document.operations()::
+Adding an operation is a model or two (subclasses of :class:`webapp.openapi.schema.ApiModel`,
+whose generator writes their schemas) and one declaration, listed in document.operations()::
 
     class Segment(ApiModel):
         segment_id: str
@@ -29,82 +30,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.json_schema import GenerateJsonSchema, models_json_schema
-from pydantic_core import core_schema
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-REF = "#/components/schemas/{model}"
+from webapp.openapi.schema import REF, DocumentSchema, parent_model
+
 JSON = ("application/json",)
 # Models named with a leading underscore are parts of another schema: written inline, not as
 # components of their own.
 INLINE = "_"
 
 
-class ApiModel(BaseModel):
-    """Base of every declared model: Python's regexes (the patterns use lookaheads)."""
-
-    model_config = ConfigDict(regex_engine="python-re", defer_build=True)
-
-
-class Schema(GenerateJsonSchema):
-    """pydantic's JSON Schema in the document's forms: no titles, ``type: [X, "null"]``,
-    no ``default: null`` (a field defaulting to None may be left out; it is not nullable)."""
-
-    def field_title_should_be_set(self, schema) -> bool:
-        return False
-
-    def model_schema(self, schema: core_schema.ModelSchema) -> dict[str, Any]:
-        json_schema = super().model_schema(schema)
-        json_schema.pop("title", None)
-        base = _base(schema["cls"])
-        if base is None:
-            return json_schema
-        # A subclass extends its base: the base by reference, and its own fields beside it.
-        own = [name for name in schema["cls"].model_fields if name not in base.model_fields]
-        part: dict[str, Any] = {
-            "type": "object",
-            "properties": {name: json_schema["properties"][name] for name in own},
-        }
-        required = [name for name in json_schema.get("required", ()) if name in own]
-        if required:
-            part["required"] = required
-        extended = {"allOf": [{"$ref": REF.format(model=base.__name__)}, part]}
-        if "description" in json_schema:
-            extended = {"description": json_schema["description"], **extended}
-        return extended
-
-    def literal_schema(self, schema: core_schema.LiteralSchema) -> dict[str, Any]:
-        json_schema = super().literal_schema(schema)
-        if "const" in json_schema:
-            json_schema.pop("type", None)  # the constant says its type
-        return json_schema
-
-    def nullable_schema(self, schema: core_schema.NullableSchema) -> dict[str, Any]:
-        inner = self.generate_inner(schema["schema"])
-        kind = inner.get("type")
-        if isinstance(kind, str) and not {"enum", "const", "$ref", "anyOf"} & inner.keys():
-            return {**inner, "type": [kind, "null"]}
-        return super().nullable_schema(schema)
-
-    def default_schema(self, schema: core_schema.WithDefaultSchema) -> dict[str, Any]:
-        if schema.get("default", ...) is None:
-            return self.generate_inner(schema["schema"])
-        return super().default_schema(schema)
-
-    def dict_schema(self, schema: core_schema.DictSchema) -> dict[str, Any]:
-        json_schema = super().dict_schema(schema)
-        if json_schema.get("additionalProperties") is True:
-            del json_schema["additionalProperties"]  # any value: the keyword says nothing
-        return json_schema
-
-
 Body = type[BaseModel] | str | dict  # a model, a component schema's name, or a schema
-
-
-def _base(model: type) -> type[BaseModel] | None:
-    """The declared model this one extends, if any."""
-    base = model.__bases__[0]
-    return base if base is not ApiModel and issubclass(base, ApiModel) else None
 
 
 @dataclass(frozen=True)
@@ -198,7 +135,7 @@ def parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=64)  # models are made once (per configuration): so is their schema
 def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
-    generated = model.model_json_schema(ref_template=REF, schema_generator=Schema)
+    generated = model.model_json_schema(ref_template=REF, schema_generator=DocumentSchema)
     defs = generated.get("$defs", {})
     required = set(generated.get("required", ()))
     found = []
@@ -253,7 +190,7 @@ def _models(operations: Iterable[Operation]) -> list[type[BaseModel]]:
         for body in bodies:
             while isinstance(body, type) and issubclass(body, BaseModel):
                 found[body] = None
-                body = _base(body)
+                body = parent_model(body)
     return list(found)
 
 
@@ -268,7 +205,7 @@ def component_schemas(models: Iterable[type[BaseModel]]) -> dict[str, dict[str, 
 @lru_cache(maxsize=8)
 def _component_schemas(models: tuple[type[BaseModel], ...]) -> dict[str, dict[str, Any]]:
     pairs = [(model, "validation") for model in models]
-    _, top = models_json_schema(pairs, ref_template=REF, schema_generator=Schema)
+    _, top = models_json_schema(pairs, ref_template=REF, schema_generator=DocumentSchema)
     defs = top.get("$defs", {})
     clashes = [name for name in defs if "__" in name]  # pydantic's way of telling two apart
     if clashes:

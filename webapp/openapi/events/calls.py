@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,15 +17,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    GetJsonSchemaHandler,
     TypeAdapter,
     model_validator,
 )
 from pydantic.json_schema import Examples, models_json_schema
+from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType
 
 from tracking.events import EVENT_TYPES
-from webapp.openapi.events.generator import REF_TEMPLATE, Component, DocumentSchema
 from webapp.openapi.events.patterns import FIRST_DAY, LAST_DAY, MAX_TIME_LENGTH, time_pattern
 from webapp.openapi.events.values import (
     EventName,
@@ -41,6 +40,7 @@ from webapp.openapi.events.values import (
     TrackProperties,
     UsuallyText,
 )
+from webapp.openapi.schema import REF, ApiModel, DocumentSchema
 
 ORDER_COMPLETED = "Order Completed"
 EXAMPLE_TIME = "2025-11-20T10:00:00.000Z"
@@ -60,7 +60,7 @@ TIME_WORDS = (
     f"UTC. Any time outside {FIRST_DAY} to {LAST_DAY} in UTC is refused (422). The pattern "
     "shows the usual forms from 2001 to last year, all inside that range."
 )
-PRESENT_ID = TypeAdapter(PresentId, config=Component.model_config)
+PRESENT_ID = TypeAdapter(PresentId, config=ApiModel.model_config)
 # The component schemas in the document's order (models first seen through references too).
 ORDER = (
     "JsonValue",
@@ -106,7 +106,7 @@ def _schemas(*limits: int) -> dict[str, dict]:
     found = _declare(*limits)
     _, top = models_json_schema(
         [(model, "validation") for model in found.values()],
-        ref_template=REF_TEMPLATE,
+        ref_template=REF,
         schema_generator=DocumentSchema,
     )
     defs = top["$defs"]
@@ -140,9 +140,9 @@ def _declare(hours: int, max_depth: int, max_batch: int, last_year: int) -> dict
             return data
 
         @staticmethod
-        def more_keywords(handler: GetJsonSchemaHandler) -> dict:
+        def more_keywords(schema_of: Callable[[CoreSchema], dict]) -> dict:
             """An order's properties are an order's (the validator above)."""
-            order = handler(OrderCompletedProperties.__pydantic_core_schema__)
+            order = schema_of(OrderCompletedProperties.__pydantic_core_schema__)
             return {
                 "if": {"properties": {"event": {"const": ORDER_COMPLETED}}, "required": ["event"]},
                 "then": {"required": ["properties"], "properties": {"properties": order}},
@@ -203,7 +203,7 @@ def _declare(hours: int, max_depth: int, max_batch: int, last_year: int) -> dict
         ],
     )
 
-    class BatchRequest(Component):
+    class BatchRequest(ApiModel):
         batch: list[BatchEvent] = Field(min_length=1, max_length=max_batch)
         sentAt: Time | None = Field(
             None,
@@ -224,10 +224,10 @@ def _declare(hours: int, max_depth: int, max_batch: int, last_year: int) -> dict
     }
 
 
-def _event_model(hours: int, max_depth: int, Time: Any) -> type[Component]:
+def _event_model(hours: int, max_depth: int, Time: Any) -> type[ApiModel]:
     """The fields every event shares, with these limits (hours ahead, nesting depth, times)."""
 
-    class Event(Component):
+    class Event(ApiModel):
         __doc__ = (
             "The fields every Segment event shares. `anonymousId` or `userId` is required "
             f"(not null). `timestamp`, corrected for the client's clock (`timestamp + "
@@ -288,9 +288,9 @@ def _event_model(hours: int, max_depth: int, Time: Any) -> type[Component]:
             return self
 
         @staticmethod
-        def more_keywords(handler: GetJsonSchemaHandler) -> dict:
+        def more_keywords(schema_of: Callable[[CoreSchema], dict]) -> dict:
             """Either id present and not null (the validator above)."""
-            present = handler(PRESENT_ID.core_schema)
+            present = schema_of(PRESENT_ID.core_schema)
             return {
                 "anyOf": [
                     {"required": [name], "properties": {name: present}}

@@ -17,7 +17,6 @@ from tracking.events import (
     MAX_NUMBER,
     MAX_QUANTITY,
 )
-from webapp.openapi.events.generator import Component
 from webapp.openapi.events.patterns import (
     CURRENCY,
     MAX_INTEGER_ID,
@@ -28,13 +27,14 @@ from webapp.openapi.events.patterns import (
     NO_NUL,
     NOT_BLANK,
 )
+from webapp.openapi.schema import ApiModel
 
 NulFree = Annotated[str, StringConstraints(pattern=NO_NUL)]
 Number = Annotated[float, Field(gt=-MAX_NUMBER, lt=MAX_NUMBER)]
 
 
 # Any JSON object (no docstring: the schema has no description). Extra keys are its content.
-class JsonObject(Component):
+class JsonObject(ApiModel):
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[NulFree, JsonValue]
 

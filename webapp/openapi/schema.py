@@ -1,28 +1,51 @@
-"""How pydantic's JSON Schema becomes the document's: component refs, null folded in, extensions.
+"""The one JSON Schema generator of the document and the base class of every model it writes.
 
 pydantic writes JSON Schema 2020-12 (OpenAPI 3.1's dialect). The document's habits differ in
 form, never in meaning: no generated titles (the names say it), a nullable plain type is
 ``{"type": [t, "null"]}``, an absent field has no ``default: null``, a ``const`` needs no
-``type``, and a model subclassing another component is ``allOf`` [the parent, its own fields].
+``type``, a dict of any values has no ``additionalProperties: true``, and a model subclassing
+another declared model is ``allOf`` [the parent, its own fields].
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-REF_TEMPLATE = "#/components/schemas/{model}"
+REF = "#/components/schemas/{model}"
 NULL = {"type": "null"}
 # Keywords that say something about a value rather than constrain it: a schema carrying one
-# keeps its own branch beside null (the words belong to the non-null value).
-ANNOTATIONS = frozenset({"title", "description", "examples", "default"})
+# keeps its own branch beside null (the words belong to the non-null value). A schema naming its
+# values (enum, const) or another schema ($ref) keeps its own branch too: null is none of them.
+KEEP_BRANCH = frozenset({"title", "description", "examples", "default", "$ref", "enum", "const"})
+
+
+class ApiModel(BaseModel):
+    """Base of every declared model; a subclass of a declared model extends it (allOf).
+
+    A class may add keywords to its own schema (not its subclasses') with a static method
+    ``more_keywords(schema_of) -> dict``, where ``schema_of(core_schema)`` gives the schema of
+    another model or type (a reference, for a model).
+    """
+
+    # Python's regexes: the patterns use lookaheads. Built when first used, not when declared.
+    model_config = ConfigDict(regex_engine="python-re", defer_build=True)
+
+
+def parent_model(model: type) -> type[BaseModel] | None:
+    """The declared model this one extends, if any."""
+    parent = model.__bases__[0]
+    return parent if parent is not ApiModel and issubclass(parent, ApiModel) else None
 
 
 def with_null(schema: JsonSchemaValue) -> JsonSchemaValue:
     """``schema`` or null, in the document's form."""
+    if schema == NULL:
+        return schema
     if schema.keys() == {"anyOf"}:
         branches = list(schema["anyOf"])
         for i, branch in enumerate(branches):
@@ -30,7 +53,7 @@ def with_null(schema: JsonSchemaValue) -> JsonSchemaValue:
                 branches[i] = {"type": [branch["type"], "null"]}
                 return {"anyOf": branches}
         return {"anyOf": [*branches, NULL]}
-    if isinstance(schema.get("type"), str) and not schema.keys() & (ANNOTATIONS | {"$ref"}):
+    if isinstance(schema.get("type"), str) and not schema.keys() & KEEP_BRANCH:
         return {**schema, "type": [schema["type"], "null"]}
     return {"anyOf": [schema, NULL]}
 
@@ -43,8 +66,15 @@ class DocumentSchema(GenerateJsonSchema):
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         json_schema = super().model_schema(schema)
-        if schema["cls"].model_config.get("title") is None:
+        model = schema["cls"]
+        if model.model_config.get("title") is None:
             json_schema.pop("title", None)
+        parent = parent_model(model)
+        if parent is not None:
+            json_schema = _extension(model, parent, json_schema, self.generate_inner)
+        more = vars(model).get("more_keywords")
+        if more is not None:
+            json_schema.update(more(self.generate_inner))
         return json_schema
 
     def model_fields_schema(self, schema: core_schema.ModelFieldsSchema) -> JsonSchemaValue:
@@ -70,41 +100,24 @@ class DocumentSchema(GenerateJsonSchema):
     def literal_schema(self, schema: core_schema.LiteralSchema) -> JsonSchemaValue:
         json_schema = super().literal_schema(schema)
         if "const" in json_schema:
-            json_schema.pop("type", None)
+            json_schema.pop("type", None)  # the constant says its type
         return json_schema
 
-
-class Component(BaseModel):
-    """A model that is one component schema; a subclass of a component extends it (allOf).
-
-    A class may add keywords to its own schema (not its subclasses') with a static method
-    ``more_keywords(handler) -> dict``, given pydantic's handler to reference other models.
-    """
-
-    model_config = ConfigDict(regex_engine="python-re")  # the patterns look ahead
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        parent = cls.__bases__[0]
-        if parent is not Component:
-            json_schema = _extension(cls, parent, handler.resolve_ref_schema(json_schema), handler)
-        more = vars(cls).get("more_keywords")
-        if more is not None:
-            json_schema.update(more(handler))
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        json_schema = super().dict_schema(schema)
+        if json_schema.get("additionalProperties") is True:
+            del json_schema["additionalProperties"]  # any value: the keyword says nothing
         return json_schema
 
 
 def _extension(
-    cls: type[BaseModel],
+    model: type[BaseModel],
     parent: type[BaseModel],
     whole: JsonSchemaValue,
-    handler: GetJsonSchemaHandler,
+    schema_of: Callable[[CoreSchema], JsonSchemaValue],
 ) -> JsonSchemaValue:
-    """``allOf`` [the parent, the fields ``cls`` declares or redeclares] with its own words."""
-    own = [name for name in vars(cls).get("__annotations__", {}) if name in cls.model_fields]
+    """``allOf`` [the parent, the fields ``model`` declares or redeclares] with its own words."""
+    own = [name for name in vars(model).get("__annotations__", {}) if name in model.model_fields]
     branch: dict[str, Any] = {
         "type": "object",
         "properties": {name: whole["properties"][name] for name in own},
@@ -113,10 +126,8 @@ def _extension(
     if required:
         branch["required"] = required
     extension: dict[str, Any] = {}
-    title = cls.model_config.get("title")
-    if title is not None:
-        extension["title"] = title
-    if "description" in whole:
-        extension["description"] = whole["description"]
-    extension["allOf"] = [handler(parent.__pydantic_core_schema__), branch]
+    for word in ("title", "description"):
+        if word in whole:
+            extension[word] = whole[word]
+    extension["allOf"] = [schema_of(parent.__pydantic_core_schema__), branch]
     return extension
