@@ -19,12 +19,11 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
-from tracking import migrations, schema
 from tracking.db import make_engine
 from tracking.ingest import IngestWorker
 from tracking.redis_server import EmbeddedRedis
 from tracking.sites import Site, create_site
-from webapp import create_app
+from webapp import create_app, database
 from webapp.cli import ingest_settings
 from webapp.clients import clients
 
@@ -66,7 +65,7 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 
 def _reset_postgres(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        schema.metadata.drop_all(conn)
+        database.drop_all(conn)
 
 
 @pytest.fixture(
@@ -91,7 +90,7 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
         _reset_postgres(engine)
-    migrations.upgrade(engine)
+    database.upgrade(engine)
     engine.dispose()
     yield url
 
@@ -100,10 +99,10 @@ def empty_store(engine: sa.Engine) -> None:
     """Delete every row (faster than recreating tables, and works on both databases)."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in schema.DATA_TABLES)
+            names = ", ".join(t.name for t in database.DATA_TABLES)
             conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
         else:
-            for table in schema.DATA_TABLES:
+            for table in database.DATA_TABLES:
                 conn.execute(table.delete())
 
 

@@ -9,7 +9,7 @@ database later migrations find their work done: each one adds only what is missi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -70,7 +70,10 @@ def _identity_verification(conn: sa.Connection) -> None:
         )
 
 
-MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
+# (version, name, function of a connection)
+Migration = tuple[int, str, Callable[[sa.Connection], None]]
+
+MIGRATIONS: list[Migration] = [
     (1, "initial tables", _initial),
     (2, "holdout labels on events and orders; attributions", _closed_loop),
     (3, "interaction log for training", _interaction_log),
@@ -88,8 +91,12 @@ def current_version(engine: sa.Engine) -> int:
         )
 
 
-def upgrade(engine: sa.Engine) -> list[int]:
-    """Apply pending migrations; return the versions applied."""
+def upgrade(engine: sa.Engine, extra: Sequence[Migration] = ()) -> list[int]:
+    """Apply pending migrations; return the versions applied.
+
+    ``extra`` holds the migrations of packages this one may not import (``analytics``,
+    ``accounts``: each numbers its own from 101 and 201); ``webapp.database.upgrade`` passes them.
+    """
     applied = []
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -97,7 +104,7 @@ def upgrade(engine: sa.Engine) -> list[int]:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(4242001)"))
         schema.schema_migrations.create(conn, checkfirst=True)
         done = set(conn.execute(sa.select(schema.schema_migrations.c.version)).scalars())
-        for version, name, migrate in MIGRATIONS:
+        for version, name, migrate in sorted([*MIGRATIONS, *extra]):
             if version in done:
                 continue
             log.info("applying migration %d: %s", version, name)

@@ -14,7 +14,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from tracking import interaction_log, migrations
+from tracking import interaction_log
 from tracking.catalogue import import_items, read_items_file
 from tracking.ingest import IngestSettings, IngestWorker
 from tracking.sites import (
@@ -29,6 +29,7 @@ from tracking.sites import (
     update_site,
 )
 from tracking.text import plural
+from webapp import database
 from webapp.clients import clients
 
 db_cli = AppGroup("db", help="The SQL store's schema.")
@@ -39,7 +40,7 @@ items_cli = AppGroup("items", help="The catalogue.")
 @db_cli.command("upgrade")
 def db_upgrade():
     """Apply pending schema migrations."""
-    applied = migrations.upgrade(clients().engine)
+    applied = database.upgrade(clients().engine)
     click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 

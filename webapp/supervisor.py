@@ -22,9 +22,9 @@ from flask.cli import AppGroup
 from threadpoolctl import threadpool_limits
 
 from demo.load import demo_site, load_demo
-from tracking import migrations
 from tracking.redis_server import EmbeddedRedis
 from tracking.text import plural
+from webapp import database
 from webapp.clients import clients
 from webapp.config import PROJECT_ROOT, load_config
 
@@ -153,7 +153,7 @@ class Supervisor:
 
         app = create_app(config)
         with app.app_context():
-            migrations.upgrade(clients().engine)
+            database.upgrade(clients().engine)
         return config, app
 
     def demo(self, app: Flask, config: dict) -> tuple[str | None, str | None]:

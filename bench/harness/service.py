@@ -47,13 +47,13 @@ def start_redis(directory: Path, appendfsync: str = "everysec"):
 
 def create_store(db_url: str, site_name: str, origins: list[str]):
     """Migrate an empty SQL store and create one site in it: ``(site, server_key)``."""
-    from tracking import migrations
     from tracking.db import make_engine
     from tracking.sites import create_site
+    from webapp import database
 
     engine = make_engine(db_url)
     try:
-        migrations.upgrade(engine)
+        database.upgrade(engine)
         return create_site(engine, site_name, origins)
     finally:
         engine.dispose()

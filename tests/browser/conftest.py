@@ -21,11 +21,11 @@ from flask import Blueprint, abort, current_app, render_template_string
 from werkzeug.serving import make_server
 
 from tests.conftest import drain
-from tracking import migrations
 from tracking.db import make_engine
 from tracking.identity import user_hash
 from tracking.schema import events
 from tracking.sites import Site, create_site
+from webapp import database
 
 CHROMIUM = os.environ.get("ECRM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -69,7 +69,7 @@ def database_url(tmp_path_factory) -> str:
     elsewhere; running every browser test twice would only double the time."""
     url = f"sqlite:///{tmp_path_factory.mktemp('browser-sql') / 'ecrm.db'}"
     engine = make_engine(url)
-    migrations.upgrade(engine)
+    database.upgrade(engine)
     engine.dispose()
     return url
 

@@ -1,0 +1,180 @@
+"""The tables analytics/ owns (daily rollups), migrated from version 101.
+
+Reports read these, never ``events`` (DESIGN.md, "Marketers' console"). Every rollup is keyed by
+site and UTC day; text dimensions use ``''`` for "none" so they can sit in primary keys. Money is
+per currency: a currency is part of the key, never summed with another. The ingest worker and the
+scheduled job keep them up to date incrementally (:mod:`analytics.rollups`); ``rebuild`` recomputes
+them from the raw tables and must give the same rows.
+
+Changes go through a new entry at the end of :data:`MIGRATIONS`, never by editing a shipped table.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tracking.migrations import Migration
+
+metadata = sa.MetaData()
+Money = sa.Numeric(16, 2)
+
+
+def _key(*columns: sa.Column) -> list[sa.Column]:
+    return [
+        sa.Column("site_id", sa.Integer, primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        *columns,
+    ]
+
+
+def _dim(name: str, length: int = 200) -> sa.Column:
+    return sa.Column(name, sa.String(length), primary_key=True, default="")
+
+
+def _count(name: str) -> sa.Column:
+    return sa.Column(name, sa.BigInteger, nullable=False, default=0)
+
+
+# Recommendations per day, placement, model version, source and group (holdout: popularity only).
+# served: answers the API gave; impressions/clicks: "Recommendation Shown"/"Clicked" events;
+# adds_after_click: "Product Added" of a clicked item by the same visitor within the
+# attribution window.
+rollup_recs = sa.Table(
+    "rollup_recs",
+    metadata,
+    *_key(
+        _dim("placement"),
+        _dim("model_version"),
+        _dim("source", 64),
+        sa.Column("holdout", sa.Boolean, primary_key=True, default=False),
+        _count("served"),
+        _count("impressions"),
+        _count("clicks"),
+        _count("adds_after_click"),
+    ),
+)
+
+# Attributed orders and revenue (tracking.attribution's rows), per currency, same dimensions.
+rollup_rec_revenue = sa.Table(
+    "rollup_rec_revenue",
+    metadata,
+    *_key(
+        _dim("placement"),
+        _dim("model_version"),
+        _dim("source", 64),
+        sa.Column("holdout", sa.Boolean, primary_key=True, default=False),
+        _dim("currency", 3),
+        _count("orders"),
+        sa.Column("revenue", Money, nullable=False, default=0),
+    ),
+)
+
+# Items shown in and clicked from recommendations (top items, catalogue coverage).
+rollup_rec_items = sa.Table(
+    "rollup_rec_items",
+    metadata,
+    *_key(
+        _dim("placement"),
+        _dim("item_id", 255),
+        _count("impressions"),
+        _count("clicks"),
+    ),
+)
+
+# Sales per day and currency. Buyers are user ids, else anonymous ids; a new buyer's first order
+# ever falls on this day, a returning buyer had ordered before; each buyer counts once per day.
+rollup_sales = sa.Table(
+    "rollup_sales",
+    metadata,
+    *_key(
+        _dim("currency", 3),
+        _count("orders"),
+        sa.Column("revenue", Money, nullable=False, default=0),
+        _count("units"),
+        _count("new_buyers"),
+        _count("returning_buyers"),
+    ),
+)
+
+# Sales per day, item and currency, with the item's category as ordered (drill-down by prefix).
+rollup_item_sales = sa.Table(
+    "rollup_item_sales",
+    metadata,
+    *_key(
+        _dim("item_id", 255),
+        _dim("currency", 3),
+        sa.Column("category", sa.String(500), nullable=False, default=""),
+        _count("orders"),
+        _count("units"),
+        sa.Column("revenue", Money, nullable=False, default=0),
+    ),
+)
+
+# The funnel per session, by the day the session started: sessions that reached each step in
+# order (Product Viewed -> Product Added -> Checkout Started -> Order Completed). category ''
+# counts every session; a top-level category counts sessions whose steps involved it.
+rollup_funnel = sa.Table(
+    "rollup_funnel",
+    metadata,
+    *_key(
+        _dim("category", 500),
+        _count("viewed"),
+        _count("added"),
+        _count("checkout"),
+        _count("ordered"),
+    ),
+)
+
+# Each session's furthest funnel step per category, so increments are counted once.
+funnel_sessions = sa.Table(
+    "funnel_sessions",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("session_id", sa.String(32), primary_key=True),
+    _dim("category", 500),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("step", sa.SmallInteger, nullable=False),  # 1 viewed .. 4 ordered
+)
+
+# Visitors per day with their group, orders and revenue: the per-visitor basis of lift.
+# visitor_id is the holdout identity (tracking.holdout: anonymous id, else user id).
+rollup_visitors = sa.Table(
+    "rollup_visitors",
+    metadata,
+    *_key(
+        _dim("visitor_id", 255),
+        sa.Column("holdout", sa.Boolean, nullable=False, default=False),
+        _count("events"),
+        _count("orders"),
+    ),
+)
+rollup_visitor_revenue = sa.Table(
+    "rollup_visitor_revenue",
+    metadata,
+    *_key(
+        _dim("visitor_id", 255),
+        _dim("currency", 3),
+        sa.Column("revenue", Money, nullable=False, default=0),
+    ),
+)
+
+# Where the scheduled job left off (attribution ids, served-counter days), per site and source.
+rollup_marks = sa.Table(
+    "rollup_marks",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+
+def _initial(conn: sa.Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS: list[Migration] = [
+    (101, "analytics: daily rollups", _initial),
+]
+
+# Tables holding data (for tests that empty the store).
+DATA_TABLES: tuple[sa.Table, ...] = tuple(metadata.sorted_tables)

@@ -1,0 +1,34 @@
+"""The whole SQL schema: tracking's migrations with those of analytics/ and accounts/.
+
+``tracking`` may import neither package, so the one place that knows every migration and every
+data table is here, in the layer that imports them all.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from accounts import schema as accounts_schema
+from analytics import schema as analytics_schema
+from tracking import migrations
+from tracking import schema as tracking_schema
+
+METADATA = (tracking_schema.metadata, analytics_schema.metadata, accounts_schema.metadata)
+DATA_TABLES = (
+    *accounts_schema.DATA_TABLES,
+    *analytics_schema.DATA_TABLES,
+    *tracking_schema.DATA_TABLES,
+)
+
+
+def upgrade(engine: sa.Engine) -> list[int]:
+    """Apply every pending migration of every package; return the versions applied."""
+    return migrations.upgrade(
+        engine, extra=[*analytics_schema.MIGRATIONS, *accounts_schema.MIGRATIONS]
+    )
+
+
+def drop_all(conn: sa.Connection) -> None:
+    """Drop every table (tests resetting a shared PostgreSQL)."""
+    for metadata in reversed(METADATA):
+        metadata.drop_all(conn)
