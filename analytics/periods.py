@@ -7,7 +7,7 @@ ranges with the same reasons.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 PRESETS = (7, 30, 90)  # days, ending today
 MAX_DAYS = 731  # two years, a leap day included
@@ -42,6 +42,11 @@ class Period:
 
     def label(self) -> str:
         return f"{self.start.isoformat()} to {self.end.isoformat()}"
+
+
+def utc_today() -> date:
+    """Today in UTC: reports count whole UTC days."""
+    return datetime.now(UTC).date()
 
 
 def last_days(days: int, today: date) -> Period:

@@ -7,21 +7,23 @@ field (``g.period_errors``), never a 500.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
-from analytics.periods import PRESETS, Period, PeriodError, checked, last_days, parse_day
+from analytics.periods import (
+    PRESETS,
+    Period,
+    PeriodError,
+    checked,
+    last_days,
+    parse_day,
+    utc_today,
+)
 
 DEFAULT_DAYS = 30
 
 
-def today():
-    """Today in UTC (reports are by UTC day)."""
-    return datetime.now(UTC).date()
-
-
 def period_from_args(args: Mapping[str, str]) -> tuple[Period, dict[str, str]]:
     """The period the query string asks for, and errors by field (``range``, ``from``, ``to``)."""
-    now = today()
+    now = utc_today()
     choice = args.get("range", str(DEFAULT_DAYS))
     if choice == "custom":
         try:
