@@ -4,6 +4,7 @@ The snapshot is the document as built before the operations were declared with p
 (default configuration, server http://localhost). Schemas are compared after resolving
 references and normalising forms that mean the same in JSON Schema; texts, examples and curl
 samples are compared as they are. Differences are allowed only from ALLOWED, each with a reason.
+Operations, schemas and tags added since the snapshot are left out of the comparison.
 """
 
 from __future__ import annotations
@@ -48,8 +49,26 @@ def old() -> dict:
 
 
 @pytest.fixture(scope="module")
-def new() -> dict:
-    return json.loads(json.dumps(build_document("http://localhost", config())))
+def new(old) -> dict:
+    """Today's document cut to what the snapshot had: operations added since (the console's
+    reports, rules...) are checked by their own tests; the old ones must not change."""
+    document = json.loads(json.dumps(build_document("http://localhost", config())))
+    old_paths = old["paths"]
+    document["paths"] = {
+        path: {
+            key: value
+            for key, value in item.items()
+            if key not in METHODS or key in old_paths[path]
+        }
+        for path, item in document["paths"].items()
+        if path in old_paths
+    }
+    kept = old["components"]["schemas"]
+    schemas = document["components"]["schemas"]
+    document["components"]["schemas"] = {name: schemas[name] for name in schemas if name in kept}
+    old_tags = {tag["name"] for tag in old.get("tags", [])}
+    document["tags"] = [tag for tag in document.get("tags", []) if tag["name"] in old_tags]
+    return document
 
 
 def resolve(document: dict, node: Any, seen: tuple[str, ...] = ()) -> Any:

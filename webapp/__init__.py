@@ -10,7 +10,17 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp import catalogue, cli, collector, demo_shop, health, landing, openapi, recommend
+from webapp import (
+    catalogue,
+    cli,
+    collector,
+    demo_shop,
+    health,
+    landing,
+    openapi,
+    recommend,
+    reports_api,
+)
 from webapp.clients import init_clients
 from webapp.config import load_config
 from webapp.errors import register_error_handlers
@@ -53,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(collector.bp)
     app.register_blueprint(catalogue.bp)
     app.register_blueprint(recommend.bp)
+    app.register_blueprint(reports_api.bp)
     app.register_blueprint(demo_shop.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(landing.bp)

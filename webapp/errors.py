@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from tracking.sites import SitesUnavailable
@@ -13,6 +13,8 @@ from tracking.sites import SitesUnavailable
 log = logging.getLogger("ecrm.webapp")
 
 RETRY_LATER = (429, 503)
+# Paths of pages for people: their errors are pages too (the API answers JSON).
+HTML_PREFIXES = ("/console",)
 
 
 class ApiError(Exception):
@@ -75,6 +77,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
+        if request.path.startswith(HTML_PREFIXES):
+            # People's pages answer errors with a page (a bad CSRF token, a foreign id, a 403).
+            page = render_template(
+                "console/error.html", code=e.code, name=e.name, description=e.description
+            )
+            return page, e.code or 500
         if e.code == 413:
             return error_response(413, "body", "request body too large", "too_large")
         if e.code == 405:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webapp.openapi import catalogue, collector, events, health, items, recommend
+from webapp.openapi import catalogue, collector, events, health, items, recommend, reports
 from webapp.openapi.health import DOCS_PATH
 from webapp.openapi.parts import Error
 from webapp.openapi.spec import render
@@ -22,6 +22,7 @@ def operations(config: Mapping[str, Any]) -> list:
         *collector.operations(config),
         *catalogue.operations(),
         *recommend.operations(config),
+        *reports.operations(),
         *health.operations(),
     ]
 
@@ -47,6 +48,7 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
             {"name": "Collector", "description": collector.TAG},
             {"name": "Catalogue", "description": "Items the shop sells; secret server key."},
             {"name": "Recommendations", "description": recommend.SOURCES_NOTE},
+            {"name": "Reports", "description": reports.TAG},
             {"name": "Health", "description": "Liveness and readiness, for load balancers."},
             {"name": "Reference", "description": "This document and its HTML rendering."},
         ],
