@@ -145,7 +145,7 @@ def _conversion(counts: dict[str, list[int]], share: float) -> dict[str, Any]:
         "p_value": stats.finite(stats.two_proportion_p_value(x1, n1, x2, n2)),
     }
     baseline = x2 / n2 if n2 else np.nan
-    needed = stats.visitors_needed_conversion(baseline, share) if 0 < share < 1 else (np.nan,) * 2
+    needed = stats.visitors_needed_conversion(baseline, share)
     result["visitors_needed"], result["visitors_more"] = _needed(needed, (n1, n2))
     reason = _missing(n1, n2) or (
         f"no conversions in the {_empty_group(x1, x2)} yet" if not (x1 and x2) else None
@@ -210,7 +210,7 @@ def _revenue(
             reason = "no revenue in the holdout yet"
         elif result["p_value"] is None:
             reason = "revenue per visitor does not vary"
-        elif 0 < share < 1:
+        else:
             needed = stats.visitors_needed_mean(m2, v1, v2, share)
             result["visitors_needed"], result["visitors_more"] = _needed(needed, (n1, n2))
     result["verdict_code"], result["verdict"] = stats.metric_verdict(

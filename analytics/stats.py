@@ -17,9 +17,10 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-# Kohavi, Tang & Xu, "Trustworthy Online Controlled Experiments" (2020), ch. 21: flag a sample
-# ratio mismatch at p < 0.001. The check runs on every report, so a looser threshold would raise
-# false alarms often; a real mismatch (a bug in assignment or logging) gives far smaller p-values.
+# Sample ratio mismatch is a guardrail (Kohavi, Tang & Xu, "Trustworthy Online Controlled
+# Experiments", 2020, ch. 21), flagged in practice at a strict p < 0.001: the check runs on every
+# report, every day, so a looser threshold would cry wolf often, while a real mismatch (a bug in
+# assignment or logging) grows with traffic and soon gives far smaller p-values.
 SRM_ALPHA = 0.001
 CAP_PERCENTILE = 99.0
 
@@ -83,7 +84,10 @@ def conversion_lift(x1, n1, x2, n2, confidence: float = CONFIDENCE):
     """Relative lift p1 / p2 - 1 with the delta-method interval of log(p1 / p2): (lift, low, high).
 
     Var(log p) ~ (1 - p) / (n p) = (1 - p) / x (Katz et al., Biometrics 34:469, 1978). The
-    interval is asymmetric and never below -100%; it needs a conversion in each group.
+    interval is asymmetric and never below -100%; it needs a conversion in each group. The plain
+    ratio overstates the lift by about (1 - p2) / x2 (a point and more with 60 conversions in the
+    holdout), so the ratio and its interval are divided by 1 + (1 - p2) / x2, the second-order
+    delta-method bias; the planted-effect simulation checks the result is unbiased.
     """
     x1, n1, x2, n2 = _floats(x1, n1, x2, n2)
     z = _z(confidence)
@@ -143,7 +147,8 @@ def mean_lift(mean1, var1, n1, mean2, var2, n2, confidence: float = CONFIDENCE):
     """Relative lift mean1 / mean2 - 1 with its delta-method interval: (lift, low, high).
 
     Var(m1 / m2) ~ Var(m1) / mu2^2 + mu1^2 Var(m2) / mu2^4 for independent means (Deng, Knoblich
-    & Lu, "Applying the delta method in metric analytics", KDD 2018); needs mean2 > 0.
+    & Lu, "Applying the delta method in metric analytics", KDD 2018); needs mean2 > 0. As for
+    :func:`conversion_lift`, the ratio is divided by 1 + Var(m2) / m2^2, its second-order bias.
     """
     mean1, var1, n1, mean2, var2, n2 = _floats(mean1, var1, n1, mean2, var2, n2)
     z = _z(confidence)
@@ -178,13 +183,15 @@ def visitors_needed_conversion(
 ):
     """Visitors (treatment, holdout) for the z-test to detect a relative conversion lift.
 
-    Fleiss, Levin & Paik, "Statistical Methods for Rates and Proportions" (3rd ed.), 4.3, for
+    Fleiss, Levin & Paik, "Statistical Methods for Rates and Proportions" (3rd ed.), ch. 4, for
     groups in the ratio the configured holdout share gives (k treatment visitors per holdout
     visitor), without continuity correction; baseline is the holdout's conversion rate.
     """
     z_a, z_b = _zs(alpha, power)
     (p2,) = _floats(baseline)
     p1 = p2 * (1 + lift)
+    if not 0 < holdout_share < 1:
+        return np.nan, np.nan
     k = (1 - holdout_share) / holdout_share
     pooled = (p2 + k * p1) / (1 + k)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -205,6 +212,8 @@ def visitors_needed_mean(
     """
     z_a, z_b = _zs(alpha, power)
     mean2, var1, var2 = _floats(mean2, var1, var2)
+    if not 0 < holdout_share < 1:
+        return np.nan, np.nan
     k = (1 - holdout_share) / holdout_share
     with np.errstate(divide="ignore", invalid="ignore"):
         n2 = (z_a + z_b) ** 2 * (var2 + var1 / k) / (lift * mean2) ** 2

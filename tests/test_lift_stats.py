@@ -240,3 +240,10 @@ def test_a_planted_10_percent_lift_is_estimated_without_bias(n_treatment, n_hold
         )
         coverage = np.mean((low <= 0.10) & (0.10 <= high))
         assert 0.935 <= coverage <= 0.965, f"{metric}: covered +10% in {coverage:.1%}"
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_without_a_holdout_nothing_is_needed_or_mismatched(share):
+    assert stats.finite(stats.sample_ratio_mismatch(100, 0, share)) is None
+    assert all(stats.finite(n) is None for n in stats.visitors_needed_conversion(0.03, share))
+    assert all(stats.finite(n) is None for n in stats.visitors_needed_mean(5.0, 1.0, 1.0, share))
