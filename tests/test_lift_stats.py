@@ -109,6 +109,7 @@ def test_visitors_needed_for_conversion_gives_80_percent_power(share):
     """Experiments of exactly the size asked for, with a true 5% lift, reject in about 80%."""
     baseline = 0.03
     need_t, need_h = (int(np.ceil(n)) for n in stats.visitors_needed_conversion(baseline, share))
+    assert need_t / need_h == pytest.approx((1 - share) / share, rel=1e-4)  # the configured split
     if share == 0.5:
         assert need_t == need_h == 207_938  # Fleiss' formula for 3.00% against 3.15%
     rng = np.random.default_rng(2026)
