@@ -14,6 +14,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from analytics import rollups
 from tracking import interaction_log
 from tracking.catalogue import import_items, read_items_file
 from tracking.ingest import IngestSettings, IngestWorker
@@ -250,6 +251,7 @@ def ingest_settings(consumer: str = "") -> IngestSettings:
         session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
         holdout_share=c["HOLDOUT_SHARE"],
         attribution_window=timedelta(days=c["ATTRIBUTION_WINDOW_DAYS"]),
+        on_stored=rollups.on_stored if c["ROLLUPS"] else None,
     )
 
 
