@@ -280,7 +280,7 @@ def ingest(consumer):
 
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
-    from webapp import supervisor, train_cli
+    from webapp import scheduler, supervisor, train_cli
     from webapp.dead_letters_cli import dead_letters_cli
 
     app.cli.add_command(db_cli)
@@ -293,3 +293,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(train_cli.rollback_command)
     app.cli.add_command(dead_letters_cli)
     app.cli.add_command(train_cli.attribute_command)
+    scheduler.register(app)

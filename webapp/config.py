@@ -71,6 +71,7 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "ATTRIBUTION_WINDOW_DAYS": (7.0, float),
     # Reports' daily rollups kept by the ingest worker (analytics.rollups); off: rebuild them.
     "ROLLUPS": (True, bool),
+    "SCHEDULE_SECONDS": (60.0, float),  # the scheduler's round (webapp.scheduler)
     # Run command.
     "BIND": ("127.0.0.1:8000", str),
 }
