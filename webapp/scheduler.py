@@ -22,6 +22,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from analytics import rollups
+from analytics.served import move_served
 from tracking.attribution import attribute_since
 from tracking.sites import Site
 from tracking.text import plural
@@ -72,10 +73,17 @@ def repair_attributions(site: Site) -> str:
     return f"{plural(credited, 'order line')} credited"
 
 
+def move_answers_served(site: Site) -> str:
+    """The web processes' answer counts into rollup_recs.served (analytics.served)."""
+    moved = move_served(clients().engine, clients().redis, site.site_id)
+    return f"{plural(moved, 'answer')} moved"
+
+
 Job = tuple[str, float, Callable[[Site], str]]
 # (name, seconds between runs, function of one site returning what it did).
 JOBS: list[Job] = [
     ("attribution", 60.0, repair_attributions),
+    ("served", 60.0, move_answers_served),
 ]
 
 
