@@ -29,7 +29,7 @@ from analytics.schema import (
     rollup_visitor_revenue,
     rollup_visitors,
 )
-from tracking.schema import orders
+from tracking.schema import events, orders, sites
 from tracking.store import StoredBatch
 
 log = logging.getLogger("ecrm.analytics.rollups")
@@ -120,3 +120,11 @@ def rebuild(
         keep.write(conn, site_id)
     log.info("rebuilt the rollups of site %d: %s", site_id, written)
     return written
+
+
+def sites_without_rollups(conn: sa.Connection) -> list[int]:
+    """Sites that have events but no rollups yet (a store from before them): rebuild those."""
+    has_events = sa.exists().where(events.c.site_id == sites.c.site_id)
+    has_rollups = sa.exists().where(rollup_visitors.c.site_id == sites.c.site_id)
+    query = sa.select(sites.c.site_id).where(has_events, ~has_rollups).order_by(sites.c.site_id)
+    return list(conn.execute(query).scalars())

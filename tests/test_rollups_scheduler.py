@@ -35,8 +35,11 @@ def test_rebuild_rollups_command(app, runner, tracker, site, db):
     drain(app)
     with db.begin() as conn:
         conn.execute(rollup_visitors.delete())
+    hint = f"site {site.site_id} has events but no report rollups"
+    assert hint in runner.invoke(args=["db", "upgrade"]).output
     result = runner.invoke(args=["reports", "rebuild-rollups", "--site", site.write_key])
     assert result.exit_code == 0, result.output
     assert "rebuilt the rollups of Test shop: rollup_visitors 4" in result.output
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.sum(rollup_visitors.c.events))).scalar() == 4
+    assert hint not in runner.invoke(args=["db", "upgrade"]).output

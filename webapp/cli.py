@@ -43,6 +43,12 @@ def db_upgrade():
     """Apply pending schema migrations."""
     applied = database.upgrade(clients().engine)
     click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+    with clients().engine.connect() as conn:
+        for site_id in rollups.sites_without_rollups(conn):
+            click.echo(
+                f"site {site_id} has events but no report rollups: run "
+                "`flask --app wsgi reports rebuild-rollups` (once)"
+            )
 
 
 @db_cli.command("rebuild-log")
