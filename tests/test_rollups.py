@@ -19,6 +19,7 @@ from analytics.schema import (
     funnel_sessions,
     rollup_funnel,
     rollup_item_sales,
+    rollup_rec_items,
     rollup_rec_revenue,
     rollup_recs,
     rollup_sales,
@@ -335,3 +336,117 @@ def test_rollups_switch_off(app_config, app_config_extra):
     app = create_app({**app_config, **app_config_extra})
     with app.app_context():
         assert ingest_settings().on_stored is None
+
+
+def test_a_later_click_moves_attributed_revenue(db):
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def rec_click(minutes, placement):
+        rec = {"rec_id": uuid.uuid4().hex, "placement": placement, "source": "personal"}
+        return event(
+            "Recommendation Clicked", t + timedelta(minutes=minutes), "a1", product_id="p1", **rec
+        )
+
+    order = event(
+        "Order Completed",
+        t + timedelta(minutes=30),
+        "a1",
+        order_id="o-1",
+        revenue=20,
+        currency="USD",
+        products=[{"product_id": "p1", "price": 20, "quantity": 1}],
+    )
+    store(db, site_id, [rec_click(0, "home"), order], holdout_share=0.0)
+    assert rows(db, rollup_rec_revenue, "placement", "orders", "revenue") == [
+        ("home", 1, Decimal("20.00"))
+    ]
+    store(db, site_id, [rec_click(10, "product")], holdout_share=0.0)  # later, stored late
+    assert rows(db, rollup_rec_revenue, "placement", "orders", "revenue") == [
+        ("product", 1, Decimal("20.00"))
+    ]
+    assert rows(db, rollup_rec_items, "placement", "item_id", "clicks") == [
+        ("home", "p1", 1),
+        ("product", "p1", 1),
+    ]
+
+
+def test_the_repair_sweep_catches_what_no_batch_saw(db):
+    """A click stored without the hook (as by a transaction that could not see the order)."""
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    order = event(
+        "Order Completed",
+        t,
+        "a1",
+        order_id="o-1",
+        revenue=5,
+        currency="EUR",
+        products=[{"product_id": "p1", "price": 5, "quantity": 1}],
+    )
+    store(db, site_id, [order], holdout_share=0.0)
+    with db.begin() as conn:  # the click's transaction credits the order, rollups unaware
+        accepted, _ = prepare_events(
+            [
+                event(
+                    "Recommendation Clicked",
+                    t - timedelta(minutes=5),
+                    "a1",
+                    product_id="p1",
+                    rec_id="b" * 32,
+                    placement="home",
+                )
+            ],
+            path="batch",
+            received_at=datetime.now(UTC),
+            batch_sent_at=None,
+            limits=Limits(),
+        )
+        entry = {
+            "rid": "r",
+            "site_id": site_id,
+            "received_at": iso(datetime.now(UTC)),
+            "events": accepted,
+            "rejected": [],
+        }
+        write_entries(conn, [entry], timedelta(minutes=30), attribution_window=WINDOW)
+    assert rows(db, rollup_rec_revenue, "orders") == []
+    with db.begin() as conn:
+        attribute_since(conn, site_id, t - timedelta(days=1), WINDOW)
+        rollups.sync_attributions_since(conn, site_id, t - timedelta(days=1))
+    assert rows(db, rollup_rec_revenue, "placement", "currency", "orders", "revenue") == [
+        ("home", "EUR", 1, Decimal("5.00"))
+    ]
+
+
+def test_holdout_visitors_and_item_categories(db):
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    lines = [
+        {"product_id": "p1", "category": "Books/Crime", "price": 4, "quantity": 1},
+        {"product_id": "p1", "category": "Books/Thriller", "price": 4, "quantity": 2},
+    ]
+    store(
+        db,
+        site_id,
+        [
+            event("Product Viewed", t, "h1", product_id="p1"),
+            event(
+                "Order Completed",
+                t,
+                "h1",
+                order_id="o-9",
+                revenue=12,
+                currency="EUR",
+                products=lines,
+            ),
+        ],
+        holdout_share=1.0,
+    )
+    assert rows(db, rollup_visitors, "visitor_id", "holdout", "events", "orders") == [
+        ("h1", True, 2, 1)
+    ]
+    # One order of the item (two lines), its units and revenue; the greatest category kept.
+    assert rows(db, rollup_item_sales, "item_id", "category", "orders", "units", "revenue") == [
+        ("p1", "Books/Thriller", 1, 3, Decimal("12.00"))
+    ]
