@@ -255,6 +255,9 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
             )
         ).mappings():
             state.setdefault(row["session_id"], {})[row["category"]] = dict(row)
+    # Sessions with no funnel step, before or now, have nothing to count or move.
+    session_ids = [sid for sid in session_ids if touched[sid] or sid in state]
+    for chunk in chunks(session_ids):
         for session_id, started_at in conn.execute(
             sa.select(sessions.c.session_id, sessions.c.started_at).where(
                 sessions.c.session_id.in_(chunk)
