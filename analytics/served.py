@@ -98,6 +98,7 @@ class ServedCounter:
     def close(self) -> None:
         """Stop the flush thread and flush what is left."""
         self._stop.set()
+        atexit.unregister(self.flush)
         self.flush()
 
 
