@@ -1,0 +1,189 @@
+"""Ingest with rollups on against off: the same stream entries drained into fresh stores.
+
+The entries are real collector output: generated shop events (bench.console_data) posted to
+``/v1/batch`` in batches of 20. Each drain is one forked ``IngestWorker`` (bench.ingest_drain's
+``drain_worker``) reading the stream through its own consumer group into an empty store (a fresh
+PostgreSQL schema, or a SQLite file), with ``on_stored=analytics.rollups.on_stored`` (rollups on,
+as ``ECRM_ROLLUPS=1`` runs it) or without (off). Rounds alternate which goes first.
+"""
+
+from __future__ import annotations
+
+import base64
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import redis
+import sqlalchemy as sa
+
+from analytics import rollups
+from analytics.schema import rollup_visitors
+from bench.console_data import Generator, Scale
+from bench.harness.load import interleaved
+from bench.harness.machine import log
+from bench.ingest_drain import drain_worker
+from tracking.db import make_engine
+from tracking.sites import create_site
+from webapp import database
+
+STREAM = "bench:console-ingest"
+
+
+@dataclass
+class Drain:
+    """One drain: events stored, seconds, and whether every event (and rollup) is there."""
+
+    rollups: bool
+    round: int
+    events: int = 0
+    seconds: float = 0.0
+    rows: int = 0
+    rollup_events: int = 0
+    note: str = ""
+
+    @property
+    def eps(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class IngestComparison:
+    """Every drain of the run, and the figures the report shows."""
+
+    store: str
+    events: int
+    drains: list[Drain] = field(default_factory=list)
+
+    def rate(self, on: bool) -> float:
+        """Events per second over all rounds of one configuration."""
+        chosen = [d for d in self.drains if d.rollups == on]
+        return sum(d.events for d in chosen) / sum(d.seconds for d in chosen)
+
+    def per_round(self) -> list[float]:
+        """on / off rate per round."""
+        rounds = sorted({d.round for d in self.drains})
+        out = []
+        for r in rounds:
+            on = next(d for d in self.drains if d.round == r and d.rollups)
+            off = next(d for d in self.drains if d.round == r and not d.rollups)
+            out.append(on.eps / off.eps if off.eps else 0.0)
+        return out
+
+
+def fill_stream(app, write_key: str, client: redis.Redis, events: int) -> int:
+    """Post ``events`` generated shop events to /v1/batch (20 a request); returns entries."""
+    client.delete(STREAM)
+    gen = Generator(1, Scale(events, max(10, events // 10), 300, days=1), seed=5)
+    payloads = [orjson.loads(row[13]) for batch in gen.event_batches() for row in batch["events"]]
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()}
+    web = app.test_client()
+    for start in range(0, len(payloads), 20):
+        batch = payloads[start : start + 20]
+        for event in batch:
+            event.pop("receivedAt", None)
+        response = web.post("/v1/batch", json={"batch": batch}, headers=auth)
+        if response.status_code != 200:
+            raise RuntimeError(f"/v1/batch answered {response.status_code}: {response.data!r}")
+    return client.xlen(STREAM)
+
+
+class IngestBench:
+    """Fresh stores and forked workers for each drain; PostgreSQL schemas are dropped at the end."""
+
+    def __init__(self, tmp: Path, redis_url: str, pg_url: str | None, batch_size: int):
+        self.tmp, self.redis_url, self.pg_url = tmp, redis_url, pg_url
+        self.batch_size = batch_size
+        self.client = redis.Redis.from_url(redis_url)
+        self.schemas: list[str] = []
+
+    def run(self, events: int, rounds: int, app, write_key: str) -> IngestComparison:
+        """``rounds`` rounds of (on, off) in rotating order over the same stream entries."""
+        entries = fill_stream(app, write_key, self.client, events)
+        log(f"ingest: {events:,} events in {entries:,} stream entries")
+        plans = list(interleaved([True, False], rounds))
+        for r, on in plans:
+            self.client.xgroup_create(STREAM, f"g{r}-{int(on)}", id="0")
+        result = IngestComparison("postgresql" if self.pg_url else "sqlite", events)
+        for r, on in plans:
+            result.drains.append(self.drain(r, on, events))
+        return result
+
+    def _store(self, name: str) -> tuple[str, dict]:
+        if not self.pg_url:
+            return f"sqlite:///{self.tmp / f'{name}.db'}", {}
+        schema = f"bench_console_{os.getpid()}_{name}"
+        self.schemas.append(schema)
+        admin = make_engine(self.pg_url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        return self.pg_url, {"options": f"-csearch_path={schema}"}
+
+    def drain(self, r: int, on: bool, events: int) -> Drain:
+        """One forked ingest worker drains the stream into an empty store."""
+        result = Drain(on, r, events)
+        group = f"g{r}-{int(on)}"
+        url, connect_args = self._store(group)
+        engine = make_engine(url, connect_args=connect_args) if connect_args else make_engine(url)
+        database.upgrade(engine)
+        create_site(engine, "bench", ["https://shop.example"])
+        settings = dict(
+            stream_key=STREAM,
+            group=group,
+            consumer=f"{group}-0",
+            batch_size=self.batch_size,
+            block_ms=100,
+            on_stored=rollups.on_stored if on else None,
+        )
+        ctx = mp.get_context("fork")
+        ready, start, stop, cpu = ctx.Barrier(2), ctx.Event(), ctx.Event(), ctx.Queue()
+        args = (url, connect_args, self.redis_url, settings, ready, start, stop, cpu)
+        worker = ctx.Process(target=drain_worker, args=args, daemon=True)
+        worker.start()
+        ready.wait(120)
+        last_id = self.client.xinfo_stream(STREAM)["last-generated-id"]
+        t0 = time.monotonic()
+        start.set()
+        while True:
+            info = next(g for g in self.client.xinfo_groups(STREAM) if g["name"].decode() == group)
+            if info["pending"] == 0 and info["last-delivered-id"] == last_id:
+                break
+            if worker.exitcode not in (None, 0) or time.monotonic() - t0 > 900:
+                result.note = "worker crashed" if worker.exitcode else "timed out"
+                break
+            time.sleep(0.02)
+        result.seconds = time.monotonic() - t0
+        stop.set()
+        worker.join(60)
+        if worker.is_alive():
+            worker.terminate()
+            worker.join(5)
+        with engine.connect() as conn:
+            result.rows = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
+            result.rollup_events = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(rollup_visitors.c.events), 0))
+            ).scalar()
+        engine.dispose()
+        if result.rows != events:
+            result.note = result.note or f"{result.rows} rows stored of {events}"
+        log(
+            f"ingest round {r + 1} rollups {'on ' if on else 'off'}: {result.eps:,.0f} events/s "
+            f"({result.seconds:.1f} s), rows {result.rows:,}, in rollups {result.rollup_events:,}"
+            + (f" [{result.note}]" if result.note else "")
+        )
+        return result
+
+    def cleanup(self) -> None:
+        """Drop the PostgreSQL schemas made."""
+        if self.pg_url and self.schemas:
+            admin = make_engine(self.pg_url)
+            with admin.begin() as conn:
+                for schema in self.schemas:
+                    conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
+        self.client.close()
