@@ -40,6 +40,11 @@ from bench.harness.results import RESULTS, command_line, header, write_section  
 from bench.harness.service import create_store, start_redis  # noqa: E402
 
 HEADING = "## Console (bench/console.py)"
+INTRO = (
+    "Each subsection is one run of its command (`--scale 100k`, `--scale 10m`, `--ingest`); a "
+    "run replaces only its own subsections. Targets (issue 12): p95 under 300 ms for every page "
+    "at 10M events; ingest with rollups at least 0.9x without."
+)
 DEFAULT_PG = os.environ.get("ECRM_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -50,7 +55,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pg-url", default=DEFAULT_PG, help="a PostgreSQL server (databases made)")
     p.add_argument("--store-url", help="time an already generated store (site 1) instead")
     p.add_argument("--calls", type=int, default=30, help="timed calls per URL (after one warm)")
-    p.add_argument("--rebuild-timeout", type=float, default=3600, help="seconds for rebuild")
+    p.add_argument(
+        "--rebuild-timeout",
+        type=float,
+        help="seconds for the rollups rebuild (default 3600; "
+        "with --store-url no rebuild unless given)",
+    )
+    p.add_argument(
+        "--note", default="", help="a sentence added to the report (how a given store was made)"
+    )
     p.add_argument("--ingest", action="store_true", help="ingest rollups on vs off")
     p.add_argument("--ingest-events", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=3, help="ingest rounds (on and off each)")
@@ -138,7 +151,9 @@ def make_store(a, kind: str, tmp: Path) -> Store:
     engine.dispose()
     rows = store.load["rows"]
     log(f"{kind}: loaded in {store.load['seconds']:.1f} s: {rows}")
-    store.rebuild_seconds, store.rebuild_note = rebuild(store.url, site.site_id, a.rebuild_timeout)
+    store.rebuild_seconds, store.rebuild_note = rebuild(
+        store.url, site.site_id, a.rebuild_timeout or 3600
+    )
     return store
 
 
@@ -184,15 +199,17 @@ def ms(value: float) -> str:
     return "-" if value != value else f"{value:,.1f}"
 
 
-def report(a, stores: list[Store], ingest, run_time: str) -> list[str]:
-    """The RESULTS.md section."""
-    lines = header(HEADING, command_line("bench/console.py"), run_time, machine_line())
-    lines.append("")
+def report(a, stores: list[Store], ingest, run_time: str) -> dict[str, list[str]]:
+    """This run's subsections of the RESULTS.md section, by heading."""
+    out = {}
+    command = command_line("bench/console.py")
     for store in stores:
-        label = f"{a.scale or 'given'} store on {store.kind}"
-        rows = store.load.get("rows", {})
-        lines.append(f"### {label}")
+        name = f"### {a.scale or 'Given'} events, {store.kind}"
+        lines = out[name] = header(name, command, run_time, machine_line())
         lines.append("")
+        rows = store.load.get("rows", {})
+        if a.note:
+            lines += [a.note, ""]
         if store.load:
             lines.append(
                 f"Generated and bulk loaded in {store.load['seconds']:.1f} s: "
@@ -221,8 +238,37 @@ def report(a, stores: list[Store], ingest, run_time: str) -> list[str]:
             lines += [line.rstrip() for line in store.profile.strip().splitlines()[:45]]
             lines += ["```", ""]
     if ingest is not None:
-        lines += ingest_lines(ingest)
-    return lines
+        name = "### Ingest with rollups on against off (same run)"
+        out[name] = header(name, command, run_time, machine_line()) + [""] + ingest_lines(ingest)
+    return out
+
+
+def merge_section(path: Path, subsections: dict[str, list[str]]) -> str:
+    """The console section with this run's subsections replaced and the others kept."""
+    text = path.read_text() if path.exists() else ""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
+    kept: dict[str, list[str]] = {}
+    if start is not None:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        current = None
+        for line in lines[start + 1 : end]:
+            if line.startswith("### "):
+                current = line.strip()
+                kept[current] = []
+            if current is not None:
+                kept[current].append(line)
+    kept.update(subsections)
+    order = sorted(kept, key=lambda h: (h.startswith("### Ingest"), "10m" in h, h))
+    body = [HEADING, "", INTRO, ""]
+    for heading in order:
+        body += [line.rstrip() for line in kept[heading]]
+        while body and not body[-1]:
+            body.pop()
+        body.append("")
+    return "\n".join(body)
 
 
 def ingest_lines(result) -> list[str]:
@@ -230,8 +276,6 @@ def ingest_lines(result) -> list[str]:
     on, off = result.rate(True), result.rate(False)
     rounds = result.per_round()
     lines = [
-        "### Ingest with rollups on against off (same run)",
-        "",
         f"{result.events:,} generated shop events posted to `/v1/batch` (20 a request), drained by "
         f"one forked IngestWorker into a fresh {result.store} store per drain, rollups on "
         "(`on_stored=analytics.rollups.on_stored`) and off, interleaved rounds in rotating order.",
@@ -253,6 +297,10 @@ def ingest_lines(result) -> list[str]:
         f"Overall on / off {on / off:.3f}: {verdict} the 0.9 target.",
         "",
     ]
+    if result.profile:
+        lines += ["Where a drain with rollups on spends its time (cProfile):", "", "```"]
+        lines += [line.rstrip() for line in result.profile.strip().splitlines()[:40]]
+        lines += ["```", ""]
     return lines
 
 
@@ -270,6 +318,10 @@ def main(argv=None) -> int:
                 for kind in kinds:
                     if a.store_url:
                         store = Store(kind, a.store_url)
+                        if a.rebuild_timeout:
+                            store.rebuild_seconds, store.rebuild_note = rebuild(
+                                a.store_url, 1, a.rebuild_timeout
+                            )
                     else:
                         store = make_store(a, kind, tmp)
                     stores.append(store)
@@ -284,10 +336,10 @@ def main(argv=None) -> int:
                     store.drop()
             redis_server.stop()
     minutes = (time.monotonic() - t_start) / 60
-    lines = report(a, stores, ingest, f"{minutes:.1f} min")
-    print("\n".join(lines))
+    subsections = report(a, stores, ingest, f"{minutes:.1f} min")
+    print("\n\n".join("\n".join(lines) for lines in subsections.values()))
     if not a.no_results:
-        write_section(RESULTS, HEADING, "\n".join(lines))
+        write_section(RESULTS, HEADING, merge_section(RESULTS, subsections))
         log(f"wrote {RESULTS}")
     return 0
 

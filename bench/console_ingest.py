@@ -10,8 +10,11 @@ as ``ECRM_ROLLUPS=1`` runs it) or without (off). Rounds alternate which goes fir
 from __future__ import annotations
 
 import base64
+import cProfile
+import io
 import multiprocessing as mp
 import os
+import pstats
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ from bench.harness.load import interleaved
 from bench.harness.machine import log
 from bench.ingest_drain import drain_worker
 from tracking.db import make_engine
+from tracking.ingest import IngestSettings, IngestWorker
 from tracking.sites import create_site
 from webapp import database
 
@@ -57,6 +61,7 @@ class IngestComparison:
     store: str
     events: int
     drains: list[Drain] = field(default_factory=list)
+    profile: str = ""  # cProfile of a drain with rollups on
 
     def rate(self, on: bool) -> float:
         """Events per second over all rounds of one configuration."""
@@ -107,9 +112,12 @@ class IngestBench:
         plans = list(interleaved([True, False], rounds))
         for r, on in plans:
             self.client.xgroup_create(STREAM, f"g{r}-{int(on)}", id="0")
+        # Every group exists before the first drain, so no worker trims entries another needs.
+        self.client.xgroup_create(STREAM, "profile", id="0")
         result = IngestComparison("postgresql" if self.pg_url else "sqlite", events)
         for r, on in plans:
             result.drains.append(self.drain(r, on, events))
+        result.profile = self.profile_rollups(rounds)
         return result
 
     def _store(self, name: str) -> tuple[str, dict]:
@@ -177,6 +185,34 @@ class IngestBench:
             + (f" [{result.note}]" if result.note else "")
         )
         return result
+
+    def profile_rollups(self, rounds: int) -> str:
+        """cProfile of one in-process drain with rollups on: where the rollup time goes."""
+        group = "profile"
+        url, connect_args = self._store(group)
+        engine = make_engine(url, connect_args=connect_args) if connect_args else make_engine(url)
+        database.upgrade(engine)
+        create_site(engine, "bench", ["https://shop.example"])
+        settings = IngestSettings(
+            stream_key=STREAM,
+            group=group,
+            consumer="profile-0",
+            batch_size=self.batch_size,
+            block_ms=100,
+            on_stored=rollups.on_stored,
+        )
+        worker = IngestWorker(self.client, engine, settings)
+        worker.start()
+        prof = cProfile.Profile()
+        prof.enable()
+        while worker.run_once(block_ms=100):
+            pass
+        prof.disable()
+        engine.dispose()
+        out = io.StringIO()
+        stats = pstats.Stats(prof, stream=out).sort_stats("cumulative")
+        stats.print_stats(r"(analytics/rollups|tracking/(store|ingest))", 16)
+        return out.getvalue()
 
     def cleanup(self) -> None:
         """Drop the PostgreSQL schemas made."""
