@@ -65,6 +65,12 @@ def account_key() -> str:
 limiter = Limiter(key_func=client_key, key_prefix="ecrm-sign-in")
 
 
+@limiter.request_filter
+def _not_limited() -> bool:
+    """The JSON API has its own limits (per site): skip Flask-Limiter's per-request work there."""
+    return request.path.startswith("/v1/")
+
+
 class StaffUser(UserMixin):
     """The signed-in staff member of this request, with the session that signed them in."""
 
