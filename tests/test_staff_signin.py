@@ -312,3 +312,21 @@ def test_a_staff_member_ends_one_of_their_own_sessions(app, engine):
     assert ended.status_code == 303
     assert phone.get("/console/account").status_code == 302
     assert laptop.get("/console/account").status_code == 200
+
+
+def test_without_redis_sign_in_is_refused_with_a_503_page_not_let_through(app_config):
+    from webapp import create_app
+
+    app_config["REDIS_URL"] = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
+    application = create_app(app_config)
+    try:
+        client = application.test_client()
+        make_staff(application, "ada-503@example.test", {})
+        response = post_sign_in(client, "ada-503@example.test", PASSWORD)
+        assert response.status_code == 503
+        assert client.get("/console/account").status_code == 302  # not signed in
+        assert response.headers["Retry-After"] == "5"
+        assert "unavailable for a moment" in response.get_data(as_text=True)
+    finally:
+        application.extensions["ecrm_serving"].close()
+        application.extensions["ecrm"].engine.dispose()

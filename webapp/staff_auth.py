@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import redis
 from flask import (
     Blueprint,
     Flask,
@@ -37,6 +39,7 @@ from accounts.staff import Staff, get_staff
 from tracking.privacy import anonymise_ip
 from webapp.clients import clients
 
+log = logging.getLogger("ecrm.webapp")
 bp = Blueprint("staff_auth", __name__, url_prefix="/console")
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -63,6 +66,12 @@ def account_key() -> str:
 
 
 limiter = Limiter(key_func=client_key, key_prefix="ecrm-sign-in")
+
+
+@limiter.request_filter
+def _not_limited() -> bool:
+    """The JSON API has its own limits (per site): skip Flask-Limiter's per-request work there."""
+    return request.path.startswith("/v1/")
 
 
 class StaffUser(UserMixin):
@@ -239,6 +248,19 @@ def _too_many(error: RateLimitExceeded):
         error=message,
     )
     return page, 429, {"Retry-After": str(wait)}
+
+
+@bp.errorhandler(redis.RedisError)
+def _throttle_unavailable(error: redis.RedisError):
+    """Attempts cannot be counted without Redis: refuse (503), never sign in unthrottled."""
+    log.warning("sign-in refused: the throttling store is unreachable (%s)", error)
+    page = render_template(
+        "console/sign_in.html",
+        email=request.form.get("email", "")[:254],
+        next=request.args.get("next", ""),
+        error="Signing in is unavailable for a moment. Try again shortly.",
+    )
+    return page, 503, {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])}
 
 
 @bp.post("/sign-out")
