@@ -71,11 +71,15 @@ def trainer_argv(python: str, config: dict) -> list[str]:
     The first run starts as soon as the ingest worker has stored the queued events and skips
     the search (a few seconds of fitting on the demo instead of the tuning budget); later runs
     tune. Each run also repairs the attributions that concurrent ingest transactions can miss
-    (``attribute_since``).
+    (``attribute_since``). Between runs it trains the sites the console asks for ("train
+    now"); with scheduled training off it does only that.
     """
+    flask = [python, "-m", "flask", "--app", "wsgi", "train"]
+    if config["TRAIN_INTERVAL_MINUTES"] <= 0:
+        return [*flask, "--only-requests", "--tune-seconds", str(config["TRAIN_TUNE_SECONDS"])]
     return [
-        *[python, "-m", "flask", "--app", "wsgi", "train"],
-        *["--every", str(config["TRAIN_INTERVAL_MINUTES"]), "--after-ingest"],
+        *flask,
+        *["--every", str(config["TRAIN_INTERVAL_MINUTES"]), "--after-ingest", "--take-requests"],
         *["--first-tune-seconds", "0", "--tune-seconds", str(config["TRAIN_TUNE_SECONDS"])],
         *["--attribute-days", str(config["ATTRIBUTION_WINDOW_DAYS"])],
     ]
@@ -98,7 +102,7 @@ def banner(config: dict, write_key: str | None, server_key: str | None) -> str:
             + "once the worker has stored the queued events, then every "
             + f"{config['TRAIN_INTERVAL_MINUTES']:g} min (var/models/)"
             if config["TRAIN_INTERVAL_MINUTES"] > 0
-            else "off (ECRM_TRAIN_INTERVAL_MINUTES=0)"
+            else "off (ECRM_TRAIN_INTERVAL_MINUTES=0) but for the console's Train now"
         ),
         f"  data:       {config['VAR_DIR']}",
     ]
@@ -210,9 +214,8 @@ class Supervisor:
         write_key, server_key = self.demo(app, config)
         gunicorn = [python, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "webapp/gunicorn.conf.py")]
         self.spawn("web", [*gunicorn, "--bind", config["BIND"], "wsgi:app"])
-        train = trainer_argv(python, config) if config["TRAIN_INTERVAL_MINUTES"] > 0 else None
-        if train is not None:
-            self.spawn("trainer", train)
+        train = trainer_argv(python, config)
+        self.spawn("trainer", train)
         commands = {"ingest": ingest, "trainer": train}
         print(banner(config, write_key, server_key), flush=True)
         backoff = 1.0
