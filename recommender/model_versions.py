@@ -58,6 +58,11 @@ def _number(mapping: Any, key: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _count(mapping: Any, key: str) -> int | None:
+    value = _number(mapping, key)
+    return int(value) if value is not None else None
+
+
 def read_sidecar(registry: ModelRegistry, version: str) -> dict[str, Any]:
     """A version's ``train.json`` ({} when missing or unreadable)."""
     try:
@@ -98,9 +103,9 @@ def version_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
                 "trained_at": _iso(meta.get("trained_at")) or trained_at(version),
                 "data_from": _moment(window.get("from_epoch")),
                 "data_to": _moment(window.get("to_epoch")),
-                "customers": _number(counts, "customers"),
-                "items": _number(counts, "items"),
-                "interactions": _number(counts, "interactions"),
+                "customers": _count(counts, "customers"),
+                "items": _count(counts, "items"),
+                "interactions": _count(counts, "interactions"),
                 "ndcg": model_ndcg,
                 "popularity_ndcg": popular_ndcg,
                 "ndcg_gain": (
