@@ -6,44 +6,22 @@ import base64
 import csv
 import io
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
 from accounts import audit
-from demo import ShopSpec, generate_shop
 from recommender.registry import ModelRegistry
 from recommender.train_jobs import TrainJobs
-from recommender.training import TrainSettings, train
-from tests.conftest import store_events
+from tests.models_helpers import HOSTILE, buyers, install_versions, stock, train_versions
 from tests.staff_helpers import csrf_token, sign_in
-from tracking import migrations
-from tracking.catalogue import upsert_items, validate_item
-from tracking.db import make_engine
 from tracking.sites import create_site
 from webapp.train_cli import run_requested_job
-
-SPEC = ShopSpec(seed=7, n_customers=100, n_items=50, n_clusters=4, days=14)
-HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(shop, registry with three promoted versions, their names oldest first), trained once."""
-    root = tmp_path_factory.mktemp("console-models")
-    engine = make_engine(f"sqlite:///{root / 'train.db'}")
-    migrations.upgrade(engine)
-    site, _ = create_site(engine, "Training shop", [])
-    shop = generate_shop(SPEC)
-    store_events(engine, site.site_id, shop.events)
-    versions = []
-    for _ in range(3):
-        report = train(engine, TrainSettings(site.site_id, root / "models", tune_seconds=0))
-        assert report.promoted, report.failures
-        versions.append(report.version)
-    engine.dispose()
-    return shop, root / "models", versions
+    return train_versions(tmp_path_factory.mktemp("console-models"))
 
 
 class Shop:
@@ -53,10 +31,7 @@ class Shop:
         self.app = app
         self.shop, source, self.versions = trained
         self.site, self.server_key = create_site(self.engine, "Models shop", [])
-        self.registry = ModelRegistry(
-            Path(app.config["VAR_DIR"]) / "models" / str(self.site.site_id)
-        )
-        shutil.copytree(source, self.registry.root, symlinks=True)
+        self.registry = ModelRegistry(install_versions(app, self.site.site_id, source))
         self.url = f"/console/{self.site.site_id}/models"
 
     @property
@@ -65,16 +40,11 @@ class Shop:
 
     def stock(self, title_of: dict[str, str] | None = None) -> None:
         """Store the shop's catalogue (titles changed as asked) and events in the app's store."""
-        items = [
-            {**i, "title": (title_of or {}).get(i["item_id"], i["title"])} for i in self.shop.items
-        ]
-        upsert_items(self.engine, self.site.site_id, [validate_item(i) for i in items])
-        store_events(self.engine, self.site.site_id, self.shop.events)
+        stock(self.engine, self.site.site_id, self.shop, title_of)
 
     def buyer(self, nth: int = 0) -> str:
         """The nth customer with orders."""
-        ordered = [e["userId"] for e in self.shop.events if e.get("event") == "Order Completed"]
-        return list(dict.fromkeys(ordered))[nth]
+        return buyers(self.shop)[nth]
 
     def api_version(self, client, user_id: str) -> str:
         token = base64.b64encode(f"{self.server_key}:".encode()).decode()
