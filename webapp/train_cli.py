@@ -193,10 +193,15 @@ def run_requested_job(tune_seconds: float, timeout: float = 0.0) -> TrainJob | N
         jobs.fail(job.job_id, f"site {job.site_id} is gone or revoked")
         return jobs.get(job.job_id)
     click.echo(f"training {site.name} (site {site.site_id}): asked for by {job.requested_by}")
+
+    def progress(stage: str, message: str) -> None:
+        try:
+            jobs.stage(job.job_id, stage, message)
+        except redis.RedisError:  # the page misses a stage; the training goes on
+            pass
+
     try:
-        report = train_site(
-            site, tune_seconds, also=lambda stage, message: jobs.stage(job.job_id, stage, message)
-        )
+        report = train_site(site, tune_seconds, also=progress)
     except Exception as e:  # the job says what went wrong; the trainer carries on
         click.echo(f"  failed: {e}")
         jobs.fail(job.job_id, f"training failed: {e}")
