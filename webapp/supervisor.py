@@ -75,11 +75,15 @@ def trainer_argv(python: str, config: dict) -> list[str]:
     The first run starts as soon as the ingest worker has stored the queued events and skips
     the search (a few seconds of fitting on the demo instead of the tuning budget); later runs
     tune. Each run also repairs the attributions that concurrent ingest transactions can miss
-    (``attribute_since``).
+    (``attribute_since``). Between runs it trains the sites the console asks for ("train
+    now"); with scheduled training off it does only that.
     """
+    flask = [python, "-m", "flask", "--app", "wsgi", "train"]
+    if config["TRAIN_INTERVAL_MINUTES"] <= 0:
+        return [*flask, "--only-requests", "--tune-seconds", str(config["TRAIN_TUNE_SECONDS"])]
     return [
-        *[python, "-m", "flask", "--app", "wsgi", "train"],
-        *["--every", str(config["TRAIN_INTERVAL_MINUTES"]), "--after-ingest"],
+        *flask,
+        *["--every", str(config["TRAIN_INTERVAL_MINUTES"]), "--after-ingest", "--take-requests"],
         *["--first-tune-seconds", "0", "--tune-seconds", str(config["TRAIN_TUNE_SECONDS"])],
         *["--attribute-days", str(config["ATTRIBUTION_WINDOW_DAYS"])],
     ]
@@ -123,7 +127,7 @@ def banner(
             + "once the worker has stored the queued events, then every "
             + f"{config['TRAIN_INTERVAL_MINUTES']:g} min (var/models/)"
             if config["TRAIN_INTERVAL_MINUTES"] > 0
-            else "off (ECRM_TRAIN_INTERVAL_MINUTES=0)"
+            else "off (ECRM_TRAIN_INTERVAL_MINUTES=0) but for the console's Train now"
         ),
         f"  data:       {config['VAR_DIR']}",
     ]
@@ -251,9 +255,8 @@ class Supervisor:
         console_link, owner = self.console_owner(app, config)
         gunicorn = [python, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "webapp/gunicorn.conf.py")]
         self.spawn("web", [*gunicorn, "--bind", config["BIND"], "wsgi:app"])
-        train = trainer_argv(python, config) if config["TRAIN_INTERVAL_MINUTES"] > 0 else None
-        if train is not None:
-            self.spawn("trainer", train)
+        train = trainer_argv(python, config)
+        self.spawn("trainer", train)
         # Attribution repair and rollup upkeep (webapp.scheduler); one runs across hosts.
         scheduler = [python, "-m", "flask", "--app", "wsgi", "scheduler"]
         self.spawn("scheduler", scheduler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from threadpoolctl import threadpool_limits
 
 from recommender.precompute import precompute
 from recommender.registry import ModelRegistry, RegistryError
-from recommender.training import NotEnoughData, TrainSettings, train
+from recommender.train_jobs import TrainJob, TrainJobs
+from recommender.training import NotEnoughData, TrainReport, TrainSettings, train
 from tracking.attribution import attribute_since
 from tracking.sites import Site, find_site, list_sites
 from tracking.text import plural
@@ -47,13 +49,16 @@ class StageLines:
     trainer, CI), and those are where the progress matters most.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, also: Callable[[str, str], None] | None = None) -> None:
         self.started = self.last = time.monotonic()
+        self.also = also  # told every stage too (a console job's progress)
 
     def __call__(self, stage: str, message: str) -> None:
         now = time.monotonic()
         click.echo(f"  {stage:<9}{now - self.last:6.1f} s  {message}")
         self.last = now
+        if self.also is not None:
+            self.also(stage, message)
 
     @property
     def total(self) -> float:
@@ -61,12 +66,16 @@ class StageLines:
         return time.monotonic() - self.started
 
 
-def train_site(site: Site, tune_seconds: float, frame=None) -> bool:
-    """Train one site, one line per stage; True if a model was promoted.
+def train_site(
+    site: Site, tune_seconds: float, frame=None, also: Callable[[str, str], None] | None = None
+) -> TrainReport | None:
+    """Train one site, one line per stage; its report (``promoted`` says if it is current), or
+    None when the site has too little data yet.
 
-    ``frame``: train on these interactions instead of reading the store (see ``train``).
+    ``frame``: train on these interactions instead of reading the store (see ``train``);
+    ``also``: told each stage as well (a console job's progress).
     """
-    lines = StageLines()
+    lines = StageLines(also)
     registry = ModelRegistry(registry_dir(site.site_id))
     # With a model in service, the new version's answers are cached before the swap so web
     # processes do not all recompute at once. Before the first model there is nothing to
@@ -83,7 +92,9 @@ def train_site(site: Site, tune_seconds: float, frame=None) -> bool:
         report = train(clients().engine, settings, lines, frame=frame)
     except NotEnoughData as e:
         click.echo(f"  skipped: {e}")
-        return False
+        if also is not None:
+            also("read", f"skipped: {e}")
+        return None
     if report.promoted:
         if first:
             try:
@@ -93,7 +104,7 @@ def train_site(site: Site, tune_seconds: float, frame=None) -> bool:
         click.echo(f"promoted {report.version} for {site.name} in {lines.total:.1f} s")
     else:
         click.echo(f"kept the current model for {site.name}: {'; '.join(report.failures)}")
-    return report.promoted
+    return report
 
 
 def warm_cache(site: Site, version_dir: Path, say=None) -> int:
@@ -165,6 +176,56 @@ def wait_for_ingest(stop: threading.Event, timeout_seconds: float) -> bool:
     return True
 
 
+def run_requested_job(tune_seconds: float, timeout: float = 0.0) -> TrainJob | None:
+    """Take one 'train now' request from the console and run it; the job, or None if none came.
+
+    Waits up to ``timeout`` seconds for a request. The job's hash follows each training stage
+    (the console's models page polls it) and ends ``done`` (promoted, or the current model
+    kept, saying why) or ``failed``.
+    """
+    jobs = TrainJobs(clients().redis)
+    jobs.heartbeat()
+    job = jobs.take(timeout)
+    if job is None:
+        return None
+    site = next((s for s in list_sites(clients().engine) if s.site_id == job.site_id), None)
+    if site is None or site.revoked:
+        jobs.fail(job.job_id, f"site {job.site_id} is gone or revoked")
+        return jobs.get(job.job_id)
+    click.echo(f"training {site.name} (site {site.site_id}): asked for by {job.requested_by}")
+
+    def progress(stage: str, message: str) -> None:
+        try:
+            jobs.stage(job.job_id, stage, message)
+        except redis.RedisError:  # the page misses a stage; the training goes on
+            pass
+
+    try:
+        report = train_site(site, tune_seconds, also=progress)
+    except Exception as e:  # the job says what went wrong; the trainer carries on
+        click.echo(f"  failed: {e}")
+        jobs.fail(job.job_id, f"training failed: {e}")
+        return jobs.get(job.job_id)
+    if report is None:
+        jobs.fail(job.job_id, "not enough data to train on yet")
+    elif report.promoted:
+        jobs.finish(job.job_id, report.version, f"model {report.version} is now current")
+    else:
+        jobs.finish(job.job_id, None, "kept the current model: " + "; ".join(report.failures))
+    return jobs.get(job.job_id)
+
+
+def take_requests_until(stop: threading.Event, deadline: float | None, tune_seconds: float):
+    """Run the console's 'train now' requests until ``deadline`` (monotonic) or ``stop``."""
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        left = 2.0 if deadline is None else min(2.0, deadline - time.monotonic())
+        try:
+            run_requested_job(tune_seconds, timeout=max(left, 0.1))
+        except redis.RedisError as e:  # Redis restarting: try again shortly
+            click.echo(f"train requests: Redis is unreachable ({e}); retrying")
+            stop.wait(2.0)
+
+
 @click.command("train")
 @with_appcontext
 @click.option("--site", "write_key", default=None, help="Only this site (default: all).")
@@ -192,6 +253,17 @@ def wait_for_ingest(stop: threading.Event, timeout_seconds: float) -> bool:
     help="Start the first run once the ingest worker has stored every queued event "
     f"(at most {INGEST_WAIT_SECONDS // 60} minutes of waiting).",
 )
+@click.option(
+    "--take-requests",
+    is_flag=True,
+    help="Between scheduled runs (or, without --every, until stopped) run the trainings "
+    "asked for with the console's 'train now'.",
+)
+@click.option(
+    "--only-requests",
+    is_flag=True,
+    help="No scheduled runs: only the console's 'train now' requests, until stopped.",
+)
 def train_command(
     write_key,
     tune_seconds,
@@ -200,10 +272,13 @@ def train_command(
     delay_seconds,
     attribute_days,
     after_ingest,
+    take_requests,
+    only_requests,
 ):
     """Train, check and promote recommendation models."""
     stop = threading.Event()
-    if every_minutes or after_ingest:
+    take_requests = take_requests or only_requests
+    if every_minutes or after_ingest or take_requests:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     if delay_seconds and stop.wait(delay_seconds):
@@ -216,14 +291,20 @@ def train_command(
     # this covers a `train` typed by hand, where numpy is already loaded.
     with threadpool_limits(limits=1, user_api="blas"):
         while True:
-            for site in _sites(write_key):
+            if not only_requests:
+                for site in _sites(write_key):
+                    if stop.is_set():
+                        return
+                    train_site(site, budget)
+                if attribute_days > 0:
+                    repair_attributions(write_key, attribute_days)
+                budget = tune_seconds
+            if take_requests:
+                deadline = time.monotonic() + every_minutes * 60 if every_minutes else None
+                take_requests_until(stop, None if only_requests else deadline, tune_seconds)
                 if stop.is_set():
                     return
-                train_site(site, budget)
-            if attribute_days > 0:
-                repair_attributions(write_key, attribute_days)
-            budget = tune_seconds
-            if not every_minutes or stop.wait(every_minutes * 60):
+            elif not every_minutes or stop.wait(every_minutes * 60):
                 return
 
 
