@@ -98,7 +98,7 @@ def console_urls(app, site_id: int, user_id: str) -> list[tuple[str, str]]:
             urls.append(("customers search", f"{url}?q={user_id[:-2]}"))
             urls.append(("customers search email", f"{url}?q={user_id}%40example.com"))
         if rule.endpoint == "console.inspect":
-            urls.append(("inspect customer", f"{url}?user_id={user_id}"))
+            urls.append(("inspect customer", f"{url}?customer={user_id}"))
     return urls
 
 
