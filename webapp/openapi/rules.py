@@ -35,22 +35,21 @@ Boosts = Annotated[
 Day = Annotated[str, StringConstraints(pattern=DATE_PATTERN)]
 
 
-class _Strict(ApiModel):
-    model_config = ConfigDict(
-        strict=True, extra="forbid", regex_engine="python-re", defer_build=True
-    )
+# JSON types as written (no "5" for 5) and no unknown fields, as Rules.from_dict checks.
+STRICT = ConfigDict(strict=True, extra="forbid", regex_engine="python-re", defer_build=True)
 
 
-class TraitConstraint(_Strict):
+class TraitConstraint(ApiModel):
     """Items whose `attribute` is true are shown only to customers whose `trait` is at least
     `minimum` (customers without the trait do not see them)."""
 
     attribute: Text = Field(examples=["age_restricted"])
     trait: Text = Field(examples=["age"])
     minimum: float = Field(ge=-MAX_PRICE, le=MAX_PRICE, examples=[18])
+    model_config = STRICT
 
 
-class Campaign(_Strict):
+class Campaign(ApiModel):
     """Items pinned or boosted from `starts` to `ends` only (UTC days, both included); it pins
     or boosts at least one item."""
 
@@ -59,9 +58,10 @@ class Campaign(_Strict):
     ends: Day | None = Field(None, description="Last day, included; not before `starts`.")
     pinned: Texts = Field([], description="Items placed first while it runs, in this order.")
     boosts: Boosts = {}
+    model_config = STRICT
 
 
-class RulesDocument(_Strict):
+class RulesDocument(ApiModel):
     """One placement's rules. Every field is optional; absent ones take the defaults shown.
     Categories are prefixes: `Music` covers `Music/Jazz`. Unknown categories and excluded
     items are accepted with a warning; pinned or boosted items must be in the catalogue."""
@@ -82,6 +82,7 @@ class RulesDocument(_Strict):
         [TraitConstraint(attribute="age_restricted", trait="age", minimum=18)], max_length=20
     )
     campaigns: list[Campaign] = Field([], max_length=MAX_CAMPAIGNS)
+    model_config = STRICT
 
 
 class PlacementPath(ApiModel):
@@ -135,8 +136,7 @@ EXAMPLE = {
             "name": "Winter sale",
             "starts": "2026-12-01",
             "ends": "2026-12-24",
-            "pinned": ["sku-0002"],
-            "boosts": {"sku-0003": 1.5},
+            "boosts": {"sku-0001": 1.5},
         }
     ],
 }
@@ -152,7 +152,7 @@ STORED = {
     "pinned": ["sku-0001"],
     "boosts": {},
     "trait_constraints": [{"attribute": "age_restricted", "trait": "age", "minimum": 18.0}],
-    "campaigns": [{**EXAMPLE["campaigns"][0], "boosts": {"sku-0003": 1.5}}],
+    "campaigns": [{**EXAMPLE["campaigns"][0], "pinned": []}],
 }
 DEFAULTS = {**STORED, "exclude_categories": [], "max_price": None, "max_per_category": None}
 DEFAULTS |= {"pinned": [], "campaigns": []}
