@@ -39,7 +39,6 @@ import redis
 import sqlalchemy as sa
 
 from recommender.answer_cache import COLD, AnswerCache, LocalCache, candidates_of
-from recommender.rule_store import RuleBook
 from recommender.rules import Rules
 from recommender.site_state import SiteState, SiteStates
 from tracking.holdout import in_holdout
@@ -128,10 +127,6 @@ class ServingLayer:
         """Pick up a new model version (and the catalogue when asked) now."""
         return self.sites.refresh(site_id, catalogue)
 
-    def rules(self, site_id: int) -> RuleBook:
-        """The site's merchandising rules as this process serves them."""
-        return self.sites.rules(site_id)
-
     def close(self) -> None:
         """Stop the background threads (waiting briefly for them)."""
         self.sites.close()
@@ -179,7 +174,9 @@ class ServingLayer:
         if body is None:
             if candidates is None:
                 candidates = candidates_of(entry)
-            answer = _finish(state, candidates, source, n, category, exclude, context_item, popular)
+            answer = _finish(
+                state, candidates, source, n, category, exclude, context_item, popular, rules
+            )
             answer.model_version, answer.holdout = version, holdout
             body = orjson.dumps(answer_dict(answer))
             if len(memo) < MEMO_LIMIT:
@@ -202,7 +199,9 @@ class ServingLayer:
         rules, fingerprint = self.sites.rules(site_id).resolve(placement)
         popular, _, popular_source, _ = state.fallbacks(rules, fingerprint)
         if in_holdout(site_id, visitor_id, self._settings.holdout_share):
-            answer = _finish(state, popular, popular_source, n, category, exclude, item_id, popular)
+            answer = _finish(
+                state, popular, popular_source, n, category, exclude, item_id, popular, rules
+            )
             answer.holdout = True
             return answer
         key = (site_id, f"i:{item_id}")
@@ -219,7 +218,7 @@ class ServingLayer:
             self.local.put(key, entry, started)
             cache = "miss"
         answer = _finish(
-            state, candidates_of(entry), entry["s"], n, category, exclude, item_id, popular
+            state, candidates_of(entry), entry["s"], n, category, exclude, item_id, popular, rules
         )
         answer.cache = cache
         return answer
@@ -243,7 +242,7 @@ class ServingLayer:
             user_id, k=k, n=self._settings.candidates, rules=rules
         )
         answer = _finish(
-            state, found.as_candidates(), found.source, n, category, exclude, None, popular
+            state, found.as_candidates(), found.source, n, category, exclude, None, popular, rules
         )
         answer.extra["customers"] = [
             {"user_id": c, "similarity": round(s, 6)}
@@ -342,12 +341,16 @@ def _finish(
     exclude: Sequence[str],
     context_item: str | None,
     popular: list[list[Any]] | None = None,
+    rules: Rules | None = None,
 ) -> Answer:
     """Apply the request's filters and the catalogue's current state; add item details.
 
-    Gaps are filled from ``popular`` (the placement's rules applied), the state's by default.
+    Gaps are filled from ``popular`` (the placement's rules applied), the state's by default,
+    keeping the rules' cap per category over the whole answer.
     """
     popular = state.popular if popular is None else popular
+    cap = rules.max_per_category if rules is not None else None
+    per_category: dict[str, int] = {}
     view = state.view
     skip = set(exclude)
     if context_item:
@@ -363,6 +366,11 @@ def _finish(
                 continue
             if category and not view.in_category(item_id, category):
                 continue
+            if cap is not None:
+                top = view.top_category(item_id)
+                if per_category.get(top, 0) >= cap:
+                    continue
+                per_category[top] = per_category.get(top, 0) + 1
             picked.add(item_id)
             items.append(
                 view.details[item_id]

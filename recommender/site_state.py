@@ -106,6 +106,10 @@ class CatalogueView:
         position = self.catalogue.index.get(item_id)
         return position is not None and bool(self.catalogue.servable[position])
 
+    def top_category(self, item_id: str) -> str:
+        """The first part of the item's category path ('' when it has none)."""
+        return self.catalogue.category[self.catalogue.index[item_id]].split("/", 1)[0]
+
     def in_category(self, item_id: str, prefix: str) -> bool:
         """The item's category is ``prefix`` or below it."""
         category = self.catalogue.category[self.catalogue.index[item_id]]
