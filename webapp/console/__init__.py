@@ -108,4 +108,5 @@ def switch():
         return redirect(url_for("console.overview", site_id=site_id, **keep))
 
 
+from webapp.console import rules as _rules  # noqa: E402,F401  (registers its views)
 from webapp.console import staff_pages  # noqa: E402,F401  (owners: staff and audit log)
