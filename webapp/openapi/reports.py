@@ -45,4 +45,6 @@ class ReportQuery(ApiModel):
 
 def operations() -> list:
     """Every report operation, in the reference's order."""
-    return []
+    from webapp.openapi import reports_recs  # its query model reuses ReportQuery's fields
+
+    return [*reports_recs.operations()]
