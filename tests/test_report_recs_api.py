@@ -1,4 +1,4 @@
-"""``GET /v1/reports/recommendations``: server key only, checked dates and placement, as documented."""
+"""GET /v1/reports/recommendations: server key only, checked dates and placement."""
 
 from __future__ import annotations
 
