@@ -108,4 +108,7 @@ def switch():
         return redirect(url_for("console.overview", site_id=site_id, **keep))
 
 
-from webapp.console import staff_pages  # noqa: E402,F401  (owners: staff and audit log)
+from webapp.console import (  # noqa: E402,F401  (each registers its views)
+    performance,
+    staff_pages,
+)
