@@ -32,13 +32,13 @@ class RecommendationsQuery(ApiModel):
     placement: str | None = ReportQuery.model_fields["placement"]
 
 
-class _Revenue(ApiModel):
+class _RecRevenue(ApiModel):
     currency: str = Field(description="ISO 4217 code as the orders gave it ('' for none).")
     orders: Count = Field(description="Orders with a line credited to a recommendation click.")
     revenue: Amount
 
 
-class _RevenueShare(ApiModel):
+class _RecRevenueShare(ApiModel):
     currency: str = Field(description="ISO 4217 code as the orders gave it ('' for none).")
     orders: Count = Field(description="Orders with a line credited to a recommendation click.")
     revenue: Amount = Field(description="Revenue of the credited lines.")
@@ -47,46 +47,46 @@ class _RevenueShare(ApiModel):
     share: float | None = Field(description="revenue / all_revenue; null without sales.")
 
 
-class _Counts(ApiModel):
+class _RecCounts(ApiModel):
     served: Count = Field(description="Answers the recommendation API gave.")
     impressions: Count = Field(description="Items shown (`Recommendation Shown`).")
     clicks: Count = Field(description="`Recommendation Clicked` events.")
     adds_after_click: Count = Field(description="`Product Added` of a clicked item after it.")
     ctr: Rate = Field(description="clicks / impressions.")
     add_to_cart_rate: Rate = Field(description="adds_after_click / clicks.")
-    revenue: list[_Revenue] = Field(description="Attributed orders and revenue, per currency.")
+    revenue: list[_RecRevenue] = Field(description="Attributed orders and revenue, per currency.")
 
 
-class _Groups(ApiModel):
-    treatment: _Counts = Field(description="Visitors served personal recommendations.")
-    holdout: _Counts = Field(description="The holdout group, served popular items only.")
+class _RecGroups(ApiModel):
+    treatment: _RecCounts = Field(description="Visitors served personal recommendations.")
+    holdout: _RecCounts = Field(description="The holdout group, served popular items only.")
 
 
-class _Totals(ApiModel):
+class _RecTotals(ApiModel):
     served: Count
     impressions: Count
     clicks: Count
     adds_after_click: Count
     ctr: Rate
     add_to_cart_rate: Rate
-    revenue: list[_RevenueShare] = Field(
+    revenue: list[_RecRevenueShare] = Field(
         description="Per currency (never summed across currencies): attributed against all."
     )
-    groups: _Groups
+    groups: _RecGroups
 
 
-class _Day(_Counts):
+class _RecDay(_RecCounts):
     day: date
 
 
-class _Slice(_Counts):
+class _RecSlice(_RecCounts):
     placement: str = Field(description="'' when the widget gave none.")
     model_version: str = Field(description="'' for answers without a model (fallbacks).")
     source: str = Field(description="Which link of the fallback chain answered.")
     group: str = Field(description="`treatment` or `holdout`.", examples=["treatment"])
 
 
-class _Item(ApiModel):
+class _RecItem(ApiModel):
     item_id: str
     title: str | None = Field(description="From the catalogue; null if it is not there.")
     impressions: Count
@@ -94,14 +94,14 @@ class _Item(ApiModel):
     ctr: Rate
 
 
-class _Coverage(ApiModel):
+class _RecCoverage(ApiModel):
     items_shown: Count = Field(description="Distinct items shown in the period.")
     items_shown_for_sale: Count = Field(description="Of those, active and not hidden today.")
     catalogue_items: Count = Field(description="Items active and not hidden today.")
     coverage: Rate = Field(description="items_shown_for_sale / catalogue_items.")
 
 
-class _Period(ApiModel):
+class _RecPeriod(ApiModel):
     from_: date = Field(alias="from")
     to: date
     previous_from: date
@@ -111,18 +111,18 @@ class _Period(ApiModel):
 class RecommendationReport(ApiModel):
     """Recommendation performance over the period, compared with the period before it."""
 
-    period: _Period
+    period: _RecPeriod
     placement: str | None = Field(description="The placement asked for; null for all.")
     currencies: list[str] = Field(description="Currencies with sales or attributed revenue.")
-    totals: _Totals
-    previous: _Totals = Field(description="The same for the period before (same length).")
-    daily: list[_Day] = Field(description="Every day of the period, days without data as 0.")
-    breakdown: list[_Slice] = Field(
+    totals: _RecTotals
+    previous: _RecTotals = Field(description="The same for the period before (same length).")
+    daily: list[_RecDay] = Field(description="Every day of the period, days without data as 0.")
+    breakdown: list[_RecSlice] = Field(
         description="Per placement, model version, source and group (treatment, holdout)."
     )
-    top_shown: list[_Item] = Field(description="The 10 items shown most.")
-    top_clicked: list[_Item] = Field(description="The 10 items clicked most.")
-    coverage: _Coverage
+    top_shown: list[_RecItem] = Field(description="The 10 items shown most.")
+    top_clicked: list[_RecItem] = Field(description="The 10 items clicked most.")
+    coverage: _RecCoverage
 
 
 SCHEMAS = (RecommendationReport,)
@@ -196,15 +196,24 @@ EXAMPLE = {
     },
 }
 
-REPORT_ERRORS = {
-    400: error(
+PERIOD_PROBLEMS = (
+    "`from` or `to` is not a date, `to` is before `from` or in the future, or the range is "
+    "over two years"
+)
+
+
+def bad_query(problems: str) -> Reply:
+    """The 400 of a report call: which query parameter is wrong, and why."""
+    return error(
         400,
-        "`from` or `to` is not a date, `to` is before `from` or in the future, the range is "
-        "over two years, or the placement is unknown; `field` names which.",
+        f"{problems}; `field` names which.",
         "invalid_request",
         "to",
         "2026-10-01 is before the start 2026-11-01",
-    ),
+    )
+
+
+REPORT_ERRORS = {
     401: error(
         401,
         "No server key, or an unknown or revoked one (the public write key is refused).",
@@ -241,7 +250,11 @@ def operations() -> list[Operation]:
             "console's Recommendations page shows these numbers. An order credited to "
             "recommendations in two placements counts once in each.",
             SERVER_KEY,
-            {200: Reply("The report.", RecommendationReport, EXAMPLE), **REPORT_ERRORS},
+            {
+                200: Reply("The report.", RecommendationReport, EXAMPLE),
+                400: bad_query(f"{PERIOD_PROBLEMS}, or the placement is unknown"),
+                **REPORT_ERRORS,
+            },
             query=RecommendationsQuery,
             samples=(
                 sample(
