@@ -4,7 +4,8 @@ Read from ``rollup_rec_items`` (per day, placement and item: impressions and cli
 ``items`` table (titles, and which items are for sale). Part of
 :func:`analytics.recommendations.recommendation_report`'s answer:
 
-- ``top_shown`` / ``top_clicked``: up to ``top`` items by impressions / clicks (ties by item id),
+- ``top_shown`` / ``top_clicked``: up to ``top`` items by impressions (shown lists the item was
+  in) / clicks (ties by item id),
   each ``item_id``, ``title`` (None when the item is not in the catalogue), ``impressions``,
   ``clicks`` and ``ctr``;
 - ``coverage``: ``items_shown`` (distinct items shown in the period), ``items_shown_for_sale``

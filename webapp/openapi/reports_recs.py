@@ -49,7 +49,9 @@ class _RecRevenueShare(ApiModel):
 
 class _RecCounts(ApiModel):
     served: Count = Field(description="Answers the recommendation API gave.")
-    impressions: Count = Field(description="Items shown (`Recommendation Shown`).")
+    impressions: Count = Field(
+        description="`Recommendation Shown` events (a list of recommendations on screen)."
+    )
     clicks: Count = Field(description="`Recommendation Clicked` events.")
     adds_after_click: Count = Field(description="`Product Added` of a clicked item after it.")
     ctr: Rate = Field(description="clicks / impressions.")
@@ -89,7 +91,7 @@ class _RecSlice(_RecCounts):
 class _RecItem(ApiModel):
     item_id: str
     title: str | None = Field(description="From the catalogue; null if it is not there.")
-    impressions: Count
+    impressions: Count = Field(description="Shown lists the item was in.")
     clicks: Count
     ctr: Rate
 
