@@ -14,7 +14,8 @@ currencies: each amount sits in a ``{"currency", ...}`` entry of its own. Its ke
   currency with sales or attributed revenue in the period;
 - ``totals`` and ``previous`` (the period before, same length): ``served`` (answers the API
   gave), ``impressions`` (``Recommendation Shown`` events: a list of recommendations on
-  screen), ``clicks`` (``Recommendation Clicked``), ``ctr`` (clicks / impressions), ``adds_after_click`` (``Product Added`` of a clicked item),
+  screen), ``clicks`` (``Recommendation Clicked``), ``ctr`` (clicks / impressions),
+  ``adds_after_click`` (``Product Added`` of a clicked item),
   ``add_to_cart_rate`` (adds / clicks), ``revenue``: per currency ``orders`` and ``revenue``
   attributed, ``all_orders`` and ``all_revenue`` of the shop, ``share`` (attributed / all
   revenue); and ``groups``: ``treatment`` (personalised) and ``holdout`` (popularity only),
