@@ -9,6 +9,7 @@ import pytest
 from analytics.schema import rollup_recs
 from tests.staff_helpers import PASSWORD, make_staff
 from tests.test_report_recs import HTML_TITLE, NOV, seed
+from tests.test_report_recs_lift import visitors
 from tracking.sites import create_site
 
 pytestmark = pytest.mark.browser
@@ -30,6 +31,7 @@ def test_charts_are_drawn_and_html_in_data_is_text(app, shop, page):
     engine = app.extensions["ecrm"].engine
     other, _ = create_site(engine, "Other shop", ["https://other.example"])
     seed(engine, shop.site.site_id, other.site_id)
+    visitors(engine, shop.site.site_id)
     with engine.begin() as conn:
         conn.execute(
             rollup_recs.insert(),
@@ -52,8 +54,10 @@ def test_charts_are_drawn_and_html_in_data_is_text(app, shop, page):
 
     page.goto(f"{shop.origin}/console/{shop.site.site_id}/recommendations?{RANGE}")
     drawn = "document.querySelectorAll('figure.chart[data-drawn]').length"
-    assert page.locator("figure.chart").count() == 5
-    page.wait_for_function(f"{drawn} === 5")
+    assert page.locator("figure.chart").count() == 6  # with the lift's groups
+    page.wait_for_function(f"{drawn} === 6")
+    # The tests' app holds nobody out: the verdict says lift cannot be measured, as a warning.
+    assert page.locator("p.verdict.warning#verdict").inner_text().startswith("No holdout group")
     assert page.locator("#top_shown td", has_text=HTML_TITLE).count() == 1
     assert page.locator("#breakdown td", has_text=HTML_PLACEMENT).count() == 1
     assert page.locator("#placement option", has_text=HTML_PLACEMENT).count() == 1

@@ -10,12 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flask import g, request
+from flask import current_app, g, request, url_for
 
 from analytics.recommendations import placement_problem, placements, recommendation_report
 from webapp.clients import get_engine
 from webapp.console import bp
 from webapp.console.access import site_page
+from webapp.console.performance_lift import lift_tables, page_lift, verdict_class
+from webapp.console.period import period_args
 from webapp.console.tables import Chart, Column, Table, kpi, respond
 
 COUNT_COLUMNS = (
@@ -222,13 +224,30 @@ def performance(site_id: int):
             errors["placement"] = problem
         placement = None if problem else asked
         report = recommendation_report(conn, site_id, g.period, placement)
+        share = current_app.config["HOLDOUT_SHARE"]
+        lift, lift_errors = page_lift(conn, site_id, g.period, share, request.args.get("currency"))
     return respond(
         "console/performance.html",
-        performance_tables(report),
+        [*performance_tables(report), *lift_tables(lift)],
+        lift=lift,
+        verdict_class=verdict_class(lift),
         report=report,
         cards=performance_cards(report),
         placements=known,
         placement=placement,
         asked_placement=asked,
-        errors=errors,
+        errors={**errors, **lift_errors},
+        currency_links=_currency_links(site_id, lift, placement),
     )
+
+
+def _currency_links(site_id: int, lift: dict[str, Any], placement: str | None) -> list:
+    """(currency, URL of this page with the lift in it) for the other currencies with revenue."""
+    keep = period_args(g.period, request.args)
+    if placement:
+        keep["placement"] = placement
+    return [
+        (code, url_for("console.performance", site_id=site_id, currency=code, **keep) + "#lift")
+        for code in lift["currencies"]
+        if code != lift["currency"]
+    ]
