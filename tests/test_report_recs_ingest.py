@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from analytics.periods import utc_today
+from analytics.served import move_served
 from tests.conftest import drain
 from tests.test_openapi import server_auth
 
@@ -87,3 +89,23 @@ def test_what_the_shop_sends_is_what_the_report_says(client, tracker, site):
         ("sku-2", 1),
     ]
     assert [(i["item_id"], i["clicks"]) for i in body["top_clicked"]] == [("sku-1", 1)]
+
+
+def test_answers_served_today_are_in_todays_report(app, client, site, db, redis):
+    for placement in ("home", "home", "cart"):
+        answer = client.get(
+            "/v1/recommendations",
+            query_string={"user_id": "anyone", "placement": placement},
+            headers=server_auth(site),
+        )
+        assert answer.status_code == 200
+    app.extensions["ecrm_served"].flush()
+    move_served(db, redis, site.site_id)  # the scheduler's job
+    today = utc_today().isoformat()
+    body = client.get(
+        "/v1/reports/recommendations",
+        query_string={"from": today, "to": today, "placement": "home"},
+        headers=server_auth(site),
+    ).get_json()
+    assert body["totals"]["served"] == 2
+    assert body["daily"][0]["served"] == 2
