@@ -112,6 +112,7 @@ def switch():
 from webapp.console import (  # noqa: E402,F401
     inspector,
     models,
+    performance,
     rules,
     staff_pages,
 )
