@@ -108,4 +108,7 @@ def switch():
         return redirect(url_for("console.overview", site_id=site_id, **keep))
 
 
-from webapp.console import customers  # noqa: E402,F401  (registers its views)
+from webapp.console import (  # noqa: E402,F401  (each registers its views)
+    customers,
+    staff_pages,
+)
