@@ -13,17 +13,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from tracking.db import aware, chunks
-from tracking.schema import customers, events, identities, items, sessions
+from tracking.schema import customers, events, identities, items, orders, sessions
 
 EVENTS_PAGE = 50
 SESSIONS_PAGE = 20
 MAX_ANONYMOUS_IDS = 1000  # the ids stitched to one customer that the page reads events of
+ACTIVITY_WEEKS = 26
 PAGE_TEXT = 300  # characters of a page URL shown in the timeline
 
 
@@ -293,3 +294,54 @@ def customer_sessions(
         row["started_at"] = aware(row["started_at"])
         row["minutes"] = round((row["last_seen_at"] - row["started_at"]).total_seconds() / 60, 1)
     return page_of(rows, "session_id", limit)
+
+
+def weekly_activity(
+    conn: sa.Connection, customer: Customer, today: date, weeks: int = ACTIVITY_WEEKS
+) -> list[dict[str, Any]]:
+    """Sessions, their events, and orders per week (Monday to Sunday, UTC), the last ``weeks``.
+
+    A session counts in the week of its last activity; read through ix_sessions_visitor and the
+    orders' indexes from the first week on.
+    """
+    first = today - timedelta(days=today.weekday() + 7 * (weeks - 1))
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    rows = {
+        first + timedelta(weeks=n): {
+            "week": first + timedelta(weeks=n),
+            "sessions": 0,
+            "events": 0,
+            "orders": 0,
+        }
+        for n in range(weeks)
+    }
+
+    def week_of(moment: datetime) -> dict[str, Any] | None:
+        day = aware(moment).date()
+        return rows.get(day - timedelta(days=day.weekday()))
+
+    visitors = [customer.user_id, *customer.anonymous]
+    for chunk in chunks(visitors):
+        for last_seen_at, event_count in conn.execute(
+            sa.select(sessions.c.last_seen_at, sessions.c.event_count).where(
+                sessions.c.site_id == customer.site_id,
+                sessions.c.visitor_id.in_(chunk),
+                sessions.c.last_seen_at >= start,
+            )
+        ):
+            if (row := week_of(last_seen_at)) is not None:
+                row["sessions"] += 1
+                row["events"] += event_count
+    ordered: dict[str, datetime] = {}
+    for where in customer.where(orders):
+        ordered.update(
+            conn.execute(
+                sa.select(orders.c.order_id, orders.c.ordered_at).where(
+                    where, orders.c.ordered_at >= start
+                )
+            ).all()
+        )
+    for ordered_at in ordered.values():
+        if (row := week_of(ordered_at)) is not None:
+            row["orders"] += 1
+    return list(rows.values())

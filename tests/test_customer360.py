@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -26,9 +27,10 @@ from analytics.customers import (
     customer_sessions,
     find_customer,
     timeline,
+    weekly_activity,
 )
 from tests.conftest import Tracker, make_event
-from tests.test_attribution import at, click, order, send
+from tests.test_attribution import NOW, at, click, order, send
 from tracking.schema import events, sessions
 from tracking.sites import Site, create_site
 
@@ -299,3 +301,17 @@ def test_attributed_orders_and_recommendations_shown_and_clicked(story, db):
         {"item_id": "sku-2", "title": "Teapot"},
     ]
     assert answer["clicked"] == [{"item_id": "sku-1", "title": "Blue mug"}]
+
+
+def test_weekly_activity_counts_sessions_events_and_orders(story, db):
+    customer = ada(db, story)
+    with db.connect() as conn:
+        weeks = weekly_activity(conn, customer, NOW.date())
+        far = weekly_activity(conn, customer, NOW.date() + timedelta(weeks=30))
+    assert len(weeks) == 26
+    assert all(row["week"].weekday() == 0 for row in weeks)
+    assert weeks[-1]["week"] <= NOW.date() < weeks[-1]["week"] + timedelta(weeks=1)
+    assert sum(row["sessions"] for row in weeks) == 5
+    assert sum(row["events"] for row in weeks) == 8  # the timeline's events
+    assert sum(row["orders"] for row in weeks) == 2
+    assert sum(row["sessions"] + row["orders"] for row in far) == 0  # all before these weeks

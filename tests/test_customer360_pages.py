@@ -125,6 +125,18 @@ def test_the_customer_page_tells_the_whole_story(viewer, story):
     assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
 
 
+def test_the_activity_chart_has_its_table_and_csv(viewer, story):
+    body = customer_page(viewer, story).get_data(as_text=True)
+    assert 'class="chart-data"' in body and "Activity by week" in body
+    response = customer_page(viewer, story, csv="activity")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    lines = response.get_data(as_text=True).splitlines()
+    assert lines[0] == "Week from,Sessions,Events in them,Orders"
+    assert len(lines) == 27
+    totals = [sum(int(line.split(",")[i]) for line in lines[1:]) for i in (1, 2, 3)]
+    assert totals == [5, 8, 2]
+
+
 def test_a_bad_page_position_shows_the_newest_with_the_error(viewer, story):
     response = customer_page(viewer, story, events_before="12abc", sessions_before="nope")
     assert response.status_code == 200

@@ -15,9 +15,11 @@ from flask import abort, render_template, request
 from analytics import customer_orders
 from analytics import customers as customer_360
 from analytics.customer_search import MIN_QUERY, SearchError, search
+from analytics.periods import utc_today
 from webapp.clients import clients
 from webapp.console import bp
 from webapp.console.access import site_page
+from webapp.console.tables import Chart, Column, Table, respond
 
 MAX_QUERY = 200  # characters of a search kept (a key holds at most 255)
 CURSORS = ("events_before", "sessions_before", "orders_before")
@@ -65,6 +67,22 @@ def _pages(conn, customer, errors: dict[str, str]) -> dict[str, customer_360.Pag
     return pages
 
 
+def _activity_table(rows: list[dict[str, Any]]) -> Table:
+    return Table(
+        "activity",
+        f"Activity by week, the last {customer_360.ACTIVITY_WEEKS} weeks",
+        [
+            Column("week", "Week from", "date"),
+            Column("sessions", "Sessions", "int"),
+            Column("events", "Events in them", "int"),
+            Column("orders", "Orders", "int"),
+        ],
+        rows,
+        chart=Chart("bar", x="week", series=("sessions", "orders")),
+        note="Weeks run Monday to Sunday (UTC); a session counts in the week of its last event.",
+    )
+
+
 @bp.get("/<int:site_id>/customers/<path:user_id>")
 @site_page("viewer")
 def customer(site_id: int, user_id: str):
@@ -78,9 +96,11 @@ def customer(site_id: int, user_id: str):
         totals = customer_orders.order_totals(conn, found)
         credited = customer_orders.attributed_orders(conn, found)
         answers = customer_orders.recommendations(conn, found)
+        activity = customer_360.weekly_activity(conn, found, utc_today())
     keep = {name: request.args[name] for name in CURSORS if request.args.get(name)}
-    return render_template(
+    return respond(
         "console/customer.html",
+        [_activity_table(activity)],
         customer=found,
         traits=sorted((key, _text(value)) for key, value in found.traits.items()),
         claims=sorted((key, _text(value)) for key, value in found.unverified_traits.items()),
