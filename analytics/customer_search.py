@@ -54,9 +54,20 @@ def _decode_cursor(cursor: str) -> tuple[str, str, str]:
         value, user_id, kind = json.loads(raw)
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
         raise SearchError("after", "not a position from this search; search again") from None
-    if not all(isinstance(part, str) for part in (value, user_id, kind)):
+    if not all(_storable(part) for part in (value, user_id, kind)):
         raise SearchError("after", "not a position from this search; search again")
     return value, user_id, kind
+
+
+def _storable(text: object) -> bool:
+    """A string both databases can compare: no NUL, no lone surrogate (a JSON escape can)."""
+    if not isinstance(text, str) or "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def display_name(traits: dict[str, Any]) -> str | None:
@@ -83,7 +94,7 @@ def search(
         )
     position = _decode_cursor(after) if after else None
     exact = None
-    if text.strip():
+    if text.strip() and "\x00" not in text:  # no stored id holds one, and PostgreSQL cannot
         exact = conn.execute(
             sa.select(customers.c.user_id).where(
                 customers.c.site_id == site_id, customers.c.user_id == text.strip()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,6 +76,8 @@ class Page:
 
 def find_customer(conn: sa.Connection, site_id: int, user_id: str) -> Customer | None:
     """The customer of this site with this exact id, or None (another site's is never found)."""
+    if "\x00" in user_id:  # no stored id holds one, and PostgreSQL text cannot
+        return None
     row = (
         conn.execute(
             sa.select(customers).where(
@@ -144,6 +146,8 @@ def cursor_position(
     name: str,
 ) -> tuple[datetime, Any]:
     """The (time, key) a cursor stands for, if it is one of this customer's rows."""
+    if isinstance(cursor, str) and "\x00" in cursor:  # PostgreSQL text cannot hold it
+        raise CursorError(name, "not a position in this customer's list; showing the newest")
     row = (
         conn.execute(sa.select(table).where(table.c.site_id == site_id, key == cursor))
         .mappings()
@@ -305,7 +309,7 @@ def weekly_activity(
     orders' indexes from the first week on.
     """
     first = today - timedelta(days=today.weekday() + 7 * (weeks - 1))
-    start = datetime.combine(first, time.min, tzinfo=UTC)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     rows = {
         first + timedelta(weeks=n): {
             "week": first + timedelta(weeks=n),

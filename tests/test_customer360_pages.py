@@ -138,10 +138,13 @@ def test_the_activity_chart_has_its_table_and_csv(viewer, story):
 
 
 def test_a_bad_page_position_shows_the_newest_with_the_error(viewer, story):
-    response = customer_page(viewer, story, events_before="12abc", sessions_before="nope")
+    response = customer_page(
+        viewer, story, events_before="12abc", sessions_before="no\x00pe", orders_before="-1"
+    )
     assert response.status_code == 200
     body = response.get_data(as_text=True)
-    assert 'id="events_before-error"' in body and 'id="sessions_before-error"' in body
+    for name in ("events_before", "sessions_before", "orders_before"):
+        assert f'id="{name}-error"' in body
     assert "Recommendation Clicked" in text_of(response)
 
 
@@ -178,7 +181,7 @@ def test_timeline_pages_link_older_and_back(app, viewer, story):
 
 
 def test_an_unknown_id_and_another_sites_customer_are_404(viewer, story):
-    for user_id in ("cust-99", "nobody", "CUST-42"):
+    for user_id in ("cust-99", "nobody", "CUST-42", "cust-42%00", "x" * 300):
         response = customer_page(viewer, story, user_id=user_id)
         assert response.status_code == 404
         assert "no customer with that id" in text_of(response)

@@ -212,6 +212,10 @@ def test_a_result_shows_the_verified_name_email_and_what_matched(people, db):
     assert row["matched"] == [("name", "bob"), ("name", "bob ann"), ("email", "bob@example.com")]
 
 
+def test_a_nul_in_the_query_is_dropped_not_sent_to_the_database(people, db):
+    assert found(db, people.site_id, "cust-2\x00") == ["cust-2"]
+
+
 @pytest.mark.parametrize("text", ["", " ", "a", "\x00\x00", "É "])
 def test_a_query_too_short_reads_nothing(people, db, text):
     with db.connect() as conn, pytest.raises(SearchError) as caught:
@@ -249,7 +253,16 @@ def test_results_are_paged_without_gaps_or_repeats(app, site, db):
     assert len(seen) == len(set(seen))
 
 
-@pytest.mark.parametrize("cursor", ["%%%", "bm90IGpzb24", encode_cursor("a", "b", "c")[:-3]])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "%%%",
+        "bm90IGpzb24",
+        encode_cursor("a", "b", "c")[:-3],
+        encode_cursor("ann\x00", "b", "c"),
+        "WyJcdWQ4MDAiLCJiIiwiYyJd",  # ["\ud800","b","c"]: a lone surrogate
+    ],
+)
 def test_a_bad_cursor_is_an_error_naming_it(people, db, cursor):
     with db.connect() as conn, pytest.raises(SearchError) as caught:
         search(conn, people.site_id, "ann", after=cursor)
