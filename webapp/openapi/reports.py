@@ -45,4 +45,8 @@ class ReportQuery(ApiModel):
 
 def operations() -> list:
     """Every report operation, in the reference's order."""
-    return []
+    from webapp.openapi import reports_sales  # its models build on ReportQuery above
+
+    return [
+        *reports_sales.operations(),
+    ]

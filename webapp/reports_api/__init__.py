@@ -51,3 +51,6 @@ def period_json(period: Period) -> dict[str, str]:
         "previous_from": previous.start.isoformat(),
         "previous_to": previous.end.isoformat(),
     }
+
+
+from webapp.reports_api import sales  # noqa: E402,F401  (registers its views)
