@@ -106,3 +106,6 @@ def switch():
         return redirect(url_for(endpoint, site_id=site_id, **keep))
     except BuildError:  # a page about one thing (a customer) has no twin on another site
         return redirect(url_for("console.overview", site_id=site_id, **keep))
+
+
+from webapp.console import funnel, sales  # noqa: E402,F401  (registers their views)
