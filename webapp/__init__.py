@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -14,6 +14,7 @@ from webapp import (
     catalogue,
     cli,
     collector,
+    console,
     demo_shop,
     health,
     landing,
@@ -25,6 +26,9 @@ from webapp.clients import init_clients
 from webapp.config import load_config
 from webapp.errors import register_error_handlers
 from webapp.security import security_headers
+from webapp.staff_auth import init_staff_auth
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class ApiAwareSessionInterface(SecureCookieSessionInterface):
@@ -35,6 +39,15 @@ class ApiAwareSessionInterface(SecureCookieSessionInterface):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app):
+        """COOKIE_SECURE "auto": Secure unless plain http on this machine (localhost, ::1...)."""
+        setting = app.config["COOKIE_SECURE"]
+        if setting != "auto":
+            return setting
+        host = request.host
+        host = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        return request.is_secure or host not in LOCAL_HOSTS
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: config, clients, blueprints, error handlers, CLI commands."""
@@ -43,7 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=app.config["COOKIE_SECURE"],
+        SESSION_COOKIE_SECURE=app.config["COOKIE_SECURE"] is True,  # see get_cookie_secure
     )
     app.json.sort_keys = False
     logging.basicConfig(
@@ -67,6 +80,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(demo_shop.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(landing.bp)
+    app.register_blueprint(console.bp)
+    init_staff_auth(app)
     app.after_request(security_headers)
 
     register_error_handlers(app)

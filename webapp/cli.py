@@ -1,7 +1,8 @@
 """Command-line interface (``flask --app wsgi <command>``): database, sites, items, ingest.
 
 Also registers the commands of their own modules: ``up`` and ``demo`` (webapp.supervisor),
-``train``, ``rollback`` and ``attribute`` (webapp.train_cli), ``dead-letters``.
+``train``, ``rollback`` and ``attribute`` (webapp.train_cli), ``dead-letters``, ``users``
+(webapp.users_cli).
 """
 
 from __future__ import annotations
@@ -280,6 +281,7 @@ def register(app: Flask) -> None:
     """Attach the commands to the app."""
     from webapp import supervisor, train_cli
     from webapp.dead_letters_cli import dead_letters_cli
+    from webapp.users_cli import users_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(sites_cli)
@@ -291,3 +293,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(train_cli.rollback_command)
     app.cli.add_command(dead_letters_cli)
     app.cli.add_command(train_cli.attribute_command)
+    app.cli.add_command(users_cli)

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from limits import parse
+
+from accounts.passwords import DEFAULT_PROFILE, PROFILES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,8 +53,19 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "INGEST_CLAIM_IDLE_MS": (30_000, int),
     "INGEST_MAX_ATTEMPTS": (3, int),
     "SESSION_TIMEOUT_MINUTES": (30, int),
-    # Cookies carry Secure unless served over plain http (the local run command).
-    "COOKIE_SECURE": (False, bool),
+    # Cookies carry Secure: "auto" unless the request's host is localhost, 127.0.0.1 or ::1
+    # (the local run command over plain http); 1 always; 0 never (plain http on another host).
+    "COOKIE_SECURE": ("auto", str),
+    # The address people open the service at (printed sign-in links); default http:// + BIND.
+    "PUBLIC_URL": (None, str),
+    # Console sign-in: Flask-Limiter limits (on the app's Redis) per account (failed attempts)
+    # and per client (every attempt), and how long an unused staff session stays open.
+    "SIGN_IN_LIMIT_ACCOUNT": ("5 per 15 minutes", str),
+    "SIGN_IN_LIMIT_CLIENT": ("30 per 15 minutes", str),
+    "STAFF_SESSION_IDLE_HOURS": (12.0, float),
+    # argon2id parameters (accounts.passwords.PROFILES); default RFC 9106 low-memory, and the
+    # cheapest argon2id parameters under TESTING so the suite stays fast.
+    "PASSWORD_PROFILE": (None, str),
     # The run command retrains every N minutes (0: never) with this search budget.
     "TRAIN_INTERVAL_MINUTES": (60.0, float),
     "TRAIN_TUNE_SECONDS": (30.0, float),
@@ -74,6 +89,7 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
 }
 
 APPENDFSYNC_CHOICES = ("always", "everysec", "no")
+COOKIE_SECURE_CHOICES = {"auto": "auto", "1": True, "true": True, "0": False, "false": False}
 
 
 def _coerce(name: str, raw: Any, kind: type) -> Any:
@@ -147,6 +163,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("ECRM_ATTRIBUTION_WINDOW_DAYS must be a positive number of days")
     if not 1 <= config["RECS_MAX_N"] <= 500:
         raise ConfigError("ECRM_RECS_MAX_N must be between 1 and 500")
+    _validate_console(config)
     if not config["SECRET_KEY"] and (var_dir / "secret_key").exists():
         config["SECRET_KEY"] = (var_dir / "secret_key").read_text().strip()
     if not config["SECRET_KEY"]:
@@ -157,3 +174,33 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
             )
         config["SECRET_KEY"] = "testing-only-secret"
     return config
+
+
+def _validate_console(config: dict[str, Any]) -> None:
+    """Cookies, the public address, sign-in limits, session idle time, password profile."""
+    secure = str(config["COOKIE_SECURE"]).strip().lower()
+    if secure not in COOKIE_SECURE_CHOICES:
+        raise ConfigError("ECRM_COOKIE_SECURE must be auto (the default), 1 or 0")
+    config["COOKIE_SECURE"] = COOKIE_SECURE_CHOICES[secure]
+    public = config["PUBLIC_URL"] or f"http://{config['BIND']}"
+    if not public.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"ECRM_PUBLIC_URL={public!r} must start with http:// or https:// "
+            "(the address people open the service at)"
+        )
+    config["PUBLIC_URL"] = public.rstrip("/")
+    for name in ("SIGN_IN_LIMIT_ACCOUNT", "SIGN_IN_LIMIT_CLIENT"):
+        try:
+            parse(config[name])
+        except ValueError as e:
+            raise ConfigError(
+                f"ECRM_{name}={config[name]!r} is not a rate limit; write it like "
+                "'5 per 15 minutes'"
+            ) from e
+    if config["STAFF_SESSION_IDLE_HOURS"] <= 0:
+        raise ConfigError("ECRM_STAFF_SESSION_IDLE_HOURS must be a positive number of hours")
+    profile = config["PASSWORD_PROFILE"] or ("CHEAPEST" if config["TESTING"] else DEFAULT_PROFILE)
+    if profile not in PROFILES or (profile == "CHEAPEST" and not config["TESTING"]):
+        choices = ", ".join(p for p in PROFILES if p != "CHEAPEST")
+        raise ConfigError(f"ECRM_PASSWORD_PROFILE must be one of {choices}")
+    config["PASSWORD_PROFILE"] = profile

@@ -1,8 +1,9 @@
 """The run command: everything on one machine, stopped cleanly by Ctrl-C.
 
 ``python -m webapp.supervisor`` (what ``make run`` calls) starts the embedded Redis unless
-ECRM_REDIS_URL is set, migrates the SQL store, loads the demo shop the first time, then runs
-gunicorn and one ingest worker, restarting the worker if it crashes.
+ECRM_REDIS_URL is set, migrates the SQL store, loads the demo shop and makes its console owner
+(printing a one-time sign-in link) the first time, then runs gunicorn and one ingest worker,
+restarting the worker if it crashes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from threadpoolctl import threadpool_limits
 
+from accounts.links import issue_link, link_url
+from accounts.staff import create_staff, list_staff
 from demo.load import demo_site, load_demo
 from tracking.redis_server import EmbeddedRedis
 from tracking.text import plural
@@ -29,6 +32,7 @@ from webapp.clients import clients
 from webapp.config import PROJECT_ROOT, load_config
 
 demo_cli = AppGroup("demo", help="The generated demo shop.")
+DEMO_OWNER = "owner@demo.example"  # the demo shop's owner, made by the first start
 
 
 @demo_cli.command("load")
@@ -81,12 +85,33 @@ def trainer_argv(python: str, config: dict) -> list[str]:
     ]
 
 
-def banner(config: dict, write_key: str | None, server_key: str | None) -> str:
+def console_lines(config: dict, console_link: str | None, owner: str | None) -> list[str]:
+    """The console's lines of the banner: a one-time sign-in link, or how to get a new one."""
+    if console_link:
+        return [
+            f"  console:    {console_link}",
+            f"              (sign-in link for {owner}: works once, for 24 h; choose a password)",
+        ]
+    return [
+        f"  console:    {config.get('PUBLIC_URL') or 'http://' + config['BIND']}/console/",
+        "              a new sign-in link: "
+        f".venv/bin/flask --app wsgi users link {owner or 'EMAIL'}",
+    ]
+
+
+def banner(
+    config: dict,
+    write_key: str | None,
+    server_key: str | None,
+    console_link: str | None = None,
+    owner: str | None = None,
+) -> str:
     """What ``make run`` prints once everything is started, ``export`` lines included."""
     base = f"http://{config['BIND']}"
     lines = [
         "",
         "  eCRM is running",
+        *console_lines(config, console_link, owner),
         f"  collector:  {base}/v1/batch",
         f"  recommend:  {base}/v1/recommendations",
         f"  API docs:   {base}/docs  ({base}/v1/openapi.json)",
@@ -179,6 +204,21 @@ class Supervisor:
                     self.first_model.start()
         return (site.write_key if site else None), server_key
 
+    def console_owner(self, app: Flask, config: dict) -> tuple[str | None, str | None]:
+        """(a one-time sign-in link, the owner's email): the demo shop's owner, made the first time.
+
+        Only while no staff account exists: later starts print how to get a new link instead.
+        """
+        with app.app_context():
+            engine = clients().engine
+            site = demo_site(engine)
+            members = list_staff(engine)
+            if members or site is None:
+                owners = [m.email for m in members if "owner" in m.grants.values()]
+                return None, (DEMO_OWNER if DEMO_OWNER in owners else None)
+            member = create_staff(engine, DEMO_OWNER, "owner", [site.site_id])
+            return link_url(config["PUBLIC_URL"], issue_link(engine, member)), DEMO_OWNER
+
     def _secret_key(self) -> str:
         if os.environ.get("ECRM_SECRET_KEY"):
             return os.environ["ECRM_SECRET_KEY"]
@@ -208,13 +248,14 @@ class Supervisor:
         ingest = [python, "-m", "flask", "--app", "wsgi", "ingest", "--consumer", "local-1"]
         self.spawn("ingest", ingest)
         write_key, server_key = self.demo(app, config)
+        console_link, owner = self.console_owner(app, config)
         gunicorn = [python, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "webapp/gunicorn.conf.py")]
         self.spawn("web", [*gunicorn, "--bind", config["BIND"], "wsgi:app"])
         train = trainer_argv(python, config) if config["TRAIN_INTERVAL_MINUTES"] > 0 else None
         if train is not None:
             self.spawn("trainer", train)
         commands = {"ingest": ingest, "trainer": train}
-        print(banner(config, write_key, server_key), flush=True)
+        print(banner(config, write_key, server_key, console_link, owner), flush=True)
         backoff = 1.0
         while not self.stopping:
             time.sleep(0.5)

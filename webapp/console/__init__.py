@@ -108,4 +108,5 @@ def switch():
         return redirect(url_for("console.overview", site_id=site_id, **keep))
 
 
+from webapp.console import staff_pages  # noqa: E402,F401  (owners: staff and audit log)
 from webapp.console import funnel, sales  # noqa: E402,F401  (registers their views)

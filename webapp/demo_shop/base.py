@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, render_template, request, session, url_for
+from flask_wtf.csrf import validate_csrf
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from wtforms.validators import ValidationError
 
 from demo.load import demo_site
 from tracking.schema import items
@@ -114,20 +115,13 @@ def load_products(item_ids: list[str]) -> dict[str, dict]:
     return {r["item_id"]: as_product(r) for r in rows}
 
 
-@bp.app_template_global()
-def csrf_token() -> str:
-    """The session's CSRF token for the shop's forms."""
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
-
-
 @bp.before_request
 def check_csrf():
-    """Refuse form posts without the session's token."""
+    """Refuse form posts without the session's token (Flask-WTF's, in the field ``csrf``)."""
     if request.method == "POST":
-        token = request.form.get("csrf", "")
-        if not token or not secrets.compare_digest(token, session.get("csrf", "")):
+        try:
+            validate_csrf(request.form.get("csrf", ""))
+        except ValidationError:
             abort(400, "The form expired: reload the page and try again.")
 
 
