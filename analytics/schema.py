@@ -134,6 +134,10 @@ funnel_sessions = sa.Table(
     _dim("category", 500),
     sa.Column("day", sa.Date, nullable=False),
     sa.Column("step", sa.SmallInteger, nullable=False),  # 1 viewed .. 4 ordered
+    # Added by migration 102: the steps seen, as bits (1 viewed, 2 added, 4 checkout, 8 ordered),
+    # whatever their order of arrival; ``step`` is the furthest step whose predecessors were all
+    # seen (0 when the session has not viewed a product of the category yet).
+    sa.Column("steps", sa.SmallInteger, nullable=False, default=0, server_default="0"),
 )
 
 # Visitors per day with their group, orders and revenue: the per-visitor basis of lift.
@@ -168,12 +172,41 @@ rollup_marks = sa.Table(
 )
 
 
+# What rollup_rec_revenue holds of each attribution row (migration 102), so a row that
+# tracking.attribution later credits to another click moves its revenue exactly once.
+rollup_attributions = sa.Table(
+    "rollup_attributions",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.String(255), primary_key=True),
+    sa.Column("item_id", sa.String(255), primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("placement", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("holdout", sa.Boolean, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("revenue", Money, nullable=False),
+)
+
+
 def _initial(conn: sa.Connection) -> None:
     metadata.create_all(conn)
 
 
+def _attribution_mirror(conn: sa.Connection) -> None:
+    # 101 creates the current definitions, so a fresh store has these already.
+    rollup_attributions.create(conn, checkfirst=True)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("funnel_sessions")}
+    if "steps" not in columns:
+        conn.execute(
+            sa.text("ALTER TABLE funnel_sessions ADD COLUMN steps SMALLINT NOT NULL DEFAULT 0")
+        )
+
+
 MIGRATIONS: list[Migration] = [
     (101, "analytics: daily rollups", _initial),
+    (102, "analytics: funnel steps as bits, the attribution mirror", _attribution_mirror),
 ]
 
 # Tables holding data (for tests that empty the store).

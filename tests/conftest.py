@@ -131,6 +131,7 @@ def app(app_config):
     empty_store(c.engine)
     yield application
     application.extensions["ecrm_serving"].close()
+    application.extensions["ecrm_served"].close()
     c.engine.dispose()
     c.redis.close()
 

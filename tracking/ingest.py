@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from tracking.activity import publish_activity
 from tracking.quarantine import ENTRY_ERRORS, Quarantine
-from tracking.store import WriteStats, write_entries
+from tracking.store import OnStored, WriteStats, write_entries
 from tracking.stream import Spool, ensure_group, parse_entry, trim_acknowledged
 
 log = logging.getLogger("ecrm.tracking.ingest")
@@ -50,6 +50,8 @@ class IngestSettings:
     publish_activity: bool = True
     trim_every_seconds: float = 5.0
     replay_every_seconds: float = 2.0
+    # Run in each batch's transaction with what it stored (analytics.rollups, when switched on).
+    on_stored: OnStored | None = None
 
     def __post_init__(self):
         if not self.consumer:
@@ -203,6 +205,7 @@ class IngestWorker:
                         self.settings.session_timeout,
                         holdout_share=self.settings.holdout_share,
                         attribution_window=self.settings.attribution_window,
+                        on_stored=self.settings.on_stored,
                     )
                 return stats, parsed
             except OperationalError as e:

@@ -12,6 +12,7 @@ visitor's holdout label (:mod:`tracking.holdout`).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +55,19 @@ class WriteStats:
     site_ids: set[int] = field(default_factory=set)
 
 
+@dataclass
+class StoredBatch:
+    """What one transaction stored for one site, for a hook run in that transaction (rollups)."""
+
+    site_id: int
+    rows: list[dict[str, Any]]  # the events rows this transaction inserted, payload included
+    order_ids: set[str]  # orders whose attributions this transaction (re)computed
+    attribution_window: timedelta
+
+
+OnStored = Callable[[sa.Connection, StoredBatch], None]
+
+
 def _time(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
@@ -78,11 +92,14 @@ def write_entries(
     *,
     holdout_share: float = 0.0,
     attribution_window: timedelta = timedelta(days=7),
+    on_stored: OnStored | None = None,
 ) -> WriteStats:
     """Store parsed stream entries (tracking.stream.parse_entry) in ``conn``'s transaction.
 
     ``holdout_share`` labels the events and orders of holdout visitors; orders are credited to
-    recommendation clicks at most ``attribution_window`` older than them.
+    recommendation clicks at most ``attribution_window`` older than them. ``on_stored`` runs in
+    the same transaction with each site's :class:`StoredBatch`, so what it derives commits (or
+    rolls back) with the events.
     """
     stats = WriteStats()
     by_site: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -191,4 +208,7 @@ def write_entries(
         stats.attributed += attribution.attribute_orders(
             conn, site_id, order_ids, attribution_window
         )
+        if on_stored is not None:
+            stored_rows = [row for row in rows if row["message_id"] in inserted]
+            on_stored(conn, StoredBatch(site_id, stored_rows, order_ids, attribution_window))
     return stats

@@ -15,6 +15,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from analytics import rollups
 from tracking import interaction_log
 from tracking.catalogue import import_items, read_items_file
 from tracking.ingest import IngestSettings, IngestWorker
@@ -43,6 +44,12 @@ def db_upgrade():
     """Apply pending schema migrations."""
     applied = database.upgrade(clients().engine)
     click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+    with clients().engine.connect() as conn:
+        for site_id in rollups.sites_without_rollups(conn):
+            click.echo(
+                f"site {site_id} has events but no report rollups: run "
+                "`flask --app wsgi reports rebuild-rollups` (once)"
+            )
 
 
 @db_cli.command("rebuild-log")
@@ -251,6 +258,7 @@ def ingest_settings(consumer: str = "") -> IngestSettings:
         session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
         holdout_share=c["HOLDOUT_SHARE"],
         attribution_window=timedelta(days=c["ATTRIBUTION_WINDOW_DAYS"]),
+        on_stored=rollups.on_stored if c["ROLLUPS"] else None,
     )
 
 
@@ -279,7 +287,7 @@ def ingest(consumer):
 
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
-    from webapp import supervisor, train_cli
+    from webapp import scheduler, supervisor, train_cli
     from webapp.dead_letters_cli import dead_letters_cli
     from webapp.users_cli import users_cli
 
@@ -294,3 +302,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(dead_letters_cli)
     app.cli.add_command(train_cli.attribute_command)
     app.cli.add_command(users_cli)
+    scheduler.register(app)

@@ -84,6 +84,9 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     # Closed loop: a share of visitors (sticky by anonymous id) sees popularity only, for lift.
     "HOLDOUT_SHARE": (0.05, float),
     "ATTRIBUTION_WINDOW_DAYS": (7.0, float),
+    # Reports' daily rollups kept by the ingest worker (analytics.rollups); off: rebuild them.
+    "ROLLUPS": (True, bool),
+    "SCHEDULE_SECONDS": (60.0, float),  # the scheduler's round (webapp.scheduler)
     # Run command.
     "BIND": ("127.0.0.1:8000", str),
 }

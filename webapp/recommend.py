@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
+from analytics.served import ServedCounter
 from recommender.serving import Answer, ServingLayer, ServingSettings, answer_dict
 from tracking import identity
 from tracking.sites import Site
@@ -57,6 +58,8 @@ def init_serving(app: Flask) -> ServingLayer:
     ecrm = app.extensions["ecrm"]
     layer = ServingLayer(ecrm.engine, ecrm.redis, os.path.join(c["VAR_DIR"], "models"), settings)
     app.extensions["ecrm_serving"] = layer
+    # Answers served, for reports: counted in memory, flushed to Redis by a thread.
+    app.extensions["ecrm_served"] = ServedCounter(ecrm.redis)
     return layer
 
 
@@ -184,7 +187,10 @@ def _filters(args: dict[str, str]) -> tuple[int, str, str | None, list[str]]:
     return n, placement, category, exclude
 
 
-def _respond(answer: Answer, placement: str) -> Response:
+def _respond(answer: Answer, placement: str, site_id: int) -> Response:
+    current_app.extensions["ecrm_served"].count(
+        site_id, placement, answer.model_version, answer.source, answer.holdout
+    )
     encoded = answer.body or orjson.dumps(answer_dict(answer))
     # rec_id is new for every response; placement matched PLACEMENT, so needs no escaping.
     head = f'{{"rec_id":"{os.urandom(16).hex()}","placement":"{placement}",'.encode()
@@ -250,7 +256,7 @@ def recommendations():
         exclude=exclude,
         context_item=_id("item_id", args.get("item_id")),
     )
-    return _respond(answer, placement)
+    return _respond(answer, placement, site.site_id)
 
 
 @bp.get("/items/<path:item_id>/similar")
@@ -266,7 +272,7 @@ def similar_items(item_id: str):
     answer = serving().similar_items(
         site.site_id, item_id, visitor_id=visitor, n=n, category=category, exclude=exclude
     )
-    return _respond(answer, placement)
+    return _respond(answer, placement, site.site_id)
 
 
 @bp.get("/customers/<path:user_id>/similar")
@@ -280,7 +286,7 @@ def similar_customers(user_id: str):
     answer = serving().similar_customers(
         site.site_id, user_id, k=k, n=n, category=category, exclude=exclude
     )
-    return _respond(answer, placement)
+    return _respond(answer, placement, site.site_id)
 
 
 @bp.after_request

@@ -254,7 +254,10 @@ class Supervisor:
         train = trainer_argv(python, config) if config["TRAIN_INTERVAL_MINUTES"] > 0 else None
         if train is not None:
             self.spawn("trainer", train)
-        commands = {"ingest": ingest, "trainer": train}
+        # Attribution repair and rollup upkeep (webapp.scheduler); one runs across hosts.
+        scheduler = [python, "-m", "flask", "--app", "wsgi", "scheduler"]
+        self.spawn("scheduler", scheduler)
+        commands = {"ingest": ingest, "trainer": train, "scheduler": scheduler}
         print(banner(config, write_key, server_key, console_link, owner), flush=True)
         backoff = 1.0
         while not self.stopping:
@@ -280,7 +283,7 @@ class Supervisor:
 
     def stop(self) -> None:
         """Stop the web server first (no new events), then the worker, then Redis."""
-        for name in ("web", "trainer", "ingest"):
+        for name in ("web", "scheduler", "trainer", "ingest"):
             child = self.children.get(name)
             if child is None or child.poll() is not None:
                 continue

@@ -1,0 +1,300 @@
+"""Incremental rollups of stored events: visitors, recommendations, adds after a click, funnel.
+
+Each function takes the events rows one ingest transaction stored (tracking.store.StoredBatch)
+and adds what they change, so a redelivered batch (stored nothing) changes nothing. Results do
+not depend on the order events arrive in: a late click re-credits the adds it now precedes, and
+a session's funnel state is the set of steps it has seen.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from analytics.rollups_sql import Deltas, day_of, replace_rows, text, top_category, visitor_of
+from analytics.schema import (
+    funnel_sessions,
+    rollup_funnel,
+    rollup_rec_items,
+    rollup_recs,
+    rollup_visitors,
+)
+from tracking.attribution import RECOMMENDATION_CLICKED, RECOMMENDATION_SHOWN, valid_click
+from tracking.db import aware, chunks
+from tracking.schema import events, sessions
+
+PRODUCT_ADDED = "Product Added"
+FUNNEL_STEPS = {
+    "Product Viewed": 1,
+    "Product Added": 2,
+    "Checkout Started": 3,
+    "Order Completed": 4,
+}
+FUNNEL_COUNTERS = ("viewed", "added", "checkout", "ordered")
+
+
+def rec_dims(properties: dict) -> tuple[str, str, str]:
+    """(placement, model_version, source) of a recommendation event, as rollups key them."""
+    return (
+        text(properties.get("placement"), 200),
+        text(properties.get("model_version"), 200),
+        text(properties.get("source"), 64),
+    )
+
+
+def count_visitors(deltas: Deltas, rows: list[dict[str, Any]]) -> None:
+    """rollup_visitors.events and the holdout flag, from stored events."""
+    for row in rows:
+        visitor = visitor_of(row["anonymous_id"], row["user_id"])
+        if visitor:
+            deltas.add((day_of(row["timestamp"]), visitor), {"holdout": row["holdout"]}, events=1)
+
+
+def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]]) -> None:
+    """Impressions and clicks per placement, model version, source and group; items shown."""
+    for row in rows:
+        if row["event"] not in (RECOMMENDATION_SHOWN, RECOMMENDATION_CLICKED):
+            continue
+        properties = (row["payload"] or {}).get("properties") or {}
+        day = day_of(row["timestamp"])
+        placement, model_version, source = rec_dims(properties)
+        key = (day, placement, model_version, source, bool(row["holdout"]))
+        if row["event"] == RECOMMENDATION_SHOWN:
+            recs.add(key, impressions=1)
+            shown = properties.get("product_ids")
+            for item_id in dict.fromkeys(shown if isinstance(shown, list) else []):
+                if item_id not in (None, ""):
+                    items.add((day, placement, text(item_id, 255)), impressions=1)
+        else:
+            recs.add(key, clicks=1)
+            if properties.get("product_id") not in (None, ""):
+                items.add((day, placement, text(properties["product_id"], 255)), clicks=1)
+
+
+def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str, Any]]:
+    """Stored events of one name by these visitors on these items between two times.
+
+    Two queries, so each uses its index (ix_events_anonymous, ix_events_user); only clicks
+    need their payload (their placement, model version and source).
+    """
+    columns = [
+        events.c.id,
+        events.c.message_id,
+        events.c.anonymous_id,
+        events.c.user_id,
+        events.c.item_id,
+        events.c.timestamp,
+        events.c.holdout,
+    ]
+    if event == RECOMMENDATION_CLICKED:
+        columns.append(events.c.payload)
+    found = {}
+    visitors = by_column["anonymous_id"] | by_column["user_id"]
+    for name, ids in by_column.items():
+        column = events.c[name]
+        for chunk in chunks(sorted(ids)):
+            for row in conn.execute(
+                sa.select(*columns).where(
+                    events.c.site_id == site_id,
+                    column.in_(chunk),
+                    events.c.event == event,
+                    events.c.item_id.in_(sorted(items)),
+                    events.c.timestamp >= start,
+                    events.c.timestamp <= end,
+                )
+            ).mappings():
+                # The visitor is the anonymous id, else the user id: keep only exact matches.
+                if visitor_of(row["anonymous_id"], row["user_id"]) in visitors:
+                    found[row["id"]] = {**row, "timestamp": aware(row["timestamp"])}
+    return list(found.values())
+
+
+def credited_click(
+    add: dict[str, Any], clicks: list[dict[str, Any]], window: timedelta
+) -> dict[str, Any] | None:
+    """The last valid click on the added item by the same visitor, within the window before it."""
+    moment = add["timestamp"]
+    candidates = [c for c in clicks if moment - window <= c["timestamp"] <= moment]
+    return max(candidates, key=lambda c: (c["timestamp"], c["id"])) if candidates else None
+
+
+def count_adds_after_click(
+    conn: sa.Connection, recs: Deltas, site_id: int, rows: list[dict], window: timedelta
+) -> None:
+    """adds_after_click: new adds, and stored adds a newly stored (late) click now precedes.
+
+    Each affected add moves from the click that credited it before this batch (none for a new
+    add) to the one that credits it now.
+    """
+    new_ids = {row["message_id"] for row in rows}
+    adds = [r for r in rows if r["event"] == PRODUCT_ADDED and r["item_id"] is not None]
+    clicks = [
+        r
+        for r in rows
+        if r["event"] == RECOMMENDATION_CLICKED
+        and r["item_id"] is not None
+        and valid_click((r["payload"] or {}).get("properties"))
+    ]
+    if not adds and not clicks:
+        return
+    pairs = {(visitor_of(r["anonymous_id"], r["user_id"]), r["item_id"]) for r in adds + clicks}
+    items = {i for _, i in pairs}
+    # A visitor is an anonymous id, or a user id on events that have none.
+    visitors = {
+        "anonymous_id": {r["anonymous_id"] for r in adds + clicks if r["anonymous_id"]},
+        "user_id": {r["user_id"] for r in adds + clicks if not r["anonymous_id"] and r["user_id"]},
+    }
+    if clicks:  # stored adds a new click may credit
+        start = min(aware(c["timestamp"]) for c in clicks)
+        end = max(aware(c["timestamp"]) for c in clicks) + window
+        adds = _select(conn, site_id, PRODUCT_ADDED, visitors, items, start, end) + [
+            {**a, "timestamp": aware(a["timestamp"])} for a in adds
+        ]
+    else:
+        adds = [{**a, "timestamp": aware(a["timestamp"])} for a in adds]
+    by_add = {a["message_id"]: a for a in adds}
+    adds = [
+        a
+        for a in by_add.values()
+        if (visitor_of(a["anonymous_id"], a["user_id"]), a["item_id"]) in pairs
+    ]
+    if not adds:
+        return
+    stored_clicks = _select(
+        conn,
+        site_id,
+        RECOMMENDATION_CLICKED,
+        visitors,
+        items,
+        min(a["timestamp"] for a in adds) - window,
+        max(a["timestamp"] for a in adds),
+    )
+    clicks_of: dict[tuple[str, str], list[dict]] = {}
+    for click in stored_clicks:
+        if valid_click((click["payload"] or {}).get("properties")):
+            key = (visitor_of(click["anonymous_id"], click["user_id"]), click["item_id"])
+            clicks_of.setdefault(key, []).append(click)
+    for add in adds:
+        key = (visitor_of(add["anonymous_id"], add["user_id"]), add["item_id"])
+        mine = clicks_of.get(key, [])
+        now = credited_click(add, mine, window)
+        before = None
+        if add["message_id"] not in new_ids:
+            before = credited_click(
+                add, [c for c in mine if c["message_id"] not in new_ids], window
+            )
+        if (now and now["id"]) == (before and before["id"]):
+            continue
+        day, holdout = day_of(add["timestamp"]), bool(add["holdout"])
+        for click, sign in ((before, -1), (now, 1)):
+            if click is not None:
+                dims = rec_dims(click["payload"]["properties"])
+                recs.add((day, *dims, holdout), adds_after_click=sign)
+
+
+def funnel_bits(row: dict[str, Any]) -> dict[str, int]:
+    """The funnel step bits this event sets, per category ('' and its products' top levels)."""
+    step = FUNNEL_STEPS.get(row["event"]) if row["type"] == "track" else None
+    if step is None:
+        return {}
+    bit = 1 << (step - 1)
+    properties = (row["payload"] or {}).get("properties") or {}
+    found = {"": bit}
+    if step <= 2:
+        categories = [properties.get("category")]
+    else:
+        products = properties.get("products")
+        products = products if isinstance(products, list) else []
+        categories = [p.get("category") for p in products if isinstance(p, dict)]
+    for category in categories:
+        top = top_category(category)
+        if top:
+            found[top] = bit
+    return found
+
+
+def furthest_step(bits: int) -> int:
+    """The furthest step whose predecessors were all seen (bits 1, 2, 4, 8 -> steps 1..4)."""
+    step = 0
+    while step < 4 and bits & (1 << step):
+        step += 1
+    return step
+
+
+def add_funnel(deltas: Deltas, day, category: str, step: int, sign: int) -> None:
+    """Count (sign 1) or take back (sign -1) a session at ``step`` on ``day``."""
+    if step:
+        amounts = {name: sign for name in FUNNEL_COUNTERS[:step]}
+        deltas.add((day, category), **amounts)
+
+
+def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[dict]) -> None:
+    """funnel_sessions and rollup_funnel for the sessions of stored events.
+
+    A session counts on the day it started; an earlier event arriving late can move that day,
+    and then the session's counts move with it.
+    """
+    touched: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row["session_id"] is None:
+            continue
+        bits = touched.setdefault(row["session_id"], {})
+        for category, bit in funnel_bits(row).items():
+            bits[category] = bits.get(category, 0) | bit
+    if not touched:
+        return
+    session_ids = sorted(touched)
+    state: dict[str, dict[str, dict]] = {}
+    started: dict[str, datetime] = {}
+    for chunk in chunks(session_ids):
+        for row in conn.execute(
+            sa.select(funnel_sessions).where(
+                funnel_sessions.c.site_id == site_id, funnel_sessions.c.session_id.in_(chunk)
+            )
+        ).mappings():
+            state.setdefault(row["session_id"], {})[row["category"]] = dict(row)
+    # Sessions with no funnel step, before or now, have nothing to count or move.
+    session_ids = [sid for sid in session_ids if touched[sid] or sid in state]
+    for chunk in chunks(session_ids):
+        for session_id, started_at in conn.execute(
+            sa.select(sessions.c.session_id, sessions.c.started_at).where(
+                sessions.c.session_id.in_(chunk)
+            )
+        ):
+            started[session_id] = aware(started_at)
+    changed = []
+    for session_id in session_ids:
+        day = started[session_id].date()
+        old_rows = state.get(session_id, {})
+        for category in sorted(set(old_rows) | set(touched[session_id])):
+            old = old_rows.get(category)
+            bits = (old["steps"] if old else 0) | touched[session_id].get(category, 0)
+            step = furthest_step(bits)
+            if old and old["steps"] == bits and old["day"] == day:
+                continue
+            if old:
+                add_funnel(deltas, old["day"], category, old["step"], -1)
+            add_funnel(deltas, day, category, step, 1)
+            changed.append(
+                {
+                    "site_id": site_id,
+                    "session_id": session_id,
+                    "category": category,
+                    "day": day,
+                    "step": step,
+                    "steps": bits,
+                }
+            )
+    replace_rows(conn, funnel_sessions, changed)
+
+
+def event_deltas() -> dict[str, Deltas]:
+    """Empty deltas of the tables this module writes."""
+    return {
+        "visitors": Deltas(rollup_visitors, ["events", "orders"], flags=["holdout"]),
+        "recs": Deltas(rollup_recs, ["served", "impressions", "clicks", "adds_after_click"]),
+        "rec_items": Deltas(rollup_rec_items, ["impressions", "clicks"]),
+        "funnel": Deltas(rollup_funnel, FUNNEL_COUNTERS),
+    }

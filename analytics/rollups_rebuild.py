@@ -1,0 +1,240 @@
+"""Every rollup of one site recomputed from the raw tables, streamed (analytics.rollups.rebuild).
+
+Written apart from the incremental code on purpose: one pass in time order over the events, one
+over orders, lines and attributions, each rollup computed by its plain definition, so the test
+comparing the two checks the incremental bookkeeping rather than itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from analytics.rollups_events import (
+    FUNNEL_COUNTERS,
+    PRODUCT_ADDED,
+    funnel_bits,
+    furthest_step,
+    rec_dims,
+)
+from analytics.rollups_orders import buyer_days, mirror_row
+from analytics.rollups_sql import buyer_of, day_of, money_or_zero, text, visitor_of
+from analytics.schema import (
+    funnel_sessions,
+    rollup_attributions,
+    rollup_funnel,
+    rollup_item_sales,
+    rollup_rec_items,
+    rollup_rec_revenue,
+    rollup_recs,
+    rollup_sales,
+    rollup_visitor_revenue,
+    rollup_visitors,
+)
+from tracking.attribution import RECOMMENDATION_CLICKED, RECOMMENDATION_SHOWN, valid_click
+from tracking.db import aware, chunks
+from tracking.schema import attributions, events, order_lines, orders, sessions
+
+STREAM_ROWS = 5000
+
+
+def _stream(conn: sa.Connection, query) -> Any:
+    return conn.execute(query.execution_options(yield_per=STREAM_ROWS)).mappings()
+
+
+def _counter() -> dict[str, Any]:
+    return defaultdict(int)
+
+
+def _write(conn: sa.Connection, table: sa.Table, site_id: int, rows: dict[tuple, dict]) -> int:
+    keys = [c.name for c in table.primary_key.columns if c.name != "site_id"]
+    zeros = {c.name: 0 for c in table.columns if not c.primary_key}
+    out = [
+        {"site_id": site_id, **dict(zip(keys, key, strict=True)), **zeros, **v}
+        for key, v in rows.items()
+    ]
+    for part in chunks(out, 1000):
+        conn.execute(table.insert(), part)
+    return len(out)
+
+
+def rebuild_site(conn: sa.Connection, site_id: int, window: timedelta) -> dict[str, int]:
+    """Compute and insert every rollup of a site (its old rows already deleted).
+
+    ``window`` is the attribution window, within which an add follows its click.
+    """
+    visitors: dict[tuple, dict] = defaultdict(lambda: {"events": 0, "orders": 0, "holdout": False})
+    recs: dict[tuple, dict] = defaultdict(_counter)
+    rec_items: dict[tuple, dict] = defaultdict(_counter)
+    last_click: dict[tuple, dict] = {}
+    session_bits: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    query = (
+        sa.select(events)
+        .where(events.c.site_id == site_id)
+        .order_by(
+            events.c.timestamp,
+            sa.case((events.c.event == RECOMMENDATION_CLICKED, 0), else_=1),
+            events.c.id,
+        )
+    )
+    for row in _stream(conn, query):
+        day = day_of(row["timestamp"])
+        visitor = visitor_of(row["anonymous_id"], row["user_id"])
+        if visitor:
+            v = visitors[(day, visitor)]
+            v["events"] += 1
+            v["holdout"] = v["holdout"] or bool(row["holdout"])
+        properties = (row["payload"] or {}).get("properties") or {}
+        if row["event"] in (RECOMMENDATION_SHOWN, RECOMMENDATION_CLICKED):
+            placement, model_version, source = rec_dims(properties)
+            key = (day, placement, model_version, source, bool(row["holdout"]))
+            if row["event"] == RECOMMENDATION_SHOWN:
+                recs[key]["impressions"] += 1
+                shown = properties.get("product_ids")
+                for item in dict.fromkeys(shown if isinstance(shown, list) else []):
+                    if item not in (None, ""):
+                        rec_items[(day, placement, text(item, 255))]["impressions"] += 1
+            else:
+                recs[key]["clicks"] += 1
+                if properties.get("product_id") not in (None, ""):
+                    rec_items[(day, placement, text(properties["product_id"], 255))]["clicks"] += 1
+                if row["item_id"] is not None and valid_click(properties):
+                    last_click[(visitor, row["item_id"])] = row
+        if row["event"] == PRODUCT_ADDED and row["item_id"] is not None:
+            click = last_click.get((visitor, row["item_id"]))
+            if click is not None and aware(click["timestamp"]) >= aware(row["timestamp"]) - window:
+                dims = rec_dims(click["payload"]["properties"])
+                recs[(day, *dims, bool(row["holdout"]))]["adds_after_click"] += 1
+        if row["session_id"] is not None:
+            for category, bit in funnel_bits(row).items():
+                session_bits[row["session_id"]][category] |= bit
+    del last_click
+    written = {}
+    funnel, session_rows = _funnel(conn, site_id, session_bits)
+    sales, item_sales, revenue = _orders(conn, site_id, visitors)
+    rec_revenue, mirror = _attributions(conn, site_id)
+    for table, rows in (
+        (rollup_visitors, visitors),
+        (rollup_recs, recs),
+        (rollup_rec_items, rec_items),
+        (rollup_funnel, funnel),
+        (rollup_sales, sales),
+        (rollup_item_sales, item_sales),
+        (rollup_visitor_revenue, revenue),
+        (rollup_rec_revenue, rec_revenue),
+    ):
+        written[table.name] = _write(conn, table, site_id, rows)
+    for table, rows in ((funnel_sessions, session_rows), (rollup_attributions, mirror)):
+        for part in chunks(rows, 1000):
+            conn.execute(table.insert(), part)
+        written[table.name] = len(rows)
+    return written
+
+
+def _funnel(conn: sa.Connection, site_id: int, session_bits: dict) -> tuple[dict, list]:
+    funnel: dict[tuple, dict] = defaultdict(_counter)
+    session_rows = []
+    ids = sorted(session_bits)
+    for chunk in chunks(ids):
+        started = dict(
+            conn.execute(
+                sa.select(sessions.c.session_id, sessions.c.started_at).where(
+                    sessions.c.session_id.in_(chunk)
+                )
+            ).all()
+        )
+        for session_id in chunk:
+            day = day_of(started[session_id])
+            for category, bits in session_bits[session_id].items():
+                step = furthest_step(bits)
+                for name in FUNNEL_COUNTERS[:step]:
+                    funnel[(day, category)][name] += 1
+                session_rows.append(
+                    {
+                        "site_id": site_id,
+                        "session_id": session_id,
+                        "category": category,
+                        "day": day,
+                        "step": step,
+                        "steps": bits,
+                    }
+                )
+    return funnel, session_rows
+
+
+def _orders(conn: sa.Connection, site_id: int, visitors: dict) -> tuple[dict, dict, dict]:
+    sales: dict[tuple, dict] = defaultdict(_counter)
+    revenue: dict[tuple, dict] = defaultdict(lambda: {"revenue": Decimal(0)})
+    of_buyer: dict[str, list[dict]] = defaultdict(list)
+    query = sa.select(orders).where(orders.c.site_id == site_id).order_by(orders.c.id)
+    for order in _stream(conn, query):
+        day, currency = day_of(order["ordered_at"]), text(order["currency"], 3)
+        amount = money_or_zero(order["revenue"])
+        s = sales[(day, currency)]
+        s["orders"] += 1
+        s["revenue"] += amount
+        visitor = visitor_of(order["anonymous_id"], order["user_id"])
+        if visitor:
+            v = visitors[(day, visitor)]
+            v["orders"] += 1
+            v["holdout"] = v["holdout"] or bool(order["holdout"])
+            revenue[(day, visitor, currency)]["revenue"] += amount
+        buyer = buyer_of(order["user_id"], order["anonymous_id"])
+        if buyer:
+            of_buyer[buyer].append(
+                {"ordered_at": order["ordered_at"], "currency": order["currency"]}
+            )
+    for buyer_orders in of_buyer.values():
+        for mark, kind in buyer_days(buyer_orders).items():
+            sales[mark][f"{kind}_buyers"] += 1
+    del of_buyer
+    items: dict[tuple, dict] = defaultdict(lambda: {"orders": 0, "units": 0, "revenue": 0})
+    categories: dict[tuple, str] = {}
+    seen: set[tuple] = set()
+    query = (
+        sa.select(order_lines, orders.c.ordered_at, orders.c.currency)
+        .join(
+            orders,
+            sa.and_(
+                orders.c.site_id == order_lines.c.site_id,
+                orders.c.order_id == order_lines.c.order_id,
+            ),
+        )
+        .where(order_lines.c.site_id == site_id)
+        .order_by(order_lines.c.order_id, order_lines.c.position)
+    )
+    for line in _stream(conn, query):
+        day, currency = day_of(line["ordered_at"]), text(line["currency"], 3)
+        sales[(day, currency)]["units"] += line["quantity"]
+        key = (day, text(line["item_id"], 255), currency)
+        item = items[key]
+        item["units"] += line["quantity"]
+        item["revenue"] += money_or_zero(line["price"]) * line["quantity"]
+        categories[key] = max(categories.get(key, ""), text(line["category"], 500))
+        if (line["order_id"], key) not in seen:
+            seen.add((line["order_id"], key))
+            item["orders"] += 1
+    for key, item in items.items():
+        item["category"] = categories[key]
+    return sales, items, revenue
+
+
+def _attributions(conn: sa.Connection, site_id: int) -> tuple[dict, list]:
+    rec_revenue: dict[tuple, dict] = defaultdict(lambda: {"orders": 0, "revenue": Decimal(0)})
+    mirror = []
+    counted: set[tuple] = set()
+    query = sa.select(attributions).where(attributions.c.site_id == site_id)
+    for row in _stream(conn, query):
+        m = mirror_row(site_id, row)
+        mirror.append(m)
+        key = (m["day"], m["placement"], m["model_version"], m["source"], m["holdout"])
+        key = (*key, m["currency"])
+        rec_revenue[key]["revenue"] += m["revenue"]
+        if (row["order_id"], key) not in counted:
+            counted.add((row["order_id"], key))
+            rec_revenue[key]["orders"] += 1
+    return rec_revenue, mirror

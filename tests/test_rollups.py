@@ -1,0 +1,452 @@
+"""Rollups: kept incrementally inside the ingest transaction, equal to a rebuild from raw tables.
+
+Events go through the collector's validation and the store's real write path (the ingest worker
+calls the same ``write_entries``), in random batches, out of order and with duplicates.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from analytics import rollups
+from analytics.schema import (
+    funnel_sessions,
+    rollup_funnel,
+    rollup_item_sales,
+    rollup_rec_items,
+    rollup_rec_revenue,
+    rollup_recs,
+    rollup_sales,
+    rollup_visitor_revenue,
+    rollup_visitors,
+)
+from tests.conftest import drain, make_event
+from tracking.attribution import attribute_since
+from tracking.events import Limits, iso, prepare_events
+from tracking.sites import create_site
+from tracking.store import write_entries
+
+WINDOW = timedelta(days=7)
+START = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)  # sessions cross midnight
+CATEGORIES = ["Music/Jazz", "Books/Crime", "Grocery/Coffee", "Home > Kitchen", None]
+
+
+def store(engine, site_id, raw_events, *, holdout_share=0.3):
+    """Validate like the collector, then store in one transaction with the rollups hook."""
+    accepted, rejected = prepare_events(
+        raw_events,
+        path="batch",
+        received_at=datetime.now(UTC),
+        batch_sent_at=None,
+        limits=Limits(),
+    )
+    assert not rejected, rejected[:3]
+    entry = {
+        "rid": uuid.uuid4().hex,
+        "site_id": site_id,
+        "received_at": iso(datetime.now(UTC)),
+        "events": accepted,
+        "rejected": [],
+    }
+    with engine.begin() as conn:
+        write_entries(
+            conn,
+            [entry],
+            timedelta(minutes=30),
+            holdout_share=holdout_share,
+            attribution_window=WINDOW,
+            on_stored=rollups.on_stored,
+        )
+
+
+def snapshot(engine, site_id):
+    """Every rebuilt table's rows of a site, comparable across runs."""
+    out = {}
+    with engine.connect() as conn:
+        for table in rollups.REBUILT_TABLES:
+            rows = conn.execute(sa.select(table).where(table.c.site_id == site_id)).mappings()
+            out[table.name] = sorted(
+                tuple(
+                    (k, Decimal(v).quantize(Decimal("0.01")) if isinstance(v, Decimal) else v)
+                    for k, v in sorted(r.items())
+                )
+                for r in rows
+            )
+    return out
+
+
+def event(kind, when, visitor, user=None, **properties):
+    e = {
+        "type": "track",
+        "event": kind,
+        "messageId": str(uuid.uuid4()),
+        "anonymousId": visitor,
+        "timestamp": iso(when),
+        "properties": properties,
+    }
+    if user:
+        e["userId"] = user
+    return e
+
+
+def random_events(rng: random.Random, n_visitors: int) -> list[dict]:
+    """Shopping journeys with recommendation chains, several currencies, users and guests."""
+    out = []
+    for v in range(n_visitors):
+        visitor = f"anon-{v}"
+        user = f"user-{v % 7}" if rng.random() < 0.5 else None
+        currency = rng.choice(["EUR", "USD", "GBP"])
+        when = START + timedelta(minutes=rng.randint(0, 3 * 24 * 60))
+        for _ in range(rng.randint(1, 4)):  # visits
+            basket = []
+            for _ in range(rng.randint(1, 6)):
+                when += timedelta(minutes=rng.randint(1, 20))
+                item = f"sku-{rng.randint(0, 12)}"
+                category = rng.choice(CATEGORIES)
+                rec = {
+                    "rec_id": uuid.uuid4().hex,
+                    "placement": rng.choice(["home", "product"]),
+                    "model_version": rng.choice(["v1", "v2", None]),
+                    "source": rng.choice(["personal", "popular"]),
+                }
+                roll = rng.random()
+                if roll < 0.3:
+                    out.append(
+                        event(
+                            "Recommendation Shown",
+                            when,
+                            visitor,
+                            user,
+                            product_ids=[item, f"sku-{rng.randint(0, 12)}"],
+                            **rec,
+                        )
+                    )
+                    if rng.random() < 0.6:
+                        when += timedelta(seconds=rng.randint(1, 60))
+                        out.append(
+                            event(
+                                "Recommendation Clicked",
+                                when,
+                                visitor,
+                                user,
+                                product_id=item,
+                                **rec,
+                            )
+                        )
+                out.append(
+                    event("Product Viewed", when, visitor, user, product_id=item, category=category)
+                )
+                if rng.random() < 0.6:
+                    when += timedelta(minutes=1)
+                    out.append(
+                        event(
+                            "Product Added", when, visitor, user, product_id=item, category=category
+                        )
+                    )
+                    basket.append(
+                        {
+                            "product_id": item,
+                            "category": category,
+                            "price": rng.choice([5, 9.99, 20.5]),
+                            "quantity": rng.randint(1, 3),
+                        }
+                    )
+            if basket and rng.random() < 0.7:
+                when += timedelta(minutes=2)
+                out.append(event("Checkout Started", when, visitor, user, products=basket))
+                if rng.random() < 0.8:
+                    when += timedelta(minutes=3)
+                    total = sum(Decimal(str(p["price"])) * p["quantity"] for p in basket)
+                    out.append(
+                        event(
+                            "Order Completed",
+                            when,
+                            visitor,
+                            user,
+                            order_id=uuid.uuid4().hex[:12],
+                            revenue=float(total),
+                            currency=currency,
+                            products=basket,
+                        )
+                    )
+            when += timedelta(hours=rng.randint(1, 30))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_incremental_rollups_equal_a_rebuild(db, seed):
+    rng = random.Random(seed)
+    sites = [create_site(db, f"shop {i}", ["https://shop.example"])[0].site_id for i in range(2)]
+    for site_id in sites:
+        evts = random_events(rng, 40)
+        rng.shuffle(evts)  # late arrivals: clicks after orders, views after adds...
+        evts += rng.sample(evts, len(evts) // 10)  # redelivered duplicates
+        position = 0
+        while position < len(evts):
+            size = rng.randint(1, 60)
+            store(db, site_id, evts[position : position + size])
+            position += size
+        with db.begin() as conn:  # the scheduled repair sweep
+            attribute_since(conn, site_id, START - timedelta(days=1), WINDOW)
+            rollups.sync_attributions_since(conn, site_id, START - timedelta(days=1))
+    for site_id in sites:
+        incremental = snapshot(db, site_id)
+        assert incremental["rollup_recs"] and incremental["rollup_rec_revenue"]
+        assert incremental["rollup_funnel"] and incremental["rollup_sales"]
+        rollups.rebuild(db, site_id, WINDOW)
+        rebuilt = snapshot(db, site_id)
+        for name in incremental:
+            assert incremental[name] == rebuilt[name], name
+
+
+def rows(engine, table, *columns):
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(*[table.c[c] for c in columns]).order_by(*[table.c[c] for c in columns])
+            )
+        ]
+
+
+def test_hand_checked_shop_day(db):
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 23, 50, tzinfo=UTC)
+    rec = {"rec_id": "a" * 32, "placement": "home", "model_version": "v1", "source": "personal"}
+    order = {
+        "order_id": "o-1",
+        "revenue": 30,
+        "currency": "EUR",
+        "products": [{"product_id": "p1", "category": "Music/Jazz", "price": 10, "quantity": 3}],
+    }
+    late_click = event("Recommendation Clicked", t, "a1", product_id="p1", **rec)
+    store(
+        db,
+        site_id,
+        [
+            event("Recommendation Shown", t, "a1", product_ids=["p1", "p2"], **rec),
+            event(
+                "Product Viewed",
+                t + timedelta(minutes=1),
+                "a1",
+                product_id="p1",
+                category="Music/Jazz",
+            ),
+            event(
+                "Product Added",
+                t + timedelta(minutes=2),
+                "a1",
+                product_id="p1",
+                category="Music/Jazz",
+            ),
+            event("Order Completed", t + timedelta(minutes=15), "a1", **order),
+        ],
+        holdout_share=0.0,
+    )
+    # Before the click arrives: no add after a click, no attributed revenue.
+    assert rows(db, rollup_recs, "impressions", "clicks", "adds_after_click") == [(1, 0, 0)]
+    assert rows(db, rollup_rec_revenue, "orders") == []
+    store(db, site_id, [late_click], holdout_share=0.0)  # a browser queue flushed late
+    day1, day2 = date(2026, 11, 20), date(2026, 11, 21)
+    assert rows(
+        db, rollup_recs, "day", "placement", "impressions", "clicks", "adds_after_click"
+    ) == [(day1, "home", 1, 1, 1)]
+    assert rows(db, rollup_rec_revenue, "day", "currency", "orders", "revenue") == [
+        (day2, "EUR", 1, Decimal("30.00"))
+    ]
+    assert rows(
+        db,
+        rollup_sales,
+        "day",
+        "currency",
+        "orders",
+        "revenue",
+        "units",
+        "new_buyers",
+        "returning_buyers",
+    ) == [(day2, "EUR", 1, Decimal("30.00"), 3, 1, 0)]
+    assert rows(db, rollup_item_sales, "item_id", "category", "orders", "units") == [
+        ("p1", "Music/Jazz", 1, 3)
+    ]
+    # The session started on the 20th; it skipped Checkout Started, so it stops at "added".
+    assert rows(db, rollup_funnel, "day", "category", "viewed", "added", "checkout", "ordered") == [
+        (day1, "", 1, 1, 0, 0),
+        (day1, "Music", 1, 1, 0, 0),
+    ]
+    assert rows(db, rollup_visitors, "day", "visitor_id", "events", "orders") == [
+        (day1, "a1", 4, 0),
+        (day2, "a1", 1, 1),
+    ]
+    assert rows(db, rollup_visitor_revenue, "day", "revenue") == [(day2, Decimal("30.00"))]
+    # An earlier order stored late makes the buyer returning on the 21st.
+    store(
+        db,
+        site_id,
+        [event("Order Completed", t - timedelta(days=2), "a1", **{**order, "order_id": "o-0"})],
+        holdout_share=0.0,
+    )
+    assert rows(db, rollup_sales, "day", "new_buyers", "returning_buyers") == [
+        (date(2026, 11, 18), 1, 0),
+        (day2, 0, 1),
+    ]
+    # The checkout arriving late completes the funnel of the session, counted once.
+    store(
+        db,
+        site_id,
+        [event("Checkout Started", t + timedelta(minutes=10), "a1", products=order["products"])],
+        holdout_share=0.0,
+    )
+    assert rows(db, rollup_funnel, "category", "viewed", "added", "checkout", "ordered") == [
+        ("", 1, 1, 1, 1),
+        ("Music", 1, 1, 1, 1),
+    ]
+    # The session of the late order (two days earlier) has only bought: step 0, counted nowhere.
+    assert rows(db, funnel_sessions, "category", "step") == [
+        ("", 0),
+        ("", 4),
+        ("Music", 0),
+        ("Music", 4),
+    ]
+    before = snapshot(db, site_id)
+    rollups.rebuild(db, site_id, WINDOW)
+    assert snapshot(db, site_id) == before
+
+
+def test_ingest_worker_keeps_rollups(app, tracker, site, db):
+    evts = [make_event(i) for i in range(5)]
+    assert tracker.batch(evts).status_code == 200
+    drain(app)
+    assert sum(r[0] for r in rows(db, rollup_visitors, "events")) == 5
+    assert tracker.batch(evts).status_code == 200  # sent again: stored once, counted once
+    drain(app)
+    assert sum(r[0] for r in rows(db, rollup_visitors, "events")) == 5
+
+
+@pytest.mark.parametrize("app_config_extra", [{"ROLLUPS": False}])
+def test_rollups_switch_off(app_config, app_config_extra):
+    from webapp import create_app
+    from webapp.cli import ingest_settings
+
+    app = create_app({**app_config, **app_config_extra})
+    with app.app_context():
+        assert ingest_settings().on_stored is None
+
+
+def test_a_later_click_moves_attributed_revenue(db):
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def rec_click(minutes, placement):
+        rec = {"rec_id": uuid.uuid4().hex, "placement": placement, "source": "personal"}
+        return event(
+            "Recommendation Clicked", t + timedelta(minutes=minutes), "a1", product_id="p1", **rec
+        )
+
+    order = event(
+        "Order Completed",
+        t + timedelta(minutes=30),
+        "a1",
+        order_id="o-1",
+        revenue=20,
+        currency="USD",
+        products=[{"product_id": "p1", "price": 20, "quantity": 1}],
+    )
+    store(db, site_id, [rec_click(0, "home"), order], holdout_share=0.0)
+    assert rows(db, rollup_rec_revenue, "placement", "orders", "revenue") == [
+        ("home", 1, Decimal("20.00"))
+    ]
+    store(db, site_id, [rec_click(10, "product")], holdout_share=0.0)  # later, stored late
+    assert rows(db, rollup_rec_revenue, "placement", "orders", "revenue") == [
+        ("product", 1, Decimal("20.00"))
+    ]
+    assert rows(db, rollup_rec_items, "placement", "item_id", "clicks") == [
+        ("home", "p1", 1),
+        ("product", "p1", 1),
+    ]
+
+
+def test_the_repair_sweep_catches_what_no_batch_saw(db):
+    """A click stored without the hook (as by a transaction that could not see the order)."""
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    order = event(
+        "Order Completed",
+        t,
+        "a1",
+        order_id="o-1",
+        revenue=5,
+        currency="EUR",
+        products=[{"product_id": "p1", "price": 5, "quantity": 1}],
+    )
+    store(db, site_id, [order], holdout_share=0.0)
+    with db.begin() as conn:  # the click's transaction credits the order, rollups unaware
+        accepted, _ = prepare_events(
+            [
+                event(
+                    "Recommendation Clicked",
+                    t - timedelta(minutes=5),
+                    "a1",
+                    product_id="p1",
+                    rec_id="b" * 32,
+                    placement="home",
+                )
+            ],
+            path="batch",
+            received_at=datetime.now(UTC),
+            batch_sent_at=None,
+            limits=Limits(),
+        )
+        entry = {
+            "rid": "r",
+            "site_id": site_id,
+            "received_at": iso(datetime.now(UTC)),
+            "events": accepted,
+            "rejected": [],
+        }
+        write_entries(conn, [entry], timedelta(minutes=30), attribution_window=WINDOW)
+    assert rows(db, rollup_rec_revenue, "orders") == []
+    with db.begin() as conn:
+        attribute_since(conn, site_id, t - timedelta(days=1), WINDOW)
+        rollups.sync_attributions_since(conn, site_id, t - timedelta(days=1))
+    assert rows(db, rollup_rec_revenue, "placement", "currency", "orders", "revenue") == [
+        ("home", "EUR", 1, Decimal("5.00"))
+    ]
+
+
+def test_holdout_visitors_and_item_categories(db):
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    lines = [
+        {"product_id": "p1", "category": "Books/Crime", "price": 4, "quantity": 1},
+        {"product_id": "p1", "category": "Books/Thriller", "price": 4, "quantity": 2},
+    ]
+    store(
+        db,
+        site_id,
+        [
+            event("Product Viewed", t, "h1", product_id="p1"),
+            event(
+                "Order Completed",
+                t,
+                "h1",
+                order_id="o-9",
+                revenue=12,
+                currency="EUR",
+                products=lines,
+            ),
+        ],
+        holdout_share=1.0,
+    )
+    assert rows(db, rollup_visitors, "visitor_id", "holdout", "events", "orders") == [
+        ("h1", True, 2, 1)
+    ]
+    # One order of the item (two lines), its units and revenue; the greatest category kept.
+    assert rows(db, rollup_item_sales, "item_id", "category", "orders", "units", "revenue") == [
+        ("p1", "Books/Thriller", 1, 3, Decimal("12.00"))
+    ]
