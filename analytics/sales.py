@@ -9,7 +9,6 @@ days inside it (``days`` says how many).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -19,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from analytics.periods import Period
+from analytics.rollups_sql import CATEGORY_SPLIT  # how the rollups split category paths
 from analytics.schema import rollup_item_sales, rollup_sales
 from tracking.db import chunks
 from tracking.orders import money
@@ -26,8 +26,6 @@ from tracking.schema import items
 
 GRAINS = ("day", "week", "month")
 TOP_PRODUCTS = 20
-# How shops write category paths ("Books/Fiction", "Books > Fiction"), as the rollups split them.
-CATEGORY_SPLIT = re.compile(r" > |/")
 SALES_COUNTS = ("orders", "units", "new_buyers", "returning_buyers")
 ITEM_COUNTS = ("orders", "units")
 

@@ -108,5 +108,9 @@ def switch():
         return redirect(url_for("console.overview", site_id=site_id, **keep))
 
 
-from webapp.console import staff_pages  # noqa: E402,F401  (owners: staff and audit log)
-from webapp.console import funnel, sales  # noqa: E402,F401  (registers their views)
+# Each page module registers its views on bp.
+from webapp.console import (  # noqa: E402,F401
+    funnel,
+    sales,
+    staff_pages,  # owners: staff and audit log
+)
