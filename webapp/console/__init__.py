@@ -111,9 +111,11 @@ def switch():
 # Page modules register their views on bp when imported (one per page or pair of pages).
 from webapp.console import (  # noqa: E402,F401
     customers,
+    funnel,
     inspector,
     models,
     performance,
     rules,
+    sales,
     staff_pages,
 )

@@ -46,6 +46,6 @@ class ReportQuery(ApiModel):
 def operations() -> list:
     """Every report operation, in the reference's order."""
     # Imported here: their query models reuse ReportQuery's fields.
-    from webapp.openapi import reports_lift, reports_recs
+    from webapp.openapi import reports_lift, reports_recs, reports_sales
 
-    return [*reports_recs.operations(), *reports_lift.operations()]
+    return [*reports_recs.operations(), *reports_lift.operations(), *reports_sales.operations()]

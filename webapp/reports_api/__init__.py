@@ -53,4 +53,8 @@ def period_json(period: Period) -> dict[str, str]:
     }
 
 
-from webapp.reports_api import recommendations  # noqa: E402,F401  (registers its views)
+# Each report module registers its views on bp when imported.
+from webapp.reports_api import (  # noqa: E402,F401
+    recommendations,
+    sales,
+)
