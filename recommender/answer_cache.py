@@ -9,7 +9,9 @@ or ``{COLD: True}``, meaning "no history: serve the site's trending list". It li
    :class:`~recommender.site_state.SiteStates` drops the visitor's entry the moment the ingest
    worker stores their events).
 2. **Redis**: :func:`recs_key` (``ecrm:recs:<site>:<version>:<visitor>``: the key carries the
-   model version, so a new model makes old entries stale without a flush), written after each
+   model version, so a new model makes old entries stale without a flush, and the fingerprint
+   of the placement's merchandising rules when they are not the defaults, so a rules change or
+   a campaign's start makes them stale too), written after each
    training by :func:`recommender.precompute.precompute` and on every miss. An entry remembers
    the visitor's generation counter (:func:`tracking.activity.generation_key`) at the time it
    was computed; one ``MGET`` reads both, and an entry whose generation has moved is void.
@@ -67,9 +69,10 @@ return 0
 """
 
 
-def recs_key(site_id: int, version: str | None, visitor: str) -> str:
-    """The Redis key of a visitor's cached candidates under one model version."""
-    return f"ecrm:recs:{site_id}:{version or '-'}:{visitor}"
+def recs_key(site_id: int, version: str | None, visitor: str, rules: str = "") -> str:
+    """The Redis key of a visitor's cached candidates under one model version and rules."""
+    version = version or "-"
+    return f"ecrm:recs:{site_id}:{version}{'~' + rules if rules else ''}:{visitor}"
 
 
 def candidates_of(entry: dict) -> list[list[Any]]:
@@ -108,13 +111,13 @@ class LocalCache:
         self._evicted: dict[tuple[int, str], float] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, str], version: str | None) -> dict | None:
-        """A live entry for this model version, or None."""
+    def get(self, key: tuple[int, str], version: str | None, rules: str = "") -> dict | None:
+        """A live entry for this model version and rules fingerprint, or None."""
         found = self._entries.get(key)
         if found is None:
             return None
         expires, entry = found
-        if expires < time.monotonic() or entry.get("v") != version:
+        if expires < time.monotonic() or entry.get("v") != version or entry.get("r", "") != rules:
             return None
         return entry
 
@@ -186,30 +189,34 @@ class AnswerCache:
         user_id: str | None,
         anonymous_id: str | None,
         compute: Compute,
+        rules: str = "",
     ) -> tuple[dict, str]:
-        """(entry, where from) after a local miss: ``redis``, ``miss`` (computed) or ``none``."""
+        """(entry, where from) after a local miss: ``redis``, ``miss`` (computed) or ``none``.
+
+        ``rules`` is the fingerprint of the rules ``compute`` applies (part of the key).
+        """
         key = (state.site_id, visitor)
         started = time.monotonic()
         generation = 0
         if self.redis is not None and time.monotonic() >= self._redis_down_until:
             try:
-                found, generation, stale = self._from_redis(state, visitor)
+                found, generation, stale = self._from_redis(state, visitor, rules)
             except redis.RedisError as e:
                 log.warning("Redis unavailable for recommendations (%s); serving from the model", e)
                 self._redis_down_until = time.monotonic() + self.settings.redis_retry_seconds
             else:
                 if found is not None:
                     if stale:
-                        self._revalidate(state, visitor, user_id, anonymous_id, compute)
+                        self._revalidate(state, visitor, user_id, anonymous_id, compute, rules)
                     else:
                         self.local.put(key, found, started, raw=found.pop("_raw", None))
                     return found, "redis"
                 if generation == 0 and not state.knows(user_id, anonymous_id):
                     # Nothing stored about them, no model history: trending, at the cost of the
                     # one MGET. Not kept locally: such ids are mostly seen once.
-                    return {COLD: True, "v": state.version}, "miss"
+                    return {COLD: True, "v": state.version, "r": rules}, "miss"
                 entry = self._single_flight(
-                    state, visitor, user_id, anonymous_id, generation, compute
+                    state, visitor, user_id, anonymous_id, generation, compute, rules
                 )
                 self.local.put(key, entry, started)
                 return entry, "miss"
@@ -218,15 +225,20 @@ class AnswerCache:
         self.local.put(key, entry, started)
         return entry, "none"
 
-    def _from_redis(self, state: SiteState, visitor: str) -> tuple[dict | None, int, bool]:
+    def _from_redis(
+        self, state: SiteState, visitor: str, rules: str = ""
+    ) -> tuple[dict | None, int, bool]:
         """(entry, generation, stale): the current version's entry, else the previous one's.
 
         The entry's encoded form is kept under ``"_raw"`` for the local cache.
         """
         site_id = state.site_id
-        keys = [recs_key(site_id, state.version, visitor), generation_key(site_id, visitor)]
+        keys = [
+            recs_key(site_id, state.version, visitor, rules),
+            generation_key(site_id, visitor),
+        ]
         if state.previous_version:
-            keys.append(recs_key(site_id, state.previous_version, visitor))
+            keys.append(recs_key(site_id, state.previous_version, visitor, rules))
         values = self.redis.mget(keys)
         generation = int(values[1] or 0)
         for position, raw in ((0, values[0]), (2, values[2] if len(values) > 2 else None)):
@@ -257,12 +269,13 @@ class AnswerCache:
         anonymous_id: str | None,
         generation: int,
         compute: Compute,
+        rules: str = "",
     ) -> dict:
         """Compute a missing entry once: one thread here, one process across the deployment."""
-        key = recs_key(state.site_id, state.version, visitor)
+        key = recs_key(state.site_id, state.version, visitor, rules)
         with self._key_lock(key):
             # Another thread of this process may have just computed it.
-            found, generation, stale = self._from_redis(state, visitor)
+            found, generation, stale = self._from_redis(state, visitor, rules)
             if found is not None and not stale:
                 return found
             token = uuid.uuid4().hex
@@ -271,7 +284,7 @@ class AnswerCache:
                 deadline = time.monotonic() + self.settings.wait_for_peer
                 while time.monotonic() < deadline:
                     time.sleep(0.01)
-                    found, _, _ = self._from_redis(state, visitor)
+                    found, _, _ = self._from_redis(state, visitor, rules)
                     if found is not None:
                         return found
                 token = None  # the other process is slow: compute ourselves rather than wait
@@ -282,7 +295,7 @@ class AnswerCache:
                 )
                 entry = compute(state, user_id, anonymous_id, recent, generation)
                 if not entry.get(COLD):
-                    self._store(state, visitor, entry, generation)
+                    self._store(state, visitor, entry, generation, rules=rules)
                 return entry
             finally:
                 if token is not None:
@@ -295,9 +308,10 @@ class AnswerCache:
         user_id: str | None,
         anonymous_id: str | None,
         compute: Compute,
+        rules: str = "",
     ) -> None:
         """Recompute a stale entry in the background (once per key per process)."""
-        key = recs_key(state.site_id, state.version, visitor)
+        key = recs_key(state.site_id, state.version, visitor, rules)
         if key in self._refreshing or self._closed:
             return
         if len(self._refreshing) >= MAX_REVALIDATING:
@@ -308,8 +322,10 @@ class AnswerCache:
 
         def work():
             try:
-                _, generation, _ = self._from_redis(state, visitor)
-                self._single_flight(state, visitor, user_id, anonymous_id, generation, compute)
+                _, generation, _ = self._from_redis(state, visitor, rules)
+                self._single_flight(
+                    state, visitor, user_id, anonymous_id, generation, compute, rules
+                )
             except Exception as e:  # the stale entry keeps serving
                 log.warning("revalidating %s failed: %s", key, e)
             finally:
@@ -323,13 +339,19 @@ class AnswerCache:
         self._pool.submit(work)
 
     def _store(
-        self, state: SiteState, visitor: str, entry: dict, generation: int, client: Any = None
+        self,
+        state: SiteState,
+        visitor: str,
+        entry: dict,
+        generation: int,
+        client: Any = None,
+        rules: str = "",
     ) -> None:
         """Write an entry unless the visitor's generation moved meanwhile; TTL with jitter."""
         jitter = 1.0 + random.uniform(-self.settings.ttl_jitter, self.settings.ttl_jitter)
         self._set_if_generation(
             keys=[
-                recs_key(state.site_id, state.version, visitor),
+                recs_key(state.site_id, state.version, visitor, rules),
                 generation_key(state.site_id, visitor),
             ],
             args=[
@@ -340,8 +362,13 @@ class AnswerCache:
             client=client,
         )
 
-    def store_many(self, state: SiteState, user_ids: list[str], compute: Compute) -> int:
-        """Compute and write the entries of these model users (pipelined); how many were written."""
+    def store_many(
+        self, state: SiteState, user_ids: list[str], compute: Compute, rules: str = ""
+    ) -> int:
+        """Compute and write the entries of these model users (pipelined); how many were written.
+
+        ``rules``: the fingerprint of the rules ``compute`` applies (the site default's).
+        """
         visitors = [f"a:{u[5:]}" if u.startswith("anon:") else f"u:{u}" for u in user_ids]
         site_id = state.site_id
         generations = self.redis.mget([generation_key(site_id, v) for v in visitors])
@@ -356,7 +383,7 @@ class AnswerCache:
             )
             if entry.get(COLD):
                 continue
-            self._store(state, visitor, entry, generation, client=pipe)
+            self._store(state, visitor, entry, generation, client=pipe, rules=rules)
             count += 1
         pipe.execute()
         return count

@@ -27,6 +27,7 @@ from tracking.text import plural
 
 CANDIDATE_FACTOR = 5  # score this many times n, so rules have room to filter
 NEIGHBOURS = 20  # customers consulted for "bought by N customers like you"
+FEATURED = "featured"  # the reason of an item pinned by the placement's rules or a campaign
 
 
 @dataclass
@@ -172,7 +173,7 @@ class RecommendationService:
             picked = apply_rules(
                 ids, [1.0] * len(ids), self.catalogue, rules, n, purchased=purchased, traits=traits
             )
-            return self._answer(picked, "fallback", "new in the shop")
+            return self._answer(picked, "fallback", "new in the shop", rules.pinned)
         model = self.bundle.trending if trending else self.bundle.popular
         scores = model.score(np.array([0]), None)[0]
         order = np.argsort(-scores, kind="stable")
@@ -183,11 +184,22 @@ class RecommendationService:
         if trending and not picked:
             return self.popular(n, rules=rules, traits=traits, purchased=purchased)
         source = "trending" if trending else "popular"
-        return self._answer(picked, source, "trending this week" if trending else "popular now")
+        reason = "trending this week" if trending else "popular now"
+        return self._answer(picked, source, reason, rules.pinned)
 
-    def _answer(self, picked, source: str, reason: str | Mapping[str, str]) -> Recommendations:
+    def _answer(
+        self,
+        picked,
+        source: str,
+        reason: str | Mapping[str, str],
+        pinned: Sequence[str] = (),
+    ) -> Recommendations:
         reasons = [
-            reason.get(item_id, "picked for you") if isinstance(reason, Mapping) else reason
+            FEATURED
+            if item_id in pinned
+            else reason.get(item_id, "picked for you")
+            if isinstance(reason, Mapping)
+            else reason
             for item_id, _ in picked
         ]
         return Recommendations(
@@ -225,7 +237,7 @@ class RecommendationService:
             return None
         reasons = {item_id: reason_default for item_id, _ in picked}
         reasons.update(self._neighbour_reasons(stored, row, [i for i, _ in picked]))
-        return self._answer(picked, "personal", reasons)
+        return self._answer(picked, "personal", reasons, rules.pinned)
 
     def _purchased(self, stored: int | None) -> list[str]:
         if stored is None:
@@ -313,7 +325,9 @@ class RecommendationService:
         )
         if not picked:
             return self.popular(n, rules=rules, traits=traits, purchased=[item_id])
-        return self._answer(picked, "item_neighbours", "customers who bought this also bought")
+        return self._answer(
+            picked, "item_neighbours", "customers who bought this also bought", rules.pinned
+        )
 
     def similar_customers(
         self, user_id: str, k: int = 10, n: int = 10, *, rules: Rules | None = None, traits=None
@@ -338,7 +352,7 @@ class RecommendationService:
         )
         counts = dict(zip(items, like_you.counts, strict=True))
         reasons = {i: f"bought by {plural(counts[i], 'customer')} like you" for i, _ in picked}
-        answer = self._answer(picked, "similar_customers", reasons)
+        answer = self._answer(picked, "similar_customers", reasons, rules.pinned)
         answer.extra["customers"] = list(self.bundle.interactions.users(like_you.customers))
         answer.extra["similarity"] = [float(s) for s in like_you.similarity]
         return answer

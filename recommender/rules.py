@@ -1,16 +1,22 @@
 """Business rules applied when serving: what may be shown to this customer, and in what order.
 
 Rules are data (:class:`Rules`), applied to a ranked candidate list after the model has scored it,
-so the same rules hold for fresh and cached results alike.
+so the same rules hold for fresh and cached results alike. A site keeps them per placement
+(:mod:`recommender.rule_store`) as a JSON document: :meth:`Rules.from_dict` checks one and
+:meth:`Rules.to_dict` writes it. Campaigns pin or boost items between two dates only;
+:meth:`Rules.at` gives the rules in force at a moment.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 
 
@@ -21,6 +27,32 @@ class TraitConstraint:
     attribute: str = "age_restricted"
     trait: str = "age"
     minimum: float = 18
+
+
+class InvalidRules(ValueError):
+    """A rules document that cannot be stored: ``field`` names what is wrong (a JSON path)."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """Items pinned or boosted from ``starts`` to ``ends`` (UTC days, both included)."""
+
+    name: str = ""
+    starts: date | None = None  # None: already running
+    ends: date | None = None  # None: until removed
+    pinned: tuple[str, ...] = ()
+    boosts: Mapping[str, float] = field(default_factory=dict)
+
+    def active(self, now: datetime) -> bool:
+        """Running at ``now`` (an aware datetime)."""
+        today = now.astimezone(UTC).date()
+        return (self.starts is None or self.starts <= today) and (
+            self.ends is None or today <= self.ends
+        )
 
 
 @dataclass(frozen=True)
@@ -38,6 +70,85 @@ class Rules:
     pinned: tuple[str, ...] = ()  # campaign items placed first, in this order
     boosts: Mapping[str, float] = field(default_factory=dict)  # item_id -> score multiplier
     trait_constraints: tuple[TraitConstraint, ...] = (TraitConstraint(),)
+    campaigns: tuple[Campaign, ...] = ()
+
+    def at(self, now: datetime) -> Rules:
+        """The rules in force at ``now``: running campaigns' pins after the standing ones,
+        their boosts multiplied in; campaigns themselves left out."""
+        running = [c for c in self.campaigns if c.active(now)]
+        if not self.campaigns:
+            return self
+        pinned = list(self.pinned)
+        boosts = dict(self.boosts)
+        for campaign in running:
+            pinned += [item_id for item_id in campaign.pinned if item_id not in pinned]
+            for item_id, factor in campaign.boosts.items():
+                boosts[item_id] = boosts.get(item_id, 1.0) * factor
+        return replace(self, pinned=tuple(pinned), boosts=boosts, campaigns=())
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """When a campaign next starts or ends after ``now`` (None: never)."""
+        moments = []
+        for c in self.campaigns:
+            if c.starts is not None:
+                moments.append(datetime.combine(c.starts, datetime.min.time(), UTC))
+            if c.ends is not None:
+                moments.append(
+                    datetime.combine(c.ends + timedelta(days=1), datetime.min.time(), UTC)
+                )
+        later = [m for m in moments if m > now]
+        return min(later) if later else None
+
+    def fingerprint(self) -> str:
+        """A short digest of these rules; '' for the built-in defaults (cache keys carry it)."""
+        document = self.to_dict()
+        if document == DEFAULT_DOCUMENT:
+            return ""
+        return hashlib.blake2s(
+            orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=5
+        ).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of these rules (what :meth:`from_dict` reads)."""
+        return {
+            "exclude_purchased": self.exclude_purchased,
+            "rebuy_categories": list(self.rebuy_categories),
+            "include_categories": list(self.include_categories),
+            "exclude_categories": list(self.exclude_categories),
+            "exclude_items": list(self.exclude_items),
+            "min_price": self.min_price,
+            "max_price": self.max_price,
+            "max_per_category": self.max_per_category,
+            "pinned": list(self.pinned),
+            "boosts": dict(self.boosts),
+            "trait_constraints": [
+                {"attribute": t.attribute, "trait": t.trait, "minimum": t.minimum}
+                for t in self.trait_constraints
+            ],
+            "campaigns": [
+                {
+                    "name": c.name,
+                    "starts": c.starts.isoformat() if c.starts else None,
+                    "ends": c.ends.isoformat() if c.ends else None,
+                    "pinned": list(c.pinned),
+                    "boosts": dict(c.boosts),
+                }
+                for c in self.campaigns
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, document: Any) -> Rules:
+        """Rules from a JSON document; absent fields take their defaults.
+
+        Raises :class:`InvalidRules` naming the first bad field (``campaigns[0].ends``).
+        """
+        from recommender.rule_document import parse
+
+        return parse(document)
+
+
+DEFAULT_DOCUMENT = Rules().to_dict()
 
 
 @dataclass

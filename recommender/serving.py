@@ -6,6 +6,11 @@ visitor's newest events, so a view or a purchase changes the next answer without
 site's model and catalogue come from :mod:`recommender.site_state`; after a training,
 :mod:`recommender.precompute` fills Redis for the recently active customers.
 
+A placement's merchandising rules (:mod:`recommender.rule_store`, held in memory per site and
+reloaded on every change) are applied when an entry is computed, and their fingerprint is part
+of the entry's key: a rules change, or a campaign starting or ending, makes the next request
+compute afresh, in every process. The fallback lists are filtered by the same rules.
+
 Entries hold a ranked candidate list longer than any response; the request's own filters
 (``n``, category, excluded ids, the context item) and the catalogue's current state (hidden,
 inactive, out of stock, erased: reloaded every ``catalogue_refresh`` seconds) are applied here on
@@ -22,6 +27,7 @@ This module never imports Flask; ``webapp.recommend`` is its HTTP face.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -138,24 +144,27 @@ class ServingLayer:
         category: str | None = None,
         exclude: Sequence[str] = (),
         context_item: str | None = None,
+        placement: str | None = None,
     ) -> Answer:
         """Recommendations for a customer (``user_id``) or a visitor (``anonymous_id``)."""
         state = self.sites.state(site_id)
+        rules, fingerprint = self.sites.rules(site_id).resolve(placement)
+        popular, trending, popular_source, trending_source = state.fallbacks(rules, fingerprint)
         # The encoded answer is kept with the entry it came from (or, for lists shared by many
         # visitors, with the site's state), per request shape: a repeat costs a dict lookup.
         # A catalogue reload builds a new state, so its serial retires every such copy.
-        shape = (state.serial, n, category, tuple(exclude), context_item)
+        shape = (state.serial, fingerprint, n, category, tuple(exclude), context_item)
         if in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share):
             entry, cache = {"v": state.version}, "none"
-            candidates, source, memo, key = state.popular, state.popular_source, state.memo, shape
+            candidates, source, memo, key = popular, popular_source, state.memo, shape
             holdout = True
         else:
             visitor = f"u:{user_id}" if user_id else f"a:{anonymous_id}"
-            entry, cache = self._entry(state, visitor, user_id, anonymous_id)
+            entry, cache = self._entry(state, visitor, user_id, anonymous_id, rules, fingerprint)
             holdout = False
             entry.pop("_raw", None)
             if entry.get(COLD):
-                candidates, source = state.trending, state.trending_source
+                candidates, source = trending, trending_source
                 memo, key = state.memo, ("trending", *shape)
             else:
                 candidates, source = None, entry["s"]
@@ -165,7 +174,9 @@ class ServingLayer:
         if body is None:
             if candidates is None:
                 candidates = candidates_of(entry)
-            answer = _finish(state, candidates, source, n, category, exclude, context_item)
+            answer = _finish(
+                state, candidates, source, n, category, exclude, context_item, popular, rules
+            )
             answer.model_version, answer.holdout = version, holdout
             body = orjson.dumps(answer_dict(answer))
             if len(memo) < MEMO_LIMIT:
@@ -181,24 +192,34 @@ class ServingLayer:
         n: int = 10,
         category: str | None = None,
         exclude: Sequence[str] = (),
+        placement: str | None = None,
     ) -> Answer:
         """ "Customers who bought this also bought" (cached in this process per item)."""
         state = self.sites.state(site_id)
+        rules, fingerprint = self.sites.rules(site_id).resolve(placement)
+        popular, _, popular_source, _ = state.fallbacks(rules, fingerprint)
         if in_holdout(site_id, visitor_id, self._settings.holdout_share):
             answer = _finish(
-                state, state.popular, state.popular_source, n, category, exclude, item_id
+                state, popular, popular_source, n, category, exclude, item_id, popular, rules
             )
             answer.holdout = True
             return answer
         key = (site_id, f"i:{item_id}")
-        entry, cache = self.local.get(key, state.version), "local"
+        entry, cache = self.local.get(key, state.version, fingerprint), "local"
         if entry is None:
             started = time.monotonic()
-            found = state.service.similar_items(item_id, self._settings.candidates)
-            entry = {"v": state.version, "s": found.source, "c": found.as_candidates()}
+            found = state.service.similar_items(item_id, self._settings.candidates, rules=rules)
+            entry = {
+                "v": state.version,
+                "r": fingerprint,
+                "s": found.source,
+                "c": found.as_candidates(),
+            }
             self.local.put(key, entry, started)
             cache = "miss"
-        answer = _finish(state, candidates_of(entry), entry["s"], n, category, exclude, item_id)
+        answer = _finish(
+            state, candidates_of(entry), entry["s"], n, category, exclude, item_id, popular, rules
+        )
         answer.cache = cache
         return answer
 
@@ -211,11 +232,18 @@ class ServingLayer:
         n: int = 10,
         category: str | None = None,
         exclude: Sequence[str] = (),
+        placement: str | None = None,
     ) -> Answer:
         """The k most similar customers and what they bought (for the shop's backend; uncached)."""
         state = self.sites.state(site_id)
-        found = state.service.similar_customers(user_id, k=k, n=self._settings.candidates)
-        answer = _finish(state, found.as_candidates(), found.source, n, category, exclude, None)
+        rules, fingerprint = self.sites.rules(site_id).resolve(placement)
+        popular = state.fallbacks(rules, fingerprint)[0]
+        found = state.service.similar_customers(
+            user_id, k=k, n=self._settings.candidates, rules=rules
+        )
+        answer = _finish(
+            state, found.as_candidates(), found.source, n, category, exclude, None, popular, rules
+        )
         answer.extra["customers"] = [
             {"user_id": c, "similarity": round(s, 6)}
             for c, s in zip(
@@ -227,26 +255,25 @@ class ServingLayer:
     # What an entry holds
 
     def _entry(
-        self, state: SiteState, visitor: str, user_id: str | None, anonymous_id: str | None
+        self,
+        state: SiteState,
+        visitor: str,
+        user_id: str | None,
+        anonymous_id: str | None,
+        rules: Rules | None = None,
+        fingerprint: str = "",
     ) -> tuple[dict, str]:
-        """A visitor's entry and where it came from: local, redis, miss (computed) or none."""
-        entry = self.local.get((state.site_id, visitor), state.version)
+        """A visitor's entry and where it came from: local, redis, miss (computed) or none.
+
+        ``rules`` (the defaults if None) and their ``fingerprint`` are the placement's.
+        """
+        entry = self.local.get((state.site_id, visitor), state.version, fingerprint)
         if entry is not None:
             return entry, "local"
-        return self.cache.get_or_compute(state, visitor, user_id, anonymous_id, self._compute)
-
-    def _traits(self, site_id: int, user_id: str | None) -> dict[str, Any]:
-        if not user_id:
-            return {}
-        from tracking.schema import customers
-
-        with self.engine.connect() as conn:
-            traits = conn.execute(
-                sa.select(customers.c.traits).where(
-                    customers.c.site_id == site_id, customers.c.user_id == user_id
-                )
-            ).scalar()
-        return traits if isinstance(traits, dict) else {}
+        compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
+        return self.cache.get_or_compute(
+            state, visitor, user_id, anonymous_id, compute, fingerprint
+        )
 
     def _compute(
         self,
@@ -255,17 +282,21 @@ class ServingLayer:
         anonymous_id: str | None,
         recent: list[dict],
         generation: int = 0,
+        *,
+        rules: Rules | None = None,
+        fingerprint: str = "",
     ) -> dict:
-        """A visitor's candidate list from the model (or a COLD marker: serve trending)."""
+        """A visitor's candidate list from the model under a placement's rules (the defaults
+        unless given), or a COLD marker: serve trending."""
         model_user = user_id or (f"anon:{anonymous_id}" if anonymous_id else None)
         if not recent and not state.knows(user_id, anonymous_id):
-            return {COLD: True, "v": state.version}
+            return {COLD: True, "v": state.version, "r": fingerprint}
         purchased = [e["item_id"] for e in recent if e.get("event") == "Order Completed"]
         found = state.service.recommend_for_customer(
             model_user,
             self._settings.candidates,
-            rules=Rules(),
-            traits=self._traits(state.site_id, user_id),
+            rules=rules or Rules(),
+            traits=customer_traits(self.engine, state.site_id, user_id),
             recent_events=recent,
             purchased=purchased,
         )
@@ -273,13 +304,32 @@ class ServingLayer:
             "g": generation,
             "t": time.time(),
             "v": state.version,
+            "r": fingerprint,
             "s": found.source,
             "c": found.as_candidates(),
         }
 
     def warm(self, state: SiteState, user_ids: list[str]) -> int:
-        """Compute and write the Redis entries of these model users; how many were written."""
-        return self.cache.store_many(state, user_ids, self._compute)
+        """Compute and write the Redis entries of these model users under the site's default
+        rules; how many were written."""
+        rules, fingerprint = self.sites.rules(state.site_id).resolve(None)
+        compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
+        return self.cache.store_many(state, user_ids, compute, fingerprint)
+
+
+def customer_traits(engine: sa.Engine, site_id: int, user_id: str | None) -> dict[str, Any]:
+    """A customer's (verified) traits, for the rules' trait constraints; {} for visitors."""
+    if not user_id:
+        return {}
+    from tracking.schema import customers
+
+    with engine.connect() as conn:
+        traits = conn.execute(
+            sa.select(customers.c.traits).where(
+                customers.c.site_id == site_id, customers.c.user_id == user_id
+            )
+        ).scalar()
+    return traits if isinstance(traits, dict) else {}
 
 
 def _finish(
@@ -290,8 +340,17 @@ def _finish(
     category: str | None,
     exclude: Sequence[str],
     context_item: str | None,
+    popular: list[list[Any]] | None = None,
+    rules: Rules | None = None,
 ) -> Answer:
-    """Apply the request's filters and the catalogue's current state; add item details."""
+    """Apply the request's filters and the catalogue's current state; add item details.
+
+    Gaps are filled from ``popular`` (the placement's rules applied), the state's by default,
+    keeping the rules' cap per category over the whole answer.
+    """
+    popular = state.popular if popular is None else popular
+    cap = rules.max_per_category if rules is not None else None
+    per_category: dict[str, int] = {}
     view = state.view
     skip = set(exclude)
     if context_item:
@@ -307,6 +366,11 @@ def _finish(
                 continue
             if category and not view.in_category(item_id, category):
                 continue
+            if cap is not None:
+                top = view.top_category(item_id)
+                if per_category.get(top, 0) >= cap:
+                    continue
+                per_category[top] = per_category.get(top, 0) + 1
             picked.add(item_id)
             items.append(
                 view.details[item_id]
@@ -314,7 +378,7 @@ def _finish(
             )
 
     take(candidates, None)
-    if len(items) < n and candidates is not state.popular:
+    if len(items) < n and candidates is not popular:
         # The request's filters left gaps: fill them with popular items, labelled as such.
-        take(state.popular, None)
+        take(popular, None)
     return Answer(source, state.version, items)

@@ -8,7 +8,8 @@ so a request sees the old state or the new one, never a mix.
 :class:`SiteStates` holds them for one process. Two background threads keep them current: one
 notices a new model version (the registry's ``current`` link moved) and reloads the catalogue
 every ``catalogue_refresh`` seconds; the other listens on Redis pub/sub for the ingest worker's
-invalidations (dropping the visitor's local cache entry) and the catalogue API's changes. A link
+invalidations (dropping the visitor's local cache entry), the catalogue API's changes and
+rules changes (each site's :class:`~recommender.rule_store.RuleBook`, reloaded whole). A link
 that does not load keeps the model already serving.
 """
 
@@ -28,9 +29,11 @@ import numpy as np
 import redis
 import sqlalchemy as sa
 
+from recommender import rule_store
 from recommender.answers import ModelBundle, RecommendationService
 from recommender.registry import ModelRegistry
-from recommender.rules import Catalogue, catalogue_from_rows
+from recommender.rule_store import RULES_CHANNEL, RuleBook
+from recommender.rules import Catalogue, Rules, catalogue_from_rows
 from tracking.activity import CATALOGUE_CHANNEL, INVALIDATION_CHANNEL
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecrm.recommender.serving")
 
 _SERIALS = itertools.count(1)
+MAX_RULE_LISTS = 32  # fallback lists kept per state, one pair per distinct placement rules
 
 
 @dataclass
@@ -102,6 +106,10 @@ class CatalogueView:
         position = self.catalogue.index.get(item_id)
         return position is not None and bool(self.catalogue.servable[position])
 
+    def top_category(self, item_id: str) -> str:
+        """The first part of the item's category path ('' when it has none)."""
+        return self.catalogue.category[self.catalogue.index[item_id]].split("/", 1)[0]
+
     def in_category(self, item_id: str, prefix: str) -> bool:
         """The item's category is ``prefix`` or below it."""
         category = self.catalogue.category[self.catalogue.index[item_id]]
@@ -123,6 +131,8 @@ class SiteState:
     previous_version: str | None = None
     serial: int = field(default_factory=lambda: next(_SERIALS))
     memo: dict[tuple, bytes] = field(default_factory=dict)  # shared answers, encoded
+    depth: int = 200
+    ruled: dict[str, tuple[list, list, str, str]] = field(default_factory=dict)
 
     @property
     def version(self) -> str | None:
@@ -137,6 +147,26 @@ class SiteState:
         window = self.bundle.meta.get("data_window") or {}
         until = float(window.get("to_epoch") or self.bundle.interactions.now or 0.0)
         return until / 1e9 if until > 1e11 else until  # nanoseconds in older sidecars
+
+    def fallbacks(self, rules: Rules, key: str) -> tuple[list, list, str, str]:
+        """(popular, trending, their sources) under a placement's rules (``key``: their
+        fingerprint; '' is the defaults the state was built with). Computed once per state."""
+        if not key:
+            return self.popular, self.trending, self.popular_source, self.trending_source
+        found = self.ruled.get(key)
+        if found is None:
+            popular = self.service.popular(self.depth, rules=rules)
+            trending = self.service.popular(self.depth, rules=rules, trending=True)
+            found = (
+                popular.as_candidates(),
+                trending.as_candidates(),
+                popular.source,
+                trending.source,
+            )
+            if len(self.ruled) >= MAX_RULE_LISTS:
+                self.ruled.clear()
+            self.ruled[key] = found
+        return found
 
     def knows(self, user_id: str | None, anonymous_id: str | None) -> bool:
         """The model has history for this customer (or never-identified visitor)."""
@@ -166,6 +196,7 @@ def build_site_state(
         popular.source,
         trending.source,
         previous_version,
+        depth=depth,
     )
 
 
@@ -185,6 +216,7 @@ class SiteStates:
         self.local = local  # what invalidations evict from
         self._sites: dict[int, SiteState] = {}
         self._links: dict[int, str | None] = {}
+        self._books: dict[int, RuleBook] = {}
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._stop = threading.Event()
@@ -211,6 +243,23 @@ class SiteStates:
             if site_id not in self._sites:
                 self._load(site_id, reload_catalogue=True)
             return self._sites[site_id]
+
+    def rules(self, site_id: int) -> RuleBook:
+        """The site's merchandising rules, loaded on first use and on every change."""
+        found = self._books.get(site_id)
+        if found is None:
+            self._ensure_threads()
+            found = self._books[site_id] = rule_store.load(self.engine, site_id)
+        return found
+
+    def reload_rules(self, site_id: int, if_moved: bool = False) -> RuleBook:
+        """Read the site's rules again now (with ``if_moved``, only when the version moved)."""
+        if if_moved and site_id in self._books:
+            if rule_store.current_version(self.engine, site_id) == self._books[site_id].version:
+                return self._books[site_id]
+        book = self._books[site_id] = rule_store.load(self.engine, site_id)
+        log.info("site %s serves rules version %s", site_id, book.version)
+        return book
 
     def _load(self, site_id: int, reload_catalogue: bool) -> None:
         """(Re)build a site's state; the old one keeps serving until the swap."""
@@ -266,6 +315,8 @@ class SiteStates:
                     if stale or moved:
                         with self._lock:
                             self._load(site_id, reload_catalogue=stale)
+                    if stale and site_id in self._books:  # a lost rules message, caught up
+                        self.reload_rules(site_id, if_moved=True)
                 except Exception:  # keep serving the old state; try again next round
                     log.exception("could not refresh site %s", site_id)
 
@@ -275,10 +326,12 @@ class SiteStates:
             pubsub = None
             try:
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(INVALIDATION_CHANNEL, CATALOGUE_CHANNEL)
+                pubsub.subscribe(INVALIDATION_CHANNEL, CATALOGUE_CHANNEL, RULES_CHANNEL)
                 pubsub.get_message(timeout=1.0, ignore_subscribe_messages=False)  # confirmed
                 # Whatever was published while we were not listening is lost: start clean.
                 self.local.clear()
+                for site_id in list(self._books):
+                    self.reload_rules(site_id, if_moved=True)
                 self.listening.set()
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.25)
@@ -311,6 +364,8 @@ class SiteStates:
         elif channel == CATALOGUE_CHANNEL and data.isdigit() and int(data) in self._sites:
             with self._lock:
                 self._load(int(data), reload_catalogue=True)
+        elif channel == RULES_CHANNEL and data.isdigit() and int(data) in self._books:
+            self.reload_rules(int(data))
 
     def _ensure_threads(self) -> None:
         """Start the background threads once per process (gunicorn forks after import)."""

@@ -16,7 +16,9 @@ words and documents the 4xx; a rejection that cites exactly that rule is not a f
 - the pixel's `data` is base64 of an event's JSON (annotated with contentEncoding,
   contentMediaType and contentSchema, which fuzzers do not generate from): a 400 naming `data`;
 - an item's `item_id` in the body of `PUT /v1/items/{item_id}` must equal the path's;
-- an item's `attributes` may be a string holding a JSON object (contentMediaType again).
+- an item's `attributes` may be a string holding a JSON object (contentMediaType again);
+- a report's `to` must not be before `from` nor in the future, the range at most two years, and
+  a `placement` one the site has: a 400 naming `to` or `placement` with that reason.
 
 A batch with invalid events is a 200 listing them in `rejected` (the valid ones are stored),
 which is its documented way of refusing schema-violating events.
@@ -49,6 +51,7 @@ INTEGER_REASONS = (
     "required for Order Completed",
 )
 ORDER_LINE_REASONS = (LINE_REASON, LINES_REASON)
+PERIOD_RULES = ("is before the start", "is in the future", "longer than two years")
 
 
 @pytest.fixture
@@ -115,6 +118,12 @@ def documented_rejection(
         if status == 422:
             return error["field"].endswith(".timestamp") and error["reason"] in CLOCK_WINDOW
         return status == 400 and error["field"] == "data"
+    if label.startswith("GET /v1/reports/") and status == 400:
+        # Stated in words: `to` not before `from` nor in the future, at most two years, and a
+        # placement the site has.
+        if error["field"] == "placement":
+            return error["reason"].startswith("unknown placement")
+        return error["field"] == "to" and any(rule in error["reason"] for rule in PERIOD_RULES)
     return False
 
 

@@ -174,6 +174,7 @@ def _make_version_1(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE attributions"))
         conn.execute(sa.text("DROP TABLE interaction_chunks"))  # migration 3's
+        conn.execute(sa.text("DROP TABLE customer_lookup"))  # migration 5's
         conn.execute(sa.text("DROP INDEX ix_orders_anonymous"))
         conn.execute(sa.text("ALTER TABLE events DROP COLUMN holdout"))
         conn.execute(sa.text("ALTER TABLE orders DROP COLUMN holdout"))
@@ -209,8 +210,8 @@ def test_upgrade_from_version_1(empty_database):
     assert migrations.current_version(engine) == 1
     assert "holdout" not in _columns(engine, "events")
 
-    assert migrations.upgrade(engine) == [2, 3, 4]
-    assert migrations.current_version(engine) == 4
+    assert migrations.upgrade(engine) == [2, 3, 4, 5]
+    assert migrations.current_version(engine) == 5
     assert migrations.upgrade(engine) == []  # nothing left to do
     assert {"holdout"} <= _columns(engine, "events") & _columns(engine, "orders")
     assert "revenue" in _columns(engine, "attributions")
@@ -248,6 +249,6 @@ def test_upgrade_from_version_1(empty_database):
 
 
 def test_a_new_database_gets_every_migration(empty_database):
-    assert migrations.upgrade(empty_database) == [1, 2, 3, 4]
+    assert migrations.upgrade(empty_database) == [1, 2, 3, 4, 5]
     assert "holdout" in _columns(empty_database, "orders")
     assert migrations.upgrade(empty_database) == []

@@ -1,15 +1,16 @@
 """Customers and their identities: written from new events, and a customer's stitched history.
 
 An identity links an anonymous id to a user id (identify, alias, or any event carrying both);
-a customer row keeps a user id's traits and when it was first and last seen. Only verified user
-ids link or overwrite anything (:mod:`tracking.identity`); a claim adds unverified traits only.
+a customer row keeps a user id's traits and when it was first and last seen, and its search keys
+follow its verified traits (:mod:`tracking.customer_lookup`). Only verified user ids link or
+overwrite anything (:mod:`tracking.identity`); a claim adds unverified traits only.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tracking import identity
+from tracking import customer_lookup, identity
 from tracking.db import aware, chunks, insert_ignore, upsert
 from tracking.schema import customers, events, identities
 
@@ -84,6 +85,7 @@ def write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) -
             customer["unverified_traits"].update(traits)
     if not seen:
         return
+    before: dict[str, dict] = {}  # the verified traits stored so far, of customers who exist
     for chunk in chunks(list(seen)):
         for row in conn.execute(
             sa.select(customers).where(
@@ -91,7 +93,8 @@ def write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) -
             )
         ).mappings():
             customer = seen[row["user_id"]]
-            customer["traits"] = {**(row["traits"] or {}), **customer["traits"]}
+            before[row["user_id"]] = row["traits"] or {}
+            customer["traits"] = {**before[row["user_id"]], **customer["traits"]}
             customer["unverified_traits"] = {
                 **(row["unverified_traits"] or {}),
                 **customer["unverified_traits"],
@@ -121,6 +124,7 @@ def write_customers(conn: sa.Connection, site_id: int, new_events: list[dict]) -
             for user_id, c in seen.items()
         ],
     )
+    customer_lookup.refresh(conn, site_id, {u: c["traits"] for u, c in seen.items()}, before)
 
 
 def customer_history(conn: sa.Connection, site_id: int, user_id: str) -> list[sa.Row]:

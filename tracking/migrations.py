@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from tracking import interaction_log, log, schema
+from tracking import customer_lookup, interaction_log, log, schema
 from tracking.sites import new_identity_secret
 
 
@@ -70,6 +70,14 @@ def _identity_verification(conn: sa.Connection) -> None:
         )
 
 
+def _customer_lookup(conn: sa.Connection) -> None:
+    # The console's customer search reads keys, never traits: existing customers get theirs.
+    schema.customer_lookup.create(conn, checkfirst=True)
+    for index in schema.customer_lookup.indexes:
+        index.create(conn, checkfirst=True)
+    customer_lookup.fill(conn)
+
+
 # (version, name, function of a connection)
 Migration = tuple[int, str, Callable[[sa.Connection], None]]
 
@@ -78,6 +86,7 @@ MIGRATIONS: list[Migration] = [
     (2, "holdout labels on events and orders; attributions", _closed_loop),
     (3, "interaction log for training", _interaction_log),
     (4, "identity verification: site secrets, unverified traits", _identity_verification),
+    (5, "customer search keys", _customer_lookup),
 ]
 
 

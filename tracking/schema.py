@@ -78,6 +78,29 @@ customers = sa.Table(
     sa.Column("last_seen_at", UtcDateTime, nullable=False),
 )
 
+# The search keys of each customer (tracking.customer_lookup): id, verified email, name words,
+# case-folded. Compared by code point ("C" on PostgreSQL, BINARY on SQLite), so a prefix is a
+# range on the (site, value) index whatever the database's collation.
+customer_lookup = sa.Table(
+    "customer_lookup",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(8), primary_key=True),  # id, email, name
+    sa.Column(
+        "value",
+        sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql"),
+        primary_key=True,
+    ),
+)
+sa.Index(
+    "ix_customer_lookup_value",
+    customer_lookup.c.site_id,
+    customer_lookup.c.value,
+    customer_lookup.c.user_id,
+    customer_lookup.c.kind,
+)
+
 identities = sa.Table(
     "identities",
     metadata,
@@ -235,6 +258,7 @@ schema_migrations = sa.Table(
 DATA_TABLES = (
     events,
     customers,
+    customer_lookup,
     identities,
     sessions,
     items,

@@ -21,6 +21,7 @@ from webapp import (
     openapi,
     recommend,
     reports_api,
+    rules_api,
 )
 from webapp.clients import init_clients
 from webapp.config import load_config
@@ -77,6 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(catalogue.bp)
     app.register_blueprint(recommend.bp)
     app.register_blueprint(reports_api.bp)
+    app.register_blueprint(rules_api.bp)
     app.register_blueprint(demo_shop.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(landing.bp)

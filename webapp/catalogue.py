@@ -49,7 +49,8 @@ class ItemIdConverter(PathConverter):
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("item_id", ItemIdConverter))
 
 
-def _json_body():
+def json_body():
+    """The request's JSON body (at most MAX_BODY_BYTES), or a 4xx naming what is wrong."""
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise ApiError(413, "body", f"larger than {MAX_BODY_BYTES} bytes", "too_large")
@@ -105,7 +106,7 @@ def put_item(item_id: str):
     site = site_for_server()
     item_id = _path_id(item_id)
     try:
-        item = validate_item(_json_body(), "body", item_id=item_id)
+        item = validate_item(json_body(), "body", item_id=item_id)
     except InvalidItem as e:
         raise _invalid(e) from e
     upsert_items(get_engine(), site.site_id, [item])
@@ -117,7 +118,7 @@ def put_item(item_id: str):
 def bulk_upsert():
     """Upsert up to 1,000 items: ``{"items": [...]}``; all or nothing."""
     site = site_for_server()
-    body = _json_body()
+    body = json_body()
     raw_items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(raw_items, list):
         raise ApiError(400, "items", "required: an array of items", "invalid_request")

@@ -1,4 +1,4 @@
-"""The whole SQL schema: tracking's migrations with those of analytics/ and accounts/.
+"""The whole SQL schema: tracking's migrations with those of analytics/, accounts/, recommender/.
 
 ``tracking`` may import neither package, so the one place that knows every migration and every
 data table is here, in the layer that imports them all.
@@ -10,12 +10,19 @@ import sqlalchemy as sa
 
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
+from recommender import schema as recommender_schema
 from tracking import migrations
 from tracking import schema as tracking_schema
 
-METADATA = (tracking_schema.metadata, analytics_schema.metadata, accounts_schema.metadata)
+METADATA = (
+    tracking_schema.metadata,
+    analytics_schema.metadata,
+    accounts_schema.metadata,
+    recommender_schema.metadata,
+)
 DATA_TABLES = (
     *accounts_schema.DATA_TABLES,
+    *recommender_schema.DATA_TABLES,
     *analytics_schema.DATA_TABLES,
     *tracking_schema.DATA_TABLES,
 )
@@ -24,7 +31,12 @@ DATA_TABLES = (
 def upgrade(engine: sa.Engine) -> list[int]:
     """Apply every pending migration of every package; return the versions applied."""
     return migrations.upgrade(
-        engine, extra=[*analytics_schema.MIGRATIONS, *accounts_schema.MIGRATIONS]
+        engine,
+        extra=[
+            *analytics_schema.MIGRATIONS,
+            *accounts_schema.MIGRATIONS,
+            *recommender_schema.MIGRATIONS,
+        ],
     )
 
 

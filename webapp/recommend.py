@@ -255,6 +255,7 @@ def recommendations():
         category=category,
         exclude=exclude,
         context_item=_id("item_id", args.get("item_id")),
+        placement=placement,
     )
     return _respond(answer, placement, site.site_id)
 
@@ -270,7 +271,13 @@ def similar_items(item_id: str):
     visitor = _id("anonymous_id", args.get("anonymous_id")) or verified
     n, placement, category, exclude = _filters(args)
     answer = serving().similar_items(
-        site.site_id, item_id, visitor_id=visitor, n=n, category=category, exclude=exclude
+        site.site_id,
+        item_id,
+        visitor_id=visitor,
+        n=n,
+        category=category,
+        exclude=exclude,
+        placement=placement,
     )
     return _respond(answer, placement, site.site_id)
 
@@ -284,7 +291,7 @@ def similar_customers(user_id: str):
     k = _int(args, "k", 10, 1, MAX_K)
     n, placement, category, exclude = _filters(args)
     answer = serving().similar_customers(
-        site.site_id, user_id, k=k, n=n, category=category, exclude=exclude
+        site.site_id, user_id, k=k, n=n, category=category, exclude=exclude, placement=placement
     )
     return _respond(answer, placement, site.site_id)
 

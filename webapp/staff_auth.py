@@ -131,6 +131,8 @@ def _protect_forms() -> None:
     """CSRF on every form post, except the key-authenticated JSON API under /v1/."""
     if request.method in SAFE_METHODS or request.path.startswith("/v1/"):
         return
+    if request.routing_exception is not None:
+        return  # no such route or method: its 404 / 405 says so, not a CSRF error
     if request.blueprint in OWN_CSRF_CHECK:
         return
     csrf.protect()

@@ -108,8 +108,14 @@ def switch():
         return redirect(url_for("console.overview", site_id=site_id, **keep))
 
 
-from webapp.console import (  # noqa: E402,F401  (registers their views)
+# Page modules register their views on bp when imported (one per page or pair of pages).
+from webapp.console import (  # noqa: E402,F401
+    customers,
+    funnel,
     inspector,
     models,
-    staff_pages,  # noqa: E402,F401  (owners: staff and audit log)
+    performance,
+    rules,
+    sales,
+    staff_pages,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webapp.openapi import catalogue, collector, events, health, items, recommend, reports
+from webapp.openapi import catalogue, collector, events, health, items, recommend, reports, rules
 from webapp.openapi.health import DOCS_PATH
 from webapp.openapi.parts import Error
 from webapp.openapi.spec import render
@@ -23,6 +23,7 @@ def operations(config: Mapping[str, Any]) -> list:
         *catalogue.operations(),
         *recommend.operations(config),
         *reports.operations(),
+        *rules.operations(),
         *health.operations(),
     ]
 
@@ -49,6 +50,7 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
             {"name": "Catalogue", "description": "Items the shop sells; secret server key."},
             {"name": "Recommendations", "description": recommend.SOURCES_NOTE},
             {"name": "Reports", "description": reports.TAG},
+            {"name": "Rules", "description": rules.TAG},
             {"name": "Health", "description": "Liveness and readiness, for load balancers."},
             {"name": "Reference", "description": "This document and its HTML rendering."},
         ],

@@ -48,7 +48,14 @@ def _field(location: tuple, where: str) -> str:
 
 def _api_error(model: type[BaseModel], errors: list[dict[str, Any]], where: str) -> ApiError:
     order = list(getattr(model, "check_order", ())) + list(model.model_fields)
-    first = min(errors, key=lambda e: order.index(e["loc"][0]) if e["loc"] else -1)
+
+    def rank(e: dict[str, Any]) -> int:
+        if not e["loc"]:
+            return -1
+        # An unknown field (extra="forbid") is in no order: after the declared ones.
+        return order.index(e["loc"][0]) if e["loc"][0] in order else len(order)
+
+    first = min(errors, key=rank)
     name = str(first["loc"][0]) if first["loc"] else ""
     reasons = getattr(model, "reasons", {})
     if first["type"] == OWN_REASON:

@@ -45,4 +45,7 @@ class ReportQuery(ApiModel):
 
 def operations() -> list:
     """Every report operation, in the reference's order."""
-    return []
+    # Imported here: their query models reuse ReportQuery's fields.
+    from webapp.openapi import reports_lift, reports_recs, reports_sales
+
+    return [*reports_recs.operations(), *reports_lift.operations(), *reports_sales.operations()]

@@ -51,3 +51,10 @@ def period_json(period: Period) -> dict[str, str]:
         "previous_from": previous.start.isoformat(),
         "previous_to": previous.end.isoformat(),
     }
+
+
+# Each report module registers its views on bp when imported.
+from webapp.reports_api import (  # noqa: E402,F401
+    recommendations,
+    sales,
+)
