@@ -169,6 +169,7 @@ def make_store(a, kind: str, tmp: Path) -> Store:
     store.rebuild_seconds, store.rebuild_note = rebuild(
         store.url, site.site_id, a.rebuild_timeout or 3600
     )
+    analyze(store.url)
     return store
 
 
