@@ -1,7 +1,9 @@
 """The demo's sessions: each customer's visits played as pages, lists, views, carts and sign-ins.
 
 A session looks at items mostly from the customer's taste cluster (by Zipf popularity), reaches
-them from category lists or a search, and may fill a cart and check out (demo.orders). Part of
+them from category lists, a search or a recommendation list (the widget's "Recommendation
+Shown" and "Recommendation Clicked", so the console's recommendation report has a history), and
+may fill a cart and check out (demo.orders). Part of
 the browsing is anonymous and is linked to the customer by a sign-in (``identify``) later in the
 same session, so identity stitching has work to do.
 """
@@ -25,6 +27,13 @@ LIST_PAGE_SIZE = 12
 # The collector cuts sessions after 30 minutes of silence: keep a customer's sessions further apart.
 MIN_SESSION_GAP_MS = 31 * 60_000
 SIGN_IN_PATH, SIGN_IN_TITLE = "/demo/signin", "Sign in"
+# The generated history's recommendation lists, as the widget reports them, labelled as generated
+# (no model chose them): a list on the home page and on some product pages; sometimes the next
+# product is reached by clicking it there.
+REC_LIST_SIZE = 4
+REC_LIST_ON_PRODUCT_PAGE = 0.6
+REC_CLICK = {"home": 0.3, "product": 0.2}
+REC_LABELS = {"model_version": "demo-history", "source": "demo-history"}
 
 
 class Simulator:
@@ -45,6 +54,8 @@ class Simulator:
         self.can_buy = catalogue.buy_global.total > 0
         self.checkout = Checkout(catalogue, self.rnd)
         self.log = EventLog(self.rnd, self.end)
+        # Its own stream: the recommendation lists' contents and clicks.
+        self.rec_rnd = random.Random(int(seed.generate_state(2, np.uint64)[1]))
 
     def run(self) -> None:
         """Simulate all sessions of all customers."""
@@ -106,10 +117,14 @@ class Simulator:
         casual = 0.06 if converting else 0.12  # adds later removed again, or abandoned
         via_search = rnd.random() < 0.3
         shown: tuple[int, int] | None = None  # (category, page) of the list on screen
+        # The page whose recommendation list is on screen: (placement, path, title), or None.
+        recs: tuple[str, str, str] | None = None if via_search else ("home", "/demo/", "Demo Shop")
         for position, item in enumerate(views):
             product = catalogue.products[item]
-            clicked = False
-            if position == 0 and via_search:
+            clicked = self._leave(add, recs, item) if recs else False
+            if clicked:
+                shown = None
+            elif position == 0 and via_search:
                 query = rnd.choice(catalogue.search_terms[item])
                 add(Step("track", "Products Searched", {"query": query}, "/demo/search",
                          f"Search: {query}"))  # fmt: skip
@@ -128,6 +143,9 @@ class Simulator:
             product_path = catalogue.product_paths[item]
             add(Step("track", "Product Viewed", dict(product), product_path, product["name"],
                      clicked))  # fmt: skip
+            recs = None
+            if self.rec_rnd.random() < REC_LIST_ON_PRODUCT_PAGE:
+                recs = ("product", product_path, product["name"])
             if item in cart or not catalogue.available_list[item]:
                 continue
             if item in basket or rnd.random() < casual:
@@ -135,6 +153,8 @@ class Simulator:
                 props = {**product, "quantity": cart[item], "cart_id": cart_id}
                 add(Step("track", "Product Added", props, product_path, product["name"]))
 
+        if recs:
+            self._leave(add, recs, None)
         if converting and person.repeat_buyer:
             self.checkout.restock(person, cart, basket, cart_id, add)
 
@@ -173,6 +193,26 @@ class Simulator:
                 at = rnd.randint(1, len(steps))
             steps.insert(at, Step("identify", "", person.traits, SIGN_IN_PATH, SIGN_IN_TITLE))
         return self.log.write(person, steps, begin, signed_in)
+
+    def _leave(
+        self, add: Callable[[Step], None], recs: tuple[str, str, str], item: int | None
+    ) -> bool:
+        """The list on the page being left, shown; True if ``item`` is reached by a click on it."""
+        rnd = self.rec_rnd
+        placement, path, title = recs
+        clicked = item is not None and rnd.random() < REC_CLICK[placement]
+        products = self.catalogue.products
+        picked = rnd.sample(range(len(products)), REC_LIST_SIZE + 1)
+        listed = ([item] if clicked else []) + [i for i in picked if i != item]
+        listed = listed[:REC_LIST_SIZE]
+        rnd.shuffle(listed)
+        base = {"rec_id": f"{rnd.getrandbits(128):032x}", "placement": placement, **REC_LABELS}
+        shown = {"product_ids": [products[i]["product_id"] for i in listed], **base}
+        add(Step("track", "Recommendation Shown", shown, path, title, True))
+        if clicked:
+            click = {"product_id": products[item]["product_id"], "position": listed.index(item) + 1}
+            add(Step("track", "Recommendation Clicked", {**click, **base}, path, title))
+        return clicked
 
     def _list_steps(self, add: Callable[[Step], None], category: int, page: int) -> None:
         """A category page and its Product List Viewed, showing one page of the list."""
