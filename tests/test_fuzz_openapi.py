@@ -118,11 +118,22 @@ def documented_rejection(
         if status == 422:
             return error["field"].endswith(".timestamp") and error["reason"] in CLOCK_WINDOW
         return status == 400 and error["field"] == "data"
+    if label == "PUT /v1/rules/{placement}" and status == 400:
+        # Stated in words: pinned or boosted items must be in the catalogue; campaign days are
+        # real dates, `ends` not before `starts`.
+        if error["field"].startswith(("body.pinned", "body.boosts", "body.campaigns")):
+            reason = error["reason"]
+            return (
+                "catalogue" in reason or "is not a date" in reason or "before it starts" in reason
+            )
+        return False
     if label.startswith("GET /v1/reports/") and status == 400:
-        # Stated in words: `to` not before `from` nor in the future, at most two years, and a
-        # placement the site has.
+        # Stated in words: `to` not before `from` nor in the future, at most two years, a
+        # placement the site has, and no placement at all for sales and the funnel.
         if error["field"] == "placement":
-            return error["reason"].startswith("unknown placement")
+            return error["reason"].startswith("unknown placement") or (
+                "not kept per placement" in error["reason"]
+            )
         return error["field"] == "to" and any(rule in error["reason"] for rule in PERIOD_RULES)
     return False
 

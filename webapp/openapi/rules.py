@@ -253,6 +253,13 @@ def operations() -> list[Operation]:
                     RulesRemoved,
                     {"success": True, "placement": "home", "version": 6},
                 ),
+                400: error(
+                    400,
+                    "The path's placement is not a placement name.",
+                    "invalid_request",
+                    "placement",
+                    "must be 1-64 letters, digits, '-' or '_'",
+                ),
                 404: error(
                     404,
                     "The placement has no rules of its own.",
