@@ -91,3 +91,25 @@ def curl(
 def sample(method: str, path: str, **options: Any) -> Callable[[str], dict[str, str]]:
     """A curl example, rendered against the server the document is built for."""
     return lambda server: curl(server, method, path, **options)
+
+
+# What every server-key operation may answer about its key (the catalogue's were written before).
+SERVER_KEY_ERRORS = {
+    401: error(
+        401,
+        "No server key, or an unknown or revoked one.",
+        "unauthorized",
+        "Authorization",
+        "unknown or revoked server key",
+    ),
+    403: error(
+        403,
+        "The secret server key was sent from a web page on another site (the request "
+        "carries `Origin` or `Sec-Fetch-Site: cross-site`).",
+        "server_key_in_browser",
+        "Authorization",
+        "the secret server key is refused from web pages (this request carries "
+        "Sec-Fetch-Site: cross-site); browsers must use the site's public write key, and the "
+        "server key must stay on your server (if a page held it, replace it)",
+    ),
+}

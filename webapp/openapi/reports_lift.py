@@ -7,9 +7,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from webapp.openapi.parts import SERVER_KEY, sample
+from webapp.openapi.parts import SERVER_KEY, SERVER_KEY_ERRORS, sample
 from webapp.openapi.reports import ReportQuery
-from webapp.openapi.reports_recs import PERIOD_PROBLEMS, REPORT_ERRORS, bad_query
+from webapp.openapi.reports_recs import PERIOD_PROBLEMS, bad_query
 from webapp.openapi.schema import ApiModel
 from webapp.openapi.spec import Operation, Reply
 
@@ -192,7 +192,7 @@ def operations() -> list[Operation]:
             {
                 200: Reply("The lift report.", LiftReport, EXAMPLE),
                 400: bad_query(f"{PERIOD_PROBLEMS}, or `currency` is not 3 letters"),
-                **REPORT_ERRORS,
+                **SERVER_KEY_ERRORS,
             },
             query=LiftQuery,
             samples=(

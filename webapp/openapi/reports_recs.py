@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, StringConstraints
 
-from webapp.openapi.parts import SERVER_KEY, error, sample
+from webapp.openapi.parts import SERVER_KEY, SERVER_KEY_ERRORS, error, sample
 from webapp.openapi.reports import ReportQuery
 from webapp.openapi.schema import ApiModel
 from webapp.openapi.spec import Operation, Reply
@@ -215,27 +215,6 @@ def bad_query(problems: str) -> Reply:
     )
 
 
-REPORT_ERRORS = {
-    401: error(
-        401,
-        "No server key, or an unknown or revoked one (the public write key is refused).",
-        "unauthorized",
-        "Authorization",
-        "unknown or revoked server key",
-    ),
-    403: error(
-        403,
-        "The secret server key was sent from a web page on another site (the request "
-        "carries `Origin` or `Sec-Fetch-Site: cross-site`).",
-        "server_key_in_browser",
-        "Authorization",
-        "the secret server key is refused from web pages (this request carries "
-        "Sec-Fetch-Site: cross-site); browsers must use the site's public write key, and the "
-        "server key must stay on your server (if a page held it, replace it)",
-    ),
-}
-
-
 def operations() -> list[Operation]:
     """``GET /v1/reports/recommendations``."""
     return [
@@ -255,7 +234,7 @@ def operations() -> list[Operation]:
             {
                 200: Reply("The report.", RecommendationReport, EXAMPLE),
                 400: bad_query(f"{PERIOD_PROBLEMS}, or the placement is unknown"),
-                **REPORT_ERRORS,
+                **SERVER_KEY_ERRORS,
             },
             query=RecommendationsQuery,
             samples=(

@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from webapp.openapi.parts import SERVER_KEY, error, sample
+from webapp.openapi.parts import SERVER_KEY, SERVER_KEY_ERRORS, error, sample
 from webapp.openapi.reports import ReportQuery
 from webapp.openapi.schema import ApiModel
 from webapp.openapi.spec import Operation, Reply, parameters
@@ -258,23 +258,6 @@ EXAMPLE_FUNNEL = {
         }
     ],
 }
-ERRORS = {
-    401: error(
-        401,
-        "No server key, or an unknown or revoked one.",
-        "unauthorized",
-        "Authorization",
-        "unknown or revoked server key",
-    ),
-    403: error(
-        403,
-        "The secret server key was sent from a web page (the request carries `Origin` or "
-        "`Sec-Fetch-Site: cross-site`).",
-        "server_key_in_browser",
-        "Authorization",
-        "the secret server key is refused from web pages",
-    ),
-}
 
 
 def _bad(description: str, field: str, reason: str) -> Reply:
@@ -305,7 +288,7 @@ def operations() -> list[Operation]:
                     "grain",
                     "must be day, week or month",
                 ),
-                **ERRORS,
+                **SERVER_KEY_ERRORS,
             },
             query=ReportQuery,
             parameters=tuple(parameters(GrainQuery, "query")),
@@ -337,7 +320,7 @@ def operations() -> list[Operation]:
                     "to",
                     "the range is longer than two years; choose a shorter one",
                 ),
-                **ERRORS,
+                **SERVER_KEY_ERRORS,
             },
             query=ReportQuery,
             samples=(

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from recommender.rule_document import MAX_BOOST, MAX_CAMPAIGNS, MAX_LIST, MAX_PRICE, MAX_TEXT
-from webapp.openapi.parts import SERVER_KEY, error, sample
+from webapp.openapi.parts import SERVER_KEY, SERVER_KEY_ERRORS, error, sample
 from webapp.openapi.schema import ApiModel
 from webapp.openapi.spec import Operation, Reply, RequestBody
 
@@ -157,22 +157,6 @@ STORED = {
 DEFAULTS = {**STORED, "exclude_categories": [], "max_price": None, "max_per_category": None}
 DEFAULTS |= {"pinned": [], "campaigns": []}
 ONE = "/v1/rules/{placement}"
-AUTH_ERRORS = {
-    401: error(
-        401,
-        "No server key, or an unknown or revoked one.",
-        "unauthorized",
-        "Authorization",
-        "unknown or revoked server key",
-    ),
-    403: error(
-        403,
-        "The secret server key was sent from a web page: browsers never hold it.",
-        "server_key_in_browser",
-        "Authorization",
-        "the secret server key is refused from web pages",
-    ),
-}
 
 
 def operations() -> list[Operation]:
@@ -199,7 +183,7 @@ def operations() -> list[Operation]:
                         },
                     },
                 ),
-                **AUTH_ERRORS,
+                **SERVER_KEY_ERRORS,
             },
             samples=(sample("GET", "/v1/rules", auth="server"),),
         ),
@@ -232,7 +216,7 @@ def operations() -> list[Operation]:
                     "body.campaigns[0].ends",
                     "ends (2026-11-24) before it starts (2026-12-01)",
                 ),
-                **AUTH_ERRORS,
+                **SERVER_KEY_ERRORS,
             },
             path_params=PlacementPath,
             body=RequestBody(RulesDocument, EXAMPLE),
@@ -267,7 +251,7 @@ def operations() -> list[Operation]:
                     "placement",
                     "placement 'home' has no rules of its own",
                 ),
-                **AUTH_ERRORS,
+                **SERVER_KEY_ERRORS,
             },
             path_params=PlacementPath,
             samples=(sample("DELETE", "/v1/rules/home", auth="server"),),
