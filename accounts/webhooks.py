@@ -44,6 +44,7 @@ EVENT_TYPES = (
 )
 SIGNATURE_HEADER = "Ecrm-Signature"
 MAX_URL = 2000
+UNSAFE = frozenset('"<>\\^`{|}')  # never bare in a URL (RFC 3986)
 DEFAULT_TOLERANCE = 300  # seconds a signature stays acceptable (clock skew and retries)
 
 
@@ -130,7 +131,7 @@ def resolve(host: str, port: int, allow_private: bool) -> list[str]:
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
-        raise InvalidWebhook("url", f"its host {host} does not resolve ({e})") from e
+        raise InvalidWebhook("url", f"the URL's host {host} does not resolve ({e})") from e
     addresses = list(dict.fromkeys(a[4][0] for a in answers))
     if not allow_private:
         for address in addresses:
@@ -146,20 +147,26 @@ def check_url(url: Any, allow_private: bool = False) -> str:
         raise InvalidWebhook("url", "enter the https:// address of your webhook receiver")
     url = url.strip()
     if len(url) > MAX_URL:
-        raise InvalidWebhook("url", f"longer than {MAX_URL} characters")
-    if any(ord(c) < 33 or ord(c) == 127 for c in url):
-        raise InvalidWebhook("url", "contains spaces or control characters")
+        raise InvalidWebhook("url", f"the URL is longer than {MAX_URL} characters")
+    if any(ord(c) < 33 or ord(c) > 126 or c in UNSAFE for c in url):
+        raise InvalidWebhook(
+            "url",
+            "the URL contains spaces or characters that must be percent-encoded "
+            "(an international host name goes in its xn-- form)",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as e:
-        raise InvalidWebhook("url", f"is not a URL ({e})") from e
+        raise InvalidWebhook("url", f"the URL is not valid ({e})") from e
     if parts.scheme not in ("http", "https"):
-        raise InvalidWebhook("url", "must start with https:// (or http://)")
+        raise InvalidWebhook("url", "the URL must start with https:// (or http://)")
     if not parts.hostname:
-        raise InvalidWebhook("url", "names no host")
+        raise InvalidWebhook("url", "the URL names no host")
     if parts.username is not None or parts.password is not None:
-        raise InvalidWebhook("url", "may not hold a user name or password; check the signature")
+        raise InvalidWebhook(
+            "url", "the URL may not hold a user name or password (check the signature instead)"
+        )
     resolve(parts.hostname, port or (443 if parts.scheme == "https" else 80), allow_private)
     return url
 
@@ -281,28 +288,6 @@ def enable(engine: sa.Engine, site_id: int, *, actor: Staff | None = None) -> En
         detail = {"was_disabled": not endpoint.enabled}
         audit.record(conn, "webhook_enabled", site_id=site_id, detail=detail, **_who(actor))
         return get_endpoint(conn, site_id)
-
-
-def remove_endpoint(engine: sa.Engine, site_id: int, *, actor: Staff | None = None) -> bool:
-    """Delete the site's endpoint and every delivery queued or logged for it."""
-    with engine.begin() as conn:
-        endpoint = get_endpoint(conn, site_id)
-        if endpoint is None:
-            return False
-        deliveries = sa.select(webhook_deliveries.c.id).where(
-            webhook_deliveries.c.endpoint_id == endpoint.endpoint_id
-        )
-        conn.execute(
-            webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(deliveries))
-        )
-        conn.execute(
-            webhook_deliveries.delete().where(
-                webhook_deliveries.c.endpoint_id == endpoint.endpoint_id
-            )
-        )
-        conn.execute(webhook_endpoints.delete().where(webhook_endpoints.c.site_id == site_id))
-        audit.record(conn, "webhook_removed", site_id=site_id, **_who(actor))
-        return True
 
 
 def _json_default(value: Any) -> str:

@@ -33,6 +33,7 @@ NAV = (
     ("console.funnel", "Funnel", "viewer"),
     ("console.customers", "Customers", "viewer"),
     ("console.staff", "Staff", "owner"),
+    ("console.webhooks", "Webhooks", "owner"),
     ("console.audit", "Audit log", "owner"),
 )
 
@@ -118,4 +119,5 @@ from webapp.console import (  # noqa: E402,F401
     rules,
     sales,
     staff_pages,
+    webhooks,
 )
