@@ -1,4 +1,4 @@
-"""The webhook deliverer: POSTs queued events to shops, signed, with retries and a delivery log.
+"""The webhook deliverer: POSTs queued events to shops, signed, with retries; the delivery log.
 
 Each attempt is one signed POST (a fresh ``t=`` each time) with a timeout, to an address checked
 again at that moment (:func:`accounts.webhooks.resolve`: a DNS answer that turned private is
@@ -35,6 +35,7 @@ from accounts.webhooks import (
     resolve,
     sign,
 )
+from tracking.db import aware
 
 log = logging.getLogger("ecrm.accounts.webhooks")
 
@@ -242,3 +243,81 @@ class Deliverer:
                 busy = 0
             if not busy:
                 stop.wait(poll_seconds)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One queued event for the site's endpoint and where it stands."""
+
+    id: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST of a delivery: the delivery log."""
+
+    delivery_id: int
+    event_type: str
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+def recent_deliveries(engine: sa.Engine, site_id: int, limit: int = 50) -> list[Delivery]:
+    """The site's newest deliveries first."""
+    d = webhook_deliveries
+    query = sa.select(d).where(d.c.site_id == site_id).order_by(d.c.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        Delivery(
+            id=r.id,
+            event_id=r.event_id,
+            event_type=r.event_type,
+            status=r.status,
+            attempts=r.attempts,
+            created_at=aware(r.created_at),
+            next_attempt_at=aware(r.next_attempt_at) if r.status == "pending" else None,
+            delivered_at=aware(r.delivered_at) if r.delivered_at else None,
+            last_status_code=r.last_status_code,
+            last_error=r.last_error,
+        )
+        for r in rows
+    ]
+
+
+def recent_attempts(engine: sa.Engine, site_id: int, limit: int = 50) -> list[Attempt]:
+    """The site's delivery log, newest attempt first."""
+    a, d = webhook_attempts, webhook_deliveries
+    query = (
+        sa.select(a, d.c.event_type)
+        .join(d, d.c.id == a.c.delivery_id)
+        .where(a.c.site_id == site_id)
+        .order_by(a.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        Attempt(
+            delivery_id=r.delivery_id,
+            event_type=r.event_type,
+            attempt=r.attempt,
+            at=aware(r.at),
+            status_code=r.status_code,
+            error=r.error,
+            duration_ms=r.duration_ms,
+        )
+        for r in rows
+    ]

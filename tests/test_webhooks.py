@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -13,7 +14,12 @@ import sqlalchemy as sa
 
 from accounts import audit
 from accounts.messaging_schema import webhook_attempts, webhook_deliveries, webhook_endpoints
-from accounts.webhook_delivery import Deliverer, DeliverySettings
+from accounts.webhook_delivery import (
+    Deliverer,
+    DeliverySettings,
+    recent_attempts,
+    recent_deliveries,
+)
 from accounts.webhooks import (
     InvalidWebhook,
     check_url,
@@ -21,14 +27,12 @@ from accounts.webhooks import (
     enable,
     erase_customer,
     get_endpoint,
-    recent_attempts,
-    recent_deliveries,
     rotate_secret,
     set_endpoint,
     sign,
     verify_signature,
 )
-from tests.conftest import count
+from tests.conftest import PROJECT_ROOT, count
 
 
 class Receiver:
@@ -362,3 +366,24 @@ def test_the_webhooks_command_sets_shows_and_re_enables(app, runner, db, site, r
     result = runner.invoke(args=["mailer", "--once"])
     assert "0 emails and 1 webhook handled" in result.output
     assert len(receiver.requests) == 1
+
+
+def test_the_readmes_verification_snippet_accepts_a_real_delivery_and_nothing_else(
+    db, site, endpoint, receiver
+):
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    [snippet] = [b for b in blocks if "def verify_signature" in b]
+    namespace: dict = {}
+    exec(snippet, namespace)  # the shop's code, as the README gives it
+    verify = namespace["verify_signature"]
+    _emit(db, site.site_id)
+    _deliverer(db).run_once()
+    [request] = receiver.requests
+    header, body = request["headers"]["Ecrm-Signature"], request["body"]
+    assert verify(endpoint.secret, header, body)
+    assert not verify(endpoint.secret, header, body.replace(b"c-1", b"c-2"))
+    assert not verify("whsec_wrong", header, body)
+    stale = sign(endpoint.secret, int(time.time()) - 301, body)
+    assert not verify(endpoint.secret, stale, body)
+    assert not verify(endpoint.secret, "", body)

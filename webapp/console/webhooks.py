@@ -9,13 +9,12 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 
+from accounts.webhook_delivery import recent_attempts, recent_deliveries
 from accounts.webhooks import (
     EVENT_TYPES,
     InvalidWebhook,
     enable,
     get_endpoint,
-    recent_attempts,
-    recent_deliveries,
     rotate_secret,
     set_endpoint,
 )
