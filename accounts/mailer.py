@@ -18,8 +18,9 @@ import os
 import smtplib
 import ssl
 import threading
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -41,6 +42,7 @@ log = logging.getLogger("ecrm.accounts.mailer")
 MAX_RETRY_SECONDS = 3600.0
 LEASE_SECONDS = 300.0  # longer than any one send (SMTP timeout x its few round trips)
 BATCH = 20
+PRUNE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class MailSettings:
     smtp_timeout: float = 30.0
     max_attempts: int = 8
     retry_seconds: float = 30.0
+    keep_days: float = 30.0
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> MailSettings:
@@ -64,6 +67,7 @@ class MailSettings:
             smtp_timeout=config["SMTP_TIMEOUT_SECONDS"],
             max_attempts=config["MAIL_MAX_ATTEMPTS"],
             retry_seconds=config["MAIL_RETRY_SECONDS"],
+            keep_days=config["MESSAGES_KEEP_DAYS"],
         )
 
 
@@ -198,7 +202,8 @@ class Mailer:
             return
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            values = {"status": "sent", "sent_at": now, "last_error": None}
+            # The body has left (a one-time code, a reply): the row keeps only its subject.
+            values = {"status": "sent", "sent_at": now, "last_error": None, "body_text": ""}
             if path is not None:
                 values["eml_path"] = str(path)
             if settle(conn, email_outbox, row, **values):
@@ -230,10 +235,34 @@ class Mailer:
             "; giving up" if final else "; will retry",
         )
 
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete sent and failed messages queued over ``keep_days`` ago, and their files."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.settings.keep_days)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                email_outbox.delete()
+                .where(
+                    email_outbox.c.status.in_(("sent", "failed")),
+                    email_outbox.c.created_at < cutoff,
+                )
+                .returning(email_outbox.c.eml_path)
+            ).all()
+        for (path,) in rows:
+            if path:
+                Path(path).unlink(missing_ok=True)
+        return len(rows)
+
     def run(self, stop: threading.Event, poll_seconds: float) -> None:
-        """Until ``stop``: send what is due, then wait ``poll_seconds`` when nothing was."""
+        """Until ``stop``: send what is due, then wait ``poll_seconds`` when nothing was.
+
+        Old messages are pruned at start and then every hour.
+        """
+        pruned_at = None
         while not stop.is_set():
             try:
+                if pruned_at is None or time.monotonic() - pruned_at > PRUNE_SECONDS:
+                    pruned_at = time.monotonic()
+                    log.info("pruned %d old outbox messages", self.prune())
                 busy = self.run_once()
             except sa.exc.SQLAlchemyError:
                 log.exception("the mailer could not read the outbox; trying again")

@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +41,7 @@ log = logging.getLogger("ecrm.accounts.webhooks")
 
 MAX_RETRY_SECONDS = 6 * 3600.0
 BATCH = 10
+PRUNE_SECONDS = 3600.0
 USER_AGENT = "ecrm-webhooks/1"
 
 
@@ -52,6 +53,7 @@ class DeliverySettings:
     max_attempts: int = 8
     retry_seconds: float = 30.0
     disable_after: int = 20
+    keep_days: float = 30.0
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DeliverySettings:
@@ -61,6 +63,7 @@ class DeliverySettings:
             max_attempts=config["WEBHOOK_MAX_ATTEMPTS"],
             retry_seconds=config["WEBHOOK_RETRY_SECONDS"],
             disable_after=config["WEBHOOK_DISABLE_AFTER"],
+            keep_days=config["MESSAGES_KEEP_DAYS"],
         )
 
 
@@ -233,10 +236,27 @@ class Deliverer:
             )
             log.warning("webhook endpoint of site %d disabled", endpoint.site_id)
 
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete delivered and failed deliveries queued over ``keep_days`` ago, with their log."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.settings.keep_days)
+        d = webhook_deliveries
+        done = d.c.status.in_(("delivered", "failed"))
+        old = sa.select(d.c.id).where(done, d.c.created_at < cutoff)
+        with self.engine.begin() as conn:
+            conn.execute(webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(old)))
+            return conn.execute(d.delete().where(d.c.id.in_(old))).rowcount
+
     def run(self, stop: threading.Event, poll_seconds: float) -> None:
-        """Until ``stop``: deliver what is due, then wait ``poll_seconds`` when nothing was."""
+        """Until ``stop``: deliver what is due, then wait ``poll_seconds`` when nothing was.
+
+        Old deliveries are pruned at start and then every hour.
+        """
+        pruned_at = None
         while not stop.is_set():
             try:
+                if pruned_at is None or time.monotonic() - pruned_at > PRUNE_SECONDS:
+                    pruned_at = time.monotonic()
+                    log.info("pruned %d old webhook deliveries", self.prune())
                 busy = self.run_once()
             except sa.exc.SQLAlchemyError:
                 log.exception("the webhook deliverer could not read its queue; trying again")

@@ -14,9 +14,11 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from accounts.claims import claim_due
 from accounts.mailer import Mailer, MailSettings, describe_smtp
 from accounts.messaging_schema import email_outbox
 from accounts.outbox import enqueue_email, erase_recipient
+from tests.conftest import count
 from webapp.config import ConfigError, load_config
 
 CONTEXT = {"site_name": "Jazz Records", "code": "482913", "minutes": 10}
@@ -115,6 +117,7 @@ def test_without_a_relay_each_message_becomes_an_eml_file(db, site, tmp_path):
     assert mailer.run_once() == 0  # nothing is sent twice
     row = _row(db, outbox_id)
     assert row["status"] == "sent" and row["attempts"] == 1 and row["sent_at"] is not None
+    assert row["body_text"] == "" and row["subject"]  # the code has left; the subject stays
     path = Path(row["eml_path"])
     assert path == tmp_path / "mail" / f"{outbox_id}.eml"
     raw = path.read_bytes()
@@ -261,6 +264,40 @@ def test_several_senders_at_once_send_every_message_exactly_once(db, site, tmp_p
     assert {_row(db, i)["attempts"] for i in ids} == {1}
 
 
+def test_a_message_erased_while_it_was_being_written_leaves_no_file(db, site, tmp_path):
+    outbox_id = _queue(db, site.site_id, user_id="cust-1")
+    mailer = Mailer(db, _settings(tmp_path))
+    [claimed] = claim_due(db, email_outbox, lease_seconds=60, limit=5)
+    with db.begin() as conn:  # erasure runs between the claim and the send
+        assert erase_recipient(conn, site.site_id, "cust-1", []) == 1
+    mailer._send(claimed, None)
+    assert not (tmp_path / "mail" / f"{outbox_id}.eml").exists()
+    assert count(db, email_outbox) == 0
+
+
+def test_old_sent_and_failed_messages_are_pruned_with_their_files(db, site, tmp_path):
+    old_sent, new_sent = _queue(db, site.site_id), _queue(db, site.site_id)
+    mailer = Mailer(db, _settings(tmp_path, keep_days=30))
+    mailer.run_once()
+    old_failed, old_pending = _queue(db, site.site_id), _queue(db, site.site_id)
+    month_ago = datetime.now(UTC) - timedelta(days=31)
+    with db.begin() as conn:
+        conn.execute(
+            email_outbox.update().where(email_outbox.c.id == old_failed).values(status="failed")
+        )
+        conn.execute(
+            email_outbox.update()
+            .where(email_outbox.c.id.in_([old_sent, old_failed, old_pending]))
+            .values(created_at=month_ago)
+        )
+    old_file = Path(_row(db, old_sent)["eml_path"])
+    assert mailer.prune() == 2
+    with db.connect() as conn:
+        left = set(conn.execute(sa.select(email_outbox.c.id)).scalars())
+    assert left == {new_sent, old_pending}  # a message still to send is never pruned
+    assert not old_file.exists() and Path(_row(db, new_sent)["eml_path"]).exists()
+
+
 def test_the_mailer_command_sends_what_is_due_and_says_where_mail_goes(app, runner, db, site):
     outbox_id = _queue(db, site.site_id)
     result = runner.invoke(args=["mailer", "--once"])
@@ -287,6 +324,7 @@ def test_where_mail_goes_is_described_without_the_password():
         ("MAIL_FROM", "nobody"),
         ("MAIL_MAX_ATTEMPTS", "0"),
         ("WEBHOOK_TIMEOUT_SECONDS", "0"),
+        ("MESSAGES_KEEP_DAYS", "-1"),
     ],
 )
 def test_bad_mail_settings_stop_the_start_with_what_to_set(setting, value):

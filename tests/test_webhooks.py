@@ -349,6 +349,24 @@ def test_erasure_deletes_a_customers_deliveries_but_the_deletion_notice(
     assert updated not in left and count(db, webhook_attempts) == 0
 
 
+def test_old_finished_deliveries_are_pruned_with_their_log(db, site, endpoint, receiver):
+    receiver.statuses = [200, 500]
+    delivered, failed, waiting = (_emit(db, site.site_id) for _ in range(3))
+    _deliverer(db, max_attempts=1).run_once(limit=2)
+    assert [_delivery(db, i)["status"] for i in (delivered, failed, waiting)] == [
+        "delivered",
+        "failed",
+        "pending",
+    ]
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    with db.begin() as conn:
+        conn.execute(webhook_deliveries.update().values(created_at=long_ago))
+    assert _deliverer(db, keep_days=30).prune() == 2
+    with db.connect() as conn:
+        assert list(conn.execute(sa.select(webhook_deliveries.c.id)).scalars()) == [waiting]
+    assert count(db, webhook_attempts) == 0
+
+
 def test_the_webhooks_command_sets_shows_and_re_enables(app, runner, db, site, receiver):
     result = runner.invoke(args=["webhooks", "set", site.write_key, receiver.url])
     assert result.exit_code == 1 and "loopback" in result.output

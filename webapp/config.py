@@ -103,6 +103,8 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "WEBHOOK_RETRY_SECONDS": (30.0, float),
     "WEBHOOK_DISABLE_AFTER": (20, int),
     "MESSAGING_POLL_SECONDS": (1.0, float),  # how often the mailer process looks for due work
+    # Sent or given-up emails (with their .eml files) and webhook deliveries are deleted after.
+    "MESSAGES_KEEP_DAYS": (30.0, float),
     # Run command.
     "BIND": ("127.0.0.1:8000", str),
 }
@@ -257,3 +259,5 @@ def _validate_messaging(config: dict[str, Any]) -> None:
     ):
         if config[name] <= 0:
             raise ConfigError(f"ECRM_{name} must be a positive number of seconds")
+    if config["MESSAGES_KEEP_DAYS"] <= 0:
+        raise ConfigError("ECRM_MESSAGES_KEEP_DAYS must be a positive number of days")
