@@ -108,8 +108,9 @@ def verify_signature(
         return False
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
-    expected = sign(secret, timestamp, body).rpartition("v1=")[2]
-    return any(hmac.compare_digest(expected, s) for s in signatures)
+    expected = sign(secret, timestamp, body).rpartition("v1=")[2].encode()
+    # As bytes: compare_digest refuses str holding anything but ASCII.
+    return any(hmac.compare_digest(expected, s.encode()) for s in signatures)
 
 
 def _refused(address: str) -> str | None:

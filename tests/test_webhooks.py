@@ -124,7 +124,8 @@ def test_a_signature_verifies_only_the_same_body_secret_and_a_recent_time():
     assert verify_signature("whsec_a", header, body, tolerance=600, now=now + 301)
     other = sign("whsec_old", now, body).rpartition(",")[2]
     assert verify_signature("whsec_a", f"{other},{header}", body, now=now)
-    for broken in ("", "t=abc,v1=00", f"v1={header.rpartition('=')[2]}", f"t={now}"):
+    digest = header.rpartition("=")[2]
+    for broken in ("", "t=abc,v1=00", f"v1={digest}", f"t={now}", f"t={now},v1=é{digest}"):
         assert not verify_signature("whsec_a", broken, body, now=now)
 
 
@@ -405,3 +406,4 @@ def test_the_readmes_verification_snippet_accepts_a_real_delivery_and_nothing_el
     stale = sign(endpoint.secret, int(time.time()) - 301, body)
     assert not verify(endpoint.secret, stale, body)
     assert not verify(endpoint.secret, "", body)
+    assert not verify(endpoint.secret, header.replace("v1=", "v1=é"), body)
