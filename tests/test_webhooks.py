@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -407,3 +410,42 @@ def test_the_readmes_verification_snippet_accepts_a_real_delivery_and_nothing_el
     assert not verify(endpoint.secret, stale, body)
     assert not verify(endpoint.secret, "", body)
     assert not verify(endpoint.secret, header.replace("v1=", "v1=é"), body)
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """The receiver behind TLS, with a self-signed certificate for 127.0.0.1 (openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the HTTPS delivery test needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-addext", "basicConstraints=critical,CA:TRUE"],
+        check=True,
+        capture_output=True,
+    )
+    server = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    server.url = server.url.replace("http://", "https://")
+    server.cert = cert
+    yield server
+    server.close()
+
+
+def test_https_deliveries_check_the_certificate(db, site, tls_receiver, monkeypatch):
+    endpoint = set_endpoint(db, site.site_id, tls_receiver.url, allow_private=True)
+    first = _emit(db, site.site_id)
+    assert _deliverer(db).run_once() == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in _delivery(db, first)["last_error"]
+    assert tls_receiver.requests == []
+    # Trusted (OpenSSL reads SSL_CERT_FILE), the same delivery goes through, signed.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_receiver.cert))
+    _make_due(db)
+    assert _deliverer(db).run_once() == 1
+    assert _delivery(db, first)["status"] == "delivered"
+    [request] = tls_receiver.requests
+    assert verify_signature(endpoint.secret, request["headers"]["Ecrm-Signature"], request["body"])
