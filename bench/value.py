@@ -246,7 +246,8 @@ def main(argv=None) -> int:
         HEADING,
         "",
         f"- Machine: {machine_line()}",
-        f"- Date: {machine_info()['date']} (whole run {whole:.0f} s)",
+        f"- Date: {machine_info()['date']} (whole run {whole:.0f} s; load average at the end "
+        f"{os.getloadavg()[0]:.1f} on 2 cores: other work shared the machine)",
         f"- Command: `{command_line('bench/value.py', argv)}`",
         "",
         *body,
