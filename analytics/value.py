@@ -333,5 +333,16 @@ def refresh(
     return summaries
 
 
+def refreshed_on(engine: sa.Engine, site_id: int, day: date) -> bool:
+    """Whether the site has a snapshot of ``day`` (a site without scored orders never has)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(value_runs.c.day)
+            .where(value_runs.c.site_id == site_id, value_runs.c.day == day)
+            .limit(1)
+        ).first()
+    return found is not None
+
+
 def _params(model, names: tuple[str, ...]) -> dict:
     return {**{n: getattr(model, n) for n in names}, "log_likelihood": model.log_likelihood}
