@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
+MAX_LOG_PARAMETER = 25.0  # parameters beyond e**+-25 mean the likelihood has no interior maximum
+
 
 class FitError(ValueError):
     """The data cannot be fitted (too few customers, no repeat purchases, bad values)."""
@@ -188,6 +190,10 @@ def _minimise(objective, start: np.ndarray) -> optimize.OptimizeResult:
     )
     if not np.isfinite(result.fun):
         raise FitError(f"the fit did not converge ({result.message})")
+    if np.abs(result.x).max() > MAX_LOG_PARAMETER:
+        # A parameter ran off towards 0 or infinity: the data cannot tell it (every customer
+        # alike, say), and any value it stopped at would be arbitrary.
+        raise FitError("the data do not determine the model's parameters (too alike or too few)")
     return result
 
 
@@ -206,11 +212,12 @@ def fit_bgnbd(frequency, recency, T, weights=None) -> BgNbd:
     rows = _Rows(x, ts, Ts)
 
     def objective(log_params: np.ndarray):
-        r, alpha, a, b = np.exp(log_params)
-        with np.errstate(all="ignore"):  # a trial step far out: the value is inf, not a warning
+        # A trial step far out overflows: the value is then inf (refused), not a warning.
+        with np.errstate(all="ignore"):
+            r, alpha, a, b = np.exp(log_params)
             ll, grads = _bgnbd_rows(r, alpha, a, b, rows, gradient=True)
-        value = -float(np.dot(w, ll)) / total
-        grad = -np.array([float(np.sum(w * g)) for g in grads]) * np.exp(log_params) / total
+            value = -float(np.dot(w, ll)) / total
+            grad = -np.array([float(np.sum(w * g)) for g in grads]) * np.exp(log_params) / total
         if not np.isfinite(value) or not np.isfinite(grad).all():
             return np.inf, np.zeros(4)
         return value, grad
@@ -239,11 +246,12 @@ def fit_gamma_gamma(frequency, monetary, weights=None) -> GammaGamma:
     total = float(w.sum())
 
     def objective(log_params: np.ndarray):
-        p, q, gamma = np.exp(log_params)
+        # A trial step far out overflows: the value is then inf (refused), not a warning.
         with np.errstate(all="ignore"):
+            p, q, gamma = np.exp(log_params)
             ll, grads = _gg_terms(p, q, gamma, x, ms, gradient=True)
-        value = -float(np.dot(w, ll)) / total
-        grad = -np.array([float(np.sum(w * g)) for g in grads]) * np.exp(log_params) / total
+            value = -float(np.dot(w, ll)) / total
+            grad = -np.array([float(np.sum(w * g)) for g in grads]) * np.exp(log_params) / total
         if not np.isfinite(value) or not np.isfinite(grad).all():
             return np.inf, np.zeros(3)
         return value, grad

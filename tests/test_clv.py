@@ -142,12 +142,30 @@ def test_cdnow_fit_matches_the_published_estimates():
     assert gg.customers == int((summary.x > 0).sum())
 
 
+def _simulated(rng, n: int, r=0.5, alpha=4.0, a=0.8, b=2.5, weeks=52):
+    """Customers from the BG/NBD process, purchases on whole days (so some are identical)."""
+    lam, drop = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
+    T = rng.integers(1, weeks * 7, n) / 7
+    x, t_x, now = np.zeros(n), np.zeros(n), np.zeros(n)
+    active = np.ones(n, dtype=bool)
+    while active.any():
+        idx = np.flatnonzero(active)
+        now[idx] += rng.exponential(1 / lam[idx])
+        bought = now[idx] <= T[idx]
+        got = idx[bought]
+        x[got] += 1
+        t_x[got] = np.floor(now[got] * 7) / 7
+        active[idx[~bought]] = False
+        active[got[rng.random(len(got)) < drop[got]]] = False
+    return x, t_x, T
+
+
 def test_weights_fold_identical_customers():
     rng = np.random.default_rng(3)
-    x, t_x, T = _rows(rng, 300)
+    x, t_x, T = _simulated(rng, 2000)
     repeated = clv.fit_bgnbd(np.r_[x, x], np.r_[t_x, t_x], np.r_[T, T])
     weighted = clv.fit_bgnbd(x, t_x, T, weights=np.full(len(x), 2.0))
-    assert weighted.customers == repeated.customers == 600
+    assert weighted.customers == repeated.customers == 4000
     for name in ("r", "alpha", "a", "b", "log_likelihood"):
         assert getattr(weighted, name) == pytest.approx(getattr(repeated, name), rel=1e-5)
 
@@ -229,3 +247,9 @@ def test_bad_summaries_are_refused(x, t_x, T, message):
 def test_gamma_gamma_refuses_non_positive_spend():
     with pytest.raises(clv.FitError, match="positive mean spend"):
         clv.fit_gamma_gamma([1, 2, 3], [10.0, 0.0, 5.0])
+
+
+def test_customers_all_alike_are_refused_rather_than_fitted_to_nonsense():
+    # Everyone bought twice, the same sums: no interior maximum for Gamma-Gamma.
+    with pytest.raises(clv.FitError, match="do not determine"):
+        clv.fit_gamma_gamma([1] * 20, [11.0] * 20)

@@ -158,3 +158,22 @@ def test_bad_settings_are_refused_naming_the_field(kwargs, field):
 def test_a_site_without_orders_has_an_empty_snapshot(db, site):
     assert value.refresh(db, site.site_id, day=DAY) == []
     assert _scores(db, site.site_id) == {}
+
+
+def test_user_ids_with_awkward_characters_round_trip(db, site):
+    # PostgreSQL reads and writes the scores with COPY: its text format escapes these.
+    ids = ["tab\there", "back\\slash", "new\nline", 'quote"d', "NA", "\\N", "한글", "semi;colon"]
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(orders),
+            [
+                _order(site.site_id, u, when - timedelta(days=k * 9), 10 + k)
+                for u in ids
+                for k in range(2)
+            ],
+        )
+    value.refresh(db, site.site_id, day=DAY)
+    scores = _scores(db, site.site_id)
+    assert set(scores) == set(ids)
+    assert all(row.orders == 2 for row in scores.values())
