@@ -204,9 +204,13 @@ def _attribution_mirror(conn: sa.Connection) -> None:
         )
 
 
+# The customer value snapshots live in their own module, on this metadata.
+from analytics import value_schema  # noqa: E402
+
 MIGRATIONS: list[Migration] = [
     (101, "analytics: daily rollups", _initial),
     (102, "analytics: funnel steps as bits, the attribution mirror", _attribution_mirror),
+    (111, "analytics: customer value snapshots", value_schema.create),
 ]
 
 # Tables holding data (for tests that empty the store).

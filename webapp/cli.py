@@ -288,6 +288,7 @@ def ingest(consumer):
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
     from webapp import messaging_cli, scheduler, supervisor, train_cli
+    from webapp.analytics_cli import analytics_cli
     from webapp.dead_letters_cli import dead_letters_cli
     from webapp.users_cli import users_cli
 
@@ -302,5 +303,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(dead_letters_cli)
     app.cli.add_command(train_cli.attribute_command)
     app.cli.add_command(users_cli)
+    app.cli.add_command(analytics_cli)
     scheduler.register(app)
     messaging_cli.register(app)
