@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
+from analytics import value_schema
 from recommender import schema as recommender_schema
 from tracking import migrations
 from tracking import schema as tracking_schema
@@ -17,6 +18,7 @@ from tracking import schema as tracking_schema
 METADATA = (
     tracking_schema.metadata,
     analytics_schema.metadata,
+    value_schema.metadata,
     accounts_schema.metadata,
     recommender_schema.metadata,
 )
