@@ -24,16 +24,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from analytics import clv, rfm
-from analytics.value_io import Scores, read_orders, write_scores
+from analytics.value_io import Scores, read_customers, write_scores
 from analytics.value_schema import value_runs, value_scores
 
 log = logging.getLogger("ecrm.analytics.value")
 
 MONTH_DAYS = 30.4375  # a mean Gregorian month
+WEEK_DAYS = 7.0
+RECENT_DAYS = 91  # "orders in the last 3 months": days since, for the seed's frequency
 EPOCH = date(1970, 1, 1)
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -77,25 +78,30 @@ class RunSummary:
     seconds: float
 
 
-def score_currency(
-    user_id: np.ndarray, day: np.ndarray, amount: np.ndarray, end_day: int, settings: ValueSettings
-) -> Scores:
-    """Every score of one currency's customers from their orders (whole UTC day numbers)."""
-    uniques, codes = _sorted_codes(user_id)
-    n = len(uniques)
-    count = np.bincount(codes, minlength=n)
-    revenue = np.bincount(codes, weights=amount, minlength=n)
-    first_day = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first_day, codes, day)
-    last_day = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(last_day, codes, day)
-    recent = np.bincount(codes[day > end_day - 3 * MONTH_DAYS], minlength=n)
+def score_currency(rows: dict[str, np.ndarray], end_day: int, settings: ValueSettings) -> Scores:
+    """Every score of one currency's customers from their per-customer sums (read_customers)."""
+    order = np.argsort(rows["user_id"].astype(str), kind="stable")
+    r = {name: values[order] for name, values in rows.items()}
+    uniques, count, revenue = r["user_id"], r["orders"], r["revenue"]
+    first_day, last_day = r["first_day"], r["last_day"]
 
     days_since = (end_day - last_day).astype(np.float64)
-    seed = rfm.seed_scores(days_since / MONTH_DAYS, recent, revenue / count, settings.thresholds)
+    seed = rfm.seed_scores(
+        days_since / MONTH_DAYS, r["recent_orders"], revenue / count, settings.thresholds
+    )
     r5, f5, m5, segment = rfm.quintile_scores(uniques, days_since, count, revenue)
 
-    summary = clv.summarise(codes, day, amount, end_day=end_day)  # rows in code order = uniques
+    # The models' summary (FHL's CDNOW tables): repeat purchase days, in weeks.
+    x = (r["days"] - 1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(x > 0, (revenue - r["first_amount"]) / x, 0.0)
+    summary = clv.Summary(
+        customer_ids=uniques,
+        frequency=x,
+        recency=(last_day - first_day) / WEEK_DAYS,
+        T=(end_day - first_day) / WEEK_DAYS,
+        monetary=monetary,
+    )
     model, bg, gg, error = _model_scores(summary, settings)
     if settings.vip_by == "clv" and model is not None:
         vip_value = model["clv"]
@@ -117,13 +123,6 @@ def score_currency(
         gg,
         error,
     )
-
-
-def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, each value's index among them): a hash pass, then a sort of the
-    distinct values only (np.unique would sort all five million order rows' strings)."""
-    codes, uniques = pd.factorize(values, sort=True)
-    return np.asarray(uniques, dtype=object), codes.astype(np.int64)
 
 
 def _model_scores(summary: clv.Summary, settings: ValueSettings):
@@ -179,7 +178,7 @@ def refresh(
     end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     end_day = (day - EPOCH).days
     report("reading orders", 0, 1)
-    data = read_orders(engine, site_id, end)
+    data = read_customers(engine, site_id, end, recent_from_day=end_day - RECENT_DAYS + 1)
     currencies = sorted(set(data["currency"].tolist()))
     report("reading orders", 1, 1)
     summaries = []
@@ -196,7 +195,7 @@ def refresh(
             started = time.perf_counter()
             mask = data["currency"] == currency
             scores = score_currency(
-                data["user_id"][mask], data["day"][mask], data["amount"][mask], end_day, settings
+                {name: values[mask] for name, values in data.items()}, end_day, settings
             )
             report(f"scoring {currency}", done, len(currencies))
             write_scores(conn, site_id, day, currency, scores)

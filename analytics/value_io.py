@@ -7,12 +7,10 @@ seconds, where rows through the driver take minutes and hold every value as a Py
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from analytics import clv
@@ -32,109 +30,92 @@ MODEL_COLUMNS = (
 )
 
 
-def _epoch_seconds(dialect: str) -> sa.ColumnElement:
+def _day(dialect: str) -> sa.ColumnElement:
+    """The UTC day number (days since 1970-01-01) of an order."""
     if dialect == "postgresql":
-        return sa.cast(sa.extract("epoch", orders.c.ordered_at), sa.Float)
-    return (sa.func.julianday(orders.c.ordered_at) - 2440587.5) * DAY_SECONDS
+        epoch = sa.extract("epoch", orders.c.ordered_at)
+        return sa.cast(sa.func.floor(epoch / DAY_SECONDS), sa.BigInteger)
+    return sa.cast(sa.func.julianday(orders.c.ordered_at) - 2440587.5, sa.Integer)
 
 
-def read_orders(engine: sa.Engine, site_id: int, before: datetime) -> dict[str, np.ndarray]:
-    """The site's orders with a user id before ``before``, as arrays (one pass, streamed)."""
+def read_customers(
+    engine: sa.Engine, site_id: int, before: datetime, recent_from_day: int
+) -> dict[str, np.ndarray]:
+    """One row per customer and currency, summed by the database from the site's orders with a
+    user id before ``before``: first and last purchase day, days with a purchase, orders, net
+    revenue, orders from ``recent_from_day`` on, and the amount of the first purchase day.
+
+    The database reduces millions of orders to a row per customer, so what crosses the wire (and
+    sits in memory here) is customers, not orders.
+    """
     money = sa.cast(sa.func.coalesce(orders.c.total, orders.c.revenue, 0), sa.Float)
-    query = (
+    currency = sa.func.upper(sa.func.coalesce(orders.c.currency, NO_CURRENCY))
+    day = _day(engine.dialect.name)
+    days = (
         sa.select(
-            orders.c.user_id,
-            sa.func.coalesce(orders.c.currency, NO_CURRENCY),
-            _epoch_seconds(engine.dialect.name),
-            money,
+            orders.c.user_id.label("user_id"),
+            currency.label("currency"),
+            day.label("day"),
+            sa.func.sum(money).label("amount"),
+            sa.func.count().label("orders"),
         )
         .where(
             orders.c.site_id == site_id,
             orders.c.user_id.is_not(None),
             orders.c.ordered_at < before,
         )
+        .group_by(orders.c.user_id, currency, day)
+        .cte("customer_days")
+    )
+    recent = sa.case((days.c.day >= recent_from_day, days.c.orders), else_=0)
+    per_customer = (
+        sa.select(
+            days.c.user_id,
+            days.c.currency,
+            sa.func.min(days.c.day).label("first_day"),
+            sa.func.max(days.c.day).label("last_day"),
+            sa.func.count().label("days"),
+            sa.func.sum(days.c.orders).label("orders"),
+            sa.func.sum(days.c.amount).label("revenue"),
+            sa.func.sum(recent).label("recent_orders"),
+        )
+        .group_by(days.c.user_id, days.c.currency)
+        .cte("customers")
+    )
+    first = days.alias("first_days")
+    query = (
+        sa.select(*per_customer.c, first.c.amount.label("first_amount"))
+        .join_from(
+            per_customer,
+            first,
+            sa.and_(
+                first.c.user_id == per_customer.c.user_id,
+                first.c.currency == per_customer.c.currency,
+                first.c.day == per_customer.c.first_day,
+            ),
+        )
         .execution_options(stream_results=True, yield_per=50_000)
     )
-    if engine.dialect.name == "postgresql":
-        return _copy_out(engine, query)
-    users: list[str] = []
-    currencies: list[str] = []
-    seconds: list[float] = []
-    amounts: list[float] = []
+    names = [c.name for c in query.selected_columns]
+    columns: dict[str, list] = {name: [] for name in names}
     with engine.connect() as conn:
         for rows in conn.execute(query).partitions():
-            u, c, s, a = zip(*rows, strict=True)
-            users.extend(u)
-            currencies.extend(c)
-            seconds.extend(s)
-            amounts.extend(a)
-    return _arrays(
-        np.array(users, dtype=object),
-        np.array(currencies, dtype=object),
-        np.array(seconds, dtype=np.float64),
-        np.array(amounts, dtype=np.float64),
-    )
+            for name, values in zip(names, zip(*rows, strict=True), strict=True):
+                columns[name].extend(values)
+    return {name: np.array(values, dtype=_DTYPES[name]) for name, values in columns.items()}
 
 
-def _arrays(users, currencies, seconds, amounts) -> dict[str, np.ndarray]:
-    return {
-        "user_id": users,
-        "currency": np.char.upper(currencies.astype(str)).astype(object),
-        "day": np.floor(seconds / DAY_SECONDS).astype(np.int64),
-        "amount": amounts,
-    }
-
-
-def _copy_out(engine: sa.Engine, query: sa.Select) -> dict[str, np.ndarray]:
-    # PostgreSQL: COPY of the compiled query, parsed by pandas (5M orders: a few seconds, where
-    # rows through the driver take tens and hold every value as a Python object).
-    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
-    buffer = io.BytesIO()
-    with engine.connect() as conn:
-        cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
-            for chunk in copy:
-                buffer.write(chunk)
-    buffer.seek(0)
-    frame = pd.read_csv(
-        buffer,
-        sep="\t",
-        header=None,
-        names=["user_id", "currency", "seconds", "amount"],
-        dtype={"user_id": object, "currency": object, "seconds": np.float64, "amount": np.float64},
-        keep_default_na=False,
-        quoting=3,  # csv.QUOTE_NONE: COPY's text format escapes with backslashes, never quotes
-    )
-    users = frame["user_id"].to_numpy(dtype=object)
-    if _has_escapes(users):
-        users = np.array([_unescape(u) for u in users], dtype=object)
-    return _arrays(
-        users,
-        frame["currency"].to_numpy(dtype=object),
-        frame["seconds"].to_numpy(),
-        frame["amount"].to_numpy(),
-    )
-
-
-def _has_escapes(values: np.ndarray) -> bool:
-    return bool(pd.Series(values, dtype=object).str.contains("\\", regex=False).any())
-
-
-_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
-
-
-def _unescape(text: str) -> str:
-    """A COPY text-format value back to the string it was (user ids may hold tabs)."""
-    out, i = [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            out.append(_COPY_ESCAPES.get(text[i + 1], text[i + 1]))
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+_DTYPES = {
+    "user_id": object,
+    "currency": object,
+    "first_day": np.int64,
+    "last_day": np.int64,
+    "days": np.int64,
+    "orders": np.int64,
+    "revenue": np.float64,
+    "recent_orders": np.int64,
+    "first_amount": np.float64,
+}
 
 
 @dataclass
