@@ -22,6 +22,10 @@ unknown visitor, trending. Holdout visitors get popularity only. A new model ver
 a background thread and swapped in whole, so requests see the old model or the new one, never an
 error.
 
+A customer who turned personalisation off (:mod:`recommender.opt_outs`) is served the popular
+list with ``source`` ``personalisation_off``, from the site's shared answers: no entry of theirs
+is read, computed or written. The check is a lookup in the site's in-memory set.
+
 This module never imports Flask; ``webapp.recommend`` is its HTTP face.
 """
 
@@ -44,6 +48,7 @@ from recommender.site_state import SiteState, SiteStates
 from tracking.holdout import in_holdout
 
 MEMO_LIMIT = 256  # encoded answers kept per entry or per site state
+PERSONALISATION_OFF = "personalisation_off"  # the source of answers to customers who opted out
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,12 @@ class ServingLayer:
         # visitors, with the site's state), per request shape: a repeat costs a dict lookup.
         # A catalogue reload builds a new state, so its serial retires every such copy.
         shape = (state.serial, fingerprint, n, category, tuple(exclude), context_item)
-        if in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share):
+        if user_id is not None and user_id in self.sites.opted_out(site_id):
+            entry, cache = {"v": state.version}, "none"
+            candidates, source, memo = popular, PERSONALISATION_OFF, state.memo
+            holdout = in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share)
+            key = (PERSONALISATION_OFF, holdout, *shape)
+        elif in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share):
             entry, cache = {"v": state.version}, "none"
             candidates, source, memo, key = popular, popular_source, state.memo, shape
             holdout = True
@@ -238,6 +248,12 @@ class ServingLayer:
         state = self.sites.state(site_id)
         rules, fingerprint = self.sites.rules(site_id).resolve(placement)
         popular = state.fallbacks(rules, fingerprint)[0]
+        if user_id in self.sites.opted_out(site_id):
+            answer = _finish(
+                state, popular, PERSONALISATION_OFF, n, category, exclude, None, popular, rules
+            )
+            answer.extra["customers"] = []
+            return answer
         found = state.service.similar_customers(
             user_id, k=k, n=self._settings.candidates, rules=rules
         )
@@ -314,6 +330,8 @@ class ServingLayer:
         rules; how many were written."""
         rules, fingerprint = self.sites.rules(state.site_id).resolve(None)
         compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
+        off = self.sites.opted_out(state.site_id)
+        user_ids = [u for u in user_ids if u not in off]
         return self.cache.store_many(state, user_ids, compute, fingerprint)
 
 
