@@ -43,6 +43,7 @@ import redis
 import sqlalchemy as sa
 
 from recommender.answer_cache import COLD, AnswerCache, LocalCache, candidates_of
+from recommender.answers import Recommendations
 from recommender.rules import Rules
 from recommender.site_state import SiteState, SiteStates
 from tracking.holdout import in_holdout
@@ -159,19 +160,14 @@ class ServingLayer:
         # visitors, with the site's state), per request shape: a repeat costs a dict lookup.
         # A catalogue reload builds a new state, so its serial retires every such copy.
         shape = (state.serial, fingerprint, n, category, tuple(exclude), context_item)
-        if user_id is not None and user_id in self.sites.opted_out(site_id):
+        holdout = in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share)
+        if (off := user_id in self.sites.opted_out(site_id)) or holdout:
             entry, cache = {"v": state.version}, "none"
-            candidates, source, memo = popular, PERSONALISATION_OFF, state.memo
-            holdout = in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share)
-            key = (PERSONALISATION_OFF, holdout, *shape)
-        elif in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share):
-            entry, cache = {"v": state.version}, "none"
-            candidates, source, memo, key = popular, popular_source, state.memo, shape
-            holdout = True
+            source = PERSONALISATION_OFF if off else popular_source
+            candidates, memo, key = popular, state.memo, (source, holdout, *shape)
         else:
             visitor = f"u:{user_id}" if user_id else f"a:{anonymous_id}"
             entry, cache = self._entry(state, visitor, user_id, anonymous_id, rules, fingerprint)
-            holdout = False
             entry.pop("_raw", None)
             if entry.get(COLD):
                 candidates, source = trending, trending_source
@@ -248,15 +244,11 @@ class ServingLayer:
         state = self.sites.state(site_id)
         rules, fingerprint = self.sites.rules(site_id).resolve(placement)
         popular = state.fallbacks(rules, fingerprint)[0]
-        if user_id in self.sites.opted_out(site_id):
-            answer = _finish(
-                state, popular, PERSONALISATION_OFF, n, category, exclude, None, popular, rules
+        found = Recommendations([], [], [], PERSONALISATION_OFF)  # popular items fill it
+        if user_id not in self.sites.opted_out(site_id):
+            found = state.service.similar_customers(
+                user_id, k=k, n=self._settings.candidates, rules=rules
             )
-            answer.extra["customers"] = []
-            return answer
-        found = state.service.similar_customers(
-            user_id, k=k, n=self._settings.candidates, rules=rules
-        )
         answer = _finish(
             state, found.as_candidates(), found.source, n, category, exclude, None, popular, rules
         )
@@ -330,8 +322,7 @@ class ServingLayer:
         rules; how many were written."""
         rules, fingerprint = self.sites.rules(state.site_id).resolve(None)
         compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
-        off = self.sites.opted_out(state.site_id)
-        user_ids = [u for u in user_ids if u not in off]
+        user_ids = [u for u in user_ids if u not in self.sites.opted_out(state.site_id)]
         return self.cache.store_many(state, user_ids, compute, fingerprint)
 
 

@@ -33,8 +33,7 @@ SOURCES = (
 )
 SOURCES_NOTE = (
     "`source` says which link of the fallback chain answered; without a model or Redis the "
-    "answer falls back to popular items and says so, never a 5xx. A customer who turned "
-    "personalisation off gets popular items with `source` `personalisation_off`."
+    "answer falls back to popular items and says so, never a 5xx."
 )
 MAX_K = 100
 EXAMPLE_RECOMMENDATIONS = {
