@@ -219,8 +219,9 @@ def add_customer_message(
 def reply(conn: sa.Connection, site_id: int, inquiry_id: int, staff_id: int, body: str) -> int:
     """A staff reply (the inquiry becomes ``answered``; a closed one is reopened by it).
 
-    Returns the message id. The reply email (template ``inquiry_reply``) is queued through the
-    outbox with :func:`reply_email`'s fields once accounts.outbox lands (see the README).
+    Returns the message id. The console's reply view (webapp/console/inquiries.py) is where the
+    reply email is to be queued, in the same transaction, with :func:`reply_email`'s fields
+    passed to ``accounts.outbox.enqueue_email`` once that module exists.
     """
     inquiry = _found(conn, site_id, inquiry_id)
     body = check_body(body)
