@@ -158,3 +158,20 @@ def test_tracking_consent_is_recorded_with_its_history(db, site):
         )
         assert consent.current(conn, site.site_id, "c-1")[consent.TRACKING].granted is False
         assert len(consent.history(conn, site.site_id, "c-1", [consent.TRACKING])) == 2
+
+
+def test_migrations_205_and_7_create_the_tables_on_an_existing_store(db, site):
+    from accounts.prefs_schema import DATA_TABLES
+    from tracking.schema import personalisation_opt_outs, schema_migrations
+    from webapp.database import upgrade
+
+    with db.begin() as conn:
+        for table in (*DATA_TABLES, personalisation_opt_outs):
+            conn.execute(sa.text(f"DROP TABLE {table.name}"))
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version.in_([7, 205])))
+    assert upgrade(db) == [7, 205]
+    assert upgrade(db) == []
+    with db.begin() as conn:
+        assert sa.inspect(conn).has_table("inquiry_messages")
+        privacy.set_personalisation(conn, site.site_id, "c-1", False, source="api", wording="Off")
+        assert not privacy.personalisation_enabled(conn, site.site_id, "c-1")
