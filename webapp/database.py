@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from accounts import prefs_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
 from analytics import value_schema
@@ -20,9 +21,11 @@ METADATA = (
     analytics_schema.metadata,
     value_schema.metadata,
     accounts_schema.metadata,
+    prefs_schema.metadata,
     recommender_schema.metadata,
 )
 DATA_TABLES = (
+    *prefs_schema.DATA_TABLES,
     *accounts_schema.DATA_TABLES,
     *recommender_schema.DATA_TABLES,
     *analytics_schema.DATA_TABLES,
