@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from accounts import portal_schema
+from accounts import messaging_schema, portal_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
 from recommender import schema as recommender_schema
@@ -20,11 +20,13 @@ METADATA = (
     analytics_schema.metadata,
     accounts_schema.metadata,
     portal_schema.metadata,
+    messaging_schema.metadata,
     recommender_schema.metadata,
 )
 DATA_TABLES = (
     *portal_schema.DATA_TABLES,
     *accounts_schema.DATA_TABLES,
+    *messaging_schema.DATA_TABLES,
     *recommender_schema.DATA_TABLES,
     *analytics_schema.DATA_TABLES,
     *tracking_schema.DATA_TABLES,
