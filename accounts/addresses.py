@@ -54,9 +54,7 @@ def check_address(form: Mapping[str, Any]) -> tuple[dict[str, Any], Problems]:
 
 
 def _mine(site_id: int, user_id: str):
-    return sa.and_(
-        customer_addresses.c.site_id == site_id, customer_addresses.c.user_id == user_id
-    )
+    return sa.and_(customer_addresses.c.site_id == site_id, customer_addresses.c.user_id == user_id)
 
 
 def _public(row) -> dict[str, Any]:
@@ -118,9 +116,7 @@ def add_address(
     conn: sa.Connection, site_id: int, user_id: str, values: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Add a checked address; the first of its kind becomes the default. Returns it."""
-    count = conn.execute(
-        sa.select(sa.func.count()).where(_mine(site_id, user_id))
-    ).scalar()
+    count = conn.execute(sa.select(sa.func.count()).where(_mine(site_id, user_id))).scalar()
     if count >= MAX_ADDRESSES:
         raise TooManyAddresses(f"at most {MAX_ADDRESSES} addresses")
     now = datetime.now(UTC)

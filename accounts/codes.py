@@ -165,7 +165,5 @@ def check_code(
                 values["used_at"] = now  # dead: a new code must be asked for
             conn.execute(portal_codes.update().where(portal_codes.c.id == row.id).values(values))
             return CodeCheck(None, None, "too_many" if attempts >= MAX_ATTEMPTS else "wrong")
-        conn.execute(
-            portal_codes.update().where(portal_codes.c.id == row.id).values(used_at=now)
-        )
+        conn.execute(portal_codes.update().where(portal_codes.c.id == row.id).values(used_at=now))
         return CodeCheck(row.user_id, row.email, None)

@@ -52,7 +52,12 @@ def set_look(
             "updated_at": datetime.now(UTC),
         }
         conn.execute(
-            upsert(engine, portal_settings, ["site_id"], ["brand_colour", "accent_colour", "updated_at"]),
+            upsert(
+                engine,
+                portal_settings,
+                ["site_id"],
+                ["brand_colour", "accent_colour", "updated_at"],
+            ),
             values,
         )
         return get_look(conn, site_id)

@@ -25,7 +25,9 @@ NAME_LENGTH = 200
 EMAIL_LENGTH = 254
 # Local part, @, a domain with a dot; no spaces or angle brackets (RFC 5322 is wider, but an
 # address people type into a form looks like this).
-EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
+)
 # E.164-ish: an optional +, then digits with spaces, dots, dashes or brackets between them.
 PHONE_CHARS = re.compile(r"^\+?[0-9 ().-]{4,30}$")
 PHONE_DIGITS = (7, 15)

@@ -99,7 +99,7 @@ def _aware(moment: datetime | None) -> datetime | None:
     return aware(moment) if moment is not None else None
 
 
-@bp.get("/customers/<user_id>")
+@bp.get("/customers/<path:user_id>")
 def read_customer(user_id: str):
     """The customer's profile, addresses and order summary."""
     site = site_for_server()

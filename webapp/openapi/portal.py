@@ -21,8 +21,13 @@ TAG = (
     "shop reads what the customer changed there with `GET /v1/customers/{user_id}`."
 )
 USER_ID_PATTERN = "^[^\\x00-\\x1f\\x7f]+$"
-UserId = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=USER_ID_PATTERN)
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=USER_ID_PATTERN)]
+# In a path: may contain `/`, not first (the route takes the rest of the path).
+PathUserId = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=255, pattern="^[^\\x00-\\x1f\\x7f/][^\\x00-\\x1f\\x7f]*$"
+    ),
 ]
 STRICT = ConfigDict(strict=True, extra="forbid", regex_engine="python-re", defer_build=True)
 
@@ -36,7 +41,7 @@ class PortalSessionRequest(ApiModel):
     return_url: str | None = Field(
         None,
         max_length=2000,
-        description="Where the portal's \"back to the shop\" link and sign-out lead.",
+        description='Where the portal\'s "back to the shop" link and sign-out lead.',
         examples=["https://shop.example/account"],
     )
     locale: Literal["en", "ko"] | None = Field(
@@ -44,6 +49,7 @@ class PortalSessionRequest(ApiModel):
     )
     model_config = STRICT
     reasons: ClassVar[dict[str, str]] = {
+        "user_id:missing": "required: the shop's id of its customer",
         "user_id": "must be 1-255 characters without control characters",
         "locale": "must be en or ko",
         "return_url": "must be an http(s) URL of at most 2000 characters",
@@ -61,7 +67,9 @@ class PortalSession(ApiModel):
 class CustomerPath(ApiModel):
     """The customer a call is about."""
 
-    user_id: UserId = Field(description="The shop's id of the customer.", examples=["cust-1001"])
+    user_id: PathUserId = Field(
+        description="The shop's id of the customer (it may contain `/`).", examples=["cust-1001"]
+    )
     reasons: ClassVar[dict[str, str]] = {
         "user_id": "must be 1-255 characters without control characters"
     }
@@ -145,8 +153,8 @@ def operations() -> list[Operation]:
             "Portal",
             "Open a portal session for a customer",
             "Answers a single-use URL, valid 5 minutes, that signs the customer in to the "
-            "self-service pages. Call it from your server when the customer clicks \"My "
-            "account\" and redirect the browser to `url`. `return_url` must be on one of the "
+            'self-service pages. Call it from your server when the customer clicks "My '
+            'account" and redirect the browser to `url`. `return_url` must be on one of the '
             "site's allowed origins.",
             SERVER_KEY,
             {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
-from flask_babel import Babel, format_currency, format_datetime, format_decimal
+from flask_babel import Babel, format_currency, format_datetime, format_decimal, get_locale
 from werkzeug.exceptions import HTTPException
 
 from accounts.portal_sessions import LOCALES, CustomerSession, lookup_session
@@ -99,6 +99,7 @@ def _portal_context():
         "portal_site_id": _site_id,
         "format_datetime": format_datetime,
         "money": money,
+        "get_locale": get_locale,
     }
 
 
@@ -124,7 +125,9 @@ def _site_name() -> str:
     if site_id is None:
         return ""
     with clients().engine.connect() as conn:
-        return conn.execute(sa.select(sites.c.name).where(sites.c.site_id == site_id)).scalar() or ""
+        return (
+            conn.execute(sa.select(sites.c.name).where(sites.c.site_id == site_id)).scalar() or ""
+        )
 
 
 @bp.get("/look.css")

@@ -16,8 +16,16 @@ import time
 
 import redis
 import sqlalchemy as sa
-from flask import current_app, g, make_response, redirect, render_template, request, session
-from flask import url_for
+from flask import (
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_limiter.errors import RateLimitExceeded
 
@@ -104,9 +112,7 @@ def enter(token: str):
     if found is None:
         page = render_template("portal/enter_gone.html")
         return page, 410, NO_REFERRER
-    response = begin_session(
-        found.site_id, found.user_id, "token", found.locale, found.return_url
-    )
+    response = begin_session(found.site_id, found.user_id, "token", found.locale, found.return_url)
     response.headers.update(NO_REFERRER)
     return response
 
@@ -118,14 +124,26 @@ def _site_arg() -> int | None:
         return None
     with clients().engine.connect() as conn:
         row = conn.execute(
-            sa.select(sites.c.site_id).where(sites.c.site_id == site_id, sites.c.revoked_at.is_(None))
+            sa.select(sites.c.site_id).where(
+                sites.c.site_id == site_id, sites.c.revoked_at.is_(None)
+            )
         ).first()
     return site_id if row else None
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit(lambda: limit("PORTAL_CODE_LIMIT_CLIENT"), key_func=client_key, methods=["POST"], scope="portal-client")
-@limiter.limit(lambda: limit("PORTAL_CODE_LIMIT_ADDRESS"), key_func=address_key, methods=["POST"], scope="portal-address")
+@limiter.limit(
+    lambda: limit("PORTAL_CODE_LIMIT_CLIENT"),
+    key_func=client_key,
+    methods=["POST"],
+    scope="portal-client",
+)
+@limiter.limit(
+    lambda: limit("PORTAL_CODE_LIMIT_ADDRESS"),
+    key_func=address_key,
+    methods=["POST"],
+    scope="portal-address",
+)
 def sign_in():
     """Ask for an email address and send it a code (the same answer for unknown addresses)."""
     site_id = _site_arg()
@@ -162,7 +180,12 @@ def _code_reason(problem: str) -> str:
 
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
-@limiter.limit(lambda: limit("PORTAL_TRY_LIMIT_CLIENT"), key_func=client_key, methods=["POST"], scope="portal-try")
+@limiter.limit(
+    lambda: limit("PORTAL_TRY_LIMIT_CLIENT"),
+    key_func=client_key,
+    methods=["POST"],
+    scope="portal-try",
+)
 def sign_in_code():
     """Enter the code sent to the address; a match signs the customer in."""
     pending = session.get(PENDING)

@@ -96,7 +96,10 @@ def change_email():
 @bp.route("/email/confirm", methods=["GET", "POST"])
 @customer_required
 @limiter.limit(
-    lambda: limit("PORTAL_TRY_LIMIT_CLIENT"), key_func=client_key, methods=["POST"], scope="portal-try"
+    lambda: limit("PORTAL_TRY_LIMIT_CLIENT"),
+    key_func=client_key,
+    methods=["POST"],
+    scope="portal-try",
 )
 def confirm_email():
     """Enter the code sent to the new address; a match makes it the profile's email."""
