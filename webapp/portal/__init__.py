@@ -14,6 +14,7 @@ import functools
 import logging
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
@@ -82,10 +83,21 @@ def customer_required(view):
     return wrapper
 
 
+def page_policy() -> str:
+    """The portal's policy; forms may also lead back to the shop (sign-out redirects there)."""
+    customer = getattr(g, "customer", None)
+    if customer is None or not customer.return_url:
+        return PORTAL_CSP
+    parts = urlsplit(customer.return_url)
+    return PORTAL_CSP.replace(
+        "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
+    )
+
+
 @bp.after_request
 def _headers(response):
     if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", PORTAL_CSP)
+        response.headers.setdefault("Content-Security-Policy", page_policy())
     # A customer's data, never cached; the page's language depends on the session and headers.
     response.headers.setdefault("Cache-Control", "no-store")
     response.vary.add("Accept-Language")
