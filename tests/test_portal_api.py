@@ -211,3 +211,17 @@ def test_another_sites_key_cannot_read_the_customer(app, client, site, db):
     response = client.get("/v1/customers/c1", auth=(other_key, ""))
     assert response.status_code == 404
     assert "ana@" not in response.get_data(as_text=True)
+
+
+def test_a_session_unused_for_two_hours_ends(client, site, db):
+    client.get(urlsplit(portal_url(client, site, "c1")).path)
+    assert client.get("/account/").status_code == 200
+    with db.begin() as conn:
+        conn.execute(
+            portal_sessions.update().values(
+                last_seen_at=datetime.now(UTC) - timedelta(hours=2, seconds=5)
+            )
+        )
+    assert client.get("/account/").status_code == 302
+    with db.connect() as conn:
+        assert conn.execute(sa.select(portal_sessions.c.ended_reason)).scalar() == "idle"
