@@ -41,6 +41,7 @@ class PortalSessionRequest(ApiModel):
     return_url: str | None = Field(
         None,
         max_length=2000,
+        pattern="^[Hh][Tt][Tt][Pp][Ss]?://",
         description='Where the portal\'s "back to the shop" link and sign-out lead.',
         examples=["https://shop.example/account"],
     )
