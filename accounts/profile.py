@@ -9,14 +9,17 @@ rules read (recommender.rules trait constraints); the customer's search keys
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+import redis
 import sqlalchemy as sa
 
 from tracking import customer_lookup
+from tracking.activity import GENERATION_TTL_SECONDS, INVALIDATION_CHANNEL, generation_key
 from tracking.db import upsert
 from tracking.events import CONTROL_CHARACTERS
 from tracking.schema import customers
@@ -33,6 +36,7 @@ PHONE_CHARS = re.compile(r"^\+?[0-9 ().-]{4,30}$")
 PHONE_DIGITS = (7, 15)
 OLDEST = date(1900, 1, 1)
 FIELDS = ("name", "email", "phone", "birthday")
+log = logging.getLogger("ecrm.accounts")
 
 Problems = dict[str, str]
 
@@ -176,3 +180,22 @@ def update_profile(
         conn, site_id, {user_id: traits}, {user_id: before} if row is not None else {}
     )
     return traits
+
+
+def refresh_answers(client: redis.Redis, site_id: int, user_id: str) -> None:
+    """Void the customer's cached recommendations: their traits (``age``) feed the rules.
+
+    As the ingest worker does for new events (tracking.activity): the generation counter moves,
+    so a cached answer is recomputed, and every web process drops its own copy. A Redis failure
+    is logged; the caches then catch up within their freshness time.
+    """
+    visitor = f"u:{user_id}"
+    try:
+        pipe = client.pipeline(transaction=False)
+        key = generation_key(site_id, visitor)
+        pipe.incr(key)
+        pipe.expire(key, GENERATION_TTL_SECONDS)
+        pipe.publish(INVALIDATION_CHANNEL, f"{site_id}\t{visitor}")
+        pipe.execute()
+    except redis.RedisError as e:
+        log.warning("could not refresh the cached answers of a customer: %s", e)

@@ -16,6 +16,7 @@ from accounts.portal_schema import customer_addresses, portal_codes, portal_sess
 from recommender.serving import customer_traits
 from tests.conftest import ORIGIN
 from tests.portal_helpers import add_customer, csrf_token, enter, outbox_rows
+from tracking.activity import generation_key
 from tracking.schema import customer_lookup, order_lines, orders
 from tracking.sites import create_site
 
@@ -172,7 +173,7 @@ def test_sign_out_ends_the_session_and_returns_to_the_shop(client, site, db):
 # -- profile -----------------------------------------------------------------------------------
 
 
-def test_profile_changes_are_verified_traits_with_age_and_search_keys(client, site, db):
+def test_profile_changes_are_verified_traits_with_age_and_search_keys(client, site, db, redis):
     add_customer(db, site.site_id, "c1", email="ana@example.com", plan="gold")
     enter(client, site, "c1")
     response = post(
@@ -182,6 +183,7 @@ def test_profile_changes_are_verified_traits_with_age_and_search_keys(client, si
     )
     assert response.status_code == 303
     traits = customer_traits(db, site.site_id, "c1")
+    assert redis.get(generation_key(site.site_id, "u:c1")) == b"1"  # cached answers are void
     today = datetime.now(UTC).date()
     expected_age = today.year - 2000 - ((today.month, today.day) < (1, 2))
     assert traits["age"] == expected_age  # what the rules' age constraint reads

@@ -55,6 +55,7 @@ def profile_page():
     with engine.begin() as conn:
         profile.update_profile(conn, *_me(), values)
         # Webhook customer.updated goes here once accounts.webhooks lands (issue 13, P3).
+    profile.refresh_answers(clients().redis, *_me())  # the age trait feeds the rules
     return redirect(url_for("portal.profile_page", saved=1), 303)
 
 
