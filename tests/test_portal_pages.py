@@ -446,3 +446,12 @@ def test_the_sites_colours_are_its_portal_look(app, client, site, db):
     enter(client, site, "c1")
     page = client.get("/account/").get_data(as_text=True)
     assert f"/account/look.css?site={site.site_id}" in page and "Test shop" in page
+
+
+def test_the_look_command_sets_a_sites_colours(runner, site, db):
+    result = runner.invoke(args=["portal", "look", site.write_key, "--brand", "#112233"])
+    assert result.exit_code == 0, result.output
+    assert "brand #112233, accent #2e7d32" in result.output
+    bad = runner.invoke(args=["portal", "look", site.write_key, "--accent", "blue"])
+    assert bad.exit_code == 1 and "accent colour" in bad.output
+    assert runner.invoke(args=["portal", "look", "wk_nope"]).exit_code == 1

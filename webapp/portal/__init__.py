@@ -171,7 +171,9 @@ def _unexpected(error: Exception):
 def init_portal(app: Flask) -> None:
     """Flask-Babel, the request-log filter and the ``/account/`` blueprint on ``app``."""
     from webapp.portal import auth, pages  # noqa: F401  (their routes register on bp)
+    from webapp.portal.cli import portal_cli
 
     Babel(app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS))
     logging.getLogger("werkzeug").addFilter(RedactPortalTokens())
     app.register_blueprint(bp)
+    app.cli.add_command(portal_cli)
