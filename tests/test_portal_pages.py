@@ -138,7 +138,10 @@ def test_code_tries_are_throttled_per_client(app, client, site, db):
     assert response.status_code == 429
 
 
-@pytest.mark.parametrize("email", ["", "no-at-sign", "a@b", "a b@example.com", "x" * 250 + "@e.co"])
+@pytest.mark.parametrize(
+    "email",
+    ["", "no-at-sign", "a@b", "a b@example.com", "x" * 250 + "@e.co", "ünï@example.com"],
+)
 def test_a_bad_address_is_shown_beside_the_field(client, site, email):
     response = ask_code(client, site.site_id, email)
     assert response.status_code == 400
@@ -455,3 +458,12 @@ def test_the_look_command_sets_a_sites_colours(runner, site, db):
     bad = runner.invoke(args=["portal", "look", site.write_key, "--accent", "blue"])
     assert bad.exit_code == 1 and "accent colour" in bad.output
     assert runner.invoke(args=["portal", "look", "wk_nope"]).exit_code == 1
+
+
+def test_a_new_email_the_outbox_cannot_send_to_is_refused_beside_the_field(client, site, db):
+    add_customer(db, site.site_id, "c1", email="ana@example.com")
+    enter(client, site, "c1")
+    response = post(client, "/account/email", {"email": "ünï@example.com"}, "/account/profile")
+    assert response.status_code == 400
+    assert 'id="email-error"' in response.get_data(as_text=True)
+    assert outbox_rows(db) == []

@@ -34,7 +34,7 @@ from accounts.profile import check_email
 from tracking.schema import sites
 from webapp.clients import clients
 from webapp.portal import COOKIE, COOKIE_PATH, bp, current_customer, log
-from webapp.portal.mail import send_code
+from webapp.portal.mail import check_deliverable, send_code
 from webapp.staff_auth import limiter
 
 PENDING = "portal_sign_in"  # the Flask session's note of the address a code was sent to
@@ -156,6 +156,7 @@ def sign_in():
         return render_template("portal/sign_in.html", email="", errors={}, site_id=site_id)
     problems: dict[str, str] = {}
     email = check_email(request.form.get("email"), problems)
+    check_deliverable(email, problems)
     if problems:
         page = render_template(
             "portal/sign_in.html", email=email[:254], errors=problems, site_id=site_id

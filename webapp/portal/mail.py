@@ -9,9 +9,20 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from accounts.codes import CODE_LIFETIME
-from accounts.outbox import enqueue_email
+from accounts.outbox import InvalidEmail, check_address, enqueue_email
 from tracking.schema import sites
 from webapp.portal import select_locale
+
+
+def check_deliverable(email: str, problems: dict[str, str], field: str = "email") -> None:
+    """A problem under ``field`` when the outbox could not send to ``email`` (checked before
+    looking the address up, so known and unknown addresses get the same answer)."""
+    if field in problems:
+        return
+    try:
+        check_address(email)
+    except InvalidEmail:
+        problems[field] = "must be an email address like name@example.com"
 
 
 def send_code(

@@ -14,7 +14,7 @@ from accounts.addresses import TooManyAddresses
 from webapp.clients import clients
 from webapp.portal import bp, customer_required
 from webapp.portal.auth import address_key, client_key, limit
-from webapp.portal.mail import send_code
+from webapp.portal.mail import check_deliverable, send_code
 from webapp.staff_auth import limiter
 
 EMAIL_PENDING = "portal_email_change"  # the Flask session's note of the new address
@@ -71,6 +71,7 @@ def change_email():
     """Send a code to the new address; the change happens when the code comes back."""
     problems: dict[str, str] = {}
     email = profile.check_email(request.form.get("email"), problems)
+    check_deliverable(email, problems)
     engine = clients().engine
     if problems:
         with engine.connect() as conn:
