@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from accounts import prefs_schema
+from accounts import messaging_schema, portal_schema, prefs_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
 from analytics import value_schema
@@ -22,11 +22,15 @@ METADATA = (
     value_schema.metadata,
     accounts_schema.metadata,
     prefs_schema.metadata,
+    portal_schema.metadata,
+    messaging_schema.metadata,
     recommender_schema.metadata,
 )
 DATA_TABLES = (
     *prefs_schema.DATA_TABLES,
+    *portal_schema.DATA_TABLES,
     *accounts_schema.DATA_TABLES,
+    *messaging_schema.DATA_TABLES,
     *recommender_schema.DATA_TABLES,
     *analytics_schema.DATA_TABLES,
     *tracking_schema.DATA_TABLES,
