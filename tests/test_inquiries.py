@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from accounts import audit
 from accounts import inquiries as domain
 from accounts.inquiries import InquiryError
+from accounts.messaging_schema import email_outbox
 from accounts.prefs_schema import inquiries as inquiries_table
 from tests.staff_helpers import csrf_token, sign_in
 from tracking.schema import customers, orders
@@ -256,6 +257,14 @@ def test_a_marketer_replies_assigns_and_closes_with_audit_entries(app, client, d
     )
     assert r.status_code == 303
     assert "We are on it." in client.get(page).get_data(as_text=True)
+    # The reply is emailed to the customer through the outbox, in the same transaction.
+    with db.connect() as conn:
+        (mail,) = conn.execute(sa.select(email_outbox)).all()
+    assert mail.to_address == "ann@example.com" and mail.user_id == "c-1"
+    assert (
+        "We are on it." in mail.body_text
+        and f"/account/sign-in?site={site.site_id}" in mail.body_text
+    )
     r = client.post(
         f"{page}/assign",
         data={"staff_id": str(user.staff_id), "csrf_token": csrf_token(client, page)},

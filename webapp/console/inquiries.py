@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, g, render_template, request, url_for
+import sqlalchemy as sa
+from flask import abort, current_app, g, render_template, request, url_for
 from flask import redirect as flask_redirect
 from flask_login import current_user
 
-from accounts import audit
+from accounts import audit, outbox
 from accounts import inquiries as domain
 from accounts.inquiries import CATEGORIES, STATUSES, InquiryError
+from accounts.portal_schema import portal_sessions
 from accounts.staff import staff_of_site
 from webapp.clients import clients
 from webapp.console import bp
@@ -132,6 +134,7 @@ def inquiry_reply(site_id: int, inquiry_id: int):
     try:
         with clients().engine.begin() as conn:
             domain.reply(conn, site_id, inquiry_id, current_user.staff_id, body)
+            _queue_reply_email(conn, site_id, inquiry_id, body.strip())
     except InquiryError as e:
         if e.field == "inquiry":
             abort(404)
@@ -142,6 +145,25 @@ def inquiry_reply(site_id: int, inquiry_id: int):
         )
     _audit(site_id, "inquiry_replied", inquiry_id=inquiry_id)
     return _back(site_id, inquiry_id)
+
+
+def _queue_reply_email(conn, site_id: int, inquiry_id: int, text: str) -> None:
+    """The reply goes to the customer by email, through the outbox (in the reply's transaction:
+    no reply without its email, no email without its reply), in the language of their latest
+    portal session; a customer without an email address on file gets none."""
+    inquiry = domain.get_inquiry(conn, site_id, inquiry_id)
+    locale = conn.execute(
+        sa.select(portal_sessions.c.locale)
+        .where(portal_sessions.c.site_id == site_id, portal_sessions.c.user_id == inquiry.user_id)
+        .order_by(portal_sessions.c.created_at.desc())
+        .limit(1)
+    ).scalar()
+    url = f"{current_app.config['PUBLIC_URL']}/account/sign-in?site={site_id}"
+    mail = domain.reply_email(
+        conn, inquiry, text, site_name=g.site.name, inquiry_url=url, locale=locale or "en"
+    )
+    if mail is not None:
+        outbox.enqueue_email(conn, site_id=site_id, **mail)
 
 
 @bp.post("/<int:site_id>/inquiries/<int:inquiry_id>/assign")
