@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from analytics.periods import Period
-from analytics.recs_items import coverage, top_items
+from analytics.recs_items import item_summary
 from analytics.schema import rollup_rec_revenue, rollup_recs, rollup_sales
 from tracking.orders import money
 
@@ -265,7 +265,5 @@ def recommendation_report(
         "previous": previous,
         "daily": _daily(conn, site_id, period, placement),
         "breakdown": _breakdown(conn, site_id, period, placement),
-        "top_shown": top_items(conn, site_id, period, placement, "impressions", top),
-        "top_clicked": top_items(conn, site_id, period, placement, "clicks", top),
-        "coverage": coverage(conn, site_id, period, placement),
+        **item_summary(conn, site_id, period, placement, top),
     }

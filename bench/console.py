@@ -72,11 +72,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ingest-batch", type=int, default=200, help="ingest worker batch size")
     p.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
     p.add_argument("--keep", action="store_true", help="keep generated PostgreSQL databases")
+    p.add_argument(
+        "--db-name",
+        help="name of the PostgreSQL database to generate (default bench_console_SCALE_PID); "
+        "kept after the run",
+    )
+    p.add_argument(
+        "--load-only",
+        action="store_true",
+        help="generate and load the store (--db-name), then stop: no rebuild, no timing",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the store --db-name already holds (loaded by an earlier run; rebuilt there "
+        "unless --rebuild-timeout is given) instead of generating one",
+    )
     a = p.parse_args(argv)
     if not a.scale and not a.ingest:
         p.error("say --scale 100k|10m and/or --ingest")
     if a.db is None:
-        a.db = "both" if a.scale in (None, "100k") else "postgresql"
+        a.db = "both" if a.scale in (None, "100k") and not a.db_name else "postgresql"
+    if (a.load_only or a.reuse) and not a.db_name:
+        p.error("--load-only and --reuse need --db-name")
+    if a.db_name:
+        a.keep = True
+    if a.load_only:
+        a.no_results = True
     return a
 
 
@@ -151,7 +173,7 @@ def make_store(a, kind: str, tmp: Path) -> Store:
     else:
         from tracking.db import make_engine
 
-        db = f"bench_console_{a.scale}_{os.getpid()}"
+        db = a.db_name or f"bench_console_{a.scale}_{os.getpid()}"
         admin = make_engine(a.pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
@@ -167,6 +189,8 @@ def make_store(a, kind: str, tmp: Path) -> Store:
     engine.dispose()
     rows = store.load["rows"]
     log(f"{kind}: loaded in {store.load['seconds']:.1f} s: {rows}")
+    if a.load_only:
+        return store
     store.rebuild_seconds, store.rebuild_note = rebuild(
         store.url, site.site_id, a.rebuild_timeout or 3600
     )
@@ -341,6 +365,12 @@ def main(argv=None) -> int:
             if a.scale or a.store_url:
                 kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
                 for kind in kinds:
+                    if a.reuse:
+                        a.store_url = (
+                            sa.engine.make_url(a.pg_url)
+                            .set(database=a.db_name)
+                            .render_as_string(False)
+                        )
                     if a.store_url:
                         store = Store(kind, a.store_url)
                         if a.rebuild_timeout:
@@ -351,6 +381,8 @@ def main(argv=None) -> int:
                     else:
                         store = make_store(a, kind, tmp)
                     stores.append(store)
+                    if a.load_only:
+                        continue
                     time_store(a, store, redis_server.url, tmp)
                     if not a.keep:
                         store.drop()
