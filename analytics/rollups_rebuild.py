@@ -148,7 +148,34 @@ def rebuild_site(conn: sa.Connection, site_id: int, window: timedelta) -> dict[s
     for table, rows in ((funnel_sessions, session_rows), (rollup_attributions, mirror)):
         _insert(conn, table, rows)
         written[table.name] = len(rows)
+    _analyze(
+        conn,
+        [
+            rollup_visitors,
+            rollup_recs,
+            rollup_rec_items,
+            rollup_funnel,
+            rollup_sales,
+            rollup_item_sales,
+            rollup_visitor_revenue,
+            rollup_rec_revenue,
+            funnel_sessions,
+            rollup_attributions,
+        ],
+    )
     return written
+
+
+def _analyze(conn: sa.Connection, tables: list[sa.Table]) -> None:
+    """Fresh planner statistics for the rewritten tables, on PostgreSQL.
+
+    Without them, until autovacuum comes by, PostgreSQL plans the reports on the old row counts:
+    after a rebuild into empty rollups it ran the lift report's join of two per-visitor
+    aggregates as a nested loop, 1.4 s a call at 100k events instead of 15 ms. Inside the
+    rebuild's transaction ANALYZE counts the rows it wrote.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ANALYZE " + ", ".join(table.name for table in tables)))
 
 
 def _funnel(conn: sa.Connection, site_id: int, session_bits: dict) -> tuple[dict, list]:
