@@ -131,20 +131,6 @@ def rebuild(url: str, site_id: int, timeout: float) -> tuple[float | None, str]:
     return seconds, ", ".join(f"{k} {v:,}" for k, v in written.items())
 
 
-def analyze(url: str) -> None:
-    """Planner statistics for the freshly written tables, as autovacuum would soon gather.
-
-    Without them PostgreSQL plans the lift report's join of two per-visitor aggregates as a
-    nested loop over rollups it believes empty (1.4 s at 100k events instead of 15 ms).
-    """
-    from tracking.db import make_engine
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("ANALYZE"))
-    engine.dispose()
-
-
 class Store:
     """One generated (or given) store: its URL, load and rebuild figures, then page timings."""
 
@@ -194,7 +180,6 @@ def make_store(a, kind: str, tmp: Path) -> Store:
     store.rebuild_seconds, store.rebuild_note = rebuild(
         store.url, site.site_id, a.rebuild_timeout or 3600
     )
-    analyze(store.url)
     return store
 
 
@@ -260,10 +245,8 @@ def report(a, stores: list[Store], ingest, run_time: str) -> dict[str, list[str]
         if store.rebuild_seconds is not None:
             lines.append(
                 f"Rollups rebuilt from the raw tables (analytics.rollups.rebuild) in "
-                f"{store.rebuild_seconds:.1f} s: {store.rebuild_note}. Then `ANALYZE`, as "
-                "autovacuum would do soon after: right after the rebuild, before it, PostgreSQL "
-                "planned the lift query (analytics/lift.py `_revenues`) as a nested loop over "
-                "rollups it thought empty, 1.4 s a call at 100k events instead of 15 ms."
+                f"{store.rebuild_seconds:.1f} s (rows written with COPY on PostgreSQL, then "
+                f"`ANALYZE` of the rollup tables inside the rebuild): {store.rebuild_note}."
             )
         elif store.rebuild_note:
             lines.append(
@@ -377,7 +360,6 @@ def main(argv=None) -> int:
                             store.rebuild_seconds, store.rebuild_note = rebuild(
                                 a.store_url, 1, a.rebuild_timeout
                             )
-                            analyze(a.store_url)
                     else:
                         store = make_store(a, kind, tmp)
                     stores.append(store)
@@ -394,6 +376,9 @@ def main(argv=None) -> int:
                     store.drop()
             redis_server.stop()
     minutes = (time.monotonic() - t_start) / 60
+    if a.load_only:
+        log(f"loaded {a.db_name} in {minutes:.1f} min; time it with --reuse --db-name {a.db_name}")
+        return 0
     subsections = report(a, stores, ingest, f"{minutes:.1f} min")
     print("\n\n".join("\n".join(lines) for lines in subsections.values()))
     if not a.no_results:
