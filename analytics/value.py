@@ -17,7 +17,6 @@ weeks, as Fader, Hardie & Lee built their CDNOW summaries.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -25,19 +24,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from analytics import clv, rfm
+from analytics.value_io import Scores, read_customers, write_scores
 from analytics.value_schema import value_runs, value_scores
-from tracking.schema import orders
 
 log = logging.getLogger("ecrm.analytics.value")
 
-NO_CURRENCY = "XXX"
-DAY_SECONDS = 86400.0
 MONTH_DAYS = 30.4375  # a mean Gregorian month
-WRITE_CHUNK = 5000
+WEEK_DAYS = 7.0
+RECENT_DAYS = 91  # "orders in the last 3 months": days since, for the seed's frequency
 EPOCH = date(1970, 1, 1)
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -81,149 +78,30 @@ class RunSummary:
     seconds: float
 
 
-def _epoch_seconds(dialect: str) -> sa.ColumnElement:
-    if dialect == "postgresql":
-        return sa.cast(sa.extract("epoch", orders.c.ordered_at), sa.Float)
-    return (sa.func.julianday(orders.c.ordered_at) - 2440587.5) * DAY_SECONDS
-
-
-def read_orders(engine: sa.Engine, site_id: int, before: datetime) -> dict[str, np.ndarray]:
-    """The site's orders with a user id before ``before``, as arrays (one pass, streamed)."""
-    money = sa.cast(sa.func.coalesce(orders.c.total, orders.c.revenue, 0), sa.Float)
-    query = (
-        sa.select(
-            orders.c.user_id,
-            sa.func.coalesce(orders.c.currency, NO_CURRENCY),
-            _epoch_seconds(engine.dialect.name),
-            money,
-        )
-        .where(
-            orders.c.site_id == site_id,
-            orders.c.user_id.is_not(None),
-            orders.c.ordered_at < before,
-        )
-        .execution_options(stream_results=True, yield_per=50_000)
-    )
-    if engine.dialect.name == "postgresql":
-        return _copy_out(engine, query)
-    users: list[str] = []
-    currencies: list[str] = []
-    seconds: list[float] = []
-    amounts: list[float] = []
-    with engine.connect() as conn:
-        for rows in conn.execute(query).partitions():
-            u, c, s, a = zip(*rows, strict=True)
-            users.extend(u)
-            currencies.extend(c)
-            seconds.extend(s)
-            amounts.extend(a)
-    return _arrays(
-        np.array(users, dtype=object),
-        np.array(currencies, dtype=object),
-        np.array(seconds, dtype=np.float64),
-        np.array(amounts, dtype=np.float64),
-    )
-
-
-def _arrays(users, currencies, seconds, amounts) -> dict[str, np.ndarray]:
-    return {
-        "user_id": users,
-        "currency": np.char.upper(currencies.astype(str)).astype(object),
-        "day": np.floor(seconds / DAY_SECONDS).astype(np.int64),
-        "amount": amounts,
-    }
-
-
-def _copy_out(engine: sa.Engine, query: sa.Select) -> dict[str, np.ndarray]:
-    # PostgreSQL: COPY of the compiled query, parsed by pandas (5M orders: a few seconds, where
-    # rows through the driver take tens and hold every value as a Python object).
-    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
-    buffer = io.BytesIO()
-    with engine.connect() as conn:
-        cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
-            for chunk in copy:
-                buffer.write(chunk)
-    buffer.seek(0)
-    frame = pd.read_csv(
-        buffer,
-        sep="\t",
-        header=None,
-        names=["user_id", "currency", "seconds", "amount"],
-        dtype={"user_id": object, "currency": object, "seconds": np.float64, "amount": np.float64},
-        keep_default_na=False,
-        quoting=3,  # csv.QUOTE_NONE: COPY's text format escapes with backslashes, never quotes
-    )
-    users = frame["user_id"].to_numpy(dtype=object)
-    if _has_escapes(users):
-        users = np.array([_unescape(u) for u in users], dtype=object)
-    return _arrays(
-        users,
-        frame["currency"].to_numpy(dtype=object),
-        frame["seconds"].to_numpy(),
-        frame["amount"].to_numpy(),
-    )
-
-
-def _has_escapes(values: np.ndarray) -> bool:
-    return bool(pd.Series(values, dtype=object).str.contains("\\", regex=False).any())
-
-
-_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
-
-
-def _unescape(text: str) -> str:
-    """A COPY text-format value back to the string it was (user ids may hold tabs)."""
-    out, i = [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            out.append(_COPY_ESCAPES.get(text[i + 1], text[i + 1]))
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-@dataclass
-class Scores:
-    """One currency's scores, customer by customer (sorted by user id)."""
-
-    user_id: np.ndarray
-    orders: np.ndarray
-    revenue: np.ndarray
-    first_day: np.ndarray
-    last_day: np.ndarray
-    seed: tuple[np.ndarray, np.ndarray, np.ndarray]
-    quintile: tuple[np.ndarray, np.ndarray, np.ndarray]
-    segment: np.ndarray
-    model: dict[str, np.ndarray] | None
-    vip: np.ndarray
-    bgnbd: clv.BgNbd | None
-    gamma_gamma: clv.GammaGamma | None
-    fit_error: str | None
-
-
-def score_currency(
-    user_id: np.ndarray, day: np.ndarray, amount: np.ndarray, end_day: int, settings: ValueSettings
-) -> Scores:
-    """Every score of one currency's customers from their orders (whole UTC day numbers)."""
-    uniques, codes = _sorted_codes(user_id)
-    n = len(uniques)
-    count = np.bincount(codes, minlength=n)
-    revenue = np.bincount(codes, weights=amount, minlength=n)
-    first_day = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first_day, codes, day)
-    last_day = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(last_day, codes, day)
-    recent = np.bincount(codes[day > end_day - 3 * MONTH_DAYS], minlength=n)
+def score_currency(rows: dict[str, np.ndarray], end_day: int, settings: ValueSettings) -> Scores:
+    """Every score of one currency's customers from their per-customer sums (read_customers)."""
+    order = np.argsort(rows["user_id"].astype(str), kind="stable")
+    r = {name: values[order] for name, values in rows.items()}
+    uniques, count, revenue = r["user_id"], r["orders"], r["revenue"]
+    first_day, last_day = r["first_day"], r["last_day"]
 
     days_since = (end_day - last_day).astype(np.float64)
-    seed = rfm.seed_scores(days_since / MONTH_DAYS, recent, revenue / count, settings.thresholds)
+    seed = rfm.seed_scores(
+        days_since / MONTH_DAYS, r["recent_orders"], revenue / count, settings.thresholds
+    )
     r5, f5, m5, segment = rfm.quintile_scores(uniques, days_since, count, revenue)
 
-    summary = clv.summarise(codes, day, amount, end_day=end_day)  # rows in code order = uniques
+    # The models' summary (FHL's CDNOW tables): repeat purchase days, in weeks.
+    x = (r["days"] - 1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(x > 0, (revenue - r["first_amount"]) / x, 0.0)
+    summary = clv.Summary(
+        customer_ids=uniques,
+        frequency=x,
+        recency=(last_day - first_day) / WEEK_DAYS,
+        T=(end_day - first_day) / WEEK_DAYS,
+        monetary=monetary,
+    )
     model, bg, gg, error = _model_scores(summary, settings)
     if settings.vip_by == "clv" and model is not None:
         vip_value = model["clv"]
@@ -245,13 +123,6 @@ def score_currency(
         gg,
         error,
     )
-
-
-def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, each value's index among them): a hash pass, then a sort of the
-    distinct values only (np.unique would sort all five million order rows' strings)."""
-    codes, uniques = pd.factorize(values, sort=True)
-    return np.asarray(uniques, dtype=object), codes.astype(np.int64)
 
 
 def _model_scores(summary: clv.Summary, settings: ValueSettings):
@@ -291,37 +162,6 @@ def _model_scores(summary: clv.Summary, settings: ValueSettings):
     return model, bg, gg, None
 
 
-def _at(day_number: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(day_number))
-
-
-def _rows(site_id: int, day: date, currency: str, s: Scores):
-    model = s.model
-    for i, user in enumerate(s.user_id):
-        yield {
-            "site_id": site_id,
-            "day": day,
-            "currency": currency,
-            "user_id": user,
-            "orders": int(s.orders[i]),
-            "revenue": round(float(s.revenue[i]), 2),
-            "first_order_at": _at(s.first_day[i]),
-            "last_order_at": _at(s.last_day[i]),
-            "r_seed": int(s.seed[0][i]),
-            "f_seed": int(s.seed[1][i]),
-            "m_seed": int(s.seed[2][i]),
-            "r_score": int(s.quintile[0][i]),
-            "f_score": int(s.quintile[1][i]),
-            "m_score": int(s.quintile[2][i]),
-            "segment": s.segment[i],
-            **{
-                name: (float(model[name][i]) if model is not None else None)
-                for name in MODEL_COLUMNS
-            },
-            "vip": bool(s.vip[i]),
-        }
-
-
 def refresh(
     engine: sa.Engine,
     site_id: int,
@@ -338,7 +178,7 @@ def refresh(
     end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     end_day = (day - EPOCH).days
     report("reading orders", 0, 1)
-    data = read_orders(engine, site_id, end)
+    data = read_customers(engine, site_id, end, recent_from_day=end_day - RECENT_DAYS + 1)
     currencies = sorted(set(data["currency"].tolist()))
     report("reading orders", 1, 1)
     summaries = []
@@ -355,10 +195,10 @@ def refresh(
             started = time.perf_counter()
             mask = data["currency"] == currency
             scores = score_currency(
-                data["user_id"][mask], data["day"][mask], data["amount"][mask], end_day, settings
+                {name: values[mask] for name, values in data.items()}, end_day, settings
             )
             report(f"scoring {currency}", done, len(currencies))
-            _write_scores(conn, site_id, day, currency, scores)
+            write_scores(conn, site_id, day, currency, scores)
             seconds = time.perf_counter() - started
             bg, gg = scores.bgnbd, scores.gamma_gamma
             conn.execute(
@@ -389,68 +229,6 @@ def refresh(
             )
             report(f"scoring {currency}", done + 1, len(currencies))
     return summaries
-
-
-def _write_scores(conn: sa.Connection, site_id: int, day: date, currency: str, s: Scores) -> None:
-    if conn.dialect.name == "postgresql":
-        _copy_in(conn, site_id, day, currency, s)
-        return
-    batch: list[dict] = []
-    for row in _rows(site_id, day, currency, s):
-        batch.append(row)
-        if len(batch) >= WRITE_CHUNK:
-            conn.execute(sa.insert(value_scores), batch)
-            batch = []
-    if batch:
-        conn.execute(sa.insert(value_scores), batch)
-
-
-MODEL_COLUMNS = (
-    "p_alive",
-    "purchases_4w",
-    "purchases_13w",
-    "purchases_52w",
-    "expected_spend",
-    "clv",
-)
-
-
-def _copy_in(conn: sa.Connection, site_id: int, day: date, currency: str, s: Scores) -> None:
-    # PostgreSQL: one COPY of the whole currency (a million rows in seconds, where INSERTs take
-    # minutes); psycopg formats and escapes each value.
-    n = len(s.user_id)
-    stamps = {
-        name: [
-            f"{d}T00:00:00+00:00"
-            for d in (np.datetime64("1970-01-01") + days.astype("timedelta64[D]")).astype(str)
-        ]
-        for name, days in (("first_order_at", s.first_day), ("last_order_at", s.last_day))
-    }
-    columns = {
-        "site_id": [site_id] * n,
-        "day": [day] * n,
-        "currency": [currency] * n,
-        "user_id": s.user_id.tolist(),
-        "orders": s.orders.tolist(),
-        "revenue": np.round(s.revenue, 2).tolist(),
-        **stamps,
-        "r_seed": s.seed[0].tolist(),
-        "f_seed": s.seed[1].tolist(),
-        "m_seed": s.seed[2].tolist(),
-        "r_score": s.quintile[0].tolist(),
-        "f_score": s.quintile[1].tolist(),
-        "m_score": s.quintile[2].tolist(),
-        "segment": s.segment.tolist(),
-        **{
-            name: (s.model[name].tolist() if s.model is not None else [None] * n)
-            for name in MODEL_COLUMNS
-        },
-        "vip": s.vip.tolist(),
-    }
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY value_scores ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in zip(*columns.values(), strict=True):
-            copy.write_row(row)
 
 
 def refreshed_on(engine: sa.Engine, site_id: int, day: date) -> bool:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analytics.schema import Money, metadata
 from tracking.schema import JSON, UtcDateTime
+
+# Its own metadata, so this module imports nothing of analytics/ (analytics.schema imports it).
+metadata = sa.MetaData()
+Money = sa.Numeric(16, 2)
 
 value_scores = sa.Table(
     "value_scores",
@@ -69,6 +72,5 @@ value_runs = sa.Table(
 
 
 def create(conn: sa.Connection) -> None:
-    """Migration 111 (a fresh store made by 101 has the tables already)."""
-    value_scores.create(conn, checkfirst=True)
-    value_runs.create(conn, checkfirst=True)
+    """Migration 111."""
+    metadata.create_all(conn)

@@ -32,6 +32,7 @@ NAV = (
     ("console.sales", "Sales", "viewer"),
     ("console.funnel", "Funnel", "viewer"),
     ("console.customers", "Customers", "viewer"),
+    ("console.inquiries", "Inquiries", "viewer"),
     ("console.staff", "Staff", "owner"),
     ("console.webhooks", "Webhooks", "owner"),
     ("console.audit", "Audit log", "owner"),
@@ -113,6 +114,7 @@ def switch():
 from webapp.console import (  # noqa: E402,F401
     customers,
     funnel,
+    inquiries,
     inspector,
     models,
     performance,
