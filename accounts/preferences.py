@@ -17,7 +17,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from accounts import consent
+from accounts import consent, webhooks
 from accounts.prefs_schema import communication_topics
 
 CHANNELS = ("email", "sms", "push")
@@ -167,8 +167,17 @@ def set_preferences(
             raise PreferenceError(what, "true or false")
     consent.check(user_id, "preferences", source, wording)
     now = {p.what: p.granted for p in get_preferences(conn, site_id, user_id)}
-    return [
+    records = [
         consent.record(conn, site_id, user_id, what, granted, source=source, wording=wording)
         for what, granted in changes.items()
         if now.get(what) != granted
     ]
+    if records:  # the shop hears of a change, in the change's own transaction
+        current = {p.what: p.granted for p in get_preferences(conn, site_id, user_id)}
+        webhooks.emit(
+            conn,
+            site_id=site_id,
+            event_type="preferences.updated",
+            data={"user_id": user_id, "preferences": current, "source": source},
+        )
+    return records

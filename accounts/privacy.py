@@ -15,7 +15,7 @@ import logging
 import redis
 import sqlalchemy as sa
 
-from accounts import consent
+from accounts import consent, webhooks
 from recommender import opt_outs
 
 log = logging.getLogger("ecrm.accounts")
@@ -50,6 +50,13 @@ def set_personalisation(
         conn, site_id, user_id, consent.PERSONALISATION, enabled, source=source, wording=wording
     )
     changed = opt_outs.mark(conn, site_id, user_id, personalised=enabled)
+    if changed:
+        webhooks.emit(
+            conn,
+            site_id=site_id,
+            event_type="preferences.updated",
+            data={"user_id": user_id, "personalisation": enabled, "source": source},
+        )
     if redis_client is not None:
         try:
             opt_outs.announce(redis_client, site_id, user_id, personalised=enabled)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import addresses, codes, portal_orders, profile
+from accounts import addresses, codes, portal_orders, profile, webhooks
 from accounts.addresses import TooManyAddresses
 from webapp.clients import clients
 from webapp.portal import bp, customer_required
@@ -54,9 +54,22 @@ def profile_page():
         return page, 400
     with engine.begin() as conn:
         profile.update_profile(conn, *_me(), values)
-        # Webhook customer.updated goes here once accounts.webhooks lands (issue 13, P3).
+        _customer_updated(conn)
     profile.refresh_answers(clients().redis, *_me())  # the age trait feeds the rules
     return redirect(url_for("portal.profile_page", saved=1), 303)
+
+
+def _customer_updated(conn) -> None:
+    # The shop hears of the change in the change's own transaction (accounts.webhooks).
+    site_id, user_id = _me()
+    data = profile.read_profile(conn, site_id, user_id) or {"user_id": user_id}
+    webhooks.emit(conn, site_id=site_id, event_type="customer.updated", data=data)
+
+
+def _address_event(conn, event_type: str, address: dict | None) -> None:
+    site_id, user_id = _me()
+    data = {"user_id": user_id, "address": address}
+    webhooks.emit(conn, site_id=site_id, event_type=event_type, data=data)
 
 
 @bp.post("/email")
@@ -132,7 +145,7 @@ def confirm_email():
         return page, 400
     with clients().engine.begin() as conn:
         profile.update_profile(conn, site_id, user_id, {"email": result.email})
-        # Webhook customer.updated goes here once accounts.webhooks lands (issue 13, P3).
+        _customer_updated(conn)
     session.pop(EMAIL_PENDING, None)
     return redirect(url_for("portal.profile_page", saved=1), 303)
 
@@ -171,8 +184,8 @@ def new_address():
         return _address_form(None, _submitted(), problems, 400)
     try:
         with clients().engine.begin() as conn:
-            addresses.add_address(conn, *_me(), values)
-            # Webhook address.created goes here once accounts.webhooks lands (issue 13, P3).
+            added = addresses.add_address(conn, *_me(), values)
+            _address_event(conn, "address.created", added)
     except TooManyAddresses:
         problems = {"kind": _("You have the most addresses allowed; delete one first.")}
         return _address_form(None, _submitted(), problems, 400)
@@ -194,9 +207,10 @@ def edit_address(address_id: int):
     if problems:
         return _address_form(address_id, _submitted(), problems, 400)
     with engine.begin() as conn:
-        if addresses.update_address(conn, *_me(), address_id, values) is None:
+        changed = addresses.update_address(conn, *_me(), address_id, values)
+        if changed is None:
             abort(404)
-        # Webhook address.updated goes here once accounts.webhooks lands (issue 13, P3).
+        _address_event(conn, "address.updated", changed)
     return redirect(url_for("portal.address_book"), 303)
 
 
@@ -207,7 +221,7 @@ def delete_address(address_id: int):
     with clients().engine.begin() as conn:
         if not addresses.delete_address(conn, *_me(), address_id):
             abort(404)
-        # Webhook address.deleted goes here once accounts.webhooks lands (issue 13, P3).
+        _address_event(conn, "address.deleted", {"address_id": address_id})
     return redirect(url_for("portal.address_book"), 303)
 
 
