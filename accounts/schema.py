@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from accounts import rights_schema
 from tracking.migrations import Migration
 from tracking.schema import JSON, UtcDateTime
 
@@ -92,6 +93,7 @@ def _initial(conn: sa.Connection) -> None:
 
 MIGRATIONS: list[Migration] = [
     (201, "accounts tables", _initial),
+    (203, "data rights: erasure receipts", rights_schema.create),
 ]
 
 # Tables holding data (for tests that empty the store), children before the tables they name.

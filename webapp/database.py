@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from accounts import rights_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
 from recommender import schema as recommender_schema
@@ -19,8 +20,10 @@ METADATA = (
     analytics_schema.metadata,
     accounts_schema.metadata,
     recommender_schema.metadata,
+    rights_schema.metadata,
 )
 DATA_TABLES = (
+    *rights_schema.DATA_TABLES,
     *accounts_schema.DATA_TABLES,
     *recommender_schema.DATA_TABLES,
     *analytics_schema.DATA_TABLES,
