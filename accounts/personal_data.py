@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
 from tracking import schema as tracking_schema
+from tracking.identity import MAX_ID_LENGTH, UNVERIFIED_PREFIX
 
 # Column names that link a row to a customer: a table with one must be registered or excluded.
 LINK_COLUMNS = frozenset(
@@ -284,6 +285,18 @@ def find_person(conn: sa.Connection, site_id: int, user_id: str) -> Person | Non
             .order_by(identities.c.anonymous_id)
         ).scalars()
     )
+    # A browser's unverified claim to be them, sent without an anonymous id, was stored as the
+    # visitor "unverified:<user id>" (tracking.identity.distrust): theirs too.
+    claimed = (UNVERIFIED_PREFIX + user_id)[:MAX_ID_LENGTH]
+    if (
+        claimed not in anonymous
+        and conn.execute(
+            sa.select(events.c.id)
+            .where(events.c.site_id == site_id, events.c.anonymous_id == claimed)
+            .limit(1)
+        ).first()
+    ):
+        anonymous = (*anonymous, claimed)
     if row is None and not anonymous:
         has_events = conn.execute(
             sa.select(events.c.id)

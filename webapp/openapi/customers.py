@@ -40,7 +40,7 @@ class CustomerPath(ApiModel):
         description="The customer's user id, as the shop sends it in `identify` and events. Ids "
         "may contain `/` (plain or `%2F`); an id ending in `/export` or `/similar` is reached "
         "by those routes only.",
-        examples=["user-42"],
+        examples=["cust-00042"],
     )
 
 
@@ -97,7 +97,7 @@ NOT_FOUND = error(
     "The site holds nothing about this user id (and never erased it).",
     "not_found",
     "user_id",
-    "no customer 'user-42' on this site",
+    "no customer 'cust-00042' on this site",
 )
 RECEIPT = {
     "receipt_id": "6f1c2b0e9a7d4c3b8e5f1a2d3c4b5a69",
@@ -131,7 +131,7 @@ def operations() -> list[Operation]:
                 404: NOT_FOUND,
             },
             path_params=CustomerPath,
-            samples=(sample("GET", "/v1/customers/user-42/export", auth="server"),),
+            samples=(sample("GET", "/v1/customers/cust-00042/export", auth="server"),),
         ),
         Operation(
             "delete",
@@ -152,6 +152,6 @@ def operations() -> list[Operation]:
                 404: NOT_FOUND,
             },
             path_params=CustomerPath,
-            samples=(sample("DELETE", "/v1/customers/user-42", auth="server"),),
+            samples=(sample("DELETE", "/v1/customers/cust-00042", auth="server"),),
         ),
     ]
