@@ -60,7 +60,7 @@ def _rows(conn: sa.Connection, entry: personal_data.Holding, person: Person) -> 
         return []
     order = [c for c in entry.table.primary_key.columns]
     query = sa.select(entry.table).where(condition).order_by(*order)
-    return [{k: _plain(v) for k, v in row.items()} for row in conn.execute(query).mappings()]
+    return [{str(k): _plain(v) for k, v in row.items()} for row in conn.execute(query).mappings()]
 
 
 def _interactions(conn: sa.Connection, person: Person) -> list[dict]:
