@@ -25,7 +25,8 @@ import redis as redis_lib
 import sqlalchemy as sa
 
 from accounts import personal_data
-from accounts.erasure import Stores, model_users, visitors
+from accounts.erasure import Stores, model_users
+from accounts.erasure_stores import keys_naming, visitors
 from accounts.personal_data import Person
 from recommender import forget
 from recommender.registry import ModelRegistry
@@ -105,22 +106,17 @@ def _redis(client: redis_lib.Redis | None, person: Person) -> dict[str, Any]:
         rows = client.lrange(recent_key(person.site_id, visitor), 0, -1)
         if rows:
             recent[visitor] = [orjson.loads(r) for r in rows]
-    for key in _recs_keys(client, person):
+    for key, visitor in keys_naming(client, person).items():
+        if not key.startswith(b"ecrm:recs:"):
+            continue
         raw = client.get(key)
         if raw is None:
             continue
         entry = orjson.loads(raw)
-        visitor = key.decode().rsplit(":", 2)
-        cached.setdefault(":".join(visitor[-2:]), []).append(
+        cached.setdefault(visitor, []).append(
             {"model_version": entry.get("v"), "items": [c[0] for c in entry.get("c", [])]}
         )
     return {"recent_activity": recent, "cached_recommendations": cached}
-
-
-def _recs_keys(client: redis_lib.Redis, person: Person) -> list[bytes]:
-    from accounts.erasure import _keys_naming
-
-    return [k for k in _keys_naming(client, person) if k.startswith(b"ecrm:recs:")]
 
 
 def _models(models_dir: Path, person: Person) -> list[str]:

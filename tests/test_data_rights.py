@@ -253,6 +253,7 @@ def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis)
     assert len(document["interactions"]) >= 12
     assert document["models"]["versions"] == sorted([first, current])
     assert document["redis"]["recent_activity"]
+    assert f"u:{person.user_id}" in document["redis"]["cached_recommendations"]
     assert "audit_log" in document["excluded"]
 
     r = client.delete(f"/v1/customers/{person.user_id}", headers=headers)

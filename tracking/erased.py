@@ -52,15 +52,20 @@ def remember(
 def erased(
     conn: sa.Connection, site_id: int, ids: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
-    """The (kind, id) pairs among ``ids`` that the site's tombstone holds."""
+    """The (kind, id) pairs among ``ids`` that the site's tombstone holds.
+
+    The ingest worker asks this for every batch, so the query goes to the driver as plain SQL:
+    building and compiling an expanding IN through SQLAlchemy cost several times the lookup.
+    """
     by_digest = {digest(site_id, kind, value): (kind, value) for kind, value in ids}
     found: set[tuple[str, str]] = set()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for part in chunks(list(by_digest)):
-        for hit in conn.execute(
-            sa.select(erased_ids.c.digest).where(
-                erased_ids.c.site_id == site_id, erased_ids.c.digest.in_(part)
-            )
-        ).scalars():
+        statement = (
+            f"SELECT digest FROM {erased_ids.name} WHERE site_id = {mark} "
+            f"AND digest IN ({', '.join([mark] * len(part))})"
+        )
+        for (hit,) in conn.exec_driver_sql(statement, (site_id, *part)):
             found.add(by_digest[hit])
     return found
 

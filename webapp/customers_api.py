@@ -17,6 +17,7 @@ from webapp.clients import clients
 from webapp.errors import ApiError
 from webapp.openapi.customers import CustomerPath
 from webapp.openapi.parse import validate
+from webapp.recommend import serving
 
 bp = Blueprint("customers_api", __name__, url_prefix="/v1/customers")
 
@@ -44,6 +45,14 @@ def stores() -> erasure.Stores:
         spool_dir=Path(config["SPOOL_DIR"]),
         models_dir=Path(config["VAR_DIR"]) / "models",
     )
+
+
+def erase_everywhere(site_id: int, user_id: str, requested_by: str) -> dict:
+    """Erase a customer (accounts.erasure) and serve the rewritten model in this process now
+    (the others reload it on the message erasure publishes); the receipt."""
+    receipt = erasure.erase(stores(), site_id, user_id, requested_by=requested_by)
+    serving().refresh(site_id)
+    return receipt
 
 
 def _user_id(user_id: str) -> str:
@@ -74,7 +83,7 @@ def erase_customer(user_id: str):
     site = site_for_server()
     user_id = _user_id(user_id)
     try:
-        receipt = erasure.erase(stores(), site.site_id, user_id, requested_by="api")
+        receipt = erase_everywhere(site.site_id, user_id, "api")
     except erasure.UnknownCustomer:
         raise _not_found(user_id) from None
     return jsonify(success=True, receipt=receipt)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from flask import abort, render_template, request
 from flask_login import current_user
 
-from accounts import audit, erasure
+from accounts import audit
 from accounts.personal_data import find_person
 from webapp.clients import clients
 from webapp.console import bp
 from webapp.console.access import site_page
-from webapp.customers_api import stores
+from webapp.customers_api import erase_everywhere
 
 MAX_ID = 255
 
@@ -53,9 +53,7 @@ def erase_customer_confirmed(site_id: int, user_id: str):
     if typed != person.user_id:
         errors = {"confirm_id": "Type the customer's id exactly as shown to confirm."}
         return _page(person, 422, errors, typed)
-    receipt = erasure.erase(
-        stores(), site_id, person.user_id, requested_by=f"staff:{current_user.staff_id}"
-    )
+    receipt = erase_everywhere(site_id, person.user_id, f"staff:{current_user.staff_id}")
     audit.record(
         clients().engine,
         "customer.erase",
