@@ -360,3 +360,34 @@ def test_only_the_sites_server_key_reaches_its_customers(app, client, site, db):
         assert client.open(url, method=method, headers=browser).status_code == 403
     assert count(db, customers, customers.c.user_id == person.user_id) == 1
     assert other_site.site_id != site.site_id
+
+
+def test_without_redis_the_api_answers_503_and_a_retry_finishes(
+    app, client, site, db, monkeypatch, tmp_path
+):
+    import redis as redis_lib
+
+    from webapp import customers_api
+
+    person = Planted(site, ["sku-1", "sku-2", "sku-3", "sku-4"])
+    store_events(db, site.site_id, person.events(2))
+    working = customers_api.stores
+    dead = redis_lib.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"))
+    monkeypatch.setattr(
+        customers_api,
+        "stores",
+        lambda: working().__class__(**{**working().__dict__, "redis": dead}),
+    )
+    headers = auth(site.server_key)
+    for method, path in (("GET", "/export"), ("DELETE", "")):
+        r = client.open(f"/v1/customers/{person.user_id}{path}", method=method, headers=headers)
+        assert r.status_code == 503, r.json
+        assert r.json["error"]["field"] == "redis" and r.json["retry"] is True
+        assert int(r.headers["Retry-After"]) > 0
+    # The tombstone is down already: nothing of theirs is stored from here on.
+    with db.connect() as conn:
+        assert erased.erased(conn, site.site_id, [(erased.USER, person.user_id)])
+    monkeypatch.setattr(customers_api, "stores", working)
+    r = client.delete(f"/v1/customers/{person.user_id}", headers=headers)
+    assert r.status_code == 200 and r.json["receipt"]["completed_at"]
+    assert count(db, events, events.c.anonymous_id == person.anonymous_id) == 0

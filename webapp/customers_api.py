@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis as redis_lib
 from flask import Blueprint, current_app, jsonify
 from werkzeug.routing import PathConverter
 
@@ -59,6 +60,17 @@ def _user_id(user_id: str) -> str:
     return validate(CustomerPath, {"user_id": user_id}).user_id
 
 
+def _unavailable(e: Exception) -> ApiError:
+    return ApiError(
+        503,
+        "redis",
+        f"Redis is unreachable ({e}); nothing is lost: send the same request again (erasure "
+        "finishes what it started and answers the same receipt)",
+        "unavailable",
+        retry_after=current_app.config["RETRY_AFTER_SECONDS"],
+    )
+
+
 def _not_found(user_id: str) -> ApiError:
     return ApiError(404, "user_id", f"no customer {user_id!r} on this site", "not_found")
 
@@ -72,6 +84,8 @@ def export_customer(user_id: str):
         document = export.export(stores(), site.site_id, user_id)
     except export.UnknownCustomer:
         raise _not_found(user_id) from None
+    except redis_lib.RedisError as e:
+        raise _unavailable(e) from e
     response = jsonify(document)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -86,4 +100,6 @@ def erase_customer(user_id: str):
         receipt = erase_everywhere(site.site_id, user_id, "api")
     except erasure.UnknownCustomer:
         raise _not_found(user_id) from None
+    except redis_lib.RedisError as e:
+        raise _unavailable(e) from e
     return jsonify(success=True, receipt=receipt)

@@ -5,12 +5,13 @@ The views validate their path with :class:`CustomerPath` too (webapp.customers_a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from webapp.openapi.parts import SERVER_KEY, SERVER_KEY_ERRORS, error, sample
+from webapp.openapi.parts import SERVER_KEY, SERVER_KEY_ERRORS, error, ref, sample
 from webapp.openapi.schema import ApiModel
 from webapp.openapi.spec import Operation, Reply
 
@@ -92,6 +93,16 @@ BAD_ID = error(
     "user_id",
     "contains a NUL character (%00)",
 )
+UNAVAILABLE = replace(
+    error(
+        503,
+        "Redis is unreachable; send the same request again (erasure finishes what it started).",
+        "unavailable",
+        "redis",
+        "Redis is unreachable (connection refused); nothing is lost: send the same request again",
+    ),
+    headers={"Retry-After": ref("headers", "RetryAfter")},
+)
 NOT_FOUND = error(
     404,
     "The site holds nothing about this user id (and never erased it).",
@@ -129,6 +140,7 @@ def operations() -> list[Operation]:
                 400: BAD_ID,
                 **SERVER_KEY_ERRORS,
                 404: NOT_FOUND,
+                503: UNAVAILABLE,
             },
             path_params=CustomerPath,
             samples=(sample("GET", "/v1/customers/cust-00042/export", auth="server"),),
@@ -150,6 +162,7 @@ def operations() -> list[Operation]:
                 400: BAD_ID,
                 **SERVER_KEY_ERRORS,
                 404: NOT_FOUND,
+                503: UNAVAILABLE,
             },
             path_params=CustomerPath,
             samples=(sample("DELETE", "/v1/customers/cust-00042", auth="server"),),
