@@ -15,7 +15,7 @@ exported without a change here. It holds, for one customer of one site:
 from __future__ import annotations
 
 import base64
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,18 +41,27 @@ class UnknownCustomer(LookupError):
     """The site holds nothing about this user id."""
 
 
-def _plain(value: Any) -> Any:
-    """A SQL value as JSON can hold it."""
-    if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
+def _default(value: Any) -> Any:
+    """What orjson cannot write itself: money as a string, bytes as base64."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes | memoryview):
         return base64.b64encode(bytes(value)).decode()
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """The export document as JSON bytes (times in UTC with a ``Z``, money as strings).
+
+    Rows keep the database's values until here: converting them one by one in Python cost
+    more than reading them (10,000 events: 3 s of 6).
+    """
+    return orjson.dumps(document, default=_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
+def _plain(value: datetime) -> str:
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _rows(conn: sa.Connection, entry: personal_data.Holding, person: Person) -> list[dict]:
@@ -60,8 +69,22 @@ def _rows(conn: sa.Connection, entry: personal_data.Holding, person: Person) -> 
     if condition is None:
         return []
     order = [c for c in entry.table.primary_key.columns]
-    query = sa.select(entry.table).where(condition).order_by(*order)
-    return [{str(k): _plain(v) for k, v in row.items()} for row in conn.execute(query).mappings()]
+    # JSON columns are read as their text and written out as it is (orjson.Fragment): decoding
+    # each event's payload only to encode it again was a third of an export's time.
+    json_columns = {c.name for c in entry.table.columns if isinstance(c.type, sa.JSON)}
+    columns = [
+        sa.cast(c, sa.Text).label(c.name) if c.name in json_columns else c
+        for c in entry.table.columns
+    ]
+    result = conn.execute(sa.select(*columns).where(condition).order_by(*order))
+    keys = [str(k) for k in result.keys()]
+    return [
+        {
+            key: orjson.Fragment(value) if key in json_columns and value is not None else value
+            for key, value in zip(keys, row, strict=True)
+        }
+        for row in result
+    ]
 
 
 def _interactions(conn: sa.Connection, person: Person) -> list[dict]:

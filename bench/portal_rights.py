@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
 import redis as redis_lib  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
@@ -117,10 +116,10 @@ def main() -> None:
             stores = erasure.Stores(engine, client, "ecrm:events", root / "spool", models)
             clock = time.perf_counter()
             document = export.export(stores, site.site_id, person)
+            size = len(export.encode(document))
             exported = time.perf_counter() - clock
-            size = len(orjson.dumps(document))
             rows = len(document["tables"]["events"]["rows"])
-            print(f"export: {exported:.2f} s, {rows:,} events, {size / 1e6:.1f} MB of JSON")
+            print(f"export: {exported:.2f} s (JSON encoded), {rows:,} events, {size / 1e6:.1f} MB")
             clock = time.perf_counter()
             receipt = erasure.erase(stores, site.site_id, person, requested_by="bench")
             erased = time.perf_counter() - clock

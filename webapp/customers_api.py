@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis as redis_lib
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from werkzeug.routing import PathConverter
 
 from accounts import erasure, export
@@ -86,7 +86,7 @@ def export_customer(user_id: str):
         raise _not_found(user_id) from None
     except redis_lib.RedisError as e:
         raise _unavailable(e) from e
-    response = jsonify(document)
+    response = Response(export.encode(document), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response
 
