@@ -26,7 +26,7 @@ from tests.conftest import count, drain, make_event, store_events
 from tracking import erased
 from tracking.catalogue import upsert_items, validate_item
 from tracking.events import iso
-from tracking.schema import customers, events, interaction_chunks, orders
+from tracking.schema import customers, events, interaction_chunks, orders, rejected_events
 from tracking.stream import Spool, make_entry
 from webapp import database
 
@@ -306,13 +306,16 @@ def test_events_arriving_after_erasure_are_dropped_and_training_leaves_them_out(
     drain(app)
     r = client.delete(f"/v1/customers/{person.user_id}", headers=headers)
     assert r.status_code == 200, r.json
-    # A browser retries its queue afterwards: accepted (a 2xx), never stored, no activity.
-    late = person.events(2)
+    # A browser retries its queue afterwards: accepted (a 2xx), never stored, no activity; a
+    # refused event of theirs is not kept either.
+    bad = make_event(**person.ids, timestamp="not a time", properties={"x": person.marker})
+    late = [*person.events(2), bad]
     assert client.post("/v1/batch", json={"batch": late}, headers=headers).status_code == 200
     worker = drain(app)
     assert worker.totals.erased == len(late)
     assert count(db, events, events.c.anonymous_id == person.anonymous_id) == 0
     assert count(db, customers, customers.c.user_id == person.user_id) == 0
+    assert count(db, rejected_events, rejected_events.c.raw.like(f"%{person.marker}%")) == 0
     assert not [k for k in redis.scan_iter("ecrm:*") if person.anonymous_id.encode() in k]
     # Rows written behind the tombstone's back (a worker racing the erasure) never reach a model.
     store_events(db, site.site_id, person.events(3))

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from tracking.db import chunks, insert_ignore
@@ -79,8 +80,18 @@ def _ids_of(event: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def _rejected_ids(rejection: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ids a refused event's kept raw payload names, when it is whole enough to read."""
+    try:
+        raw = orjson.loads(rejection.get("raw") or "null")
+    except orjson.JSONDecodeError:
+        return []
+    return _ids_of(raw) if isinstance(raw, dict) else []
+
+
 def drop_erased_events(conn: sa.Connection, entries: list[dict[str, Any]]) -> int:
-    """Remove, in place, the events of erased people from parsed stream entries; return how many.
+    """Remove, in place, the events (and refused events) of erased people from parsed stream
+    entries; return how many.
 
     One indexed query per site in the batch. The entries are changed in place, so whatever the
     caller does with them afterwards (the serving layer's activity lists) never sees them.
@@ -90,6 +101,8 @@ def drop_erased_events(conn: sa.Connection, entries: list[dict[str, Any]]) -> in
         ids = by_site.setdefault(entry["site_id"], set())
         for event in entry["events"]:
             ids.update(_ids_of(event))
+        for rejection in entry["rejected"]:
+            ids.update(_rejected_ids(rejection))
     dropped = 0
     for site_id, ids in by_site.items():
         if not ids:
@@ -101,8 +114,9 @@ def drop_erased_events(conn: sa.Connection, entries: list[dict[str, Any]]) -> in
             if entry["site_id"] != site_id:
                 continue
             kept = [e for e in entry["events"] if not gone.intersection(_ids_of(e))]
-            dropped += len(entry["events"]) - len(kept)
-            entry["events"] = kept
+            refused = [r for r in entry["rejected"] if not gone.intersection(_rejected_ids(r))]
+            dropped += len(entry["events"]) - len(kept) + len(entry["rejected"]) - len(refused)
+            entry["events"], entry["rejected"] = kept, refused
     return dropped
 
 
