@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from recommender import forget
 from recommender.evaluate import BINARY, evaluate, split_by_customer, split_matrices
 from recommender.event_frames import read_events
 from recommender.interactions import Interactions, build_interactions
@@ -50,7 +51,7 @@ from recommender.models import (
 from recommender.opt_outs import opted_out, without_customers
 from recommender.registry import ModelRegistry
 from recommender.tuning import BlendConfig, SearchSpace, default_blend, tune
-from tracking import interaction_log
+from tracking import erased, interaction_log
 from tracking.text import plural
 
 log = logging.getLogger("ecrm.recommender")
@@ -335,6 +336,12 @@ def train(
         "digest": _digest(staging),
     }
     (staging / "train.json").write_text(json.dumps(sidecar, indent=2, default=float))
+    # A customer erased while this model trained (tracking.erased) must not be promoted in it.
+    with engine.connect() as conn:
+        gone = erased.erased_model_users(conn, settings.site_id, full.user_ids)
+    if gone:
+        forget.rewrite_folder(staging, staging, gone, version)
+        say("save", f"left out {plural(len(gone), 'customer')} erased during training")
     lap("save")
     final = registry.commit(version)
     if settings.before_promote is not None:

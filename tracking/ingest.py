@@ -224,6 +224,7 @@ class IngestWorker:
         t.dead_lettered += stats.dead_lettered
         t.orders += stats.orders
         t.attributed += stats.attributed
+        t.erased += stats.erased
 
     def _housekeeping(self) -> None:
         now = time.monotonic()

@@ -78,6 +78,11 @@ def _customer_lookup(conn: sa.Connection) -> None:
     customer_lookup.fill(conn)
 
 
+def _erased_ids(conn: sa.Connection) -> None:
+    # The erasure tombstone (tracking.erased); empty until the first erasure.
+    schema.erased_ids.create(conn, checkfirst=True)
+
+
 def _personalisation_opt_outs(conn: sa.Connection) -> None:
     schema.personalisation_opt_outs.create(conn, checkfirst=True)
 
@@ -91,6 +96,7 @@ MIGRATIONS: list[Migration] = [
     (3, "interaction log for training", _interaction_log),
     (4, "identity verification: site secrets, unverified traits", _identity_verification),
     (5, "customer search keys", _customer_lookup),
+    (6, "erasure tombstone", _erased_ids),
     (7, "customers with personalisation off", _personalisation_opt_outs),
 ]
 

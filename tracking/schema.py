@@ -256,6 +256,17 @@ personalisation_opt_outs = sa.Table(
     sa.Column("since", UtcDateTime, nullable=False),
 )
 
+# The erasure tombstone (tracking.erased): digests of the ids of erased people, so an event of
+# theirs still on its way (in the stream, a spool file, a client's retry) is dropped by the ingest
+# worker and training never sees them again. A digest, never the id itself.
+erased_ids = sa.Table(
+    "erased_ids",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),  # sha256 hex (tracking.erased.digest)
+    sa.Column("erased_at", UtcDateTime, nullable=False),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
@@ -279,5 +290,6 @@ DATA_TABLES = (
     interaction_chunks,
     rejected_events,
     dead_letters,
+    erased_ids,
     sites,
 )

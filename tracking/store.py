@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tracking import attribution, identity, interaction_log
+from tracking import attribution, erased, identity, interaction_log
 from tracking.customers import write_customers, write_identities
 from tracking.db import chunks, insert_ignore, insert_new
 from tracking.holdout import event_in_holdout
@@ -52,6 +52,7 @@ class WriteStats:
     dead_lettered: int = 0  # events the ingest worker quarantined (tracking.ingest)
     orders: int = 0
     attributed: int = 0  # order lines credited to a recommendation click
+    erased: int = 0  # events of erased people, dropped (tracking.erased)
     site_ids: set[int] = field(default_factory=set)
 
 
@@ -102,6 +103,9 @@ def write_entries(
     rolls back) with the events.
     """
     stats = WriteStats()
+    # Events of people erased meanwhile are dropped, here and for whoever reads ``entries`` next.
+    stats.erased = erased.drop_erased_events(conn, entries)
+    stats.received += stats.erased
     by_site: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     rejected_rows = []
     for entry in entries:

@@ -15,6 +15,7 @@ from webapp import (
     cli,
     collector,
     console,
+    customers_api,
     demo_shop,
     health,
     landing,
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(rules_api.bp)
     app.register_blueprint(portal_api.bp)
+    app.register_blueprint(customers_api.bp)
     app.register_blueprint(demo_shop.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(landing.bp)

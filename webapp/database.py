@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from accounts import messaging_schema, portal_schema, prefs_schema
+from accounts import messaging_schema, portal_schema, prefs_schema, rights_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
 from analytics import value_schema
@@ -25,10 +25,12 @@ METADATA = (
     portal_schema.metadata,
     messaging_schema.metadata,
     recommender_schema.metadata,
+    rights_schema.metadata,
 )
 DATA_TABLES = (
     *prefs_schema.DATA_TABLES,
     *portal_schema.DATA_TABLES,
+    *rights_schema.DATA_TABLES,
     *accounts_schema.DATA_TABLES,
     *messaging_schema.DATA_TABLES,
     *recommender_schema.DATA_TABLES,

@@ -113,6 +113,7 @@ def switch():
 # Page modules register their views on bp when imported (one per page or pair of pages).
 from webapp.console import (  # noqa: E402,F401
     customers,
+    erasure,
     funnel,
     inquiries,
     inspector,

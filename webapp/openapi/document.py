@@ -13,6 +13,7 @@ from typing import Any
 from webapp.openapi import (
     catalogue,
     collector,
+    customers,
     events,
     health,
     items,
@@ -35,6 +36,7 @@ def operations(config: Mapping[str, Any]) -> list:
         *reports.operations(),
         *rules.operations(),
         *portal.operations(),
+        *customers.operations(),
         *health.operations(),
     ]
 
@@ -63,6 +65,7 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
             {"name": "Reports", "description": reports.TAG},
             {"name": "Rules", "description": rules.TAG},
             {"name": "Portal", "description": portal.TAG},
+            {"name": "Customers", "description": customers.TAG},
             {"name": "Health", "description": "Liveness and readiness, for load balancers."},
             {"name": "Reference", "description": "This document and its HTML rendering."},
         ],

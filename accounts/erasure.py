@@ -1,0 +1,274 @@
+"""Erase a person everywhere their data lives, and leave a receipt that names no one.
+
+:func:`erase` runs these steps, each safe to run again (a retry after a crash, or a second
+request, finishes the job and answers with the same receipt):
+
+1. **Tombstone and receipt** (one transaction): the digests of the user id and of every
+   anonymous id stitched to them go into ``erased_ids`` (tracking.erased), so from this commit
+   on no ingest worker stores an event of theirs and no training keeps them; a receipt row is
+   started.
+2. **The stream**: entries not yet stored (pending or unread) are rewritten without the
+   person's events (deleted, and added again with the others' events when they had any).
+3. **Spool files** (events that waited for Redis): rewritten the same way, under the spool's
+   locks.
+4. **Redis**: every key naming one of their visitor ids (activity lists, generation counters,
+   cached answers under any model version, locks), and an invalidation so every web process
+   drops its in-memory answer at once.
+5. **Models**: every kept model version that was trained on them is rewritten without their
+   rows (recommender.forget); the current one becomes a new version, promoted at once, and
+   every web process is told to reload.
+
+Steps 2 to 4 are in :mod:`accounts.erasure_stores`.
+6. **SQL** (one transaction): every table of accounts.personal_data's registry, as it says
+   (delete; orders unlinked; order lines and attributions kept), and the interaction log's
+   chunks rewritten without their rows; the receipt completed with the counts. On SQLite,
+   ``secure_delete`` overwrites the freed bytes and a WAL checkpoint moves the result into the
+   database file.
+
+The emails in the outbox (P3's accounts.outbox) are not reached yet: see README "Data rights".
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis as redis_lib
+import sqlalchemy as sa
+
+from accounts import outbox, personal_data, prefs_schema, webhooks
+from accounts.erasure_stores import (
+    publish,
+    rewrite_aof,
+    scrub_redis,
+    scrub_spool,
+    scrub_stream,
+)
+from accounts.personal_data import Person
+from accounts.rights_schema import erasure_receipts
+from recommender import forget
+from tracking import erased, interaction_log
+from tracking.activity import CATALOGUE_CHANNEL
+from tracking.schema import customers, interaction_chunks
+
+log = logging.getLogger("ecrm.accounts.erasure")
+
+
+class UnknownCustomer(LookupError):
+    """The site has no data about this user id, and never erased it."""
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a person's data may be, besides SQL: explicit, so CLI, web and tests share it."""
+
+    engine: sa.Engine
+    redis: redis_lib.Redis | None
+    stream_key: str
+    spool_dir: Path
+    models_dir: Path  # <models_dir>/<site_id> is a site's model registry
+
+
+def model_users(person: Person) -> set[str]:
+    """The ids a model knows the person by: the user id, and never-stitched anonymous ids."""
+    return {person.user_id, *(f"{erased.ANON_PREFIX}{a}" for a in person.anonymous_ids)}
+
+
+def _receipt_json(row: Any) -> dict[str, Any]:
+    row = row._mapping if hasattr(row, "_mapping") else row
+    return {
+        "receipt_id": row["receipt_id"],
+        "site_id": row["site_id"],
+        "requested_by": row["requested_by"],
+        "requested_at": _iso(row["requested_at"]),
+        "completed_at": _iso(row["completed_at"]) if row["completed_at"] else None,
+        "counts": dict(row["counts"] or {}),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def receipt_of(conn: sa.Connection, site_id: int, user_id: str) -> dict[str, Any] | None:
+    """The receipt of an earlier erasure of this user id, or None."""
+    subject = erased.digest(site_id, erased.USER, user_id)
+    row = conn.execute(
+        sa.select(erasure_receipts).where(
+            erasure_receipts.c.site_id == site_id, erasure_receipts.c.subject == subject
+        )
+    ).first()
+    return _receipt_json(row) if row is not None else None
+
+
+def erase(stores: Stores, site_id: int, user_id: str, *, requested_by: str) -> dict[str, Any]:
+    """Erase a customer of a site everywhere (see the module docstring); return the receipt.
+
+    Raises :class:`UnknownCustomer` when the site holds nothing about ``user_id`` and never
+    erased it.
+    """
+    subject = erased.digest(site_id, erased.USER, user_id)
+    with stores.engine.begin() as conn:
+        person = personal_data.find_person(conn, site_id, user_id)
+        previous = receipt_of(conn, site_id, user_id)
+        if person is None:
+            if previous is None:
+                raise UnknownCustomer(user_id)
+            person = Person(site_id, user_id)  # a retry: sweep what the user id still finds
+        erased.remember(conn, site_id, [person.user_id], person.anonymous_ids)
+        if previous is None:
+            conn.execute(
+                erasure_receipts.insert(),
+                {
+                    "receipt_id": uuid.uuid4().hex,
+                    "site_id": site_id,
+                    "subject": subject,
+                    "requested_by": requested_by[:64],
+                    "requested_at": datetime.now(UTC),
+                    "completed_at": None,
+                    "counts": {},
+                },
+            )
+    counts: dict[str, int] = {}
+    if stores.redis is not None:
+        counts["stream"] = scrub_stream(stores.redis, stores.stream_key, person)
+    counts["spool"] = scrub_spool(stores.spool_dir, person)
+    if stores.redis is not None:
+        counts["redis"] = scrub_redis(stores.redis, person)
+    report = forget.forget_users(stores.models_dir / str(site_id), model_users(person))
+    counts["models"] = len(report.versions)
+    if report.versions and stores.redis is not None:
+        # Every web process reloads the site's state (and with it the rewritten model) now.
+        publish(stores.redis, CATALOGUE_CHANNEL, str(site_id))
+    counts.update(erase_sql(stores.engine, person))
+    with stores.engine.begin() as conn:
+        row = conn.execute(
+            sa.select(erasure_receipts).where(
+                erasure_receipts.c.site_id == site_id, erasure_receipts.c.subject == subject
+            )
+        ).first()
+        total = dict(row.counts or {})
+        for name, value in counts.items():
+            total[name] = int(total.get(name, 0)) + int(value)
+        conn.execute(
+            erasure_receipts.update()
+            .where(erasure_receipts.c.receipt_id == row.receipt_id)
+            .values(counts=total, completed_at=datetime.now(UTC))
+        )
+    if stores.engine.dialect.name == "sqlite":
+        with stores.engine.connect() as conn:
+            # The freed pages were overwritten (secure_delete); move them into the file now.
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    if stores.redis is not None:
+        rewrite_aof(stores.redis)
+    with stores.engine.connect() as conn:
+        receipt = receipt_of(conn, site_id, user_id)
+    log.info("erasure %s done on site %s", receipt["receipt_id"], site_id)
+    return receipt
+
+
+# SQL
+
+
+def erase_sql(engine: sa.Engine, person: Person) -> dict[str, int]:
+    """Every registered table's rows of the person, as the registry says; rows per table."""
+    counts: dict[str, int] = {}
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA secure_delete = ON")
+            conn.commit()
+        try:
+            with conn.begin():
+                # The customer row first: an ingest worker storing their event right now holds
+                # it, so the deletes below wait for that batch and see its rows.
+                first = conn.execute(
+                    customers.delete().where(
+                        customers.c.site_id == person.site_id,
+                        customers.c.user_id == person.user_id,
+                    )
+                )
+                # Rows the registry's deletes would orphan or leave files of, first: inquiry
+                # messages (they name the inquiry, not the person), the outbox with its .eml
+                # files, the webhook deliveries with their attempt log.
+                counts["inquiry_messages"] = _erase_inquiry_messages(conn, person)
+                counts["email_outbox"] = outbox.erase_recipient(
+                    conn, person.site_id, person.user_id, list(person.emails)
+                )
+                counts["webhook_deliveries"] = webhooks.erase_customer(
+                    conn, person.site_id, person.user_id
+                )
+                for entry in personal_data.HOLDINGS:
+                    if entry.erase == "custom":
+                        counts[entry.name] = _erase_chunks(conn, person)
+                        continue
+                    condition = personal_data.where(entry, person)
+                    if condition is None or entry.erase == "keep":
+                        continue
+                    if entry.erase == "delete":
+                        result = conn.execute(entry.table.delete().where(condition))
+                    else:
+                        values = {column: None for column in entry.unlink}
+                        result = conn.execute(entry.table.update().where(condition).values(values))
+                    counts[entry.name] = result.rowcount
+                counts["customers"] = counts.get("customers", 0) + first.rowcount
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+                conn.commit()
+    return {name: n for name, n in counts.items() if n}
+
+
+def _erase_inquiry_messages(conn: sa.Connection, person: Person) -> int:
+    messages, inquiries = prefs_schema.inquiry_messages, prefs_schema.inquiries
+    theirs = sa.select(inquiries.c.id).where(
+        inquiries.c.site_id == person.site_id, inquiries.c.user_id == person.user_id
+    )
+    return conn.execute(messages.delete().where(messages.c.inquiry_id.in_(theirs))).rowcount
+
+
+def _erase_chunks(conn: sa.Connection, person: Person) -> int:
+    """Rewrite the site's interaction log chunks that hold the person's rows; rows removed."""
+    users = {person.user_id}
+    anonymous = set(person.anonymous_ids)
+    forms = [f for v in (person.user_id, *person.anonymous_ids) for f in personal_data.quoted(v, 1)]
+    vocabulary = interaction_chunks.c.vocabulary
+    candidates = sa.or_(
+        *(vocabulary.like(f"%{personal_data._escape_like(f)}%", escape="\\") for f in forms)
+    )
+    rows = conn.execute(
+        sa.select(
+            interaction_chunks.c.id,
+            interaction_chunks.c.vocabulary,
+            interaction_chunks.c.codes,
+            interaction_chunks.c.seconds,
+        ).where(interaction_chunks.c.site_id == person.site_id, candidates)
+    ).all()
+    removed = 0
+    for row in rows:
+        chunk = interaction_log.decode(row)
+        user_column = chunk.column("users")
+        anonymous_column = chunk.column("anonymous")
+        mine = [
+            u in users or a in anonymous for u, a in zip(user_column, anonymous_column, strict=True)
+        ]
+        gone = sum(mine)
+        if not gone:
+            continue
+        removed += gone
+        keep = [not m for m in mine]
+        if not any(keep):
+            conn.execute(interaction_chunks.delete().where(interaction_chunks.c.id == row.id))
+            continue
+        columns = [chunk.column(name)[keep] for name in interaction_log.CODE_COLUMNS]
+        conn.execute(
+            interaction_chunks.update()
+            .where(interaction_chunks.c.id == row.id)
+            .values(interaction_log.encode(*columns, chunk.seconds[keep]))
+        )
+    return removed
