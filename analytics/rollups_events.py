@@ -13,7 +13,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from analytics.rollups_sql import Deltas, day_of, replace_rows, text, top_category, visitor_of
+from analytics.rollups_sql import (
+    Deltas,
+    any_of,
+    batches,
+    day_of,
+    replace_rows,
+    text,
+    top_category,
+    visitor_of,
+)
 from analytics.schema import (
     funnel_sessions,
     rollup_funnel,
@@ -22,7 +31,7 @@ from analytics.schema import (
     rollup_visitors,
 )
 from tracking.attribution import RECOMMENDATION_CLICKED, RECOMMENDATION_SHOWN, valid_click
-from tracking.db import aware, chunks
+from tracking.db import aware
 from tracking.schema import events, sessions
 
 PRODUCT_ADDED = "Product Added"
@@ -94,13 +103,13 @@ def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str
     visitors = by_column["anonymous_id"] | by_column["user_id"]
     for name, ids in by_column.items():
         column = events.c[name]
-        for chunk in chunks(sorted(ids)):
+        for chunk in batches(conn, ids):
             for row in conn.execute(
                 sa.select(*columns).where(
                     events.c.site_id == site_id,
-                    column.in_(chunk),
+                    any_of(conn, column, chunk),
                     events.c.event == event,
-                    events.c.item_id.in_(sorted(items)),
+                    any_of(conn, events.c.item_id, sorted(items)),
                     events.c.timestamp >= start,
                     events.c.timestamp <= end,
                 )
@@ -248,19 +257,20 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
     session_ids = sorted(touched)
     state: dict[str, dict[str, dict]] = {}
     started: dict[str, datetime] = {}
-    for chunk in chunks(session_ids):
+    for chunk in batches(conn, session_ids):
         for row in conn.execute(
             sa.select(funnel_sessions).where(
-                funnel_sessions.c.site_id == site_id, funnel_sessions.c.session_id.in_(chunk)
+                funnel_sessions.c.site_id == site_id,
+                any_of(conn, funnel_sessions.c.session_id, chunk),
             )
         ).mappings():
             state.setdefault(row["session_id"], {})[row["category"]] = dict(row)
     # Sessions with no funnel step, before or now, have nothing to count or move.
     session_ids = [sid for sid in session_ids if touched[sid] or sid in state]
-    for chunk in chunks(session_ids):
+    for chunk in batches(conn, session_ids):
         for session_id, started_at in conn.execute(
             sa.select(sessions.c.session_id, sessions.c.started_at).where(
-                sessions.c.session_id.in_(chunk)
+                any_of(conn, sessions.c.session_id, chunk)
             )
         ):
             started[session_id] = aware(started_at)

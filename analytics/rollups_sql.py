@@ -2,7 +2,10 @@
 
 Every incremental change is a delta added to a counter by ``INSERT ... ON CONFLICT DO UPDATE``
 (one statement per table per batch, rows in key order so concurrent workers lock alike), which
-both SQLite and PostgreSQL run; totals read earlier are never written back.
+both SQLite and PostgreSQL run; totals read earlier are never written back. On PostgreSQL a
+batch's rows travel as one array per column and ``unnest`` turns them back into rows, so the
+server parses, plans and runs one statement per table instead of one per row; lookups by many ids
+are one ``= ANY(array)`` likewise. SQLite, in-process, runs the same upserts by executemany.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
-from tracking.db import aware
+from tracking.db import aware, chunks
 
 CATEGORY_SPLIT = re.compile(r" > |/")
 
@@ -48,12 +52,64 @@ def buyer_of(user_id: str | None, anonymous_id: str | None) -> str:
     return (user_id or anonymous_id or "")[:255]
 
 
-def _insert(conn: sa.Connection, table: sa.Table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
+def _plain(column: sa.Column) -> sa.types.TypeEngine:
+    # Text, not VARCHAR(n): a cast to VARCHAR(n) would cut a longer value instead of failing
+    # (an insert) or not matching (a lookup).
+    return sa.Text() if isinstance(column.type, sa.String) else column.type
+
+
+def _array_of(column: sa.Column) -> sa.types.TypeEngine:
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return ARRAY(_plain(column))
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a rollup value")
+
+
+def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]):
+    """An INSERT of ``rows`` (dicts of the same columns) and the parameters to run it with.
+
+    PostgreSQL: ``INSERT ... SELECT ... FROM json_to_recordset(rows)``, one statement whose one
+    parameter is the rows as a JSON array (orjson writes it far faster than psycopg dumps a
+    Python list per column); rows go in in list order. SQLite: a plain INSERT, by executemany.
+    """
+    if conn.dialect.name != "postgresql":
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+
+        return insert(table), rows
+    from sqlalchemy.dialects.postgresql import insert
+
+    names = list(rows[0])
+    document = orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    source = (
+        sa.func.json_to_recordset(sa.cast(sa.bindparam("rows", document, type_=sa.Text), sa.JSON))
+        .table_valued(*[sa.column(name, _plain(table.c[name])) for name in names])
+        .render_derived(with_types=True)
+    )
+    return insert(table).from_select(names, sa.select(*source.c)), None
+
+
+def batches(conn: sa.Connection, values: Iterable) -> list[list]:
+    """``values`` (sorted, once each) cut into the lists one lookup takes (:func:`any_of`).
+
+    PostgreSQL takes them all in one array parameter; SQLite, IN lists of tracking.db.IN_CHUNK.
+    """
+    values = sorted(set(values))
+    if conn.dialect.name == "postgresql":
+        return [values] if values else []
+    return list(chunks(values))
+
+
+def any_of(conn: sa.Connection, column: sa.Column, values: list) -> sa.ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL ``column = ANY(array)``, one parameter whatever the
+    number of values (the server plans it as the IN list); elsewhere an IN list."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=_array_of(column)))
+    return column.in_(values)
 
 
 def _key_names(table: sa.Table) -> list[str]:
@@ -112,7 +168,7 @@ class Deltas:
         self.rows = {}
         if not rows:
             return
-        stmt = _insert(conn, self.table)
+        stmt, params = _insert(conn, self.table, rows)
         t, new = self.table.c, stmt.excluded
         set_ = {name: t[name] + new[name] for name in self.counters}
         set_.update({name: sa.or_(t[name], new[name]) for name in self.flags})
@@ -123,7 +179,7 @@ class Deltas:
             }
         )
         upsert = stmt.on_conflict_do_update(index_elements=["site_id", *self.keys], set_=set_)
-        conn.execute(upsert, rows)
+        conn.execute(upsert, params)
         # A row taken back to nothing (a session whose start moved to another day, say) goes,
         # so the table holds exactly the rows a rebuild makes.
         emptied = [r for r in rows if any(r[name] < 0 for name in self.counters)]
@@ -147,14 +203,14 @@ def replace_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]
     if not rows:
         return
     keys = _key_names(table)
-    stmt = _insert(conn, table)
-    others = [c.name for c in table.columns if c.name not in keys]
     rows = sorted(rows, key=lambda r: _sortable(tuple(r[k] for k in keys)))
+    stmt, params = _insert(conn, table, rows)
+    others = [c.name for c in table.columns if c.name not in keys]
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=keys, set_={name: stmt.excluded[name] for name in others}
         ),
-        rows,
+        params,
     )
 
 
