@@ -8,6 +8,7 @@ a session's funnel state is the set of steps it has seen.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,31 +56,48 @@ def rec_dims(properties: dict) -> tuple[str, str, str]:
 
 def count_visitors(deltas: Deltas, rows: list[dict[str, Any]]) -> None:
     """rollup_visitors.events and the holdout flag, from stored events."""
+    events_of: Counter[tuple] = Counter()
+    in_holdout: set[tuple] = set()
     for row in rows:
         visitor = visitor_of(row["anonymous_id"], row["user_id"])
         if visitor:
-            deltas.add((day_of(row["timestamp"]), visitor), {"holdout": row["holdout"]}, events=1)
+            key = (day_of(row["timestamp"]), visitor)
+            events_of[key] += 1
+            if row["holdout"]:
+                in_holdout.add(key)
+    deltas.count("events", events_of)
+    for key in in_holdout:
+        deltas.add(key, {"holdout": True})
 
 
 def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]]) -> None:
     """Impressions and clicks per placement, model version, source and group; items shown."""
+    impressions: Counter[tuple] = Counter()
+    clicks: Counter[tuple] = Counter()
+    items_shown: Counter[tuple] = Counter()
+    items_clicked: Counter[tuple] = Counter()
     for row in rows:
-        if row["event"] not in (RECOMMENDATION_SHOWN, RECOMMENDATION_CLICKED):
+        event = row["event"]
+        if event != RECOMMENDATION_SHOWN and event != RECOMMENDATION_CLICKED:
             continue
         properties = (row["payload"] or {}).get("properties") or {}
         day = day_of(row["timestamp"])
         placement, model_version, source = rec_dims(properties)
         key = (day, placement, model_version, source, bool(row["holdout"]))
-        if row["event"] == RECOMMENDATION_SHOWN:
-            recs.add(key, impressions=1)
+        if event == RECOMMENDATION_SHOWN:
+            impressions[key] += 1
             shown = properties.get("product_ids")
             for item_id in dict.fromkeys(shown if isinstance(shown, list) else []):
                 if item_id not in (None, ""):
-                    items.add((day, placement, text(item_id, 255)), impressions=1)
+                    items_shown[(day, placement, text(item_id, 255))] += 1
         else:
-            recs.add(key, clicks=1)
+            clicks[key] += 1
             if properties.get("product_id") not in (None, ""):
-                items.add((day, placement, text(properties["product_id"], 255)), clicks=1)
+                items_clicked[(day, placement, text(properties["product_id"], 255))] += 1
+    recs.count("impressions", impressions)
+    recs.count("clicks", clicks)
+    items.count("impressions", items_shown)
+    items.count("clicks", items_clicked)
 
 
 def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str, Any]]:
@@ -99,6 +117,7 @@ def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str
     ]
     if event == RECOMMENDATION_CLICKED:
         columns.append(events.c.payload)
+    names = [c.name for c in columns]
     found = {}
     visitors = by_column["anonymous_id"] | by_column["user_id"]
     for name, ids in by_column.items():
@@ -113,10 +132,12 @@ def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str
                     events.c.timestamp >= start,
                     events.c.timestamp <= end,
                 )
-            ).mappings():
+            ).all():
+                row = dict(zip(names, row, strict=True))
                 # The visitor is the anonymous id, else the user id: keep only exact matches.
                 if visitor_of(row["anonymous_id"], row["user_id"]) in visitors:
-                    found[row["id"]] = {**row, "timestamp": aware(row["timestamp"])}
+                    row["timestamp"] = aware(row["timestamp"])
+                    found[row["id"]] = row
     return list(found.values())
 
 
@@ -232,10 +253,10 @@ def furthest_step(bits: int) -> int:
     return step
 
 
-def add_funnel(deltas: Deltas, day, category: str, step: int, sign: int) -> None:
-    """Count (sign 1) or take back (sign -1) a session at ``step`` on ``day``."""
+def add_funnel(deltas: Deltas, day, category: str, step: int, sessions_moved: int) -> None:
+    """Count (``sessions_moved`` > 0) or take back (< 0) sessions at ``step`` on ``day``."""
     if step:
-        amounts = {name: sign for name in FUNNEL_COUNTERS[:step]}
+        amounts = {name: sessions_moved for name in FUNNEL_COUNTERS[:step]}
         deltas.add((day, category), **amounts)
 
 
@@ -247,46 +268,52 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
     """
     touched: dict[str, dict[str, int]] = {}
     for row in rows:
-        if row["session_id"] is None:
+        session_id = row["session_id"]
+        if session_id is None:
             continue
-        bits = touched.setdefault(row["session_id"], {})
-        for category, bit in funnel_bits(row).items():
-            bits[category] = bits.get(category, 0) | bit
+        bits = touched.get(session_id)
+        if bits is None:
+            bits = touched[session_id] = {}
+        if row["event"] in FUNNEL_STEPS:
+            for category, bit in funnel_bits(row).items():
+                bits[category] = bits.get(category, 0) | bit
     if not touched:
         return
-    session_ids = sorted(touched)
-    state: dict[str, dict[str, dict]] = {}
-    started: dict[str, datetime] = {}
-    for chunk in batches(conn, session_ids):
-        for row in conn.execute(
-            sa.select(funnel_sessions).where(
-                funnel_sessions.c.site_id == site_id,
-                any_of(conn, funnel_sessions.c.session_id, chunk),
+    f = funnel_sessions.c
+    state: dict[str, dict[str, tuple]] = {}
+    for chunk in batches(conn, touched):
+        for session_id, category, day, step, steps in conn.execute(
+            sa.select(f.session_id, f.category, f.day, f.step, f.steps).where(
+                f.site_id == site_id, any_of(conn, f.session_id, chunk)
             )
-        ).mappings():
-            state.setdefault(row["session_id"], {})[row["category"]] = dict(row)
+        ):
+            state.setdefault(session_id, {})[category] = (day, step, steps)
     # Sessions with no funnel step, before or now, have nothing to count or move.
-    session_ids = [sid for sid in session_ids if touched[sid] or sid in state]
+    session_ids = [sid for sid in sorted(touched) if touched[sid] or sid in state]
+    started: dict[str, datetime] = {}
     for chunk in batches(conn, session_ids):
         for session_id, started_at in conn.execute(
             sa.select(sessions.c.session_id, sessions.c.started_at).where(
                 any_of(conn, sessions.c.session_id, chunk)
             )
         ):
-            started[session_id] = aware(started_at)
+            started[session_id] = started_at
+    moves: Counter[tuple] = Counter()  # (day, category, step): sessions counted (+) or taken back
     changed = []
     for session_id in session_ids:
-        day = started[session_id].date()
+        day = day_of(started[session_id])
         old_rows = state.get(session_id, {})
-        for category in sorted(set(old_rows) | set(touched[session_id])):
+        new_bits = touched[session_id]
+        for category in old_rows.keys() | new_bits.keys():
             old = old_rows.get(category)
-            bits = (old["steps"] if old else 0) | touched[session_id].get(category, 0)
-            step = furthest_step(bits)
-            if old and old["steps"] == bits and old["day"] == day:
+            bits = (old[2] if old else 0) | new_bits.get(category, 0)
+            if old and old[2] == bits and old[0] == day:
                 continue
-            if old:
-                add_funnel(deltas, old["day"], category, old["step"], -1)
-            add_funnel(deltas, day, category, step, 1)
+            step = furthest_step(bits)
+            if old and old[1]:
+                moves[(old[0], category, old[1])] -= 1
+            if step:
+                moves[(day, category, step)] += 1
             changed.append(
                 {
                     "site_id": site_id,
@@ -297,6 +324,8 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
                     "steps": bits,
                 }
             )
+    for (day, category, step), sessions_moved in moves.items():
+        add_funnel(deltas, day, category, step, sessions_moved)
     replace_rows(conn, funnel_sessions, changed)
 
 

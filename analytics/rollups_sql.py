@@ -10,9 +10,11 @@ are one ``= ANY(array)`` likewise. SQLite, in-process, runs the same upserts by 
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +34,14 @@ def day_of(moment: datetime) -> date:
 
 def top_category(category: Any) -> str:
     """The top-level category: text before the first " > " or "/" ("Music/Jazz" -> "Music")."""
-    if not isinstance(category, str) or not category.strip():
+    if not isinstance(category, str):
+        return ""
+    return _top_of(category)
+
+
+@functools.lru_cache(maxsize=4096)  # a shop has few categories; every funnel event names one
+def _top_of(category: str) -> str:
+    if not category.strip():
         return ""
     return CATEGORY_SPLIT.split(category, maxsplit=1)[0].strip()[:500]
 
@@ -70,27 +79,50 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not a rollup value")
 
 
-def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]):
-    """An INSERT of ``rows`` (dicts of the same columns) and the parameters to run it with.
+# PostgreSQL upserts compiled once per process: (dialect, driver, table, columns, SET clause).
+_COMPILED: dict[tuple, str] = {}
 
-    PostgreSQL: ``INSERT ... SELECT ... FROM json_to_recordset(rows)``, one statement whose one
-    parameter is the rows as a JSON array (orjson writes it far faster than psycopg dumps a
-    Python list per column); rows go in in list order. SQLite: a plain INSERT, by executemany.
+
+def _upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    set_of: Callable[[Any], dict[str, Any]],
+    shape: tuple,
+) -> None:
+    """``INSERT rows ... ON CONFLICT (primary key) DO UPDATE SET set_of(excluded)``.
+
+    ``rows`` are dicts of the same columns, in the order to lock them; ``shape`` names what
+    ``set_of`` writes (the cache key of the compiled statement). PostgreSQL: one ``INSERT ...
+    SELECT ... FROM json_to_recordset(rows)`` whose one parameter is the rows as a JSON array
+    (orjson writes it far faster than psycopg dumps a Python list per column), compiled once per
+    process. SQLite: the same upsert by executemany.
     """
+    keys = _key_names(table)
     if conn.dialect.name != "postgresql":
         from sqlalchemy.dialects.sqlite import insert
 
-        return insert(table), rows
-    from sqlalchemy.dialects.postgresql import insert
+        stmt = insert(table)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=keys, set_=set_of(stmt.excluded)), rows
+        )
+        return
+    names = tuple(rows[0])
+    cache_key = (conn.dialect.name, conn.dialect.driver, table.name, names, shape)
+    sql = _COMPILED.get(cache_key)
+    if sql is None:
+        from sqlalchemy.dialects.postgresql import insert
 
-    names = list(rows[0])
-    document = orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
-    source = (
-        sa.func.json_to_recordset(sa.cast(sa.bindparam("rows", document, type_=sa.Text), sa.JSON))
-        .table_valued(*[sa.column(name, _plain(table.c[name])) for name in names])
-        .render_derived(with_types=True)
-    )
-    return insert(table).from_select(names, sa.select(*source.c)), None
+        source = (
+            sa.func.json_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text), sa.JSON))
+            .table_valued(*[sa.column(name, _plain(table.c[name])) for name in names])
+            .render_derived(with_types=True)
+        )
+        stmt = insert(table).from_select(names, sa.select(*source.c))
+        upsert = stmt.on_conflict_do_update(index_elements=keys, set_=set_of(stmt.excluded))
+        sql = _COMPILED[cache_key] = str(upsert.compile(dialect=conn.dialect))
+    document = orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+    conn.exec_driver_sql(sql, {"rows": document.decode()})
 
 
 def batches(conn: sa.Connection, values: Iterable) -> list[list]:
@@ -107,9 +139,20 @@ def batches(conn: sa.Connection, values: Iterable) -> list[list]:
 def any_of(conn: sa.Connection, column: sa.Column, values: list) -> sa.ColumnElement[bool]:
     """``column IN values``: on PostgreSQL ``column = ANY(array)``, one parameter whatever the
     number of values (the server plans it as the IN list); elsewhere an IN list."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(values), type_=_array_of(column)))
-    return column.in_(values)
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    if all(type(v) is str for v in values):
+        # Text ids go as one array literal: psycopg's list dumper quotes value by value.
+        literal = sa.bindparam(None, text_array(values), type_=sa.Text)
+        return column == sa.any_(sa.cast(literal, _array_of(column)))
+    return column == sa.any_(sa.bindparam(None, list(values), type_=_array_of(column)))
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of these strings: each quoted, its backslashes and quotes
+    escaped (the only characters that are special inside a quoted array element)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
 def _key_names(table: sa.Table) -> list[str]:
@@ -134,6 +177,11 @@ class Deltas:
         # Text columns outside the key: the greatest value wins, whatever the order of arrival.
         self.greatest = list(greatest)
         self.rows: dict[tuple, dict[str, Any]] = {}
+        self._blank = {
+            **{name: 0 for name in self.counters},
+            **{name: False for name in self.flags},
+            **{name: "" for name in self.greatest},
+        }
 
     def add(
         self,
@@ -145,9 +193,7 @@ class Deltas:
         """Add ``amounts`` to the counters of ``key`` (in primary-key column order)."""
         row = self.rows.get(key)
         if row is None:
-            row = self.rows[key] = {name: 0 for name in self.counters}
-            row.update({name: False for name in self.flags})
-            row.update({name: "" for name in self.greatest})
+            row = self.rows[key] = self._blank.copy()
         for name, amount in amounts.items():
             row[name] += amount
         for name, value in (flags or {}).items():
@@ -155,42 +201,56 @@ class Deltas:
         for name, value in (texts or {}).items():
             row[name] = max(row[name], value)
 
+    def count(self, name: str, counts: Mapping[tuple, int]) -> None:
+        """Add ``counts[key]`` to the counter ``name`` of each key: :meth:`add` for many keys."""
+        rows, blank = self.rows, self._blank
+        for key, amount in counts.items():
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = blank.copy()
+            row[name] += amount
+
     def write(self, conn: sa.Connection, site_id: int) -> None:
         """Apply every delta in one statement (rows whose deltas are all zero are skipped)."""
-        rows = []
-        for key in sorted(self.rows, key=_sortable):
+        rows, emptied = [], []
+        counters, flags, keys = self.counters, self.flags, self.keys
+        for key in _in_order(self.rows):
             row = self.rows[key]
-            if not any(row[name] for name in self.counters) and not any(
-                row[name] for name in self.flags
-            ):
+            amounts = [row[name] for name in counters]
+            if not any(amounts) and not any([row[name] for name in flags]):
                 continue
-            rows.append({"site_id": site_id, **dict(zip(self.keys, key, strict=True)), **row})
+            out = {"site_id": site_id, **dict(zip(keys, key, strict=True)), **row}
+            rows.append(out)
+            if min(amounts, default=0) < 0:
+                emptied.append(out)
         self.rows = {}
         if not rows:
             return
-        stmt, params = _insert(conn, self.table, rows)
-        t, new = self.table.c, stmt.excluded
-        set_ = {name: t[name] + new[name] for name in self.counters}
-        set_.update({name: sa.or_(t[name], new[name]) for name in self.flags})
-        set_.update(
-            {
-                name: sa.case((new[name] > t[name], new[name]), else_=t[name])
-                for name in self.greatest
-            }
+        t = self.table.c
+
+        def set_of(new) -> dict[str, Any]:
+            set_ = {name: t[name] + new[name] for name in counters}
+            set_.update({name: sa.or_(t[name], new[name]) for name in flags})
+            set_.update(
+                {
+                    name: sa.case((new[name] > t[name], new[name]), else_=t[name])
+                    for name in self.greatest
+                }
+            )
+            return set_
+
+        _upsert(
+            conn, self.table, rows, set_of, ("add", tuple(counters), tuple(flags), *self.greatest)
         )
-        upsert = stmt.on_conflict_do_update(index_elements=["site_id", *self.keys], set_=set_)
-        conn.execute(upsert, params)
         # A row taken back to nothing (a session whose start moved to another day, say) goes,
         # so the table holds exactly the rows a rebuild makes.
-        emptied = [r for r in rows if any(r[name] < 0 for name in self.counters)]
         if emptied:
-            t = self.table.c
             conn.execute(
                 self.table.delete().where(
-                    *[t[name] == sa.bindparam(f"k_{name}") for name in ["site_id", *self.keys]],
-                    *[t[name] == 0 for name in self.counters],
+                    *[t[name] == sa.bindparam(f"k_{name}") for name in ["site_id", *keys]],
+                    *[t[name] == 0 for name in counters],
                 ),
-                [{f"k_{name}": r[name] for name in ["site_id", *self.keys]} for r in emptied],
+                [{f"k_{name}": r[name] for name in ["site_id", *keys]} for r in emptied],
             )
 
 
@@ -198,20 +258,24 @@ def _sortable(key: tuple) -> tuple:
     return tuple(str(part) for part in key)
 
 
+def _in_order(keys: Iterable[tuple]) -> list[tuple]:
+    """Keys in one order every worker agrees on (so concurrent upserts lock rows alike)."""
+    try:
+        return sorted(keys)  # a key's parts have one type per position: dates, text, flags
+    except TypeError:
+        return sorted(keys, key=_sortable)
+
+
 def replace_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert or overwrite whole rows by primary key (per-session and per-line state)."""
     if not rows:
         return
     keys = _key_names(table)
-    rows = sorted(rows, key=lambda r: _sortable(tuple(r[k] for k in keys)))
-    stmt, params = _insert(conn, table, rows)
+    key_of = operator.itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
+    by_key = {key_of(row): row for row in rows}
+    rows = [by_key[key] for key in _in_order(by_key)]
     others = [c.name for c in table.columns if c.name not in keys]
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: stmt.excluded[name] for name in others}
-        ),
-        params,
-    )
+    _upsert(conn, table, rows, lambda new: {name: new[name] for name in others}, ("replace",))
 
 
 def money_or_zero(value: Decimal | None) -> Decimal:
