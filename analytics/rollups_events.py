@@ -150,6 +150,20 @@ def credited_click(
     return max(candidates, key=lambda c: (c["timestamp"], c["id"])) if candidates else None
 
 
+def _pair(row: dict[str, Any]) -> tuple[str, str]:
+    """(visitor, item) of an event row: whose click can credit whose add."""
+    return visitor_of(row["anonymous_id"], row["user_id"]), row["item_id"]
+
+
+def _visitors(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The visitors of these rows by the column that holds them (for :func:`_select`): the
+    anonymous id, or the user id on events that have none."""
+    return {
+        "anonymous_id": {r["anonymous_id"] for r in rows if r["anonymous_id"]},
+        "user_id": {r["user_id"] for r in rows if not r["anonymous_id"] and r["user_id"]},
+    }
+
+
 def count_adds_after_click(
     conn: sa.Connection, recs: Deltas, site_id: int, rows: list[dict], window: timedelta
 ) -> None:
@@ -159,7 +173,11 @@ def count_adds_after_click(
     add) to the one that credits it now.
     """
     new_ids = {row["message_id"] for row in rows}
-    adds = [r for r in rows if r["event"] == PRODUCT_ADDED and r["item_id"] is not None]
+    adds = [
+        {**r, "timestamp": aware(r["timestamp"])}
+        for r in rows
+        if r["event"] == PRODUCT_ADDED and r["item_id"] is not None
+    ]
     clicks = [
         r
         for r in rows
@@ -167,48 +185,38 @@ def count_adds_after_click(
         and r["item_id"] is not None
         and valid_click((r["payload"] or {}).get("properties"))
     ]
-    if not adds and not clicks:
-        return
-    pairs = {(visitor_of(r["anonymous_id"], r["user_id"]), r["item_id"]) for r in adds + clicks}
-    items = {i for _, i in pairs}
-    # A visitor is an anonymous id, or a user id on events that have none.
-    visitors = {
-        "anonymous_id": {r["anonymous_id"] for r in adds + clicks if r["anonymous_id"]},
-        "user_id": {r["user_id"] for r in adds + clicks if not r["anonymous_id"] and r["user_id"]},
-    }
-    if clicks:  # stored adds a new click may credit
-        start = min(aware(c["timestamp"]) for c in clicks)
-        end = max(aware(c["timestamp"]) for c in clicks) + window
-        adds = _select(conn, site_id, PRODUCT_ADDED, visitors, items, start, end) + [
-            {**a, "timestamp": aware(a["timestamp"])} for a in adds
+    if clicks:  # stored adds of the same visitor and item that a new click may now credit
+        click_pairs = {_pair(c) for c in clicks}
+        stored_adds = _select(
+            conn,
+            site_id,
+            PRODUCT_ADDED,
+            _visitors(clicks),
+            {item for _, item in click_pairs},
+            min(aware(c["timestamp"]) for c in clicks),
+            max(aware(c["timestamp"]) for c in clicks) + window,
+        )
+        # This batch's own adds are read back too: the rows in hand stand for them.
+        adds += [
+            a for a in stored_adds if a["message_id"] not in new_ids and _pair(a) in click_pairs
         ]
-    else:
-        adds = [{**a, "timestamp": aware(a["timestamp"])} for a in adds]
-    by_add = {a["message_id"]: a for a in adds}
-    adds = [
-        a
-        for a in by_add.values()
-        if (visitor_of(a["anonymous_id"], a["user_id"]), a["item_id"]) in pairs
-    ]
     if not adds:
         return
     stored_clicks = _select(
         conn,
         site_id,
         RECOMMENDATION_CLICKED,
-        visitors,
-        items,
+        _visitors(adds),
+        {a["item_id"] for a in adds},
         min(a["timestamp"] for a in adds) - window,
         max(a["timestamp"] for a in adds),
     )
     clicks_of: dict[tuple[str, str], list[dict]] = {}
     for click in stored_clicks:
         if valid_click((click["payload"] or {}).get("properties")):
-            key = (visitor_of(click["anonymous_id"], click["user_id"]), click["item_id"])
-            clicks_of.setdefault(key, []).append(click)
+            clicks_of.setdefault(_pair(click), []).append(click)
     for add in adds:
-        key = (visitor_of(add["anonymous_id"], add["user_id"]), add["item_id"])
-        mine = clicks_of.get(key, [])
+        mine = clicks_of.get(_pair(add), [])
         now = credited_click(add, mine, window)
         before = None
         if add["message_id"] not in new_ids:
