@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from accounts import messaging_schema, portal_schema, prefs_schema
 from tracking.migrations import Migration
 from tracking.schema import JSON, UtcDateTime
 
@@ -92,6 +93,9 @@ def _initial(conn: sa.Connection) -> None:
 
 MIGRATIONS: list[Migration] = [
     (201, "accounts tables", _initial),
+    portal_schema.MIGRATION,
+    (204, "email outbox, webhook endpoints and deliveries", messaging_schema.create_tables),
+    (205, "consent records, communication topics, inquiries", prefs_schema.migrate),
 ]
 
 # Tables holding data (for tests that empty the store), children before the tables they name.

@@ -41,7 +41,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from analytics import stats
-from analytics.schema import rollup_visitor_revenue, rollup_visitors
+from analytics.schema import Money, rollup_visitor_revenue, rollup_visitors
 
 GROUPS = ("treatment", "holdout")
 
@@ -59,24 +59,8 @@ def _per_visitor(site_id: int, start: date, end: date):
         )
         .where(v.c.site_id == site_id, v.c.day >= start, v.c.day <= end)
         .group_by(v.c.visitor_id)
-        .subquery()
+        .cte("visitors")
     )
-
-
-def _group_counts(conn: sa.Connection, visitors) -> tuple[dict[str, list[int]], int]:
-    """{group: [visitors, conversions]} and the visitors whose group changed in the range."""
-    converted = sa.case((visitors.c.orders > 0, 1), else_=0)
-    query = sa.select(
-        visitors.c.low, visitors.c.high, sa.func.count(), sa.func.sum(converted)
-    ).group_by(visitors.c.low, visitors.c.high)
-    counts = {group: [0, 0] for group in GROUPS}
-    excluded = 0
-    for low, high, n, conversions in conn.execute(query):
-        if low != high:
-            excluded += n
-        else:
-            counts[GROUPS[high]] = [int(n), int(conversions or 0)]
-    return counts, excluded
 
 
 def _currencies(conn: sa.Connection, site_id: int, start: date, end: date) -> list[str]:
@@ -93,29 +77,59 @@ def _currencies(conn: sa.Connection, site_id: int, start: date, end: date) -> li
     return list(conn.execute(query).scalars())
 
 
-def _revenues(
-    conn: sa.Connection, visitors, site_id: int, start: date, end: date, currency: str | None
-) -> dict[str, list[float]]:
-    """{group: the non-zero revenues of its visitors in the currency}."""
+def _visitors(
+    conn: sa.Connection, site_id: int, start: date, end: date, currency: str | None
+) -> tuple[dict[str, list[int]], int, dict[str, list[float]]]:
+    """Group counts, visitors whose group changed, and each group's non-zero revenues.
+
+    ``{group: [visitors, conversions]}``, the number of visitors in neither group, and
+    ``{group: revenues}`` in ``currency``, from one statement: the visitors of the range are
+    aggregated once (a common table expression) for both the counts and the revenues.
+    """
+    visitors = _per_visitor(site_id, start, end)
+    converted = sa.case((visitors.c.orders > 0, 1), else_=0)
+    no_revenue = sa.cast(sa.null(), Money).label("revenue")
+    query = sa.select(
+        visitors.c.low,
+        visitors.c.high,
+        sa.func.count().label("n"),
+        sa.func.sum(converted).label("conversions"),
+        no_revenue,
+    ).group_by(visitors.c.low, visitors.c.high)
+    if currency is not None:
+        r = rollup_visitor_revenue
+        revenue = sa.func.sum(r.c.revenue).label("revenue")
+        per_visitor = (
+            sa.select(r.c.visitor_id, revenue)
+            .where(
+                r.c.site_id == site_id, r.c.day >= start, r.c.day <= end, r.c.currency == currency
+            )
+            .group_by(r.c.visitor_id)
+            .subquery()
+        )
+        revenues = (
+            sa.select(
+                visitors.c.high,
+                visitors.c.high,
+                sa.cast(sa.null(), sa.BigInteger),
+                sa.cast(sa.null(), sa.BigInteger),
+                per_visitor.c.revenue,
+            )
+            .join(per_visitor, per_visitor.c.visitor_id == visitors.c.visitor_id)
+            .where(visitors.c.low == visitors.c.high, per_visitor.c.revenue != 0)
+        )
+        query = sa.union_all(query, revenues)
+    counts = {group: [0, 0] for group in GROUPS}
+    excluded = 0
     found: dict[str, list[float]] = {group: [] for group in GROUPS}
-    if currency is None:
-        return found
-    r = rollup_visitor_revenue
-    revenue = sa.func.sum(r.c.revenue).label("revenue")
-    per_visitor = (
-        sa.select(r.c.visitor_id, revenue)
-        .where(r.c.site_id == site_id, r.c.day >= start, r.c.day <= end, r.c.currency == currency)
-        .group_by(r.c.visitor_id)
-        .subquery()
-    )
-    query = (
-        sa.select(visitors.c.high, per_visitor.c.revenue)
-        .join(per_visitor, per_visitor.c.visitor_id == visitors.c.visitor_id)
-        .where(visitors.c.low == visitors.c.high, per_visitor.c.revenue != 0)
-    )
-    for high, amount in conn.execute(query):
-        found[GROUPS[high]].append(float(amount))
-    return found
+    for low, high, n, conversions, amount in conn.execute(query):
+        if n is None:
+            found[GROUPS[high]].append(float(amount))
+        elif low != high:
+            excluded += n
+        else:
+            counts[GROUPS[high]] = [int(n), int(conversions or 0)]
+    return counts, excluded, found
 
 
 def _interval(low: Any, high: Any) -> list[float] | None:
@@ -240,11 +254,9 @@ def lift_report(
     """
     if end < start:
         raise ValueError(f"the range ends ({end}) before it starts ({start})")
-    visitors = _per_visitor(site_id, start, end)
-    counts, excluded = _group_counts(conn, visitors)
     currencies = _currencies(conn, site_id, start, end)
     chosen = currency.upper() if currency else (currencies[0] if currencies else None)
-    found = _revenues(conn, visitors, site_id, start, end, chosen)
+    counts, excluded, found = _visitors(conn, site_id, start, end, chosen)
     conversion = _conversion(counts, holdout_share)
     revenue, means = _revenue(counts, found, chosen, holdout_share)
     report: dict[str, Any] = {

@@ -31,14 +31,13 @@ An order credited to recommendations in two placements counts once in each of th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from analytics.periods import Period
-from analytics.recs_items import coverage, top_items
+from analytics.recs_items import item_summary
 from analytics.schema import rollup_rec_revenue, rollup_recs, rollup_sales
 from tracking.orders import money
 
@@ -88,38 +87,63 @@ def _where(table: sa.Table, site_id: int, period: Period, placement: str | None)
     return where
 
 
-def _counts_by(
-    conn: sa.Connection, site_id: int, period: Period, placement: str | None, keys: Iterable[str]
-) -> list[tuple[tuple, dict[str, int]]]:
-    """The four counts of rollup_recs summed per ``keys`` (column names)."""
-    c = rollup_recs.c
-    columns = [c[key] for key in keys]
-    query = (
-        sa.select(*columns, *(sa.func.sum(c[name]).label(name) for name in COUNTS))
-        .where(*_where(rollup_recs, site_id, period, placement))
-        .group_by(*columns)
-    )
-    return [
-        (tuple(row[: len(columns)]), {n: int(row._mapping[n] or 0) for n in COUNTS})
-        for row in conn.execute(query)
-    ]
+class _Rows:
+    """The rollup rows of the period and the one before it, read in two statements.
+
+    ``rollup_recs`` and ``rollup_rec_revenue`` hold one row per day and dimension (a few
+    hundred a month, whatever the shop's size), so every total, day and breakdown of the report
+    is summed here from one read of each table rather than by eight grouped queries.
+    """
+
+    def __init__(self, conn: sa.Connection, site_id: int, period: Period, placement: str | None):
+        span = Period(period.previous().start, period.end)
+        r = rollup_recs.c
+        self.counts = [
+            (row[:5], dict(zip(COUNTS, (int(n or 0) for n in row[5:]), strict=True)))
+            for row in conn.execute(
+                sa.select(
+                    r.day, *(r[d] for d in DIMENSIONS), r.holdout, *(r[n] for n in COUNTS)
+                ).where(*_where(rollup_recs, site_id, span, placement))
+            )
+        ]
+        v = rollup_rec_revenue.c
+        self.revenue = [
+            (row[:5], row[5], int(row[6] or 0), money(row[7]) or ZERO)
+            for row in conn.execute(
+                sa.select(
+                    v.day, *(v[d] for d in DIMENSIONS), v.holdout, v.currency, v.orders, v.revenue
+                ).where(*_where(rollup_rec_revenue, site_id, span, placement))
+            )
+        ]
+
+    def counts_by(self, period: Period, pick) -> list[tuple[tuple, dict[str, int]]]:
+        """The four counts of the period's rows, each keyed by ``pick(day, placement, model
+        version, source, holdout)``."""
+        return [
+            (pick(*key), counts)
+            for key, counts in self.counts
+            if period.start <= key[0] <= period.end
+        ]
+
+    def revenue_by(self, period: Period, pick) -> list[tuple[tuple, str, int, Decimal]]:
+        """Attributed orders and revenue per currency of the period's rows, keyed by ``pick``."""
+        return [
+            (pick(*key), currency, orders, revenue)
+            for key, currency, orders, revenue in self.revenue
+            if period.start <= key[0] <= period.end
+        ]
 
 
-def _revenue_by(
-    conn: sa.Connection, site_id: int, period: Period, placement: str | None, keys: Iterable[str]
-) -> list[tuple[tuple, str, int, Decimal]]:
-    """Attributed orders and revenue of rollup_rec_revenue per ``keys`` and currency."""
-    c = rollup_rec_revenue.c
-    columns = [c[key] for key in keys]
-    query = (
-        sa.select(*columns, c.currency, sa.func.sum(c.orders), sa.func.sum(c.revenue))
-        .where(*_where(rollup_rec_revenue, site_id, period, placement))
-        .group_by(*columns, c.currency)
-    )
-    return [
-        (tuple(row[: len(columns)]), row[-3], int(row[-2] or 0), money(row[-1]) or ZERO)
-        for row in conn.execute(query)
-    ]
+def _by_group(day, placement, model_version, source, holdout) -> tuple:
+    return (holdout,)
+
+
+def _by_day(day, placement, model_version, source, holdout) -> tuple:
+    return (day,)
+
+
+def _by_dimensions(day, placement, model_version, source, holdout) -> tuple:
+    return (placement, model_version, source, holdout)
 
 
 def _sales(conn: sa.Connection, site_id: int, period: Period) -> dict[str, dict[str, Any]]:
@@ -169,18 +193,14 @@ class _Bucket:
         }
 
 
-def _totals(
-    conn: sa.Connection, site_id: int, period: Period, placement: str | None
-) -> dict[str, Any]:
+def _totals(conn: sa.Connection, site_id: int, period: Period, rows: _Rows) -> dict[str, Any]:
     """The period's counts and revenue, in all and per group, against the shop's sales."""
     whole = _Bucket()
     groups = {name: _Bucket() for name in GROUPS}
-    for (holdout,), counts in _counts_by(conn, site_id, period, placement, ["holdout"]):
+    for (holdout,), counts in rows.counts_by(period, _by_group):
         whole.add_counts(counts)
         groups[_group(holdout)].add_counts(counts)
-    for (holdout,), currency, orders, revenue in _revenue_by(
-        conn, site_id, period, placement, ["holdout"]
-    ):
+    for (holdout,), currency, orders, revenue in rows.revenue_by(period, _by_group):
         whole.add_revenue(currency, orders, revenue)
         groups[_group(holdout)].add_revenue(currency, orders, revenue)
     sales = _sales(conn, site_id, period)
@@ -206,25 +226,20 @@ def _share(attributed: Decimal, sales: dict[str, Any] | None) -> float | None:
     return float(attributed / sales["revenue"])
 
 
-def _daily(
-    conn: sa.Connection, site_id: int, period: Period, placement: str | None
-) -> list[dict[str, Any]]:
+def _daily(period: Period, rows: _Rows) -> list[dict[str, Any]]:
     days = {day: _Bucket() for day in period.each_day()}
-    for (day,), counts in _counts_by(conn, site_id, period, placement, ["day"]):
+    for (day,), counts in rows.counts_by(period, _by_day):
         days[day].add_counts(counts)
-    for (day,), currency, orders, revenue in _revenue_by(conn, site_id, period, placement, ["day"]):
+    for (day,), currency, orders, revenue in rows.revenue_by(period, _by_day):
         days[day].add_revenue(currency, orders, revenue)
     return [{"day": day.isoformat(), **bucket.json()} for day, bucket in days.items()]
 
 
-def _breakdown(
-    conn: sa.Connection, site_id: int, period: Period, placement: str | None
-) -> list[dict[str, Any]]:
-    keys = [*DIMENSIONS, "holdout"]
+def _breakdown(period: Period, read: _Rows) -> list[dict[str, Any]]:
     rows: dict[tuple, _Bucket] = defaultdict(_Bucket)
-    for key, counts in _counts_by(conn, site_id, period, placement, keys):
+    for key, counts in read.counts_by(period, _by_dimensions):
         rows[key].add_counts(counts)
-    for key, currency, orders, revenue in _revenue_by(conn, site_id, period, placement, keys):
+    for key, currency, orders, revenue in read.revenue_by(period, _by_dimensions):
         rows[key].add_revenue(currency, orders, revenue)
     return [
         {
@@ -256,16 +271,15 @@ def recommendation_report(
     top: int = 10,
 ) -> dict[str, Any]:
     """Recommendation performance of one site over ``period`` (see the module docstring)."""
-    totals = _totals(conn, site_id, period, placement)
-    previous = _totals(conn, site_id, period.previous(), placement)
+    rows = _Rows(conn, site_id, period, placement)
+    totals = _totals(conn, site_id, period, rows)
+    previous = _totals(conn, site_id, period.previous(), rows)
     return {
         "placement": placement,
         "currencies": [entry["currency"] for entry in totals["revenue"]],
         "totals": totals,
         "previous": previous,
-        "daily": _daily(conn, site_id, period, placement),
-        "breakdown": _breakdown(conn, site_id, period, placement),
-        "top_shown": top_items(conn, site_id, period, placement, "impressions", top),
-        "top_clicked": top_items(conn, site_id, period, placement, "clicks", top),
-        "coverage": coverage(conn, site_id, period, placement),
+        "daily": _daily(period, rows),
+        "breakdown": _breakdown(period, rows),
+        **item_summary(conn, site_id, period, placement, top),
     }

@@ -24,8 +24,6 @@ from analytics.periods import Period
 from analytics.schema import rollup_rec_items
 from tracking.schema import items
 
-RANKINGS = ("impressions", "clicks")
-
 
 def _where(site_id: int, period: Period, placement: str | None) -> list:
     c = rollup_rec_items.c
@@ -39,76 +37,94 @@ def _for_sale(site_id: int) -> list:
     return [items.c.site_id == site_id, items.c.active.is_(True), items.c.hidden.is_(False)]
 
 
-def top_items(
-    conn: sa.Connection,
-    site_id: int,
-    period: Period,
-    placement: str | None,
-    by: str,
-    top: int = 10,
-) -> list[dict[str, Any]]:
-    """The ``top`` items with the most ``by`` ("impressions" or "clicks"), with their titles."""
-    if by not in RANKINGS:
-        raise ValueError(f"rank by one of {RANKINGS}, not {by!r}")
+def item_summary(
+    conn: sa.Connection, site_id: int, period: Period, placement: str | None, top: int = 10
+) -> dict[str, Any]:
+    """``top_shown``, ``top_clicked`` and ``coverage`` of the period, from one aggregation.
+
+    The rollup rows of the period are summed per item once, in the database; its window
+    functions rank the items both ways and count the ones shown (and for sale), so only the
+    ranked items travel to Python.
+    """
     c = rollup_rec_items.c
-    impressions = sa.func.sum(c.impressions).label("impressions")
-    clicks = sa.func.sum(c.clicks).label("clicks")
-    ranked = impressions if by == "impressions" else clicks
-    query = (
-        sa.select(c.item_id, impressions, clicks)
+    per_item = (
+        sa.select(
+            c.item_id,
+            sa.func.sum(c.impressions).label("impressions"),
+            sa.func.sum(c.clicks).label("clicks"),
+        )
         .where(*_where(site_id, period, placement))
         .group_by(c.item_id)
-        .having(ranked > 0)
-        .order_by(ranked.desc(), c.item_id)
-        .limit(top)
-    )
-    rows = conn.execute(query).all()
-    titles = (
-        dict(
-            conn.execute(
-                sa.select(items.c.item_id, items.c.title).where(
-                    items.c.site_id == site_id, items.c.item_id.in_([row[0] for row in rows])
-                )
-            ).all()
-        )
-        if rows
-        else {}
-    )
-    return [
-        {
-            "item_id": item_id,
-            "title": titles.get(item_id),
-            "impressions": int(shown or 0),
-            "clicks": int(clicked or 0),
-            "ctr": int(clicked or 0) / int(shown) if shown else None,
-        }
-        for item_id, shown, clicked in rows
-    ]
-
-
-def coverage(
-    conn: sa.Connection, site_id: int, period: Period, placement: str | None
-) -> dict[str, Any]:
-    """How much of the catalogue for sale recommendations showed in the period."""
-    c = rollup_rec_items.c
-    shown = (
-        sa.select(c.item_id)
-        .where(*_where(site_id, period, placement), c.impressions > 0)
-        .distinct()
         .subquery()
     )
-    for_sale = sa.and_(items.c.item_id == shown.c.item_id, *_for_sale(site_id))
-    items_shown, shown_for_sale = conn.execute(
-        sa.select(sa.func.count(), sa.func.count(items.c.item_id)).select_from(
-            shown.outerjoin(items, for_sale)
+    for_sale = sa.and_(items.c.active.is_(True), items.c.hidden.is_(False))
+    shown = per_item.c.impressions > 0
+    one = sa.literal(1)
+    ranked = (
+        sa.select(
+            per_item.c.item_id,
+            per_item.c.impressions,
+            per_item.c.clicks,
+            items.c.title,
+            sa.func.row_number()
+            .over(order_by=(per_item.c.impressions.desc(), per_item.c.item_id))
+            .label("by_impressions"),
+            sa.func.row_number()
+            .over(order_by=(per_item.c.clicks.desc(), per_item.c.item_id))
+            .label("by_clicks"),
+            sa.func.count(sa.case((shown, one))).over().label("items_shown"),
+            sa.func.count(sa.case((sa.and_(shown, for_sale), one))).over().label("for_sale"),
         )
-    ).one()
+        .select_from(
+            per_item.outerjoin(
+                items, sa.and_(items.c.site_id == site_id, items.c.item_id == per_item.c.item_id)
+            )
+        )
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(ranked).where(
+            sa.or_(
+                sa.and_(ranked.c.by_impressions <= top, ranked.c.impressions > 0),
+                sa.and_(ranked.c.by_clicks <= top, ranked.c.clicks > 0),
+            )
+        )
+    ).all()
     catalogue = conn.execute(
         sa.select(sa.func.count()).select_from(items).where(*_for_sale(site_id))
     ).scalar_one()
+    # Every row carries the window counts; no row means no item was shown or clicked.
+    items_shown = int(rows[0].items_shown) if rows else 0
+    shown_for_sale = int(rows[0].for_sale) if rows else 0
     return {
-        "items_shown": int(items_shown),
-        "items_shown_for_sale": int(shown_for_sale),
-        "catalogue_items": int(catalogue),
-        "coverage": shown_for_sale / catalogue if catalogue else None,
+        "top_shown": [
+            _entry(r)
+            for r in sorted(rows, key=lambda r: r.by_impressions)
+            if _in(r, "impressions", top)
+        ],
+        "top_clicked": [
+            _entry(r) for r in sorted(rows, key=lambda r: r.by_clicks) if _in(r, "clicks", top)
+        ],
+        "coverage": {
+            "items_shown": items_shown,
+            "items_shown_for_sale": shown_for_sale,
+            "catalogue_items": int(catalogue),
+            "coverage": shown_for_sale / catalogue if catalogue else None,
+        },
+    }
+
+
+def _in(row: sa.Row, by: str, top: int) -> bool:
+    rank = row.by_impressions if by == "impressions" else row.by_clicks
+    return rank <= top and int(getattr(row, by) or 0) > 0
+
+
+def _entry(row: sa.Row) -> dict[str, Any]:
+    shown, clicked = int(row.impressions or 0), int(row.clicks or 0)
+    return {
+        "item_id": row.item_id,
+        "title": row.title,
+        "impressions": shown,
+        "clicks": clicked,
+        "ctr": clicked / shown if shown else None,
     }

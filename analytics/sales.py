@@ -220,28 +220,32 @@ def _order_currencies(current: dict, previous: dict) -> list[str]:
     return sorted(revenue, key=lambda c: (-revenue[c][0], -revenue[c][1], c))
 
 
-def _item_rows(
+def _category_rows(
     conn: sa.Connection, site_id: int, period: Period, category: str | None
-) -> list[dict[str, Any]]:
-    """The period's sales per item, currency and category path, under ``category``."""
+) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """The period's item sales summed per category text and currency, under ``category``.
+
+    Also the category texts under ``category`` (None: every text, no filter needed), which
+    pick the lines the top products are ranked on. The database sums the items; Python sees
+    one row per category as ordered and currency.
+    """
     t, prefix = rollup_item_sales, category_path(category)
-    rows = []
+    rows, texts = [], []
     for row in conn.execute(
         sa.select(
-            t.c.item_id,
-            t.c.currency,
             t.c.category,
+            t.c.currency,
             sa.func.sum(t.c.revenue).label("revenue"),
             *(sa.func.sum(t.c[n]).label(n) for n in ITEM_COUNTS),
         )
         .where(_in_period(t, site_id, period))
-        .group_by(t.c.item_id, t.c.currency, t.c.category)
+        .group_by(t.c.category, t.c.currency)
     ).mappings():
         path = category_path(row["category"])
         if _under(path, prefix):
+            texts.append(row["category"])
             rows.append(
                 {
-                    "item_id": row["item_id"],
                     "currency": row["currency"],
                     "path": path,
                     "revenue": money(row["revenue"]),
@@ -249,7 +253,7 @@ def _item_rows(
                     "units": int(row["units"]),
                 }
             )
-    return rows
+    return rows, (sorted(set(texts)) if prefix else None)
 
 
 def _by_category(rows: list[dict[str, Any]], category: str | None) -> list[dict[str, Any]]:
@@ -282,39 +286,65 @@ def _by_category(rows: list[dict[str, Any]], category: str | None) -> list[dict[
 
 
 def _top_products(
-    conn: sa.Connection, site_id: int, rows: list[dict[str, Any]], top: int
+    conn: sa.Connection,
+    site_id: int,
+    period: Period,
+    texts: list[str] | None,
+    top: int,
 ) -> list[dict[str, Any]]:
-    """The ``top`` products by revenue in each currency, with their titles."""
-    per: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        into = per.setdefault(
-            (row["item_id"], row["currency"]),
-            {"revenue": Decimal("0.00"), "orders": 0, "units": 0, "paths": defaultdict(Decimal)},
+    """The ``top`` products by revenue in each currency (lines whose category text is one of
+    ``texts``; None: all), with their titles, ranked in the database."""
+    t = rollup_item_sales
+    where = [_in_period(t, site_id, period)]
+    if texts is not None:
+        if not texts:
+            return []
+        where.append(t.c.category.in_(texts))
+    revenue = sa.func.sum(t.c.revenue)
+    per_item = (
+        sa.select(
+            t.c.item_id,
+            t.c.currency,
+            revenue.label("revenue"),
+            *(sa.func.sum(t.c[n]).label(n) for n in ITEM_COUNTS),
+            sa.func.row_number()
+            .over(partition_by=t.c.currency, order_by=(revenue.desc(), t.c.item_id))
+            .label("rank"),
         )
-        for name in ("revenue", "orders", "units"):
-            into[name] += row[name]
-        into["paths"][row["path"]] += row["revenue"]
-    by_currency: dict[str, list] = defaultdict(list)
-    for (item_id, currency), figures in per.items():
-        by_currency[currency].append((item_id, figures))
-    chosen = []
-    for currency in sorted(by_currency):
-        ranked = sorted(by_currency[currency], key=lambda p: (-p[1]["revenue"], p[0]))[:top]
-        chosen += [(item_id, currency, figures) for item_id, figures in ranked]
-    titles = _titles(conn, site_id, sorted({item_id for item_id, _, _ in chosen}))
-    return [
-        {
-            "item_id": item_id,
-            "title": titles.get(item_id),
-            # The category it sold under (the one with most revenue, if it moved).
-            "category": category_name(max(f["paths"], key=lambda p: (f["paths"][p], p))) or None,
-            "currency": currency,
-            "revenue": f["revenue"],
-            "orders": f["orders"],
-            "units": f["units"],
-        }
-        for item_id, currency, f in chosen
-    ]
+        .where(*where)
+        .group_by(t.c.item_id, t.c.currency)
+        .subquery()
+    )
+    chosen = sorted(
+        conn.execute(sa.select(per_item).where(per_item.c.rank <= top)).mappings(),
+        key=lambda row: (row["currency"], row["rank"]),
+    )
+    item_ids = sorted({row["item_id"] for row in chosen})
+    # The category each sold under (the one with most revenue, if it moved).
+    paths: dict[tuple[str, str], dict[tuple, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for chunk in chunks(item_ids):
+        for item_id, currency, text, amount in conn.execute(
+            sa.select(t.c.item_id, t.c.currency, t.c.category, sa.func.sum(t.c.revenue))
+            .where(*where, t.c.item_id.in_(chunk))
+            .group_by(t.c.item_id, t.c.currency, t.c.category)
+        ):
+            paths[(item_id, currency)][category_path(text)] += money(amount)
+    titles = _titles(conn, site_id, item_ids)
+    products = []
+    for row in chosen:
+        sold = paths[(row["item_id"], row["currency"])]
+        products.append(
+            {
+                "item_id": row["item_id"],
+                "title": titles.get(row["item_id"]),
+                "category": category_name(max(sold, key=lambda p: (sold[p], p))) or None,
+                "currency": row["currency"],
+                "revenue": money(row["revenue"]),
+                "orders": int(row["orders"]),
+                "units": int(row["units"]),
+            }
+        )
+    return products
 
 
 def _titles(conn: sa.Connection, site_id: int, item_ids: list[str]) -> dict[str, str]:
@@ -375,7 +405,7 @@ def sales_report(
                 "previous": _figures(then, by_category),
             }
         )
-    item_rows = _item_rows(conn, site_id, period, category)
+    category_rows, texts = _category_rows(conn, site_id, period, category)
     return SalesReport(
         period=period,
         grain=grain,
@@ -383,6 +413,6 @@ def sales_report(
         currencies=currencies,
         buckets=bucket_rows,
         totals=totals,
-        categories=_by_category(item_rows, category),
-        products=_top_products(conn, site_id, item_rows, top),
+        categories=_by_category(category_rows, category),
+        products=_top_products(conn, site_id, period, texts, top),
     )

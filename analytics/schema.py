@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from analytics import value_schema
 from tracking.migrations import Migration
 
 metadata = sa.MetaData()
@@ -207,7 +208,11 @@ def _attribution_mirror(conn: sa.Connection) -> None:
 MIGRATIONS: list[Migration] = [
     (101, "analytics: daily rollups", _initial),
     (102, "analytics: funnel steps as bits, the attribution mirror", _attribution_mirror),
+    (111, "analytics: customer value snapshots", value_schema.create),
 ]
 
 # Tables holding data (for tests that empty the store).
-DATA_TABLES: tuple[sa.Table, ...] = tuple(metadata.sorted_tables)
+DATA_TABLES: tuple[sa.Table, ...] = (
+    *metadata.sorted_tables,
+    *value_schema.metadata.sorted_tables,  # customer value snapshots
+)

@@ -72,11 +72,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ingest-batch", type=int, default=200, help="ingest worker batch size")
     p.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
     p.add_argument("--keep", action="store_true", help="keep generated PostgreSQL databases")
+    p.add_argument(
+        "--db-name",
+        help="name of the PostgreSQL database to generate (default bench_console_SCALE_PID); "
+        "kept after the run",
+    )
+    p.add_argument(
+        "--load-only",
+        action="store_true",
+        help="generate and load the store (--db-name), then stop: no rebuild, no timing",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the store --db-name already holds (loaded by an earlier run; rebuilt there "
+        "unless --rebuild-timeout is given) instead of generating one",
+    )
     a = p.parse_args(argv)
     if not a.scale and not a.ingest:
         p.error("say --scale 100k|10m and/or --ingest")
     if a.db is None:
-        a.db = "both" if a.scale in (None, "100k") else "postgresql"
+        a.db = "both" if a.scale in (None, "100k") and not a.db_name else "postgresql"
+    if (a.load_only or a.reuse) and not a.db_name:
+        p.error("--load-only and --reuse need --db-name")
+    if a.db_name:
+        a.keep = True
+    if a.load_only:
+        a.no_results = True
     return a
 
 
@@ -109,20 +131,6 @@ def rebuild(url: str, site_id: int, timeout: float) -> tuple[float | None, str]:
     return seconds, ", ".join(f"{k} {v:,}" for k, v in written.items())
 
 
-def analyze(url: str) -> None:
-    """Planner statistics for the freshly written tables, as autovacuum would soon gather.
-
-    Without them PostgreSQL plans the lift report's join of two per-visitor aggregates as a
-    nested loop over rollups it believes empty (1.4 s at 100k events instead of 15 ms).
-    """
-    from tracking.db import make_engine
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("ANALYZE"))
-    engine.dispose()
-
-
 class Store:
     """One generated (or given) store: its URL, load and rebuild figures, then page timings."""
 
@@ -151,7 +159,7 @@ def make_store(a, kind: str, tmp: Path) -> Store:
     else:
         from tracking.db import make_engine
 
-        db = f"bench_console_{a.scale}_{os.getpid()}"
+        db = a.db_name or f"bench_console_{a.scale}_{os.getpid()}"
         admin = make_engine(a.pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
@@ -167,10 +175,11 @@ def make_store(a, kind: str, tmp: Path) -> Store:
     engine.dispose()
     rows = store.load["rows"]
     log(f"{kind}: loaded in {store.load['seconds']:.1f} s: {rows}")
+    if a.load_only:
+        return store
     store.rebuild_seconds, store.rebuild_note = rebuild(
         store.url, site.site_id, a.rebuild_timeout or 3600
     )
-    analyze(store.url)
     return store
 
 
@@ -236,10 +245,8 @@ def report(a, stores: list[Store], ingest, run_time: str) -> dict[str, list[str]
         if store.rebuild_seconds is not None:
             lines.append(
                 f"Rollups rebuilt from the raw tables (analytics.rollups.rebuild) in "
-                f"{store.rebuild_seconds:.1f} s: {store.rebuild_note}. Then `ANALYZE`, as "
-                "autovacuum would do soon after: right after the rebuild, before it, PostgreSQL "
-                "planned the lift query (analytics/lift.py `_revenues`) as a nested loop over "
-                "rollups it thought empty, 1.4 s a call at 100k events instead of 15 ms."
+                f"{store.rebuild_seconds:.1f} s (rows written with COPY on PostgreSQL, then "
+                f"`ANALYZE` of the rollup tables inside the rebuild): {store.rebuild_note}."
             )
         elif store.rebuild_note:
             lines.append(
@@ -341,16 +348,23 @@ def main(argv=None) -> int:
             if a.scale or a.store_url:
                 kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
                 for kind in kinds:
+                    if a.reuse:
+                        a.store_url = (
+                            sa.engine.make_url(a.pg_url)
+                            .set(database=a.db_name)
+                            .render_as_string(False)
+                        )
                     if a.store_url:
                         store = Store(kind, a.store_url)
                         if a.rebuild_timeout:
                             store.rebuild_seconds, store.rebuild_note = rebuild(
                                 a.store_url, 1, a.rebuild_timeout
                             )
-                            analyze(a.store_url)
                     else:
                         store = make_store(a, kind, tmp)
                     stores.append(store)
+                    if a.load_only:
+                        continue
                     time_store(a, store, redis_server.url, tmp)
                     if not a.keep:
                         store.drop()
@@ -362,6 +376,9 @@ def main(argv=None) -> int:
                     store.drop()
             redis_server.stop()
     minutes = (time.monotonic() - t_start) / 60
+    if a.load_only:
+        log(f"loaded {a.db_name} in {minutes:.1f} min; time it with --reuse --db-name {a.db_name}")
+        return 0
     subsections = report(a, stores, ingest, f"{minutes:.1f} min")
     print("\n\n".join("\n".join(lines) for lines in subsections.values()))
     if not a.no_results:

@@ -22,6 +22,10 @@ unknown visitor, trending. Holdout visitors get popularity only. A new model ver
 a background thread and swapped in whole, so requests see the old model or the new one, never an
 error.
 
+A customer who turned personalisation off (:mod:`recommender.opt_outs`) is served the popular
+list with ``source`` ``personalisation_off``, from the site's shared answers: no entry of theirs
+is read, computed or written. The check is a lookup in the site's in-memory set.
+
 This module never imports Flask; ``webapp.recommend`` is its HTTP face.
 """
 
@@ -39,11 +43,13 @@ import redis
 import sqlalchemy as sa
 
 from recommender.answer_cache import COLD, AnswerCache, LocalCache, candidates_of
+from recommender.answers import Recommendations
 from recommender.rules import Rules
 from recommender.site_state import SiteState, SiteStates
 from tracking.holdout import in_holdout
 
 MEMO_LIMIT = 256  # encoded answers kept per entry or per site state
+PERSONALISATION_OFF = "personalisation_off"  # the source of answers to customers who opted out
 
 
 @dataclass(frozen=True)
@@ -154,14 +160,14 @@ class ServingLayer:
         # visitors, with the site's state), per request shape: a repeat costs a dict lookup.
         # A catalogue reload builds a new state, so its serial retires every such copy.
         shape = (state.serial, fingerprint, n, category, tuple(exclude), context_item)
-        if in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share):
+        holdout = in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share)
+        if (off := user_id in self.sites.opted_out(site_id)) or holdout:
             entry, cache = {"v": state.version}, "none"
-            candidates, source, memo, key = popular, popular_source, state.memo, shape
-            holdout = True
+            source = PERSONALISATION_OFF if off else popular_source
+            candidates, memo, key = popular, state.memo, (source, holdout, *shape)
         else:
             visitor = f"u:{user_id}" if user_id else f"a:{anonymous_id}"
             entry, cache = self._entry(state, visitor, user_id, anonymous_id, rules, fingerprint)
-            holdout = False
             entry.pop("_raw", None)
             if entry.get(COLD):
                 candidates, source = trending, trending_source
@@ -238,9 +244,11 @@ class ServingLayer:
         state = self.sites.state(site_id)
         rules, fingerprint = self.sites.rules(site_id).resolve(placement)
         popular = state.fallbacks(rules, fingerprint)[0]
-        found = state.service.similar_customers(
-            user_id, k=k, n=self._settings.candidates, rules=rules
-        )
+        found = Recommendations([], [], [], PERSONALISATION_OFF)  # popular items fill it
+        if user_id not in self.sites.opted_out(site_id):
+            found = state.service.similar_customers(
+                user_id, k=k, n=self._settings.candidates, rules=rules
+            )
         answer = _finish(
             state, found.as_candidates(), found.source, n, category, exclude, None, popular, rules
         )
@@ -314,6 +322,7 @@ class ServingLayer:
         rules; how many were written."""
         rules, fingerprint = self.sites.rules(state.site_id).resolve(None)
         compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
+        user_ids = [u for u in user_ids if u not in self.sites.opted_out(state.site_id)]
         return self.cache.store_many(state, user_ids, compute, fingerprint)
 
 

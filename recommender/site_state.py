@@ -8,9 +8,10 @@ so a request sees the old state or the new one, never a mix.
 :class:`SiteStates` holds them for one process. Two background threads keep them current: one
 notices a new model version (the registry's ``current`` link moved) and reloads the catalogue
 every ``catalogue_refresh`` seconds; the other listens on Redis pub/sub for the ingest worker's
-invalidations (dropping the visitor's local cache entry), the catalogue API's changes and
-rules changes (each site's :class:`~recommender.rule_store.RuleBook`, reloaded whole). A link
-that does not load keeps the model already serving.
+invalidations (dropping the visitor's local cache entry), the catalogue API's changes, rules
+changes (each site's :class:`~recommender.rule_store.RuleBook`, reloaded whole) and customers
+turning personalisation off or on (:mod:`recommender.opt_outs`: each site's list is held as a
+set, read again with the catalogue). A link that does not load keeps the model already serving.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import redis
 import sqlalchemy as sa
 
-from recommender import rule_store
+from recommender import opt_outs, rule_store
 from recommender.answers import ModelBundle, RecommendationService
 from recommender.registry import ModelRegistry
 from recommender.rule_store import RULES_CHANNEL, RuleBook
@@ -217,6 +218,7 @@ class SiteStates:
         self._sites: dict[int, SiteState] = {}
         self._links: dict[int, str | None] = {}
         self._books: dict[int, RuleBook] = {}
+        self._opt_outs: dict[int, set[str]] = {}
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._stop = threading.Event()
@@ -241,8 +243,22 @@ class SiteStates:
         self._ensure_threads()
         with self._lock:
             if site_id not in self._sites:
+                self.reload_opt_outs(site_id)
                 self._load(site_id, reload_catalogue=True)
             return self._sites[site_id]
+
+    def opted_out(self, site_id: int) -> set[str]:
+        """The site's customers with personalisation off (loaded with the site's state)."""
+        found = self._opt_outs.get(site_id)
+        if found is None:
+            found = self.reload_opt_outs(site_id)
+        return found
+
+    def reload_opt_outs(self, site_id: int) -> set[str]:
+        """Read the site's personalisation opt-outs again now."""
+        with self.engine.connect() as conn:
+            found = self._opt_outs[site_id] = opt_outs.opted_out(conn, site_id)
+        return found
 
     def rules(self, site_id: int) -> RuleBook:
         """The site's merchandising rules, loaded on first use and on every change."""
@@ -317,6 +333,8 @@ class SiteStates:
                             self._load(site_id, reload_catalogue=stale)
                     if stale and site_id in self._books:  # a lost rules message, caught up
                         self.reload_rules(site_id, if_moved=True)
+                    if stale:  # a lost personalisation message, caught up
+                        self.reload_opt_outs(site_id)
                 except Exception:  # keep serving the old state; try again next round
                     log.exception("could not refresh site %s", site_id)
 
@@ -326,12 +344,19 @@ class SiteStates:
             pubsub = None
             try:
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(INVALIDATION_CHANNEL, CATALOGUE_CHANNEL, RULES_CHANNEL)
+                pubsub.subscribe(
+                    INVALIDATION_CHANNEL,
+                    CATALOGUE_CHANNEL,
+                    RULES_CHANNEL,
+                    opt_outs.PERSONALISATION_CHANNEL,
+                )
                 pubsub.get_message(timeout=1.0, ignore_subscribe_messages=False)  # confirmed
                 # Whatever was published while we were not listening is lost: start clean.
                 self.local.clear()
                 for site_id in list(self._books):
                     self.reload_rules(site_id, if_moved=True)
+                for site_id in list(self._opt_outs):
+                    self.reload_opt_outs(site_id)
                 self.listening.set()
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.25)
@@ -366,6 +391,15 @@ class SiteStates:
                 self._load(int(data), reload_catalogue=True)
         elif channel == RULES_CHANNEL and data.isdigit() and int(data) in self._books:
             self.reload_rules(int(data))
+        elif channel == opt_outs.PERSONALISATION_CHANNEL:
+            change = opt_outs.parse_message(data)
+            if change is not None and change[0] in self._opt_outs:
+                site_id, user_id, personalised = change
+                if personalised:
+                    self._opt_outs[site_id].discard(user_id)
+                else:
+                    self._opt_outs[site_id].add(user_id)
+                self.local.evict([(site_id, f"u:{user_id}")])
 
     def _ensure_threads(self) -> None:
         """Start the background threads once per process (gunicorn forks after import)."""

@@ -47,6 +47,7 @@ from recommender.models import (
     PopularityModel,
     Recommender,
 )
+from recommender.opt_outs import opted_out, without_customers
 from recommender.registry import ModelRegistry
 from recommender.tuning import BlendConfig, SearchSpace, default_blend, tune
 from tracking import interaction_log
@@ -226,6 +227,10 @@ def train(
             # A quiet shop's many small batches become one chunk before they are read.
             interaction_log.compact(conn, settings.site_id)
         frame = read_events(engine, settings.site_id)
+    # Customers who turned personalisation off are left out: the model gets no factors for
+    # them, and their events shape nobody's recommendations (popularity included).
+    with engine.connect() as conn:
+        frame = without_customers(frame, opted_out(conn, settings.site_id))
     lap("read")
     users, items = frame["user_id"].nunique(), frame["item_id"].nunique()
     counted = [plural(len(frame), "interaction"), plural(users, "customer"), plural(items, "item")]

@@ -6,6 +6,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from analytics import rollups
@@ -81,3 +82,15 @@ def test_a_run_replaces_only_its_own_subsections(tmp_path):
     console.write_section(path, console.HEADING, merged)
     text = path.read_text()
     assert "kept" in text and "also kept" in text and "old intro" not in text
+
+
+def test_a_big_store_is_loaded_once_and_timed_again():
+    loading = console.parse_args(["--scale", "10m", "--db-name", "big", "--load-only"])
+    assert (loading.db, loading.keep, loading.no_results) == ("postgresql", True, True)
+    again = console.parse_args(["--scale", "10m", "--db-name", "big", "--reuse"])
+    assert again.reuse and again.keep and not again.no_results
+    # A 100k run with a named database times PostgreSQL only (that is where the name lives).
+    assert console.parse_args(["--scale", "100k", "--db-name", "big", "--reuse"]).db == "postgresql"
+    for argv in (["--scale", "10m", "--reuse"], ["--scale", "10m", "--load-only"]):
+        with pytest.raises(SystemExit):
+            console.parse_args(argv)

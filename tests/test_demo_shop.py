@@ -95,3 +95,27 @@ def test_checkout_counts_units_in_the_singular_and_the_plural(client, shop):
     assert "(1 item)" in client.get("/demo/checkout").get_data(as_text=True)
     client.post("/demo/cart/add", data={"item_id": "sku-2", "quantity": "2", "csrf": token})
     assert "(3 items)" in client.get("/demo/checkout").get_data(as_text=True)
+
+
+def test_my_account_opens_the_portal_with_a_portal_session(client, shop):
+    token = csrf(client.get("/demo/signin").get_data(as_text=True))
+    client.post("/demo/signin", data={"email": "ada@example.test", "csrf": token})
+    home = client.get("/demo/").get_data(as_text=True)
+    assert 'id="my-account"' in home
+    response = client.post("/demo/account", data={"csrf": csrf(home)})
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/account/enter/")
+    entered = client.get(response.headers["Location"])
+    assert entered.status_code == 303 and entered.headers["Location"] == "/account/"
+    page = client.get("/account/")
+    assert page.status_code == 200
+    assert 'href="http://localhost/demo/"' in page.get_data(as_text=True)  # back to the shop
+    # Once only.
+    assert client.get(response.headers["Location"]).status_code == 410
+
+
+def test_my_account_needs_a_signed_in_customer(client, shop):
+    token = csrf(client.get("/demo/signin").get_data(as_text=True))
+    response = client.post("/demo/account", data={"csrf": token})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/demo/signin")
+    assert client.post("/demo/account").status_code == 400  # no form token

@@ -18,7 +18,9 @@ words and documents the 4xx; a rejection that cites exactly that rule is not a f
 - an item's `item_id` in the body of `PUT /v1/items/{item_id}` must equal the path's;
 - an item's `attributes` may be a string holding a JSON object (contentMediaType again);
 - a report's `to` must not be before `from` nor in the future, the range at most two years, and
-  a `placement` one the site has: a 400 naming `to` or `placement` with that reason.
+  a `placement` one the site has: a 400 naming `to` or `placement` with that reason;
+- a portal session's `return_url` must be an http(s) URL on one of the site's allowed origins:
+  a 400 naming `body.return_url` with that reason.
 
 A batch with invalid events is a 200 listing them in `rejected` (the valid ones are stored),
 which is its documented way of refusing schema-violating events.
@@ -127,6 +129,11 @@ def documented_rejection(
                 "catalogue" in reason or "is not a date" in reason or "before it starts" in reason
             )
         return False
+    if label == "POST /v1/portal/sessions" and status == 400:
+        # Stated in words: `return_url` is an http(s) URL on one of the site's allowed origins.
+        return error["field"] == "body.return_url" and error["reason"].startswith(
+            ("must be an http(s) URL", "must be on one of the site's allowed origins")
+        )
     if label.startswith("GET /v1/reports/") and status == 400:
         # Stated in words: `to` not before `from` nor in the future, at most two years, a
         # placement the site has, and no placement at all for sales and the funnel.

@@ -28,6 +28,14 @@ def test_the_first_start_prints_export_lines_for_both_keys():
     assert ".venv/bin/flask --app wsgi sites rotate-key wk_public --server" in text
 
 
+def test_the_banner_says_where_mail_goes_without_the_relays_password():
+    text = banner(CONFIG, None, None)
+    assert "  mail:       .eml files in var/mail (ECRM_SMTP_URL is unset)" in text
+    relay = {**CONFIG, "SMTP_URL": "smtps://shop:secret@mail.example:465", "MAIL_DIR": "x"}
+    text = banner(relay, None, None)
+    assert "  mail:       smtps://shop@mail.example:465" in text and "secret" not in text
+
+
 def test_later_starts_export_the_write_key_and_say_how_to_replace_a_lost_server_key():
     text = banner(CONFIG, "wk_public", None)
     assert "    export WRITE_KEY=wk_public" in text.splitlines()
@@ -90,7 +98,11 @@ def test_make_run_prints_exports_and_promotes_a_first_model_then_stops_on_ctrl_c
         )
     try:
         deadline = time.monotonic() + 240
-        while "is now current" not in log_path.read_text() and time.monotonic() < deadline:
+        # The first model, and the mailer started beside the other processes.
+        awaited = ("is now current", "mailer: mail goes to")
+        while time.monotonic() < deadline and not all(
+            line in log_path.read_text() for line in awaited
+        ):
             assert process.poll() is None, log_path.read_text()
             time.sleep(0.5)
     finally:
@@ -104,6 +116,7 @@ def test_make_run_prints_exports_and_promotes_a_first_model_then_stops_on_ctrl_c
     assert promoted, output
     assert os.path.islink(tmp_path / "var" / "models" / "1" / "current")
     assert output.rstrip().endswith("stopped.")
+    assert f"mailer: mail goes to .eml files in {tmp_path / 'var' / 'mail'}" in output
 
 
 def test_make_test_finds_no_postgres_on_a_closed_port_and_says_why():

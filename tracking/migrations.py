@@ -78,6 +78,10 @@ def _customer_lookup(conn: sa.Connection) -> None:
     customer_lookup.fill(conn)
 
 
+def _personalisation_opt_outs(conn: sa.Connection) -> None:
+    schema.personalisation_opt_outs.create(conn, checkfirst=True)
+
+
 # (version, name, function of a connection)
 Migration = tuple[int, str, Callable[[sa.Connection], None]]
 
@@ -87,6 +91,7 @@ MIGRATIONS: list[Migration] = [
     (3, "interaction log for training", _interaction_log),
     (4, "identity verification: site secrets, unverified traits", _identity_verification),
     (5, "customer search keys", _customer_lookup),
+    (7, "customers with personalisation off", _personalisation_opt_outs),
 ]
 
 

@@ -246,6 +246,16 @@ dead_letters = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
 
+# Customers who turned personalisation off (accounts.privacy writes it; the recommender reads it:
+# they are served popular items and left out of training). A row exists while it is off.
+personalisation_opt_outs = sa.Table(
+    "personalisation_opt_outs",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("since", UtcDateTime, nullable=False),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
@@ -256,6 +266,7 @@ schema_migrations = sa.Table(
 
 # Tables holding data (for tests that empty the store, and for erasure later).
 DATA_TABLES = (
+    personalisation_opt_outs,
     events,
     customers,
     customer_lookup,

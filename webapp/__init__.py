@@ -19,6 +19,7 @@ from webapp import (
     health,
     landing,
     openapi,
+    portal_api,
     recommend,
     reports_api,
     rules_api,
@@ -26,6 +27,7 @@ from webapp import (
 from webapp.clients import init_clients
 from webapp.config import load_config
 from webapp.errors import register_error_handlers
+from webapp.portal import init_portal
 from webapp.security import security_headers
 from webapp.staff_auth import init_staff_auth
 
@@ -79,11 +81,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(recommend.bp)
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(rules_api.bp)
+    app.register_blueprint(portal_api.bp)
     app.register_blueprint(demo_shop.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(landing.bp)
     app.register_blueprint(console.bp)
     init_staff_auth(app)
+    init_portal(app)
     app.after_request(security_headers)
 
     register_error_handlers(app)

@@ -2,7 +2,7 @@
 
 Also registers the commands of their own modules: ``up`` and ``demo`` (webapp.supervisor),
 ``train``, ``rollback`` and ``attribute`` (webapp.train_cli), ``dead-letters``, ``users``
-(webapp.users_cli).
+(webapp.users_cli), ``mailer`` and ``webhooks`` (webapp.messaging_cli).
 """
 
 from __future__ import annotations
@@ -287,7 +287,8 @@ def ingest(consumer):
 
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
-    from webapp import scheduler, supervisor, train_cli
+    from webapp import messaging_cli, scheduler, supervisor, train_cli
+    from webapp.analytics_cli import analytics_cli
     from webapp.dead_letters_cli import dead_letters_cli
     from webapp.users_cli import users_cli
 
@@ -302,4 +303,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(dead_letters_cli)
     app.cli.add_command(train_cli.attribute_command)
     app.cli.add_command(users_cli)
+    app.cli.add_command(analytics_cli)
     scheduler.register(app)
+    messaging_cli.register(app)

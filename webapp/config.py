@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import parse
 
@@ -87,6 +88,23 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     # Reports' daily rollups kept by the ingest worker (analytics.rollups); off: rebuild them.
     "ROLLUPS": (True, bool),
     "SCHEDULE_SECONDS": (60.0, float),  # the scheduler's round (webapp.scheduler)
+    # Email (accounts.mailer): an smtp:// or smtps://user:pass@host:port relay, else .eml files
+    # in MAIL_DIR (default VAR_DIR/mail); the From address; retries with exponential backoff.
+    "SMTP_URL": (None, str),
+    "SMTP_TIMEOUT_SECONDS": (30.0, float),
+    "MAIL_FROM": ("no-reply@localhost", str),
+    "MAIL_DIR": (None, str),
+    "MAIL_MAX_ATTEMPTS": (8, int),
+    "MAIL_RETRY_SECONDS": (30.0, float),
+    # Webhooks to shops (accounts.webhooks): request timeout, attempts per event, first retry
+    # delay (doubling), and failed attempts in a row after which an endpoint is disabled.
+    "WEBHOOK_TIMEOUT_SECONDS": (10.0, float),
+    "WEBHOOK_MAX_ATTEMPTS": (8, int),
+    "WEBHOOK_RETRY_SECONDS": (30.0, float),
+    "WEBHOOK_DISABLE_AFTER": (20, int),
+    "MESSAGING_POLL_SECONDS": (1.0, float),  # how often the mailer process looks for due work
+    # Sent or given-up emails (with their .eml files) and webhook deliveries are deleted after.
+    "MESSAGES_KEEP_DAYS": (30.0, float),
     # Run command.
     "BIND": ("127.0.0.1:8000", str),
 }
@@ -167,6 +185,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if not 1 <= config["RECS_MAX_N"] <= 500:
         raise ConfigError("ECRM_RECS_MAX_N must be between 1 and 500")
     _validate_console(config)
+    _validate_messaging(config)
     if not config["SECRET_KEY"] and (var_dir / "secret_key").exists():
         config["SECRET_KEY"] = (var_dir / "secret_key").read_text().strip()
     if not config["SECRET_KEY"]:
@@ -207,3 +226,38 @@ def _validate_console(config: dict[str, Any]) -> None:
         choices = ", ".join(p for p in PROFILES if p != "CHEAPEST")
         raise ConfigError(f"ECRM_PASSWORD_PROFILE must be one of {choices}")
     config["PASSWORD_PROFILE"] = profile
+
+
+def _validate_messaging(config: dict[str, Any]) -> None:
+    """The SMTP relay's URL, the mail folder, From address, retry and webhook settings."""
+    if not config["MAIL_DIR"]:
+        config["MAIL_DIR"] = str(Path(config["VAR_DIR"]) / "mail")
+    url = config["SMTP_URL"]
+    if url:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError as e:
+            raise ConfigError(f"ECRM_SMTP_URL is not a URL ({e}); see the README's Email") from e
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(
+                "ECRM_SMTP_URL must look like smtp://host:25 or smtps://user:password@host:465; "
+                "unset it to write .eml files under var/mail/"
+            )
+    sender = config["MAIL_FROM"]
+    if not sender or "@" not in sender or any(c in sender for c in " <>\r\n"):
+        raise ConfigError("ECRM_MAIL_FROM must be a bare address like no-reply@shop.example")
+    for name in ("MAIL_MAX_ATTEMPTS", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_DISABLE_AFTER"):
+        if config[name] < 1:
+            raise ConfigError(f"ECRM_{name} must be a whole number of at least 1")
+    for name in (
+        "MAIL_RETRY_SECONDS",
+        "WEBHOOK_RETRY_SECONDS",
+        "WEBHOOK_TIMEOUT_SECONDS",
+        "SMTP_TIMEOUT_SECONDS",
+        "MESSAGING_POLL_SECONDS",
+    ):
+        if config[name] <= 0:
+            raise ConfigError(f"ECRM_{name} must be a positive number of seconds")
+    if config["MESSAGES_KEEP_DAYS"] <= 0:
+        raise ConfigError("ECRM_MESSAGES_KEEP_DAYS must be a positive number of days")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from accounts import messaging_schema, portal_schema, prefs_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
+from analytics import value_schema
 from recommender import schema as recommender_schema
 from tracking import migrations
 from tracking import schema as tracking_schema
@@ -17,11 +19,18 @@ from tracking import schema as tracking_schema
 METADATA = (
     tracking_schema.metadata,
     analytics_schema.metadata,
+    value_schema.metadata,
     accounts_schema.metadata,
+    prefs_schema.metadata,
+    portal_schema.metadata,
+    messaging_schema.metadata,
     recommender_schema.metadata,
 )
 DATA_TABLES = (
+    *prefs_schema.DATA_TABLES,
+    *portal_schema.DATA_TABLES,
     *accounts_schema.DATA_TABLES,
+    *messaging_schema.DATA_TABLES,
     *recommender_schema.DATA_TABLES,
     *analytics_schema.DATA_TABLES,
     *tracking_schema.DATA_TABLES,

@@ -77,6 +77,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
+        if request.path.startswith("/account/"):
+            page = render_template("portal/error.html", code=e.code, name=e.name)
+            return page, e.code or 500
         if request.path.startswith(HTML_PREFIXES):
             # People's pages answer errors with a page (a bad CSRF token, a foreign id, a 403).
             page = render_template(

@@ -21,7 +21,7 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from analytics import rollups
+from analytics import rollups, value
 from analytics.served import move_served
 from tracking.attribution import attribute_since
 from tracking.sites import Site
@@ -79,11 +79,22 @@ def move_answers_served(site: Site) -> str:
     return f"{plural(moved, 'answer')} moved"
 
 
+def refresh_customer_value(site: Site) -> str:
+    """The nightly customer value refresh: once per UTC day, the first round that finds none."""
+    engine = clients().engine
+    today = datetime.now(UTC).date()
+    if value.refreshed_on(engine, site.site_id, today):
+        return "already refreshed today"
+    runs = value.refresh(engine, site.site_id, day=today)
+    return f"{plural(sum(r.customers for r in runs), 'customer')} scored"
+
+
 Job = tuple[str, float, Callable[[Site], str]]
 # (name, seconds between runs, function of one site returning what it did).
 JOBS: list[Job] = [
     ("attribution", 60.0, repair_attributions),
     ("served", 60.0, move_answers_served),
+    ("customer value", 3600.0, refresh_customer_value),
 ]
 
 

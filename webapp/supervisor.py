@@ -2,8 +2,8 @@
 
 ``python -m webapp.supervisor`` (what ``make run`` calls) starts the embedded Redis unless
 ECRM_REDIS_URL is set, migrates the SQL store, loads the demo shop and makes its console owner
-(printing a one-time sign-in link) the first time, then runs gunicorn and one ingest worker,
-restarting the worker if it crashes.
+(printing a one-time sign-in link) the first time, then runs gunicorn, one ingest worker, the
+trainer, the scheduler and the mailer (emails and webhooks), restarting those that crash.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from flask.cli import AppGroup
 from threadpoolctl import threadpool_limits
 
 from accounts.links import issue_link, link_url
+from accounts.mailer import describe_smtp
 from accounts.staff import create_staff, list_staff
 from demo.load import demo_site, load_demo
 from tracking.redis_server import EmbeddedRedis
@@ -112,6 +113,7 @@ def banner(
 ) -> str:
     """What ``make run`` prints once everything is started, ``export`` lines included."""
     base = f"http://{config['BIND']}"
+    mail_dir = config.get("MAIL_DIR") or Path(config["VAR_DIR"]) / "mail"
     lines = [
         "",
         "  eCRM is running",
@@ -130,6 +132,7 @@ def banner(
             else "off (ECRM_TRAIN_INTERVAL_MINUTES=0) but for the console's Train now"
         ),
         f"  data:       {config['VAR_DIR']}",
+        f"  mail:       {describe_smtp(config.get('SMTP_URL'), mail_dir)}",
     ]
     if write_key:
         lines += ["", "  For the README's curl examples, paste into your shell:", ""]
@@ -260,7 +263,10 @@ class Supervisor:
         # Attribution repair and rollup upkeep (webapp.scheduler); one runs across hosts.
         scheduler = [python, "-m", "flask", "--app", "wsgi", "scheduler"]
         self.spawn("scheduler", scheduler)
-        commands = {"ingest": ingest, "trainer": train, "scheduler": scheduler}
+        # Emails from the outbox and webhooks to shops (webapp.messaging_cli).
+        mailer = [python, "-m", "flask", "--app", "wsgi", "mailer"]
+        self.spawn("mailer", mailer)
+        commands = {"ingest": ingest, "trainer": train, "scheduler": scheduler, "mailer": mailer}
         print(banner(config, write_key, server_key, console_link, owner), flush=True)
         backoff = 1.0
         while not self.stopping:
@@ -286,7 +292,7 @@ class Supervisor:
 
     def stop(self) -> None:
         """Stop the web server first (no new events), then the worker, then Redis."""
-        for name in ("web", "scheduler", "trainer", "ingest"):
+        for name in ("web", "scheduler", "mailer", "trainer", "ingest"):
             child = self.children.get(name)
             if child is None or child.poll() is not None:
                 continue

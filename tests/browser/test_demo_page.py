@@ -116,3 +116,19 @@ def test_the_header_fits_a_390px_phone(demo, browser, signed_in):
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     finally:
         context.close()
+
+
+def test_my_account_opens_the_portal_and_leads_back(demo, page, context):
+    context.add_init_script(RECORD_VIOLATIONS)
+    page.goto(f"{demo.collector}/demo/signin")
+    page.fill("#email", "ada@example.test")
+    page.click("#signin-submit")
+    page.wait_for_url(f"{demo.collector}/demo/")
+    page.click("#my-account")
+    page.wait_for_url(f"{demo.collector}/account/")
+    assert "/enter/" not in page.url
+    assert page.inner_text("header.top .brand") == DEMO_SITE_NAME
+    assert violations(page) == []
+    page.click("text=Back to the shop")
+    page.wait_for_url(f"{demo.collector}/demo/")
+    assert violations(page) == []

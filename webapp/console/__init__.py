@@ -32,7 +32,9 @@ NAV = (
     ("console.sales", "Sales", "viewer"),
     ("console.funnel", "Funnel", "viewer"),
     ("console.customers", "Customers", "viewer"),
+    ("console.inquiries", "Inquiries", "viewer"),
     ("console.staff", "Staff", "owner"),
+    ("console.webhooks", "Webhooks", "owner"),
     ("console.audit", "Audit log", "owner"),
 )
 
@@ -112,10 +114,12 @@ def switch():
 from webapp.console import (  # noqa: E402,F401
     customers,
     funnel,
+    inquiries,
     inspector,
     models,
     performance,
     rules,
     sales,
     staff_pages,
+    webhooks,
 )

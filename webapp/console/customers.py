@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import abort, render_template, request
 
+from accounts.inquiries import customer_summary
 from analytics import customer_orders
 from analytics import customers as customer_360
 from analytics.customer_search import MIN_QUERY, SearchError, search
@@ -86,7 +87,8 @@ def _activity_table(rows: list[dict[str, Any]]) -> Table:
 @bp.get("/<int:site_id>/customers/<path:user_id>")
 @site_page("viewer")
 def customer(site_id: int, user_id: str):
-    """One customer: traits, claims, stitched ids, orders, recommendations, sessions, events."""
+    """One customer: traits, claims, stitched ids, orders, recommendations, inquiries, sessions,
+    events."""
     errors: dict[str, str] = {}
     with clients().engine.connect() as conn:
         found = customer_360.find_customer(conn, site_id, user_id)
@@ -97,6 +99,7 @@ def customer(site_id: int, user_id: str):
         credited = customer_orders.attributed_orders(conn, found)
         answers = customer_orders.recommendations(conn, found)
         activity = customer_360.weekly_activity(conn, found, utc_today())
+        inquiries = customer_summary(conn, site_id, found.user_id)
     keep = {name: request.args[name] for name in CURSORS if request.args.get(name)}
     return respond(
         "console/customer.html",
@@ -110,6 +113,7 @@ def customer(site_id: int, user_id: str):
         totals=totals,
         credited=credited,
         answers=answers,
+        inquiries=inquiries,
         keep=keep,
         errors=errors,
     )

@@ -7,9 +7,12 @@ import hashlib
 import sqlalchemy as sa
 from flask import redirect, render_template, request, session, url_for
 
+from accounts import portal_sessions
 from tracking import identity
 from tracking.schema import customers
+from webapp.clients import get_engine
 from webapp.demo_shop.base import bp, query_rows, shop_site
+from webapp.portal_api import ENTER_PATH as PORTAL_ENTER
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -47,6 +50,24 @@ def identify_now() -> bool:
 def identity_hash(user_id: str) -> str:
     """The shop server's signature of its customer's id, for the tracker (identity verification)."""
     return identity.user_hash(shop_site().identity_secret or "", user_id)
+
+
+@bp.post("/account")
+def account():
+    """ "My account": a portal session for the signed-in customer, as a shop's backend asks
+    for one (POST /v1/portal/sessions), and the browser sent to its one-time URL."""
+    customer = session.get("customer")
+    if not customer:
+        return redirect(url_for("demo.signin"), 303)
+    site = shop_site()
+    token, _ = portal_sessions.issue_token(
+        get_engine(),
+        site.site_id,
+        customer["user_id"],
+        return_url=url_for("demo.home", _external=True),
+        locale=None,
+    )
+    return redirect(PORTAL_ENTER + token, 303)
 
 
 @bp.get("/signout")

@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webapp.openapi import catalogue, collector, events, health, items, recommend, reports, rules
+from webapp.openapi import (
+    catalogue,
+    collector,
+    events,
+    health,
+    items,
+    portal,
+    recommend,
+    reports,
+    rules,
+)
 from webapp.openapi.health import DOCS_PATH
 from webapp.openapi.parts import Error
 from webapp.openapi.spec import render
@@ -24,6 +34,7 @@ def operations(config: Mapping[str, Any]) -> list:
         *recommend.operations(config),
         *reports.operations(),
         *rules.operations(),
+        *portal.operations(),
         *health.operations(),
     ]
 
@@ -51,6 +62,7 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
             {"name": "Recommendations", "description": recommend.SOURCES_NOTE},
             {"name": "Reports", "description": reports.TAG},
             {"name": "Rules", "description": rules.TAG},
+            {"name": "Portal", "description": portal.TAG},
             {"name": "Health", "description": "Liveness and readiness, for load balancers."},
             {"name": "Reference", "description": "This document and its HTML rendering."},
         ],

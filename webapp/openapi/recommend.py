@@ -22,7 +22,15 @@ from webapp.openapi.spec import Operation, Reply
 EXCLUDE_PATTERN = (
     f"^,*(?:[^,\\x00]{{1,{MAX_ID_LENGTH}}}(?:,+[^,\\x00]{{1,{MAX_ID_LENGTH}}}){{0,99}})?,*$"
 )
-SOURCES = ("personal", "similar_customers", "item_neighbours", "popular", "trending", "fallback")
+SOURCES = (
+    "personal",
+    "similar_customers",
+    "item_neighbours",
+    "popular",
+    "trending",
+    "fallback",
+    "personalisation_off",
+)
 SOURCES_NOTE = (
     "`source` says which link of the fallback chain answered; without a model or Redis the "
     "answer falls back to popular items and says so, never a 5xx."

@@ -1,0 +1,132 @@
+"""Consent records: every change of a customer's choices, kept as it happened (append-only).
+
+A record says what the choice was about (a channel and topic such as ``email:offers``,
+``personalisation`` or ``tracking``), whether it was granted or withdrawn, when, from where
+(``portal``, ``api``, ``console``, ``import``) and the exact wording the customer was shown. Records
+are never updated; the current state of a choice is its newest record (:func:`current`).
+Erasure of the person (accounts.erasure) deletes them with the rest of their data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from accounts.prefs_schema import consent_records
+from tracking.db import aware
+
+SOURCES = ("portal", "api", "console", "import")
+PERSONALISATION = "personalisation"
+TRACKING = "tracking"
+MAX_WORDING = 2000  # characters of the wording shown
+MAX_USER_ID = 255
+HISTORY_LIMIT = 500
+
+
+class ConsentError(ValueError):
+    """A consent record that cannot be stored: ``field`` says which part, ``reason`` why."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One recorded change of a choice."""
+
+    id: int
+    site_id: int
+    user_id: str
+    what: str
+    granted: bool
+    at: datetime
+    source: str
+    wording: str
+
+
+def check(user_id: str, what: str, source: str, wording: str) -> None:
+    """Raise :class:`ConsentError` for a record that must not be stored."""
+    if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID:
+        raise ConsentError("user_id", f"a customer id of 1 to {MAX_USER_ID} characters")
+    if not isinstance(what, str) or not what or len(what) > 80:
+        raise ConsentError("what", "a channel:topic, 'personalisation' or 'tracking'")
+    if source not in SOURCES:
+        raise ConsentError("source", f"one of {', '.join(SOURCES)}")
+    if not isinstance(wording, str) or not wording.strip():
+        raise ConsentError("wording", "the exact words the customer was shown are required")
+    if len(wording) > MAX_WORDING:
+        raise ConsentError("wording", f"at most {MAX_WORDING} characters")
+
+
+def record(
+    conn: sa.Connection,
+    site_id: int,
+    user_id: str,
+    what: str,
+    granted: bool,
+    *,
+    source: str,
+    wording: str,
+    at: datetime | None = None,
+) -> int:
+    """Append one record in the caller's transaction; returns its id."""
+    check(user_id, what, source, wording)
+    inserted = conn.execute(
+        consent_records.insert().values(
+            site_id=site_id,
+            user_id=user_id,
+            what=what,
+            granted=bool(granted),
+            at=at or datetime.now(UTC),
+            source=source,
+            wording=wording,
+        )
+    )
+    return int(inserted.inserted_primary_key[0])
+
+
+def _record(row) -> ConsentRecord:
+    return ConsentRecord(
+        id=row.id,
+        site_id=row.site_id,
+        user_id=row.user_id,
+        what=row.what,
+        granted=bool(row.granted),
+        at=aware(row.at),
+        source=row.source,
+        wording=row.wording,
+    )
+
+
+def history(
+    conn: sa.Connection,
+    site_id: int,
+    user_id: str,
+    whats: Iterable[str] | None = None,
+    limit: int = HISTORY_LIMIT,
+) -> list[ConsentRecord]:
+    """A customer's records, newest first (only those about ``whats`` when given)."""
+    query = (
+        sa.select(consent_records)
+        .where(consent_records.c.site_id == site_id, consent_records.c.user_id == user_id)
+        .order_by(consent_records.c.id.desc())
+        .limit(max(1, min(limit, HISTORY_LIMIT)))
+    )
+    if whats is not None:
+        query = query.where(consent_records.c.what.in_(list(whats)))
+    return [_record(row) for row in conn.execute(query)]
+
+
+def current(conn: sa.Connection, site_id: int, user_id: str) -> dict[str, ConsentRecord]:
+    """The newest record of each choice the customer ever made: what -> record."""
+    newest = (
+        sa.select(sa.func.max(consent_records.c.id))
+        .where(consent_records.c.site_id == site_id, consent_records.c.user_id == user_id)
+        .group_by(consent_records.c.what)
+    )
+    rows = conn.execute(sa.select(consent_records).where(consent_records.c.id.in_(newest)))
+    return {row.what: _record(row) for row in rows}

@@ -1,0 +1,76 @@
+"""Customer value snapshots (issue 14), migrated as analytics version 111.
+
+One row per customer, currency and refresh day (``value_scores``): the scores are dated snapshots,
+so a change of segment or a fall of P(alive) is visible between two days. ``value_runs`` keeps
+each refresh's fitted parameters, or why a fit was not possible, per site, day and currency.
+Money is per currency, never summed across currencies.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tracking.schema import JSON, UtcDateTime
+
+# Its own metadata, so this module imports nothing of analytics/ (analytics.schema imports it).
+metadata = sa.MetaData()
+Money = sa.Numeric(16, 2)
+
+value_scores = sa.Table(
+    "value_scores",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("orders", sa.Integer, nullable=False),
+    sa.Column("revenue", Money, nullable=False),  # net of refunds
+    sa.Column("first_order_at", UtcDateTime, nullable=False),
+    sa.Column("last_order_at", UtcDateTime, nullable=False),
+    # The seed's 1-3 scores (per-site thresholds) and the 1-5 quintiles with the named segment.
+    sa.Column("r_seed", sa.SmallInteger, nullable=False),
+    sa.Column("f_seed", sa.SmallInteger, nullable=False),
+    sa.Column("m_seed", sa.SmallInteger, nullable=False),
+    sa.Column("r_score", sa.SmallInteger, nullable=False),
+    sa.Column("f_score", sa.SmallInteger, nullable=False),
+    sa.Column("m_score", sa.SmallInteger, nullable=False),
+    sa.Column("segment", sa.String(32), nullable=False),
+    # BG/NBD + Gamma-Gamma; NULL when the currency's customers could not be fitted.
+    sa.Column("p_alive", sa.Float, nullable=True),
+    sa.Column("purchases_4w", sa.Float, nullable=True),
+    sa.Column("purchases_13w", sa.Float, nullable=True),
+    sa.Column("purchases_52w", sa.Float, nullable=True),
+    sa.Column("expected_spend", sa.Float, nullable=True),
+    sa.Column("clv", sa.Float, nullable=True),
+    sa.Column("vip", sa.Boolean, nullable=False),
+)
+sa.Index(
+    "ix_value_scores_segment",
+    value_scores.c.site_id,
+    value_scores.c.day,
+    value_scores.c.currency,
+    value_scores.c.segment,
+)
+sa.Index("ix_value_scores_user", value_scores.c.site_id, value_scores.c.user_id)
+
+value_runs = sa.Table(
+    "value_runs",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("customers", sa.Integer, nullable=False),
+    sa.Column("orders", sa.BigInteger, nullable=False),
+    sa.Column("revenue", Money, nullable=False),
+    sa.Column("bgnbd", JSON, nullable=True),  # {"r", "alpha", "a", "b", "log_likelihood"}
+    sa.Column("gamma_gamma", JSON, nullable=True),  # {"p", "q", "gamma", "log_likelihood"}
+    sa.Column("fit_error", sa.Text, nullable=True),  # why there is no fit, in words
+    sa.Column("settings", JSON, nullable=False),  # thresholds and VIP rule used
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("computed_at", UtcDateTime, nullable=False),
+)
+
+
+def create(conn: sa.Connection) -> None:
+    """Migration 111."""
+    metadata.create_all(conn)

@@ -1,0 +1,52 @@
+"""``flask analytics refresh`` and the scheduler's nightly customer value refresh."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from analytics.value_schema import value_runs, value_scores
+from tests.test_value_refresh import _order
+from tracking.schema import orders
+from webapp.scheduler import refresh_customer_value
+
+
+def _buyers(db, site_id: int) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = []
+    for c in range(40):
+        for k in range(1 + c % 4):  # one to four orders each
+            rows.append(_order(site_id, f"c{c:02d}", now - timedelta(days=7 * k + c), 20 + c))
+    with db.begin() as conn:
+        conn.execute(sa.insert(orders), rows)
+
+
+def test_refresh_command_scores_the_site_and_says_what_it_did(app, runner, site, db):
+    _buyers(db, site.site_id)
+    result = runner.invoke(args=["analytics", "refresh", "--site", site.write_key])
+    assert result.exit_code == 0, result.output
+    assert "reading orders done" in result.output  # piped output: a line per step
+    assert f"{site.name}: EUR: 40 customers scored, lifetime value fitted" in result.output
+    with db.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(value_scores)) == 40
+
+
+def test_refresh_command_refuses_an_unknown_site(app, runner):
+    result = runner.invoke(args=["analytics", "refresh", "--site", "nope"])
+    assert result.exit_code != 0 and "no active site has write key nope" in result.output
+
+
+def test_refresh_command_on_a_site_without_orders(app, runner, site):
+    result = runner.invoke(args=["analytics", "refresh", "--site", site.write_key])
+    assert result.exit_code == 0
+    assert "no orders with a customer id yet" in result.output
+
+
+def test_scheduler_refreshes_once_a_day(app, site, db):
+    _buyers(db, site.site_id)
+    with app.app_context():
+        assert refresh_customer_value(site) == "40 customers scored"
+        assert refresh_customer_value(site) == "already refreshed today"
+    with db.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(value_runs)) == 1
