@@ -8,12 +8,22 @@ a session's funnel state is the set of steps it has seen.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from analytics.rollups_sql import Deltas, day_of, replace_rows, text, top_category, visitor_of
+from analytics.rollups_sql import (
+    Deltas,
+    any_of,
+    batches,
+    day_of,
+    replace_rows,
+    text,
+    top_category,
+    visitor_of,
+)
 from analytics.schema import (
     funnel_sessions,
     rollup_funnel,
@@ -22,7 +32,7 @@ from analytics.schema import (
     rollup_visitors,
 )
 from tracking.attribution import RECOMMENDATION_CLICKED, RECOMMENDATION_SHOWN, valid_click
-from tracking.db import aware, chunks
+from tracking.db import aware
 from tracking.schema import events, sessions
 
 PRODUCT_ADDED = "Product Added"
@@ -46,31 +56,48 @@ def rec_dims(properties: dict) -> tuple[str, str, str]:
 
 def count_visitors(deltas: Deltas, rows: list[dict[str, Any]]) -> None:
     """rollup_visitors.events and the holdout flag, from stored events."""
+    events_of: Counter[tuple] = Counter()
+    in_holdout: set[tuple] = set()
     for row in rows:
         visitor = visitor_of(row["anonymous_id"], row["user_id"])
         if visitor:
-            deltas.add((day_of(row["timestamp"]), visitor), {"holdout": row["holdout"]}, events=1)
+            key = (day_of(row["timestamp"]), visitor)
+            events_of[key] += 1
+            if row["holdout"]:
+                in_holdout.add(key)
+    deltas.count("events", events_of)
+    for key in in_holdout:
+        deltas.add(key, {"holdout": True})
 
 
 def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]]) -> None:
     """Impressions and clicks per placement, model version, source and group; items shown."""
+    impressions: Counter[tuple] = Counter()
+    clicks: Counter[tuple] = Counter()
+    items_shown: Counter[tuple] = Counter()
+    items_clicked: Counter[tuple] = Counter()
     for row in rows:
-        if row["event"] not in (RECOMMENDATION_SHOWN, RECOMMENDATION_CLICKED):
+        event = row["event"]
+        if event != RECOMMENDATION_SHOWN and event != RECOMMENDATION_CLICKED:
             continue
         properties = (row["payload"] or {}).get("properties") or {}
         day = day_of(row["timestamp"])
         placement, model_version, source = rec_dims(properties)
         key = (day, placement, model_version, source, bool(row["holdout"]))
-        if row["event"] == RECOMMENDATION_SHOWN:
-            recs.add(key, impressions=1)
+        if event == RECOMMENDATION_SHOWN:
+            impressions[key] += 1
             shown = properties.get("product_ids")
             for item_id in dict.fromkeys(shown if isinstance(shown, list) else []):
                 if item_id not in (None, ""):
-                    items.add((day, placement, text(item_id, 255)), impressions=1)
+                    items_shown[(day, placement, text(item_id, 255))] += 1
         else:
-            recs.add(key, clicks=1)
+            clicks[key] += 1
             if properties.get("product_id") not in (None, ""):
-                items.add((day, placement, text(properties["product_id"], 255)), clicks=1)
+                items_clicked[(day, placement, text(properties["product_id"], 255))] += 1
+    recs.count("impressions", impressions)
+    recs.count("clicks", clicks)
+    items.count("impressions", items_shown)
+    items.count("clicks", items_clicked)
 
 
 def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str, Any]]:
@@ -90,24 +117,27 @@ def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str
     ]
     if event == RECOMMENDATION_CLICKED:
         columns.append(events.c.payload)
+    names = [c.name for c in columns]
     found = {}
     visitors = by_column["anonymous_id"] | by_column["user_id"]
     for name, ids in by_column.items():
         column = events.c[name]
-        for chunk in chunks(sorted(ids)):
+        for chunk in batches(conn, ids):
             for row in conn.execute(
                 sa.select(*columns).where(
                     events.c.site_id == site_id,
-                    column.in_(chunk),
+                    any_of(conn, column, chunk),
                     events.c.event == event,
-                    events.c.item_id.in_(sorted(items)),
+                    any_of(conn, events.c.item_id, sorted(items)),
                     events.c.timestamp >= start,
                     events.c.timestamp <= end,
                 )
-            ).mappings():
+            ).all():
+                row = dict(zip(names, row, strict=True))
                 # The visitor is the anonymous id, else the user id: keep only exact matches.
                 if visitor_of(row["anonymous_id"], row["user_id"]) in visitors:
-                    found[row["id"]] = {**row, "timestamp": aware(row["timestamp"])}
+                    row["timestamp"] = aware(row["timestamp"])
+                    found[row["id"]] = row
     return list(found.values())
 
 
@@ -120,6 +150,20 @@ def credited_click(
     return max(candidates, key=lambda c: (c["timestamp"], c["id"])) if candidates else None
 
 
+def _pair(row: dict[str, Any]) -> tuple[str, str]:
+    """(visitor, item) of an event row: whose click can credit whose add."""
+    return visitor_of(row["anonymous_id"], row["user_id"]), row["item_id"]
+
+
+def _visitors(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The visitors of these rows by the column that holds them (for :func:`_select`): the
+    anonymous id, or the user id on events that have none."""
+    return {
+        "anonymous_id": {r["anonymous_id"] for r in rows if r["anonymous_id"]},
+        "user_id": {r["user_id"] for r in rows if not r["anonymous_id"] and r["user_id"]},
+    }
+
+
 def count_adds_after_click(
     conn: sa.Connection, recs: Deltas, site_id: int, rows: list[dict], window: timedelta
 ) -> None:
@@ -129,7 +173,11 @@ def count_adds_after_click(
     add) to the one that credits it now.
     """
     new_ids = {row["message_id"] for row in rows}
-    adds = [r for r in rows if r["event"] == PRODUCT_ADDED and r["item_id"] is not None]
+    adds = [
+        {**r, "timestamp": aware(r["timestamp"])}
+        for r in rows
+        if r["event"] == PRODUCT_ADDED and r["item_id"] is not None
+    ]
     clicks = [
         r
         for r in rows
@@ -137,48 +185,38 @@ def count_adds_after_click(
         and r["item_id"] is not None
         and valid_click((r["payload"] or {}).get("properties"))
     ]
-    if not adds and not clicks:
-        return
-    pairs = {(visitor_of(r["anonymous_id"], r["user_id"]), r["item_id"]) for r in adds + clicks}
-    items = {i for _, i in pairs}
-    # A visitor is an anonymous id, or a user id on events that have none.
-    visitors = {
-        "anonymous_id": {r["anonymous_id"] for r in adds + clicks if r["anonymous_id"]},
-        "user_id": {r["user_id"] for r in adds + clicks if not r["anonymous_id"] and r["user_id"]},
-    }
-    if clicks:  # stored adds a new click may credit
-        start = min(aware(c["timestamp"]) for c in clicks)
-        end = max(aware(c["timestamp"]) for c in clicks) + window
-        adds = _select(conn, site_id, PRODUCT_ADDED, visitors, items, start, end) + [
-            {**a, "timestamp": aware(a["timestamp"])} for a in adds
+    if clicks:  # stored adds of the same visitor and item that a new click may now credit
+        click_pairs = {_pair(c) for c in clicks}
+        stored_adds = _select(
+            conn,
+            site_id,
+            PRODUCT_ADDED,
+            _visitors(clicks),
+            {item for _, item in click_pairs},
+            min(aware(c["timestamp"]) for c in clicks),
+            max(aware(c["timestamp"]) for c in clicks) + window,
+        )
+        # This batch's own adds are read back too: the rows in hand stand for them.
+        adds += [
+            a for a in stored_adds if a["message_id"] not in new_ids and _pair(a) in click_pairs
         ]
-    else:
-        adds = [{**a, "timestamp": aware(a["timestamp"])} for a in adds]
-    by_add = {a["message_id"]: a for a in adds}
-    adds = [
-        a
-        for a in by_add.values()
-        if (visitor_of(a["anonymous_id"], a["user_id"]), a["item_id"]) in pairs
-    ]
     if not adds:
         return
     stored_clicks = _select(
         conn,
         site_id,
         RECOMMENDATION_CLICKED,
-        visitors,
-        items,
+        _visitors(adds),
+        {a["item_id"] for a in adds},
         min(a["timestamp"] for a in adds) - window,
         max(a["timestamp"] for a in adds),
     )
     clicks_of: dict[tuple[str, str], list[dict]] = {}
     for click in stored_clicks:
         if valid_click((click["payload"] or {}).get("properties")):
-            key = (visitor_of(click["anonymous_id"], click["user_id"]), click["item_id"])
-            clicks_of.setdefault(key, []).append(click)
+            clicks_of.setdefault(_pair(click), []).append(click)
     for add in adds:
-        key = (visitor_of(add["anonymous_id"], add["user_id"]), add["item_id"])
-        mine = clicks_of.get(key, [])
+        mine = clicks_of.get(_pair(add), [])
         now = credited_click(add, mine, window)
         before = None
         if add["message_id"] not in new_ids:
@@ -223,10 +261,10 @@ def furthest_step(bits: int) -> int:
     return step
 
 
-def add_funnel(deltas: Deltas, day, category: str, step: int, sign: int) -> None:
-    """Count (sign 1) or take back (sign -1) a session at ``step`` on ``day``."""
+def add_funnel(deltas: Deltas, day, category: str, step: int, sessions_moved: int) -> None:
+    """Count (``sessions_moved`` > 0) or take back (< 0) sessions at ``step`` on ``day``."""
     if step:
-        amounts = {name: sign for name in FUNNEL_COUNTERS[:step]}
+        amounts = {name: sessions_moved for name in FUNNEL_COUNTERS[:step]}
         deltas.add((day, category), **amounts)
 
 
@@ -238,45 +276,52 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
     """
     touched: dict[str, dict[str, int]] = {}
     for row in rows:
-        if row["session_id"] is None:
+        session_id = row["session_id"]
+        if session_id is None:
             continue
-        bits = touched.setdefault(row["session_id"], {})
-        for category, bit in funnel_bits(row).items():
-            bits[category] = bits.get(category, 0) | bit
+        bits = touched.get(session_id)
+        if bits is None:
+            bits = touched[session_id] = {}
+        if row["event"] in FUNNEL_STEPS:
+            for category, bit in funnel_bits(row).items():
+                bits[category] = bits.get(category, 0) | bit
     if not touched:
         return
-    session_ids = sorted(touched)
-    state: dict[str, dict[str, dict]] = {}
-    started: dict[str, datetime] = {}
-    for chunk in chunks(session_ids):
-        for row in conn.execute(
-            sa.select(funnel_sessions).where(
-                funnel_sessions.c.site_id == site_id, funnel_sessions.c.session_id.in_(chunk)
-            )
-        ).mappings():
-            state.setdefault(row["session_id"], {})[row["category"]] = dict(row)
-    # Sessions with no funnel step, before or now, have nothing to count or move.
-    session_ids = [sid for sid in session_ids if touched[sid] or sid in state]
-    for chunk in chunks(session_ids):
-        for session_id, started_at in conn.execute(
-            sa.select(sessions.c.session_id, sessions.c.started_at).where(
-                sessions.c.session_id.in_(chunk)
+    f = funnel_sessions.c
+    state: dict[str, dict[str, tuple]] = {}
+    for chunk in batches(conn, touched):
+        for session_id, category, day, step, steps in conn.execute(
+            sa.select(f.session_id, f.category, f.day, f.step, f.steps).where(
+                f.site_id == site_id, any_of(conn, f.session_id, chunk)
             )
         ):
-            started[session_id] = aware(started_at)
+            state.setdefault(session_id, {})[category] = (day, step, steps)
+    # Sessions with no funnel step, before or now, have nothing to count or move.
+    session_ids = [sid for sid in sorted(touched) if touched[sid] or sid in state]
+    started: dict[str, datetime] = {}
+    for chunk in batches(conn, session_ids):
+        for session_id, started_at in conn.execute(
+            sa.select(sessions.c.session_id, sessions.c.started_at).where(
+                any_of(conn, sessions.c.session_id, chunk)
+            )
+        ):
+            started[session_id] = started_at
+    moves: Counter[tuple] = Counter()  # (day, category, step): sessions counted (+) or taken back
     changed = []
     for session_id in session_ids:
-        day = started[session_id].date()
+        day = day_of(started[session_id])
         old_rows = state.get(session_id, {})
-        for category in sorted(set(old_rows) | set(touched[session_id])):
+        new_bits = touched[session_id]
+        for category in old_rows.keys() | new_bits.keys():
             old = old_rows.get(category)
-            bits = (old["steps"] if old else 0) | touched[session_id].get(category, 0)
-            step = furthest_step(bits)
-            if old and old["steps"] == bits and old["day"] == day:
+            bits = (old[2] if old else 0) | new_bits.get(category, 0)
+            if old and old[2] == bits and old[0] == day:
                 continue
-            if old:
-                add_funnel(deltas, old["day"], category, old["step"], -1)
-            add_funnel(deltas, day, category, step, 1)
+            step = furthest_step(bits)
+            if old and old[1]:
+                moves[(old[0], category, old[1])] -= 1
+            if step:
+                moves[(day, category, step)] += 1
             changed.append(
                 {
                     "site_id": site_id,
@@ -287,6 +332,8 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
                     "steps": bits,
                 }
             )
+    for (day, category, step), sessions_moved in moves.items():
+        add_funnel(deltas, day, category, step, sessions_moved)
     replace_rows(conn, funnel_sessions, changed)
 
 

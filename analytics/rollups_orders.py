@@ -18,6 +18,8 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
+    any_of,
+    batches,
     buyer_of,
     day_of,
     money_or_zero,
@@ -32,7 +34,6 @@ from analytics.schema import (
     rollup_sales,
     rollup_visitor_revenue,
 )
-from tracking.db import chunks
 from tracking.schema import attributions, order_lines, orders
 
 ORDER_COMPLETED = "Order Completed"
@@ -70,10 +71,10 @@ def stored_orders(conn: sa.Connection, site_id: int, rows: list[dict]) -> list[d
     }
     message_ids = {r["message_id"] for r in rows}
     found = []
-    for chunk in chunks(sorted(message_of)):
+    for chunk in batches(conn, message_of):
         found += conn.execute(
             sa.select(*ORDER_COLUMNS, orders.c.message_id).where(
-                orders.c.site_id == site_id, orders.c.order_id.in_(chunk)
+                orders.c.site_id == site_id, any_of(conn, orders.c.order_id, chunk)
             )
         ).mappings()
     return [dict(o) for o in found if o["message_id"] in message_ids]
@@ -82,7 +83,7 @@ def stored_orders(conn: sa.Connection, site_id: int, rows: list[dict]) -> list[d
 def order_lines_of(conn: sa.Connection, site_id: int, order_ids: list[str]) -> list[dict]:
     """The stored lines of these orders."""
     found = []
-    for chunk in chunks(sorted(order_ids)):
+    for chunk in batches(conn, order_ids):
         found += conn.execute(
             sa.select(
                 order_lines.c.order_id,
@@ -90,7 +91,7 @@ def order_lines_of(conn: sa.Connection, site_id: int, order_ids: list[str]) -> l
                 order_lines.c.category,
                 order_lines.c.price,
                 order_lines.c.quantity,
-            ).where(order_lines.c.site_id == site_id, order_lines.c.order_id.in_(chunk))
+            ).where(order_lines.c.site_id == site_id, any_of(conn, order_lines.c.order_id, chunk))
         ).mappings()
     return [dict(line) for line in found]
 
@@ -139,18 +140,19 @@ def count_buyers(conn: sa.Connection, sales: Deltas, site_id: int, new_orders: l
     buyers = sorted({buyer_of(o["user_id"], o["anonymous_id"]) for o in new_orders} - {""})
     new_ids = {o["order_id"] for o in new_orders}
     of_buyer: dict[str, list[dict]] = defaultdict(list)
-    for chunk in chunks(buyers):
+    for chunk in batches(conn, buyers):
+        wanted = set(chunk)
         for row in conn.execute(
             sa.select(*ORDER_COLUMNS).where(
                 orders.c.site_id == site_id,
                 sa.or_(
-                    orders.c.user_id.in_(chunk),
-                    sa.and_(orders.c.user_id.is_(None), orders.c.anonymous_id.in_(chunk)),
+                    any_of(conn, orders.c.user_id, chunk),
+                    sa.and_(orders.c.user_id.is_(None), any_of(conn, orders.c.anonymous_id, chunk)),
                 ),
             )
         ).mappings():
             buyer = buyer_of(row["user_id"], row["anonymous_id"])
-            if buyer in chunk:
+            if buyer in wanted:
                 of_buyer[buyer].append(dict(row))
     for buyer in buyers:
         before = buyer_days(o for o in of_buyer[buyer] if o["order_id"] not in new_ids)
@@ -192,12 +194,11 @@ def sync_attributions(
 ) -> None:
     """Move rollup_rec_revenue from what the mirror says of these orders to what
     ``attributions`` says now; an order counts once per key it has lines in."""
-    order_ids = sorted(set(order_ids))
-    for chunk in chunks(order_ids):
+    for chunk in batches(conn, order_ids):
         now: dict[str, dict[str, dict]] = defaultdict(dict)
         for row in conn.execute(
             sa.select(attributions).where(
-                attributions.c.site_id == site_id, attributions.c.order_id.in_(chunk)
+                attributions.c.site_id == site_id, any_of(conn, attributions.c.order_id, chunk)
             )
         ).mappings():
             now[row["order_id"]][row["item_id"]] = mirror_row(site_id, row)
@@ -205,7 +206,7 @@ def sync_attributions(
         for row in conn.execute(
             sa.select(rollup_attributions).where(
                 rollup_attributions.c.site_id == site_id,
-                rollup_attributions.c.order_id.in_(chunk),
+                any_of(conn, rollup_attributions.c.order_id, chunk),
             )
         ).mappings():
             before[row["order_id"]][row["item_id"]] = {

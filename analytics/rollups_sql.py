@@ -2,21 +2,26 @@
 
 Every incremental change is a delta added to a counter by ``INSERT ... ON CONFLICT DO UPDATE``
 (one statement per table per batch, rows in key order so concurrent workers lock alike), which
-both SQLite and PostgreSQL run; totals read earlier are never written back.
+both SQLite and PostgreSQL run; totals read earlier are never written back. On PostgreSQL a
+batch's rows travel as one array per column and ``unnest`` turns them back into rows, so the
+server parses, plans and runs one statement per table instead of one per row; lookups by many ids
+are one ``= ANY(array)`` likewise. SQLite, in-process, runs the same upserts by executemany.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from tracking.db import aware
+from tracking.db import aware, chunks
 
 CATEGORY_SPLIT = re.compile(r" > |/")
 
@@ -28,7 +33,14 @@ def day_of(moment: datetime) -> date:
 
 def top_category(category: Any) -> str:
     """The top-level category: text before the first " > " or "/" ("Music/Jazz" -> "Music")."""
-    if not isinstance(category, str) or not category.strip():
+    if not isinstance(category, str):
+        return ""
+    return _top_of(category)
+
+
+@functools.lru_cache(maxsize=4096)  # a shop has few categories; every funnel event names one
+def _top_of(category: str) -> str:
+    if not category.strip():
         return ""
     return CATEGORY_SPLIT.split(category, maxsplit=1)[0].strip()[:500]
 
@@ -48,12 +60,133 @@ def buyer_of(user_id: str | None, anonymous_id: str | None) -> str:
     return (user_id or anonymous_id or "")[:255]
 
 
-def _insert(conn: sa.Connection, table: sa.Table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
+def _plain(column: sa.Column) -> sa.types.TypeEngine:
+    # Text, not VARCHAR(n): a cast to VARCHAR(n) would cut a longer value instead of failing
+    # (an insert) or not matching (a lookup).
+    return sa.Text() if isinstance(column.type, sa.String) else column.type
+
+
+# PostgreSQL upserts compiled once per process: (dialect, driver, table, columns, SET clause).
+_COMPILED: dict[tuple, str] = {}
+
+
+def _upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    names: Sequence[str],
+    columns: Sequence[Sequence[Any]],
+    set_of: Callable[[Any], dict[str, Any]],
+    shape: tuple,
+) -> None:
+    """``INSERT ... ON CONFLICT (primary key) DO UPDATE SET set_of(excluded)`` of rows given
+    column by column (``columns[i]`` holds the values of ``names[i]``, rows in locking order).
+
+    ``shape`` names what ``set_of`` writes (the cache key of the compiled statement).
+    PostgreSQL: one ``INSERT ... SELECT * FROM unnest(array, ...)``, compiled once per process,
+    each column sent as one array literal (far cheaper to write than a parameter per value, and
+    for the server to read than JSON). SQLite: the same upsert by executemany.
+    """
+    keys = _key_names(table)
+    if conn.dialect.name != "postgresql":
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+
+        stmt = insert(table)
+        rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=keys, set_=set_of(stmt.excluded)), rows
+        )
+        return
+    # Columns left out get their default here (what SQLAlchemy does for an executemany).
+    missing = [c for c in table.columns if c.name not in names and c.default is not None]
+    if missing:
+        n = len(columns[0])
+        names = [*names, *[c.name for c in missing]]
+        columns = [*columns, *[[c.default.arg] * n for c in missing]]
+    cache_key = (conn.dialect.name, conn.dialect.driver, table.name, tuple(names), shape)
+    sql = _COMPILED.get(cache_key)
+    if sql is None:
+        from sqlalchemy.dialects.postgresql import insert
+
+        arrays = [
+            sa.bindparam(f"c{i}", type_=ArrayLiteral(_plain(table.c[name])))
+            for i, name in enumerate(names)
+        ]
+        source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+        stmt = insert(table).from_select(names, sa.select(*source.c), include_defaults=False)
+        upsert = stmt.on_conflict_do_update(index_elements=keys, set_=set_of(stmt.excluded))
+        sql = _COMPILED[cache_key] = str(upsert.compile(dialect=conn.dialect))
+    conn.exec_driver_sql(
+        sql,
+        {
+            f"c{i}": array_literal(values, isinstance(table.c[name].type, sa.String))
+            for i, (name, values) in enumerate(zip(names, columns, strict=True))
+        },
+    )
+
+
+def batches(conn: sa.Connection, values: Iterable) -> list[list]:
+    """``values`` (sorted, once each) cut into the lists one lookup takes (:func:`any_of`).
+
+    PostgreSQL takes them all in one array parameter; SQLite, IN lists of tracking.db.IN_CHUNK.
+    """
+    values = sorted(set(values))
+    if conn.dialect.name == "postgresql":
+        return [values] if values else []
+    return list(chunks(values))
+
+
+def any_of(conn: sa.Connection, column: sa.Column, values: list) -> sa.ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL ``column = ANY(array)``, one parameter whatever the
+    number of values; elsewhere an IN list."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    # One array literal (psycopg's list dumper quotes value by value), sent typed as an array
+    # so that the planner sees a constant array, as it does an IN list.
+    is_text = isinstance(column.type, sa.String)
+    literal = array_literal([str(v) for v in values] if is_text else values, is_text)
+    return column == sa.any_(sa.bindparam(None, literal, type_=ArrayLiteral(_plain(column))))
+
+
+def array_literal(values: Iterable[Any], quote: bool) -> str:
+    """A PostgreSQL array literal: text quoted with its backslashes and double quotes escaped
+    (the only characters special inside a quoted element); numbers, dates and flags as their
+    text; None as NULL."""
+    if quote:
+        parts = (
+            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+    else:
+        parts = (_plain_element(v) for v in values)
+    return "{" + ",".join(parts) + "}"
+
+
+def _plain_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    return str(value)  # int, Decimal, date: their text is PostgreSQL's input form
+
+
+class ArrayLiteral(sa.types.TypeDecorator):
+    """A PostgreSQL array parameter given as its literal (:func:`array_literal`), passed on as
+    is and cast to an array of ``item_type``."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, item_type: sa.types.TypeEngine):
+        super().__init__()
+        self.item_type = item_type
+
+    def load_dialect_impl(self, dialect):
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return dialect.type_descriptor(ARRAY(self.item_type))
+
+    def bind_processor(self, dialect):
+        return None
 
 
 def _key_names(table: sa.Table) -> list[str]:
@@ -77,7 +210,13 @@ class Deltas:
         self.flags = list(flags)
         # Text columns outside the key: the greatest value wins, whatever the order of arrival.
         self.greatest = list(greatest)
-        self.rows: dict[tuple, dict[str, Any]] = {}
+        # Each key's values, in the order of self.values: counters, flags, greatest texts.
+        self.values = [*self.counters, *self.flags, *self.greatest]
+        self._at = {name: i for i, name in enumerate(self.values)}
+        self._blank = (
+            [0] * len(self.counters) + [False] * len(self.flags) + [""] * len(self.greatest)
+        )
+        self.rows: dict[tuple, list[Any]] = {}
 
     def add(
         self,
@@ -89,52 +228,74 @@ class Deltas:
         """Add ``amounts`` to the counters of ``key`` (in primary-key column order)."""
         row = self.rows.get(key)
         if row is None:
-            row = self.rows[key] = {name: 0 for name in self.counters}
-            row.update({name: False for name in self.flags})
-            row.update({name: "" for name in self.greatest})
+            row = self.rows[key] = self._blank.copy()
+        at = self._at
         for name, amount in amounts.items():
-            row[name] += amount
+            row[at[name]] += amount
         for name, value in (flags or {}).items():
-            row[name] = row[name] or bool(value)
+            row[at[name]] = row[at[name]] or bool(value)
         for name, value in (texts or {}).items():
-            row[name] = max(row[name], value)
+            row[at[name]] = max(row[at[name]], value)
+
+    def count(self, name: str, counts: Mapping[tuple, int]) -> None:
+        """Add ``counts[key]`` to the counter ``name`` of each key: :meth:`add` for many keys."""
+        rows, blank, i = self.rows, self._blank, self._at[name]
+        for key, amount in counts.items():
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = blank.copy()
+            row[i] += amount
 
     def write(self, conn: sa.Connection, site_id: int) -> None:
         """Apply every delta in one statement (rows whose deltas are all zero are skipped)."""
-        rows = []
-        for key in sorted(self.rows, key=_sortable):
+        counted, flagged = len(self.counters), len(self.counters) + len(self.flags)
+        keys, rows, emptied = [], [], []
+        for key in _in_order(self.rows):
             row = self.rows[key]
-            if not any(row[name] for name in self.counters) and not any(
-                row[name] for name in self.flags
-            ):
+            amounts = row[:counted]
+            if not any(amounts) and not any(row[counted:flagged]):
                 continue
-            rows.append({"site_id": site_id, **dict(zip(self.keys, key, strict=True)), **row})
+            keys.append(key)
+            rows.append(row)
+            if min(amounts, default=0) < 0:
+                emptied.append(key)
         self.rows = {}
         if not rows:
             return
-        stmt = _insert(conn, self.table)
-        t, new = self.table.c, stmt.excluded
-        set_ = {name: t[name] + new[name] for name in self.counters}
-        set_.update({name: sa.or_(t[name], new[name]) for name in self.flags})
-        set_.update(
-            {
-                name: sa.case((new[name] > t[name], new[name]), else_=t[name])
-                for name in self.greatest
-            }
+        t, counters, flags = self.table.c, self.counters, self.flags
+
+        def set_of(new) -> dict[str, Any]:
+            set_ = {name: t[name] + new[name] for name in counters}
+            set_.update({name: sa.or_(t[name], new[name]) for name in flags})
+            set_.update(
+                {
+                    name: sa.case((new[name] > t[name], new[name]), else_=t[name])
+                    for name in self.greatest
+                }
+            )
+            return set_
+
+        _upsert(
+            conn,
+            self.table,
+            ["site_id", *self.keys, *self.values],
+            [[site_id] * len(keys), *zip(*keys, strict=True), *zip(*rows, strict=True)],
+            set_of,
+            ("add", tuple(counters), tuple(flags), *self.greatest),
         )
-        upsert = stmt.on_conflict_do_update(index_elements=["site_id", *self.keys], set_=set_)
-        conn.execute(upsert, rows)
         # A row taken back to nothing (a session whose start moved to another day, say) goes,
         # so the table holds exactly the rows a rebuild makes.
-        emptied = [r for r in rows if any(r[name] < 0 for name in self.counters)]
         if emptied:
-            t = self.table.c
+            names = ["site_id", *self.keys]
             conn.execute(
                 self.table.delete().where(
-                    *[t[name] == sa.bindparam(f"k_{name}") for name in ["site_id", *self.keys]],
-                    *[t[name] == 0 for name in self.counters],
+                    *[t[name] == sa.bindparam(f"k_{name}") for name in names],
+                    *[t[name] == 0 for name in counters],
                 ),
-                [{f"k_{name}": r[name] for name in ["site_id", *self.keys]} for r in emptied],
+                [
+                    {f"k_{name}": v for name, v in zip(names, (site_id, *key), strict=True)}
+                    for key in emptied
+                ],
             )
 
 
@@ -142,19 +303,31 @@ def _sortable(key: tuple) -> tuple:
     return tuple(str(part) for part in key)
 
 
+def _in_order(keys: Iterable[tuple]) -> list[tuple]:
+    """Keys in one order every worker agrees on (so concurrent upserts lock rows alike)."""
+    try:
+        return sorted(keys)  # a key's parts have one type per position: dates, text, flags
+    except TypeError:
+        return sorted(keys, key=_sortable)
+
+
 def replace_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert or overwrite whole rows by primary key (per-session and per-line state)."""
     if not rows:
         return
     keys = _key_names(table)
-    stmt = _insert(conn, table)
+    key_of = operator.itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
+    by_key = {key_of(row): row for row in rows}
+    rows = [by_key[key] for key in _in_order(by_key)]
+    names = list(rows[0])
     others = [c.name for c in table.columns if c.name not in keys]
-    rows = sorted(rows, key=lambda r: _sortable(tuple(r[k] for k in keys)))
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: stmt.excluded[name] for name in others}
-        ),
-        rows,
+    _upsert(
+        conn,
+        table,
+        names,
+        [[row[name] for row in rows] for name in names],
+        lambda new: {name: new[name] for name in others},
+        ("replace",),
     )
 
 

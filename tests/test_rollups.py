@@ -452,6 +452,48 @@ def test_holdout_visitors_and_item_categories(db):
     ]
 
 
+HOSTILE = ["a", "", "NULL", 'x"y', "b\\c", "{}", "a,b", " sp ", "한글", '\\"', "e'q"]
+HOSTILE += ["t\tn\nl", "'); --"]
+
+
+def test_upserts_and_lookups_keep_any_text(db):
+    """Keys travel to PostgreSQL as array literals: quotes, backslashes, braces and commas
+    must come back as they went, and look-ups by them must find exactly them."""
+    from analytics.rollups_sql import Deltas, any_of, batches, replace_rows
+
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    day = date(2026, 11, 20)
+    items = Deltas(rollup_item_sales, ["orders", "units", "revenue"], greatest=["category"])
+    for units, item in enumerate(HOSTILE, start=1):
+        items.add((day, item, "EUR"), texts={"category": item}, orders=1, units=units)
+        items.add((day, item, "EUR"), revenue=Decimal("1.25"))
+    state = [
+        {"site_id": site_id, "session_id": s[:32], "category": s, "day": day, "step": 1, "steps": 1}
+        for s in HOSTILE
+    ]
+    with db.begin() as conn:
+        items.write(conn, site_id)
+        items.add((day, HOSTILE[3], "EUR"), orders=1)  # a second batch adds to the same row
+        items.write(conn, site_id)
+        replace_rows(conn, funnel_sessions, state)
+        found = set()
+        for chunk in batches(conn, HOSTILE[3:] + ["absent"]):
+            found.update(
+                conn.execute(
+                    sa.select(funnel_sessions.c.category).where(
+                        funnel_sessions.c.site_id == site_id,
+                        any_of(conn, funnel_sessions.c.category, chunk),
+                    )
+                ).scalars()
+            )
+    assert found == set(HOSTILE[3:])
+    stored = rows(db, rollup_item_sales, "units", "item_id", "category", "orders", "revenue")
+    assert [(item, category) for _, item, category, _, _ in stored] == [(s, s) for s in HOSTILE]
+    assert [orders for *_, orders, _ in stored] == [1, 1, 1, 2] + [1] * (len(HOSTILE) - 4)
+    assert {revenue for *_, revenue in stored} == {Decimal("1.25")}
+    assert sorted(rows(db, funnel_sessions, "category")) == sorted((s,) for s in HOSTILE)
+
+
 def test_a_rebuild_leaves_planner_statistics(db):
     """PostgreSQL plans the reports on the rows a rebuild wrote, not on what it saw before.
 
