@@ -210,7 +210,7 @@ def test_upgrade_from_version_1(empty_database):
     assert migrations.current_version(engine) == 1
     assert "holdout" not in _columns(engine, "events")
 
-    assert migrations.upgrade(engine) == [2, 3, 4, 5, 7]
+    assert migrations.upgrade(engine) == [2, 3, 4, 5, 6, 7]
     assert migrations.current_version(engine) == 7
     assert migrations.upgrade(engine) == []  # nothing left to do
     assert {"holdout"} <= _columns(engine, "events") & _columns(engine, "orders")
