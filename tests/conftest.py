@@ -106,6 +106,15 @@ _SEQUENCES_OF_TABLES = sa.text(
 _reset_sql: dict[str, str] = {}  # PostgreSQL URL -> the statements emptying its store
 
 
+@pytest.fixture(scope="session")
+def model_versions(tmp_path_factory):
+    """tests/models_helpers.py's shop with three trained versions, trained once per run for the
+    models page's HTTP and browser tests (each test installs a copy into its own app)."""
+    from tests.models_helpers import train_versions
+
+    return train_versions(tmp_path_factory.mktemp("model-versions"))
+
+
 def empty_store(engine: sa.Engine) -> None:
     """Delete every row, children first, and start the id sequences again at 1.
 
@@ -124,7 +133,9 @@ def empty_store(engine: sa.Engine) -> None:
             names = [t.name for t in database.DATA_TABLES]
             sequences = conn.execute(_SEQUENCES_OF_TABLES, {"names": names}).scalars().all()
             _reset_sql[key] = "".join(
-                [f'DELETE FROM "{name}";' for name in names]
+                # Nothing to keep if the machine crashed: this commit need not wait for the disk.
+                ["SET LOCAL synchronous_commit TO off;"]
+                + [f'DELETE FROM "{name}";' for name in names]
                 + [f"SELECT setval('{seq}', 1, false);" for seq in sequences]
             )
         conn.exec_driver_sql(_reset_sql[key])
