@@ -19,6 +19,7 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
+from tests.routing_cache import reuse_url_builders
 from tracking.db import make_engine
 from tracking.ingest import IngestWorker
 from tracking.redis_server import EmbeddedRedis
@@ -48,6 +49,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts real processes (workers, servers)")
     config.addinivalue_line("markers", "browser: drives a headless Chromium")
     config.addinivalue_line("markers", "drill: the fault drill (kill -9 under load; slow)")
+    reuse_url_builders()  # a fresh app per test, without generating its URL builders again
 
 
 @pytest.fixture(scope="session")
@@ -95,15 +97,48 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
     yield url
 
 
+_SEQUENCES_OF_TABLES = sa.text(
+    "SELECT s.oid::regclass::text FROM pg_class s"
+    " JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i')"
+    " JOIN pg_class t ON t.oid = d.refobjid"
+    " WHERE s.relkind = 'S' AND t.relname = ANY(:names) ORDER BY 1"
+)
+_reset_sql: dict[str, str] = {}  # PostgreSQL URL -> the statements emptying its store
+
+
+@pytest.fixture(scope="session")
+def model_versions(tmp_path_factory):
+    """tests/models_helpers.py's shop with three trained versions, trained once per run for the
+    models page's HTTP and browser tests (each test installs a copy into its own app)."""
+    from tests.models_helpers import train_versions
+
+    return train_versions(tmp_path_factory.mktemp("model-versions"))
+
+
 def empty_store(engine: sa.Engine) -> None:
-    """Delete every row (faster than recreating tables, and works on both databases)."""
+    """Delete every row, children first, and start the id sequences again at 1.
+
+    On PostgreSQL this is DELETE, not TRUNCATE: TRUNCATE makes new files for every table and
+    index (over half a second for ~30 mostly empty tables, on every test), where DELETE of a few
+    rows is milliseconds. The sequences a TRUNCATE ... RESTART IDENTITY would reset are reset
+    with setval, so ids start at 1 in every test on both databases (SQLite reuses them itself).
+    """
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in database.DATA_TABLES)
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
-        else:
+        if engine.dialect.name != "postgresql":
             for table in database.DATA_TABLES:
-                conn.execute(table.delete())
+                conn.exec_driver_sql(f'DELETE FROM "{table.name}"')
+            return
+        key = engine.url.render_as_string(hide_password=False)
+        if key not in _reset_sql:
+            names = [t.name for t in database.DATA_TABLES]
+            sequences = conn.execute(_SEQUENCES_OF_TABLES, {"names": names}).scalars().all()
+            _reset_sql[key] = "".join(
+                # Nothing to keep if the machine crashed: this commit need not wait for the disk.
+                ["SET LOCAL synchronous_commit TO off;"]
+                + [f'DELETE FROM "{name}";' for name in names]
+                + [f"SELECT setval('{seq}', 1, false);" for seq in sequences]
+            )
+        conn.exec_driver_sql(_reset_sql[key])
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -11,21 +12,37 @@ from demo import ShopSpec, generate_shop
 from recommender.answers import ModelBundle, RecommendationService
 from recommender.rules import Rules, load_catalogue
 from recommender.training import TrainSettings, train
-from tests.conftest import store_events
+from tests.conftest import empty_store, store_events
 from tracking.catalogue import hide_item, upsert_items, validate_item
+from tracking.db import make_engine
 from tracking.sites import create_site
 
 SPEC = ShopSpec(seed=11, n_customers=200, n_items=80, n_clusters=4, days=21)
 
 
-@pytest.fixture
-def trained(db, tmp_path):
-    site, _ = create_site(db, "Served shop", [])
+@pytest.fixture(scope="module")
+def registry(database_url, tmp_path_factory):
+    """(shop, registry folder): the shop stored and trained once per database for this module."""
+    root = tmp_path_factory.mktemp("answers-model")
+    engine = make_engine(database_url)
+    empty_store(engine)
+    site, _ = create_site(engine, "Served shop", [])
     shop = generate_shop(SPEC)
-    upsert_items(db, site.site_id, [validate_item(i) for i in shop.items])
-    store_events(db, site.site_id, shop.events)
-    report = train(db, TrainSettings(site.site_id, tmp_path / "models", tune_seconds=0))
+    upsert_items(engine, site.site_id, [validate_item(i) for i in shop.items])
+    store_events(engine, site.site_id, shop.events)
+    report = train(engine, TrainSettings(site.site_id, root / "models", tune_seconds=0))
     assert report.promoted, report.failures
+    engine.dispose()
+    return shop, root / "models"
+
+
+@pytest.fixture
+def trained(db, tmp_path, registry):
+    """The module's model, copied into this test's folder, served over this test's catalogue."""
+    shop, models = registry
+    site, _ = create_site(db, "Served shop", [])
+    upsert_items(db, site.site_id, [validate_item(i) for i in shop.items])
+    shutil.copytree(models, tmp_path / "models", symlinks=True)
     bundle = ModelBundle.current(tmp_path / "models")
     service = RecommendationService(bundle, load_catalogue(db, site.site_id))
     return site, shop, service

@@ -12,16 +12,16 @@ import pytest
 from accounts import audit
 from recommender.registry import ModelRegistry
 from recommender.train_jobs import TrainJobs
-from tests.models_helpers import HOSTILE, buyers, install_versions, stock, train_versions
+from tests.models_helpers import HOSTILE, buyers, install_versions, stock
 from tests.staff_helpers import csrf_token, sign_in
 from tracking.sites import create_site
 from webapp.train_cli import run_requested_job
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(model_versions):
     """(shop, registry with three promoted versions, their names oldest first), trained once."""
-    return train_versions(tmp_path_factory.mktemp("console-models"))
+    return model_versions
 
 
 class Shop:

@@ -9,7 +9,7 @@ import pytest
 from recommender.inspector import anonymous_ids, recent_events
 from recommender.registry import ModelRegistry
 from recommender.train_jobs import TrainJobs
-from tests.models_helpers import HOSTILE, buyers, install_versions, stock, train_versions
+from tests.models_helpers import HOSTILE, buyers, install_versions, stock
 from tests.staff_helpers import PASSWORD, make_staff
 from tracking.catalogue import upsert_items, validate_item
 from webapp.train_cli import run_requested_job
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return train_versions(tmp_path_factory.mktemp("browser-models"))
+def trained(model_versions):
+    return model_versions
 
 
 def signed_in(page, shop, role: str) -> None:
