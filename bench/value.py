@@ -342,8 +342,9 @@ def refresh_speed(customers: int, pg_url: str, out: list[str]) -> bool:
         for c, n, o, f, e in runs
     )
     out += [
-        f"Refresh end to end (`analytics.value.refresh`: read the orders with COPY, RFM, both "
-        f"fits, every customer's scores written with COPY) on a generated PostgreSQL store of "
+        f"Refresh end to end (`analytics.value.refresh`: the database sums the orders per "
+        f"customer, RFM, both fits, every customer's scores written with COPY) on a generated "
+        f"PostgreSQL store of "
         f"{customers:,} customers and {order_count:,} orders (loaded in {loaded:.0f} s, not "
         f"timed): **{seconds:.1f} s**, peak resident memory **{peak_gb:.2f} GB** (targets under "
         f"{REFRESH_TARGET_S:.0f} s and {REFRESH_TARGET_GB:.0f} GB: "
