@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from accounts.prefs_schema import consent_records
 from tracking.db import aware
+from tracking.errors import FieldError
 
 SOURCES = ("portal", "api", "console", "import")
 PERSONALISATION = "personalisation"
@@ -26,12 +27,8 @@ MAX_USER_ID = 255
 HISTORY_LIMIT = 500
 
 
-class ConsentError(ValueError):
+class ConsentError(FieldError):
     """A consent record that cannot be stored: ``field`` says which part, ``reason`` why."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from accounts.prefs_schema import inquiries, inquiry_messages
 from tracking.db import aware
+from tracking.errors import FieldError
 from tracking.schema import customers, orders
 
 CATEGORIES = ("question", "complaint", "return", "suggestion")
@@ -33,12 +34,8 @@ MAX_ID = 255
 PAGE = 50
 
 
-class InquiryError(ValueError):
+class InquiryError(FieldError):
     """An inquiry or message that cannot be stored: ``field`` says which input, ``reason`` why."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)

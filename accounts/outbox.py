@@ -22,6 +22,7 @@ import jinja2
 import sqlalchemy as sa
 
 from accounts.messaging_schema import email_outbox
+from tracking.errors import FieldError
 
 log = logging.getLogger("ecrm.accounts.outbox")
 
@@ -66,12 +67,8 @@ def _parts(name: str) -> tuple[jinja2.Template, jinja2.Template]:
     )
 
 
-class InvalidEmail(ValueError):
+class InvalidEmail(FieldError):
     """An email that cannot be queued; ``field`` names the argument at fault."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 def normalise_locale(locale: str | None) -> str:

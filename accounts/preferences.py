@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from accounts import consent, webhooks
 from accounts.prefs_schema import communication_topics
+from tracking.errors import FieldError
 
 CHANNELS = ("email", "sms", "push")
 TOPIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -26,12 +27,8 @@ MAX_TOPICS = 20
 MAX_LABEL = 120
 
 
-class PreferenceError(ValueError):
+class PreferenceError(FieldError):
     """A preference or topic list that cannot be stored: ``field`` says which, ``reason`` why."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)

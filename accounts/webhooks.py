@@ -33,6 +33,7 @@ from accounts import audit
 from accounts.messaging_schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from accounts.staff import Staff
 from tracking.db import aware
+from tracking.errors import FieldError
 
 EVENT_TYPES = (
     "customer.updated",
@@ -48,12 +49,8 @@ UNSAFE = frozenset('"<>\\^`{|}')  # never bare in a URL (RFC 3986)
 DEFAULT_TOLERANCE = 300  # seconds a signature stays acceptable (clock skew and retries)
 
 
-class InvalidWebhook(ValueError):
+class InvalidWebhook(FieldError):
     """A webhook setting or event that cannot be accepted; ``field`` names what is wrong."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)

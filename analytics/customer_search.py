@@ -19,18 +19,15 @@ import sqlalchemy as sa
 
 from tracking.customer_lookup import normalise, prefix_bounds
 from tracking.db import aware
+from tracking.errors import FieldError
 from tracking.schema import customer_lookup, customers
 
 MIN_QUERY = 2
 PAGE = 50
 
 
-class SearchError(ValueError):
+class SearchError(FieldError):
     """A search that cannot run: ``field`` (``q`` or ``after``) says which input, ``reason`` why."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tracking.db import aware, chunks
+from tracking.errors import FieldError
 from tracking.schema import customers, events, identities, items, orders, sessions
 
 EVENTS_PAGE = 50
@@ -28,12 +29,8 @@ ACTIVITY_WEEKS = 26
 PAGE_TEXT = 300  # characters of a page URL shown in the timeline
 
 
-class CursorError(ValueError):
+class CursorError(FieldError):
     """A page position that is not one of this customer's rows: ``field`` names the input."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from tracking.errors import FieldError
+
 PRESETS = (7, 30, 90)  # days, ending today
 MAX_DAYS = 731  # two years, a leap day included
 
 
-class PeriodError(ValueError):
+class PeriodError(FieldError):
     """A range that cannot be reported on: ``field`` says which input, ``reason`` why."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracking.errors import FieldError
 
-class ThresholdError(ValueError):
+
+class ThresholdError(FieldError):
     """Thresholds that cannot score anyone: out of order, negative, or not numbers."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from analytics.periods import Period
 from analytics.rollups_sql import CATEGORY_SPLIT  # how the rollups split category paths
 from analytics.schema import rollup_item_sales, rollup_sales
 from tracking.db import chunks
+from tracking.errors import FieldError
 from tracking.orders import money
 from tracking.schema import items
 
@@ -30,12 +31,8 @@ SALES_COUNTS = ("orders", "units", "new_buyers", "returning_buyers")
 ITEM_COUNTS = ("orders", "units")
 
 
-class FilterError(ValueError):
+class FilterError(FieldError):
     """A report filter that cannot be used: ``field`` names the input, ``reason`` says why."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)

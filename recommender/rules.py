@@ -19,6 +19,8 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
+from tracking.errors import FieldError
+
 
 @dataclass(frozen=True)
 class TraitConstraint:
@@ -29,12 +31,8 @@ class TraitConstraint:
     minimum: float = 18
 
 
-class InvalidRules(ValueError):
+class InvalidRules(FieldError):
     """A rules document that cannot be stored: ``field`` names what is wrong (a JSON path)."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)
