@@ -47,3 +47,24 @@ class StoreSnapshot:
                         f"SELECT setval('{seq}', COALESCE((SELECT max(\"{column}\")"
                         f' FROM "{table}"), 0) + 1, false)'
                     )
+
+
+def stock_shop(database_url: str, name: str, spec):
+    """(site, shop, snapshot): a generated shop stored through the real write path once, its
+    rows kept in a snapshot and the store emptied again (a module fixture's body)."""
+    from demo import generate_shop
+    from tests.conftest import empty_store, store_events
+    from tracking.catalogue import upsert_items, validate_item
+    from tracking.db import make_engine
+    from tracking.sites import create_site
+
+    engine = make_engine(database_url)
+    empty_store(engine)
+    site, _ = create_site(engine, name, [])
+    shop = generate_shop(spec)
+    upsert_items(engine, site.site_id, [validate_item(i) for i in shop.items])
+    store_events(engine, site.site_id, shop.events)
+    snapshot = StoreSnapshot(engine)
+    empty_store(engine)
+    engine.dispose()
+    return site, shop, snapshot

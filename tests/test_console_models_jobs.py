@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from demo import ShopSpec, generate_shop
+from demo import ShopSpec
 from recommender.inspector import (
     UnknownCustomer,
     anonymous_ids,
@@ -25,10 +25,7 @@ from recommender.train_jobs import (
     job_key,
 )
 from recommender.training import TrainSettings, train
-from tests.conftest import empty_store, store_events
-from tests.store_snapshot import StoreSnapshot
-from tracking.catalogue import upsert_items, validate_item
-from tracking.db import make_engine
+from tests.store_snapshot import stock_shop
 from tracking.sites import create_site
 from webapp.supervisor import trainer_argv
 from webapp.train_cli import registry_dir, run_requested_job
@@ -39,16 +36,7 @@ SPEC = ShopSpec(seed=7, n_customers=100, n_items=50, n_clusters=4, days=14)
 @pytest.fixture(scope="module")
 def stocked(database_url):
     """(site, shop, snapshot): the shop stored through the write path once per database."""
-    engine = make_engine(database_url)
-    empty_store(engine)
-    site, _ = create_site(engine, "Shop to train", [])
-    shop = generate_shop(SPEC)
-    upsert_items(engine, site.site_id, [validate_item(i) for i in shop.items])
-    store_events(engine, site.site_id, shop.events)
-    snapshot = StoreSnapshot(engine)
-    empty_store(engine)
-    engine.dispose()
-    return site, shop, snapshot
+    return stock_shop(database_url, "Shop to train", SPEC)
 
 
 @pytest.fixture

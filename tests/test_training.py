@@ -19,10 +19,8 @@ from recommender.models import ALSModel, ALSParams, BlendParams, PopularityModel
 from recommender.registry import ModelRegistry
 from recommender.training import NotEnoughData, TrainSettings, check_model, final_model, train
 from recommender.tuning import BlendConfig
-from tests.conftest import PROJECT_ROOT, empty_store, store_events
-from tests.store_snapshot import StoreSnapshot
-from tracking.catalogue import upsert_items, validate_item
-from tracking.db import make_engine
+from tests.conftest import PROJECT_ROOT
+from tests.store_snapshot import stock_shop
 from tracking.sites import create_site
 
 SPEC = ShopSpec(seed=7, n_customers=160, n_items=80, n_clusters=4, days=21)
@@ -31,16 +29,7 @@ SPEC = ShopSpec(seed=7, n_customers=160, n_items=80, n_clusters=4, days=21)
 @pytest.fixture(scope="module")
 def stocked(database_url):
     """(site, shop, snapshot): the shop stored through the write path once per database."""
-    engine = make_engine(database_url)
-    empty_store(engine)
-    site, _ = create_site(engine, "Trained shop", [])
-    shop = generate_shop(SPEC)
-    upsert_items(engine, site.site_id, [validate_item(i) for i in shop.items])
-    store_events(engine, site.site_id, shop.events)
-    snapshot = StoreSnapshot(engine)
-    empty_store(engine)
-    engine.dispose()
-    return site, shop, snapshot
+    return stock_shop(database_url, "Trained shop", SPEC)
 
 
 @pytest.fixture
