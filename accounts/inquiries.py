@@ -112,19 +112,10 @@ def open_inquiry(
     """Open an inquiry with its first message, in the caller's transaction; returns its id."""
     if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_ID:
         raise InquiryError("user_id", f"a customer id of 1 to {MAX_ID} characters")
-    if category not in CATEGORIES:
-        raise InquiryError("category", f"one of {', '.join(CATEGORIES)}")
+    _check_category(category)
     subject = _text("subject", subject, MAX_SUBJECT)
     body = check_body(body)
-    if order_id in (None, ""):
-        order_id = None
-    elif (
-        not isinstance(order_id, str)
-        or len(order_id) > MAX_ID
-        or not _owns_order(conn, site_id, user_id, order_id)
-    ):
-        # The same answer for someone else's order and for none: ids cannot be probed.
-        raise InquiryError("order_id", "not one of your orders")
+    order_id = _check_order(conn, site_id, user_id, order_id)
     now = datetime.now(UTC)
     inquiry_id = conn.execute(
         inquiries.insert().values(
@@ -144,6 +135,71 @@ def open_inquiry(
         )
     )
     return int(inquiry_id)
+
+
+def _check_category(category: Any) -> str:
+    if category not in CATEGORIES:
+        raise InquiryError("category", f"one of {', '.join(CATEGORIES)}")
+    return category
+
+
+def _check_order(conn: sa.Connection, site_id: int, user_id: str, order_id: Any) -> str | None:
+    if order_id in (None, ""):
+        return None
+    if (
+        not isinstance(order_id, str)
+        or len(order_id) > MAX_ID
+        or not _owns_order(conn, site_id, user_id, order_id)
+    ):
+        # The same answer for someone else's order and for none: ids cannot be probed.
+        raise InquiryError("order_id", "not one of your orders")
+    return order_id
+
+
+def check_inquiry(
+    conn: sa.Connection, site_id: int, user_id: str, form: dict[str, Any]
+) -> dict[str, str]:
+    """Every problem of an inquiry about to be opened from ``form`` (``category``, ``subject``,
+    ``body``, ``order_id``): field -> the reason :func:`open_inquiry` would give; {} when fine."""
+    checks = (
+        lambda: _check_category(form.get("category")),
+        lambda: _text("subject", form.get("subject"), MAX_SUBJECT),
+        lambda: check_body(form.get("body")),
+        lambda: _check_order(conn, site_id, user_id, form.get("order_id")),
+    )
+    problems: dict[str, str] = {}
+    for check in checks:
+        try:
+            check()
+        except InquiryError as e:
+            problems[e.field] = e.reason
+    return problems
+
+
+def customer_inquiries(
+    conn: sa.Connection, site_id: int, user_id: str, limit: int = PAGE
+) -> list[Inquiry]:
+    """The customer's own inquiries, newest first (at most ``limit``, up to 500)."""
+    rows = conn.execute(
+        sa.select(inquiries)
+        .where(inquiries.c.site_id == site_id, inquiries.c.user_id == user_id)
+        .order_by(inquiries.c.id.desc())
+        .limit(max(1, min(limit, 500)))
+    )
+    return [_inquiry(row) for row in rows]
+
+
+def customer_order_ids(
+    conn: sa.Connection, site_id: int, user_id: str, limit: int = 100
+) -> list[str]:
+    """The shop's ids of the customer's orders, newest first: what an inquiry may be about."""
+    rows = conn.execute(
+        sa.select(orders.c.order_id)
+        .where(orders.c.site_id == site_id, orders.c.user_id == user_id)
+        .order_by(orders.c.ordered_at.desc(), orders.c.id.desc())
+        .limit(limit)
+    )
+    return [row.order_id for row in rows]
 
 
 def _owns_order(conn: sa.Connection, site_id: int, user_id: str, order_id: str) -> bool:

@@ -143,10 +143,12 @@ def set_preferences(
     changes: Mapping[str, bool],
     *,
     source: str,
-    wording: str,
+    wording: str | Mapping[str, str],
 ) -> list[int]:
     """Apply ``{"email:offers": True, ...}``; one consent record per choice that changed.
 
+    ``wording`` is the text the customer was shown: one for every choice, or a mapping of each
+    choice (``"email:offers"``) to its own (as a page shows a label per box).
     Raises :class:`PreferenceError` naming the first bad entry (nothing is stored then).
     Returns the new records' ids (none when nothing changed).
     """
@@ -162,10 +164,12 @@ def set_preferences(
             raise PreferenceError(what[:80], f"this site has no topic {topic[:40]!r}")
         if not isinstance(granted, bool):
             raise PreferenceError(what, "true or false")
-    consent.check(user_id, "preferences", source, wording)
+    worded = {what: _wording_of(wording, what) for what in changes}
+    for what in changes:
+        consent.check(user_id, "preferences", source, worded[what])
     now = {p.what: p.granted for p in get_preferences(conn, site_id, user_id)}
     records = [
-        consent.record(conn, site_id, user_id, what, granted, source=source, wording=wording)
+        consent.record(conn, site_id, user_id, what, granted, source=source, wording=worded[what])
         for what, granted in changes.items()
         if now.get(what) != granted
     ]
@@ -178,3 +182,12 @@ def set_preferences(
             data={"user_id": user_id, "preferences": current, "source": source},
         )
     return records
+
+
+def _wording_of(wording: str | Mapping[str, str], what: str) -> str:
+    if isinstance(wording, Mapping):
+        found = wording.get(what)
+        if not isinstance(found, str):
+            raise PreferenceError(what, "no wording was given for this choice")
+        return found
+    return wording

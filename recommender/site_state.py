@@ -393,13 +393,20 @@ class SiteStates:
             self.reload_rules(int(data))
         elif channel == opt_outs.PERSONALISATION_CHANNEL:
             change = opt_outs.parse_message(data)
-            if change is not None and change[0] in self._opt_outs:
-                site_id, user_id, personalised = change
-                if personalised:
-                    self._opt_outs[site_id].discard(user_id)
-                else:
-                    self._opt_outs[site_id].add(user_id)
-                self.local.evict([(site_id, f"u:{user_id}")])
+            if change is not None:
+                self.note_opt_out(*change)
+
+    def note_opt_out(self, site_id: int, user_id: str, personalised: bool) -> None:
+        """Apply one customer's personalisation change to this process now (a loaded site only;
+        the message every process gets on the channel does the same)."""
+        found = self._opt_outs.get(site_id)
+        if found is None:
+            return
+        if personalised:
+            found.discard(user_id)
+        else:
+            found.add(user_id)
+        self.local.evict([(site_id, f"u:{user_id}")])
 
     def _ensure_threads(self) -> None:
         """Start the background threads once per process (gunicorn forks after import)."""

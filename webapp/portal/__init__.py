@@ -110,6 +110,7 @@ def _portal_context():
         "portal_site_name": _site_name,
         "portal_site_id": _site_id,
         "format_datetime": format_datetime,
+        "format_decimal": format_decimal,
         "money": money,
         "get_locale": get_locale,
     }
@@ -170,7 +171,12 @@ def _unexpected(error: Exception):
 
 def init_portal(app: Flask) -> None:
     """Flask-Babel, the request-log filter and the ``/account/`` blueprint on ``app``."""
-    from webapp.portal import auth, pages  # noqa: F401  (their routes register on bp)
+    from webapp.portal import (  # noqa: F401  (their routes register on bp)
+        auth,
+        inquiry_pages,
+        pages,
+        preference_pages,
+    )
     from webapp.portal.cli import portal_cli
 
     Babel(app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS))

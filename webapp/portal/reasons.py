@@ -30,3 +30,12 @@ REASONS = (
     N_("must be letters, digits, spaces or dashes"),
     N_("must be a two-letter country code like KR or DE"),
 )
+
+# The default topics' labels (accounts.preferences.DEFAULT_TOPICS); a site's own are shown as
+# the site wrote them.
+TOPIC_LABELS = (
+    N_("Offers and discounts"),
+    N_("Products picked for you"),
+    N_("Updates about your orders"),
+    N_("Newsletter"),
+)
