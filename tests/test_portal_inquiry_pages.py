@@ -188,7 +188,7 @@ def test_someone_elses_inquiry_is_a_404_like_an_unknown_one(app, client, site, d
         )
     enter(client, site, "c1")
     token = csrf_token(client, NEW)
-    for inquiry_id in (theirs, theirs + 1000):
+    for inquiry_id in (theirs, theirs + 1000, 2**63, 10**30):
         path = f"/account/inquiries/{inquiry_id}"
         seen = client.get(path)
         assert seen.status_code == 404 and "Private-Subject" not in seen.get_data(as_text=True)

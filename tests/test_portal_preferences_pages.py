@@ -16,8 +16,10 @@ from accounts.messaging_schema import webhook_deliveries
 from accounts.prefs_schema import consent_records
 from accounts.webhooks import set_endpoint
 from recommender.serving import PERSONALISATION_OFF
+from tests.conftest import ORIGIN
 from tests.portal_helpers import csrf_token, enter
 from tests.test_serving import Served, trained  # noqa: F401 (trained: a fixture)
+from tracking.identity import user_hash
 
 PREFS = "/account/preferences"
 PRIVACY = "/account/privacy"
@@ -207,8 +209,18 @@ def test_turning_personalisation_off_on_the_page_changes_what_the_widget_gets(
     shop, registry = trained
     served = Served(app, client, site, shop, registry)
     user = served.customers(cluster=1)[0]
-    before = served.get(user_id=user, n=10).json
-    assert before["source"] == "personal"
+
+    def widget():
+        """What the widget on the shop's page asks for: write key, verified user id, origin."""
+        signed = user_hash(site.identity_secret, user)
+        response = served.get(
+            headers={"Origin": ORIGIN}, write_key=site.write_key, user_id=user, user_hash=signed
+        )
+        assert response.status_code == 200
+        return response.json
+
+    before = widget()
+    assert before["source"] == "personal" and len(before["items"]) == 10
 
     portal = app.test_client()
     enter(portal, site, user, locale="ko")
@@ -225,7 +237,7 @@ def test_turning_personalisation_off_on_the_page_changes_what_the_widget_gets(
     assert made["source"] == "portal" and "추천" in made["wording"]
 
     # The widget's call (the recommendation API) now gets the popular items, labelled so ...
-    after = served.get(user_id=user, n=10).json
+    after = widget()
     assert after["source"] == PERSONALISATION_OFF
     popular = [c[0] for c in served.layer.state(site.site_id).popular[:10]]
     assert [i["item_id"] for i in after["items"]] == popular
@@ -240,5 +252,5 @@ def test_turning_personalisation_off_on_the_page_changes_what_the_widget_gets(
     assert (
         save(portal, {"personalisation": "on"}, shown_locale="ko", path=PRIVACY).status_code == 303
     )
-    assert served.get(user_id=user, n=10).json["source"] == "personal"
+    assert widget()["source"] == "personal"
     assert [r["granted"] for r in records(db, site.site_id, user)] == [False, True]
