@@ -248,3 +248,10 @@ def test_the_customer_api_takes_no_cookies_and_no_other_sites_key(world):
     # A portal URL from the other site signs in the other site's "a", never A.
     other_client = world["clients"]["other_site"]
     assert "Alice-Marker" not in other_client.get("/account/profile").get_data(as_text=True)
+
+
+def test_ids_too_big_for_any_column_are_a_404_not_a_database_error(world):
+    client = world["clients"]["customer_a"]
+    for big in (2**63, 10**30):
+        for path in (f"/account/addresses/{big}/edit", f"/account/inquiries/{big}"):
+            assert client.get(path).status_code == 404, path

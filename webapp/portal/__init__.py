@@ -17,7 +17,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import Babel, format_currency, format_datetime, format_decimal, get_locale
 from werkzeug.exceptions import HTTPException
 
@@ -92,6 +102,19 @@ def page_policy() -> str:
     return PORTAL_CSP.replace(
         "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
     )
+
+
+# An id in a URL bigger than any column holds names nothing: a 404 before it reaches the database
+# (which would refuse to compare with it).
+LARGEST_ID = 2**63 - 1
+
+
+@bp.url_value_preprocessor
+def _ids_that_fit(endpoint, values):
+    if values and any(
+        isinstance(v, int) and v > LARGEST_ID for k, v in values.items() if k.endswith("_id")
+    ):
+        abort(404)
 
 
 @bp.after_request
