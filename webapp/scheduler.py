@@ -150,7 +150,7 @@ class Scheduler:
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command():
-    """Run the scheduled jobs (attribution repair, rollups); one scheduler runs at a time."""
+    """Run the scheduled jobs (attribution repair, rollups, the stored lift); one at a time."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
