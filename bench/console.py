@@ -273,8 +273,8 @@ def report(a, stores: list[Store], ingest, run_time: str) -> dict[str, list[str]
                 "rollups and say nothing about their speed at this scale."
             )
         if store.archive_seconds is not None:
+            lines += [""] if lines[-1] else []
             lines += [
-                "",
                 "The lift of the last 7, 30 and 90 days is computed ahead by the scheduler's "
                 f"`lift` job (analytics.lift_archive): {store.archive_seconds:.1f} s for the three "
                 "ranges here, run before the timings below, so the pages and calls below serve "
