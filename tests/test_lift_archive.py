@@ -223,3 +223,18 @@ def test_the_page_and_the_api_serve_the_same_report(client, app, db, site, docum
     groups = {r["Group"]: r for r in csv_rows(client, site.site_id, "lift_groups", custom)}
     assert int(groups["treatment"]["Visitors"]) == now["treatment"]["visitors"]
     assert now["treatment"]["visitors"] > 0
+
+
+def test_migration_103_creates_the_table_on_an_existing_store(db, site):
+    from tracking.schema import schema_migrations
+    from webapp.database import upgrade
+
+    with db.begin() as conn:
+        conn.execute(sa.text("DROP TABLE lift_archive"))
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 103))
+    assert upgrade(db) == [103]
+    assert upgrade(db) == []
+    today = utc_today()
+    seed(db, site.site_id, today)
+    archive(db, site.site_id, SHARE, today)
+    assert count(db, archive_table) == 3
