@@ -88,8 +88,8 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     # Reports' daily rollups kept by the ingest worker (analytics.rollups); off: rebuild them.
     "ROLLUPS": (True, bool),
     "SCHEDULE_SECONDS": (60.0, float),  # the scheduler's round (webapp.scheduler)
-    # The lift of the 7/30/90-day ranges is computed ahead every LIFT_ARCHIVE_SECONDS by the
-    # scheduler and served while younger than this (analytics.lift_archive); else computed live.
+    # The lift of the 7/30/90-day ranges is computed ahead by the scheduler every 5 minutes
+    # (webapp.scheduler.LIFT_ARCHIVE_SECONDS) and served while younger than this; else live.
     "LIFT_FRESH_SECONDS": (900.0, float),
     # Email (accounts.mailer): an smtp:// or smtps://user:pass@host:port relay, else .eml files
     # in MAIL_DIR (default VAR_DIR/mail); the From address; retries with exponential backoff.
