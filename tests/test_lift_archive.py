@@ -238,3 +238,22 @@ def test_migration_103_creates_the_table_on_an_existing_store(db, site):
     seed(db, site.site_id, today)
     archive(db, site.site_id, SHARE, today)
     assert count(db, archive_table) == 3
+
+
+def test_a_negative_freshness_is_refused():
+    from webapp.config import ConfigError, load_config
+
+    env = {"ECRM_SECRET_KEY": "s"}
+    assert load_config(environ=env)["LIFT_FRESH_SECONDS"] == 900.0
+    with pytest.raises(ConfigError, match="ECRM_LIFT_FRESH_SECONDS"):
+        load_config(environ={**env, "ECRM_LIFT_FRESH_SECONDS": "-1"})
+
+
+def test_with_no_freshness_the_lift_is_always_computed(db, site):
+    today = utc_today()
+    seed(db, site.site_id, today)
+    archive(db, site.site_id, SHARE, today)
+    week = standard_periods(today)[0]
+    with db.connect() as conn:
+        report = current_lift(conn, site.site_id, week.start, week.end, SHARE, None, 0.0)
+    assert report["stored"] is False

@@ -185,6 +185,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("ECRM_HOLDOUT_SHARE must be a share between 0 and 1 (for example 0.05)")
     if config["ATTRIBUTION_WINDOW_DAYS"] <= 0:
         raise ConfigError("ECRM_ATTRIBUTION_WINDOW_DAYS must be a positive number of days")
+    if config["LIFT_FRESH_SECONDS"] < 0:
+        raise ConfigError("ECRM_LIFT_FRESH_SECONDS must be 0 (always compute) or more seconds")
     if not 1 <= config["RECS_MAX_N"] <= 500:
         raise ConfigError("ECRM_RECS_MAX_N must be between 1 and 500")
     _validate_console(config)
