@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from analytics import rollups_events, rollups_orders, rollups_rebuild
+from analytics import lift_archive, rollups_events, rollups_orders, rollups_rebuild
 from analytics.rollups_sql import Deltas
 from analytics.schema import (
     funnel_sessions,
@@ -118,6 +118,8 @@ def rebuild(
         for row in served:
             keep.add(tuple(row[name] for name in keep.keys), served=row["served"])
         keep.write(conn, site_id)
+        # Lift reports computed ahead from the old rollups are stale from now on.
+        lift_archive.mark_rebuilt(conn, site_id)
     log.info("rebuilt the rollups of site %d: %s", site_id, written)
     return written
 

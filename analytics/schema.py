@@ -191,6 +191,21 @@ rollup_attributions = sa.Table(
 )
 
 
+# The lift of the console's standard ranges (7 / 30 / 90 days ending ``end_day``), computed ahead
+# by the scheduler (analytics.lift_archive, migration 103): analytics.lift's answer as JSON, for
+# the configured holdout share, with the time its computation started.
+lift_archive = sa.Table(
+    "lift_archive",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("start_day", sa.Date, primary_key=True),
+    sa.Column("end_day", sa.Date, primary_key=True),
+    sa.Column("holdout_share", sa.Float, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
+)
+
+
 def _initial(conn: sa.Connection) -> None:
     metadata.create_all(conn)
 
@@ -205,9 +220,15 @@ def _attribution_mirror(conn: sa.Connection) -> None:
         )
 
 
+def _lift_archive(conn: sa.Connection) -> None:
+    # 101 creates the current definitions, so a fresh store has it already.
+    lift_archive.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     (101, "analytics: daily rollups", _initial),
     (102, "analytics: funnel steps as bits, the attribution mirror", _attribution_mirror),
+    (103, "analytics: the lift of the standard ranges, computed ahead", _lift_archive),
     (111, "analytics: customer value snapshots", value_schema.create),
 ]
 

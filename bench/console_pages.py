@@ -14,7 +14,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from accounts.staff import create_staff, find_staff, grant
+from analytics.lift_archive import archive
 from analytics.periods import utc_today
+from analytics.schema import lift_archive as lift_archive_table
 from bench.harness.machine import log
 from tracking.schema import customers
 
@@ -132,6 +134,42 @@ def time_urls(
         log(f"  {name:32} {t.status}  p50 {t.p50:8.1f} ms  p95 {t.p95:8.1f} ms")
         out.append(t)
     return out
+
+
+def lift_urls(app) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The performance page (30 days) and the lift API call (the same 30 days)."""
+    api = next((name, url) for name, url in api_urls(app) if "/v1/reports/lift" in url)
+    return ("performance 30d", "/console/1/recommendations?range=30"), api
+
+
+def _lift_stored(client, headers: dict) -> bool:
+    api = next(url for _, url in api_urls(client.application) if "/v1/reports/lift" in url)
+    response = client.get(api, headers=headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"{api} answered {response.status_code}")
+    return response.get_json()["stored"]
+
+
+def time_lift_cold(
+    app, engine: sa.Engine, web, api_client, headers: dict, calls: int
+) -> tuple[list[Timing], float]:
+    """The lift page and call with no stored report, then the scheduler's job once (seconds)."""
+    with engine.begin() as conn:
+        conn.execute(lift_archive_table.delete().where(lift_archive_table.c.site_id == 1))
+    if _lift_stored(api_client, headers):
+        raise RuntimeError("the lift was served stored with no stored report")
+    page, api = lift_urls(app)
+    cold = time_urls(web, [(f"{page[0]}, lift live", page[1])], calls)
+    cold += time_urls(api_client, [(f"{api[0]}, live", api[1])], calls, headers)
+    t0 = time.perf_counter()
+    archive(engine, 1, app.config["HOLDOUT_SHARE"])
+    return cold, time.perf_counter() - t0
+
+
+def check_lift_stored(api_client, headers: dict) -> None:
+    """The timed lift call was served from the stored report (else the timings mislead)."""
+    if not _lift_stored(api_client, headers):
+        raise RuntimeError("the lift was computed live after the job: the stored one went stale")
 
 
 def profile(client, timing: Timing, headers: dict | None, calls: int = 5) -> str:

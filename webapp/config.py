@@ -88,6 +88,9 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     # Reports' daily rollups kept by the ingest worker (analytics.rollups); off: rebuild them.
     "ROLLUPS": (True, bool),
     "SCHEDULE_SECONDS": (60.0, float),  # the scheduler's round (webapp.scheduler)
+    # The lift of the 7/30/90-day ranges is computed ahead by the scheduler every 5 minutes
+    # (webapp.scheduler.LIFT_ARCHIVE_SECONDS) and served while younger than this; else live.
+    "LIFT_FRESH_SECONDS": (900.0, float),
     # Email (accounts.mailer): an smtp:// or smtps://user:pass@host:port relay, else .eml files
     # in MAIL_DIR (default VAR_DIR/mail); the From address; retries with exponential backoff.
     "SMTP_URL": (None, str),
@@ -182,6 +185,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("ECRM_HOLDOUT_SHARE must be a share between 0 and 1 (for example 0.05)")
     if config["ATTRIBUTION_WINDOW_DAYS"] <= 0:
         raise ConfigError("ECRM_ATTRIBUTION_WINDOW_DAYS must be a positive number of days")
+    if config["LIFT_FRESH_SECONDS"] < 0:
+        raise ConfigError("ECRM_LIFT_FRESH_SECONDS must be 0 (always compute) or more seconds")
     if not 1 <= config["RECS_MAX_N"] <= 500:
         raise ConfigError("ECRM_RECS_MAX_N must be between 1 and 500")
     _validate_console(config)

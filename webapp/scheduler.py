@@ -21,7 +21,7 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from analytics import rollups, value
+from analytics import lift_archive, rollups, value
 from analytics.served import move_served
 from tracking.attribution import attribute_since
 from tracking.sites import Site
@@ -39,6 +39,7 @@ RENEW = (
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end"
 )
 REPAIR_DAYS = 2.0  # orders whose attributions the sweep rechecks
+LIFT_ARCHIVE_SECONDS = 300.0  # the lift of the standard ranges is recomputed this often
 
 
 class SchedulerLock:
@@ -89,12 +90,21 @@ def refresh_customer_value(site: Site) -> str:
     return f"{plural(sum(r.customers for r in runs), 'customer')} scored"
 
 
+def archive_lift(site: Site) -> str:
+    """The lift of the last 7, 30 and 90 days computed ahead (analytics.lift_archive)."""
+    periods = lift_archive.archive(
+        clients().engine, site.site_id, current_app.config["HOLDOUT_SHARE"]
+    )
+    return f"lift of the last {', '.join(str(p.days) for p in periods)} days stored"
+
+
 Job = tuple[str, float, Callable[[Site], str]]
 # (name, seconds between runs, function of one site returning what it did).
 JOBS: list[Job] = [
     ("attribution", 60.0, repair_attributions),
     ("served", 60.0, move_answers_served),
     ("customer value", 3600.0, refresh_customer_value),
+    ("lift", LIFT_ARCHIVE_SECONDS, archive_lift),
 ]
 
 
@@ -140,7 +150,7 @@ class Scheduler:
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command():
-    """Run the scheduled jobs (attribution repair, rollups); one scheduler runs at a time."""
+    """Run the scheduled jobs (attribution repair, rollups, the stored lift); one at a time."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -156,12 +166,17 @@ reports_cli = AppGroup("reports", help="Reports: the daily rollups behind them."
 @click.option("--site", "write_key", default=None, help="Only this site (default: all).")
 @with_appcontext
 def rebuild_rollups(write_key):
-    """Recompute every rollup from events, orders and attributions (one transaction per site)."""
+    """Recompute every rollup from events, orders and attributions (one transaction per site).
+
+    Then the lift of the standard ranges, which the scheduler otherwise stores every few minutes.
+    """
     window = timedelta(days=current_app.config["ATTRIBUTION_WINDOW_DAYS"])
     for site in _sites(write_key):
         written = rollups.rebuild(clients().engine, site.site_id, window)
         summary = ", ".join(f"{name} {count}" for name, count in written.items())
         click.echo(f"rebuilt the rollups of {site.name}: {summary}")
+        # The stored lift reports were computed from the old rollups: compute them again now.
+        click.echo(f"{site.name}: {archive_lift(site)}")
 
 
 def register(app) -> None:

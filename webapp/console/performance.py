@@ -224,8 +224,15 @@ def performance(site_id: int):
             errors["placement"] = problem
         placement = None if problem else asked
         report = recommendation_report(conn, site_id, g.period, placement)
-        share = current_app.config["HOLDOUT_SHARE"]
-        lift, lift_errors = page_lift(conn, site_id, g.period, share, request.args.get("currency"))
+        config = current_app.config
+        lift, lift_errors = page_lift(
+            conn,
+            site_id,
+            g.period,
+            config["HOLDOUT_SHARE"],
+            request.args.get("currency"),
+            config["LIFT_FRESH_SECONDS"],
+        )
     return respond(
         "console/performance.html",
         [*performance_tables(report), *lift_tables(lift)],

@@ -1,7 +1,8 @@
 """The Recommendations page's lift section: analytics.lift's report as tables, CSV and a chart.
 
 The same dict ``GET /v1/reports/lift`` answers, for the page's period and revenue currency; the
-holdout share is the app's configured ``HOLDOUT_SHARE``.
+holdout share is the app's configured ``HOLDOUT_SHARE``. The standard ranges are served as the
+scheduler stored them (analytics.lift_archive) while fresh, with the time they were computed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from analytics.lift import lift_report
+from analytics.lift_archive import current_lift
 from analytics.periods import Period
 from webapp.console.tables import Chart, Column, Table
 
@@ -21,14 +22,24 @@ CURRENCY = re.compile(r"[A-Za-z]{3}")
 
 
 def page_lift(
-    conn: sa.Connection, site_id: int, period: Period, holdout_share: float, asked: str | None
+    conn: sa.Connection,
+    site_id: int,
+    period: Period,
+    holdout_share: float,
+    asked: str | None,
+    max_age: float,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The lift report for the page, and an error by field when ``currency`` was not a code."""
+    """The lift report for the page, and an error by field when ``currency`` was not a code.
+
+    ``max_age``: seconds a stored report of a standard range stays fresh (LIFT_FRESH_SECONDS).
+    """
     errors = {}
     if asked and not CURRENCY.fullmatch(asked):
         errors["currency"] = f"{asked[:20]!r} is not a currency code (3 letters, like EUR)"
         asked = None
-    report = lift_report(conn, site_id, period.start, period.end, holdout_share, asked or None)
+    report = current_lift(
+        conn, site_id, period.start, period.end, holdout_share, asked or None, max_age
+    )
     return report, errors
 
 

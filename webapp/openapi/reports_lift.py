@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
@@ -110,6 +110,12 @@ class LiftReport(ApiModel):
         "no_holdout", "sample_ratio_mismatch", "lift", "drop", "no_difference", "not_enough_data"
     ]
     verdict: str = Field(description="One plain sentence for the marketer.")
+    as_of: datetime = Field(
+        description="When these numbers were computed (UTC). The last 7, 30 and 90 days are "
+        "computed ahead every few minutes by the scheduler and served while fresh; other ranges "
+        "and currencies are computed when asked."
+    )
+    stored: bool = Field(description="Whether the numbers were computed ahead (see `as_of`).")
 
 
 SCHEMAS = (LiftReport,)
@@ -170,6 +176,8 @@ EXAMPLE = {
     "verdict": "not enough data yet: about 41,000 more visitors in the holdout and 32,000 in "
     "treatment to detect a 5% lift with 80% power (conversion +10.0%, 95% CI -37.0% to "
     "+59.0%, p = 0.660)",
+    "as_of": "2026-11-30T14:05:00Z",
+    "stored": True,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify
 
-from analytics.lift import lift_report
+from analytics.lift_archive import current_lift
 from analytics.recommendations import placement_problem, recommendation_report
 from webapp.clients import get_engine
 from webapp.errors import ApiError
@@ -27,16 +27,17 @@ def recommendations():
 
 @bp.get("/lift")
 def lift():
-    """Lift against the holdout over the period (shape: analytics.lift)."""
+    """Lift against the holdout over the period (shape: analytics.lift_archive.current_lift)."""
     ask = report_request()
     currency = parse_query(LiftQuery).currency
     with get_engine().connect() as conn:
-        report = lift_report(
+        report = current_lift(
             conn,
             ask.site.site_id,
             ask.period.start,
             ask.period.end,
             current_app.config["HOLDOUT_SHARE"],
             currency,
+            current_app.config["LIFT_FRESH_SECONDS"],
         )
     return jsonify(report)
