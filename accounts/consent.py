@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from accounts.prefs_schema import consent_records
+from tracking.consent_event import CONSENT_CATEGORY, MAX_CONSENT_WORDING
 from tracking.db import aware
 from tracking.errors import FieldError
-from tracking.events import CONSENT_CATEGORY, MAX_CONSENT_WORDING
 
 # tracker: the shop's pages (static/ecrm.js) sent it (accounts.tracker_consent)
 SOURCES = ("portal", "api", "console", "import", "tracker")

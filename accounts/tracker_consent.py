@@ -2,10 +2,10 @@
 
 ``ecrm('consent', true|false, {wording})`` (static/ecrm.js) sends Segment's "Segment Consent
 Preference Updated" track event with ``context.consent.categoryPreferences.tracking`` and the
-words the shop showed in ``properties.wording``; the collector checks it (tracking.events). The
-ingest worker stores it as any event and then runs :func:`on_stored` in the same transaction,
-which appends a ``tracking`` consent record (source ``tracker``, at the event's time) for the
-customer the event belongs to:
+words the shop showed in ``properties.wording``; the collector checks it
+(tracking.consent_event). The ingest worker stores it as any event and then runs
+:func:`on_stored` in the same transaction, which appends a ``tracking`` consent record (source
+``tracker``, at the event's time) for the customer the event belongs to:
 
 - an event whose user id the site's identity verification accepted (tracking.identity) is the
   customer's: recorded for them at once;
@@ -28,8 +28,8 @@ import sqlalchemy as sa
 
 from accounts import consent
 from accounts.prefs_schema import consent_records
+from tracking.consent_event import CONSENT_EVENT, consent_choice
 from tracking.db import aware, chunks, insert_ignore
-from tracking.events import CONSENT_EVENT, consent_choice
 from tracking.schema import events, identities
 from tracking.store import StoredBatch
 

@@ -21,7 +21,7 @@ from accounts.export import export
 from accounts.prefs_schema import consent_records
 from tests.conftest import ORIGIN, drain, make_event
 from tests.test_identity import identify, sign
-from tracking.events import CONSENT_EVENT
+from tracking.consent_event import CONSENT_EVENT
 from tracking.schema import events, rejected_events, schema_migrations
 from webapp.database import upgrade
 

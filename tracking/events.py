@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from tracking.consent_event import CONSENT_EVENT, check_consent
+from tracking.errors import InvalidEvent
 from tracking.identity import Verifier
 from tracking.payload import json_kind
 from tracking.privacy import scrub_ips
@@ -37,12 +39,6 @@ MAX_NUMBER = 1e18
 # An order line's price x quantity is an attribution's revenue, Numeric(14, 2) too.
 MAX_MONEY = Decimal(10**12)
 MAX_QUANTITY = 2**31 - 1
-# Segment's consent event (Consent Management): a change of the visitor's choices, as
-# ``context.consent.categoryPreferences``. Ours is the category ``tracking``; the shop's words
-# come in ``properties.wording`` (accounts.tracker_consent records them).
-CONSENT_EVENT = "Segment Consent Preference Updated"
-CONSENT_CATEGORY = "tracking"
-MAX_CONSENT_WORDING = 2000  # characters, as accounts.consent.MAX_WORDING
 CENT = Decimal("0.01")
 MONEY_FIELDS = ("total", "revenue", "subtotal", "tax", "shipping", "discount")
 # C0, DEL and C1: never part of an event's name, and they garble reports and logs.
@@ -53,14 +49,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FIRST_TIME = datetime(1, 1, 2, tzinfo=UTC)
 LAST_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 TIME_RANGE_REASON = "out of range: must be between 0001-01-02 and 9999-12-30 in UTC"
-
-
-class InvalidEvent(Exception):
-    """One event breaks the schema; ``field`` is its path in the request."""
-
-    def __init__(self, field: str, reason: str, status: int = 422):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason, self.status = field, reason, status
 
 
 @dataclass(frozen=True)
@@ -244,47 +232,6 @@ def _check_order(properties: dict, path: str) -> dict:
     return properties
 
 
-def consent_choice(event: dict) -> bool | None:
-    """The tracking choice a stored consent event carries: True, False, or None (none of ours)."""
-    if event.get("event") != CONSENT_EVENT:
-        return None
-    consent = (event.get("context") or {}).get("consent")
-    preferences = consent.get("categoryPreferences") if isinstance(consent, dict) else None
-    choice = preferences.get(CONSENT_CATEGORY) if isinstance(preferences, dict) else None
-    return choice if isinstance(choice, bool) else None
-
-
-def _check_consent(event: dict, path: str) -> None:
-    """Refuse a consent event whose tracking choice or wording could not be recorded.
-
-    An event without a ``tracking`` category (another consent manager's categories) is stored as
-    any event and records nothing.
-    """
-    consent = (event.get("context") or {}).get("consent")
-    if consent is None:
-        return
-    if not isinstance(consent, dict):
-        raise InvalidEvent(f"{path}.context.consent", "must be a JSON object")
-    preferences = consent.get("categoryPreferences")
-    where = f"{path}.context.consent.categoryPreferences"
-    if preferences is not None and not isinstance(preferences, dict):
-        raise InvalidEvent(where, "must be a JSON object")
-    if not preferences or CONSENT_CATEGORY not in preferences:
-        return
-    if not isinstance(preferences[CONSENT_CATEGORY], bool):
-        raise InvalidEvent(f"{where}.{CONSENT_CATEGORY}", "must be true or false")
-    wording = (event.get("properties") or {}).get("wording")
-    if wording is None:
-        return
-    field = f"{path}.properties.wording"
-    if not isinstance(wording, str) or not wording.strip():
-        raise InvalidEvent(field, "must be the words the visitor was shown: a non-empty string")
-    if len(wording) > MAX_CONSENT_WORDING:
-        raise InvalidEvent(
-            field, f"at most {MAX_CONSENT_WORDING:,} characters (this one has {len(wording):,})"
-        )
-
-
 def _check_name(value: Any, field: str) -> None:
     if not isinstance(value, str):
         raise InvalidEvent(field, "must be a string")
@@ -368,7 +315,7 @@ def validate_event(
             if checked is not properties:
                 event["properties"] = checked
         elif event["event"] == CONSENT_EVENT:
-            _check_consent(event, path)
+            check_consent(event, path)
 
     # Clock skew: the client's clock is off by (sentAt - receivedAt); move its times back.
     times = {

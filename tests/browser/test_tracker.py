@@ -18,8 +18,8 @@ from demo.load import DEMO_SITE_NAME
 from tests.browser.conftest import Watch
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
+from tracking.consent_event import CONSENT_EVENT
 from tracking.customers import customer_history
-from tracking.events import CONSENT_EVENT
 from tracking.identity import user_hash
 from tracking.schema import customers, events, identities, order_lines, orders
 from tracking.sites import create_site

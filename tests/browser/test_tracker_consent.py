@@ -19,7 +19,7 @@ from tests.browser.test_tracker import (
     by_event,
     tracker_cookies,
 )
-from tracking.events import CONSENT_EVENT
+from tracking.consent_event import CONSENT_EVENT
 
 pytestmark = pytest.mark.browser
 
