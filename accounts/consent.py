@@ -2,8 +2,9 @@
 
 A record says what the choice was about (a channel and topic such as ``email:offers``,
 ``personalisation`` or ``tracking``), whether it was granted or withdrawn, when, from where
-(``portal``, ``api``, ``console``, ``import``) and the exact wording the customer was shown. Records
-are never updated; the current state of a choice is its newest record (:func:`current`).
+(``portal``, ``api``, ``console``, ``import``, or ``tracker``: the shop's pages, through
+accounts.tracker_consent) and the exact wording the customer was shown. Records are never
+updated; the current state of a choice is its newest record (:func:`current`).
 Erasure of the person (accounts.erasure) deletes them with the rest of their data.
 """
 
@@ -16,13 +17,15 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from accounts.prefs_schema import consent_records
+from tracking.consent_event import CONSENT_CATEGORY, MAX_CONSENT_WORDING
 from tracking.db import aware
 from tracking.errors import FieldError
 
-SOURCES = ("portal", "api", "console", "import")
+# tracker: the shop's pages (static/ecrm.js) sent it (accounts.tracker_consent)
+SOURCES = ("portal", "api", "console", "import", "tracker")
 PERSONALISATION = "personalisation"
-TRACKING = "tracking"
-MAX_WORDING = 2000  # characters of the wording shown
+TRACKING = CONSENT_CATEGORY
+MAX_WORDING = MAX_CONSENT_WORDING  # characters of the wording shown (the collector's limit too)
 MAX_USER_ID = 255
 HISTORY_LIMIT = 500
 
@@ -43,6 +46,7 @@ class ConsentRecord:
     at: datetime
     source: str
     wording: str
+    message_id: str | None = None  # the tracker's event it came from
 
 
 def check(user_id: str, what: str, source: str, wording: str) -> None:
@@ -96,6 +100,7 @@ def _record(row) -> ConsentRecord:
         at=aware(row.at),
         source=row.source,
         wording=row.wording,
+        message_id=row.message_id,
     )
 
 
@@ -106,11 +111,11 @@ def history(
     whats: Iterable[str] | None = None,
     limit: int = HISTORY_LIMIT,
 ) -> list[ConsentRecord]:
-    """A customer's records, newest first (only those about ``whats`` when given)."""
+    """A customer's records, newest first by when they were made (only about ``whats`` if given)."""
     query = (
         sa.select(consent_records)
         .where(consent_records.c.site_id == site_id, consent_records.c.user_id == user_id)
-        .order_by(consent_records.c.id.desc())
+        .order_by(consent_records.c.at.desc(), consent_records.c.id.desc())
         .limit(max(1, min(limit, HISTORY_LIMIT)))
     )
     if whats is not None:
@@ -119,11 +124,14 @@ def history(
 
 
 def current(conn: sa.Connection, site_id: int, user_id: str) -> dict[str, ConsentRecord]:
-    """The newest record of each choice the customer ever made: what -> record."""
-    newest = (
-        sa.select(sa.func.max(consent_records.c.id))
+    """The newest record of each choice the customer ever made: what -> record.
+
+    Newest by when the choice was made, then by id: a tracker's record can be written after a
+    later one (its anonymous visitor is stitched to the customer afterwards).
+    """
+    rows = conn.execute(
+        sa.select(consent_records)
         .where(consent_records.c.site_id == site_id, consent_records.c.user_id == user_id)
-        .group_by(consent_records.c.what)
+        .order_by(consent_records.c.at, consent_records.c.id)
     )
-    rows = conn.execute(sa.select(consent_records).where(consent_records.c.id.in_(newest)))
-    return {row.what: _record(row) for row in rows}
+    return {row.what: _record(row) for row in rows}  # the newest of each what wins

@@ -1,4 +1,4 @@
-"""The tables of preferences, consent records and inquiries (accounts migration 205).
+"""The tables of preferences, consent records and inquiries (accounts migrations 205 and 208).
 
 Consent records are append-only: the current state of a choice is its newest record
 (:mod:`accounts.consent`). Inquiries hold a thread of messages (:mod:`accounts.inquiries`).
@@ -28,11 +28,21 @@ consent_records = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("wording", sa.Text, nullable=False),
+    # The tracker's consent event a record came from (migration 208), so that an event is
+    # recorded once for a customer however often its anonymous id is stitched to them.
+    sa.Column("message_id", sa.String(100), nullable=True),
     sa.CheckConstraint(
-        "source IN ('portal', 'api', 'console', 'import')", name="ck_consent_source"
+        "source IN ('portal', 'api', 'console', 'import', 'tracker')", name="ck_consent_source"
     ),
 )
 sa.Index("ix_consent_records_person", consent_records.c.site_id, consent_records.c.user_id)
+sa.Index(
+    "ux_consent_records_event",
+    consent_records.c.site_id,
+    consent_records.c.user_id,
+    consent_records.c.message_id,
+    unique=True,
+)
 
 # A site's own list of topics; a site without rows uses accounts.preferences.DEFAULT_TOPICS.
 communication_topics = sa.Table(
@@ -91,3 +101,37 @@ DATA_TABLES = (consent_records, communication_topics, inquiry_messages, inquirie
 def migrate(conn: sa.Connection) -> None:
     """Migration 205: create the tables (and their indexes) that are missing."""
     metadata.create_all(conn, checkfirst=True)
+
+
+def tracker_consent(conn: sa.Connection) -> None:
+    """Migration 208: consent records from the tracker (source ``tracker``, ``message_id``).
+
+    A store that migration 205 created from this module already has both. An older one gets the
+    column, the unique index and the wider check: PostgreSQL alters the table; SQLite cannot
+    change a check, so the table is rebuilt under the same name with its rows.
+    """
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(consent_records.name)}
+    if "message_id" in columns:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ALTER TABLE consent_records ADD COLUMN message_id VARCHAR(100)"))
+        conn.execute(sa.text("ALTER TABLE consent_records DROP CONSTRAINT ck_consent_source"))
+        conn.execute(
+            sa.text(
+                "ALTER TABLE consent_records ADD CONSTRAINT ck_consent_source CHECK "
+                "(source IN ('portal', 'api', 'console', 'import', 'tracker'))"
+            )
+        )
+        for index in consent_records.indexes:
+            if index.name == "ux_consent_records_event":
+                index.create(conn)
+        return
+    kept = [c.name for c in consent_records.columns if c.name != "message_id"]
+    names = ", ".join(kept)
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_consent_records_person"))
+    conn.execute(sa.text("ALTER TABLE consent_records RENAME TO consent_records_205"))
+    consent_records.create(conn)  # with its indexes
+    conn.execute(
+        sa.text(f"INSERT INTO consent_records ({names}) SELECT {names} FROM consent_records_205")
+    )
+    conn.execute(sa.text("DROP TABLE consent_records_205"))

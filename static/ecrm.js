@@ -4,12 +4,12 @@
   if (prev && prev.v) return;
   let me = d.currentScript || d.querySelector('script[src*="ecrm.js"]');
   let NUM = /^(price|quantity|position|value|revenue|total|subtotal|tax|shipping|discount)$/;
-  let LEASE = 18e4; // a tab silent for longer is gone: another adopts its events
+  let LEASE = 18e4; // a tab silent longer is gone: its events are adopted
   let opt = {}, cfg, key, url, Q, H, aid, uid, uh, off, dnt, started, skipped, busy, timer, mo;
   let attempt = 0, retryAt = 0, inflight = {}, beaconed = {}, pending = [], mem = {};
   let seen = new WeakMap(), ref = d.referrer, here = loc.href;
 
-  let safe = f => function () { // nothing is ever thrown into the page
+  let safe = f => function () { // never throws into the page
     try { return f.apply(this, arguments); } catch (e) {}
   };
   let now = () => Date.now();
@@ -33,12 +33,12 @@
   // no consent (if required), DNT or GPC: nothing sent or stored
   let ok = () => !off && !dnt && (!cfg.requireConsent || get(P + 'consent') == 1);
 
-  // storage is the truth: another tab may have reset
+  // storage is the truth: other tabs may reset
   let ids = () => {
     aid = readCookie(P + 'aid') || get(P + 'aid') || uuid();
     uid = get(P + 'uid');
-    uh = get(P + 'uh'); // the shop server's signature of uid
-    cookie(P + 'aid', aid, 31536000); // a year
+    uh = get(P + 'uh'); // the shop's signature of uid
+    cookie(P + 'aid', aid, 31536000);
     set(P + 'aid', aid);
   };
 
@@ -56,7 +56,7 @@
     return c;
   };
 
-  // Queue: a record {d: dropped, e: events} per tab, written by that tab only
+  // Queue: {d: dropped, e: events} per tab, written by that tab only
   let load = k => {
     let r = json(get(k || Q));
     return Array.isArray(r.e) && r.d >= 0 ? r : { d: 0, e: [] };
@@ -81,14 +81,16 @@
     save(r);
     if (r.e.length > n) flush();
   };
-  // Web Locks: two tabs never adopt the same orphan at once
+  // Web Locks: one orphan, one adopter
   let adoptLocked = () => { try { nav.locks.request(P + 'adopt', safe(adopt)).catch(e => 0); } catch (e) { adopt(); } };
 
-  let msg = (type, fields) => {
+  let msg = (type, fields, c) => {
     if (!ok()) return;
     ids();
     let e = Object.assign({ type, messageId: uuid(), anonymousId: aid, timestamp: iso(), context: context() }, fields), r;
     if (uid) { e.userId = uid; if (uh) e.context.userHash = uh; }
+    if (c != null) e.context.consent = { categoryPreferences: { tracking: c } };
+    if (c === false) return beacon([e]); // a withdrawal, now
     beat();
     r = load();
     r.e.push(e);
@@ -122,7 +124,7 @@
       clearTimeout(to);
       busy = 0; inflight = {};
       if (c == 2 || c == 4 && status != 408 && status != 429) {
-        // stored, or refused for good: only now it leaves the queue
+        // stored, or refused for good: now it leaves the queue
         let r = load();
         r.e = r.e.filter(e => !sent[e.messageId]);
         r.d = Math.max(0, r.d - dropped);
@@ -131,7 +133,7 @@
         attempt = retryAt = 0;
         if (r.e.length) flush();
       } else {
-        // backoff with jitter, never before Retry-After (the next page too)
+        // backoff, jitter, never before Retry-After (next page too)
         let ms = Math.min(6e4, 1e3 * 2 ** attempt++);
         retryAt = now() + Math.max(ms / 2 + Math.random() * ms / 2, retry * 1e3 || 0);
         if (ok()) set(P + 'retry', retryAt);
@@ -146,16 +148,17 @@
     } catch (e) { done(0); }
   };
 
-  // one beacon (it shares keepalive's 64 KB); its events stay queued: no answer is seen
+  // one beacon (keepalive's 64 KB); events stay queued: no answer comes
   let hide = release => {
     if (!ok()) return;
     if (release) set(H, 0); // adopt me now
     if (retryAt > now()) return;
     let b = chunk(load().e.filter(e => !inflight[e.messageId] && !beaconed[e.messageId]));
-    if (b[0] && nav.sendBeacon(url, new Blob([body(b)], { type: 'text/plain' }))) b.forEach(e => beaconed[e.messageId] = 1);
+    if (b[0] && beacon(b)) b.forEach(e => beaconed[e.messageId] = 1);
   };
+  let beacon = b => nav.sendBeacon(url, new Blob([body(b)], { type: 'text/plain' }));
 
-  // data-ecrm-product-id="1" -> {product_id: "1"}
+  // data-ecrm-product-id -> product_id
   let num = p => {
     for (let k in p) if (NUM.test(k) && /^-?\d+(\.\d+)?$/.test(p[k]) && typeof p[k] == 'string') p[k] = +p[k];
     if (Array.isArray(p.products)) p.products = p.products.map(x => num(Object.assign({}, x)));
@@ -212,25 +215,28 @@
       del(P + 'uid'); del(P + 'uh'); del(P + 'aid'); cookie(P + 'aid', '', 0);
       if (ok()) ids();
     },
-    consent(yes) {
-      if (!yes) return stop(1);
+    consent(yes, o) {
+      let was = ok() && get(P + 'consent') == 1,
+        c = ['track', { event: 'Segment Consent Preference Updated', properties: o && { wording: o.wording } }, !!yes];
+      if (!yes) return msg.apply(0, c), stop(1); // once, then nothing
       del(P + 'off'); cookie(P + 'off', '', 0);
       off = 0;
       if (dnt) return; // DNT/GPC win
       set(P + 'consent', 1);
+      if (!was) msg.apply(0, c);
       beat(); adoptLocked();
       if (skipped) { skipped = 0; autoPage(); }
     },
     flush() { flush(); }
   };
-  // Ecommerce Spec V2: productListViewed -> "Product List Viewed"
+  // productListViewed -> "Product List Viewed"
   ('productViewed productListViewed productClicked productAdded productRemoved cartViewed ' +
     'checkoutStarted orderCompleted productsSearched').split(' ').forEach(n => {
     let event = n[0].toUpperCase() + n.slice(1).replace(/[A-Z]/g, ' $&');
     api[n] = p => track(event, num(Object.assign({}, p)));
   });
 
-  let stop = tell => { // forget all we stored but the opt-out: later pages honour it
+  let stop = tell => { // forget all but the opt-out: later pages honour it
     off = 1;
     cookie(P + 'aid', '', 0);
     keys().forEach(k => k != P + 'off' && del(k)); mem = {};
@@ -267,7 +273,7 @@
     on(d, 'visibilitychange', () => d.hidden ? hide() : (beaconed = {}, beat(), flush())); // back from bfcache too
     on(w, 'pagehide', () => hide(1));
     on(w, 'online', () => { attempt = retryAt = 0; flush(); });
-    on(w, 'storage', e => { // another tab withdrew consent, or left
+    on(w, 'storage', e => { // another tab opted out, or left
       if (e.key == P + 'off' && e.newValue) stop();
       else if (/^ecrm_h_/.test(e.key) && e.newValue == 0 && ok()) adoptLocked();
     });
@@ -290,7 +296,7 @@
     d.readyState == 'loading' ? on(d, 'DOMContentLoaded', ready) : ready();
   };
 
-  // Boot: data-* of our script tag, then a queued init
+  // Boot: our data-*, then a queued init
   let ecrm = w.ecrm = function () { try { call(arguments); } catch (e) {} }, q = [].slice.call(prev && prev.q || []);
   ecrm.v = V;
   try {

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from tracking.consent_event import CONSENT_EVENT, check_consent
+from tracking.errors import InvalidEvent
 from tracking.identity import Verifier
 from tracking.payload import json_kind
 from tracking.privacy import scrub_ips
@@ -47,14 +49,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FIRST_TIME = datetime(1, 1, 2, tzinfo=UTC)
 LAST_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 TIME_RANGE_REASON = "out of range: must be between 0001-01-02 and 9999-12-30 in UTC"
-
-
-class InvalidEvent(Exception):
-    """One event breaks the schema; ``field`` is its path in the request."""
-
-    def __init__(self, field: str, reason: str, status: int = 422):
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason, self.status = field, reason, status
 
 
 @dataclass(frozen=True)
@@ -320,6 +314,8 @@ def validate_event(
             checked = _check_order(properties, path)
             if checked is not properties:
                 event["properties"] = checked
+        elif event["event"] == CONSENT_EVENT:
+            check_consent(event, path)
 
     # Clock skew: the client's clock is off by (sentAt - receivedAt); move its times back.
     times = {

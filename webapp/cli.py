@@ -15,6 +15,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from accounts import tracker_consent
 from analytics import rollups
 from tracking import interaction_log
 from tracking.catalogue import import_items, read_items_file
@@ -244,8 +245,14 @@ def items_import(path, write_key):
         raise SystemExit(1)
 
 
+def _consent_and_rollups(conn, batch) -> None:
+    """The ingest hook with rollups on: consent records first, then the rollups."""
+    tracker_consent.on_stored(conn, batch)
+    rollups.on_stored(conn, batch)
+
+
 def ingest_settings(consumer: str = "") -> IngestSettings:
-    """Worker settings from the app's configuration."""
+    """Worker settings from the app's configuration (the hook: tracker consent, rollups)."""
     c = current_app.config
     return IngestSettings(
         stream_key=c["STREAM_KEY"],
@@ -258,7 +265,7 @@ def ingest_settings(consumer: str = "") -> IngestSettings:
         session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
         holdout_share=c["HOLDOUT_SHARE"],
         attribution_window=timedelta(days=c["ATTRIBUTION_WINDOW_DAYS"]),
-        on_stored=rollups.on_stored if c["ROLLUPS"] else None,
+        on_stored=_consent_and_rollups if c["ROLLUPS"] else tracker_consent.on_stored,
     )
 
 

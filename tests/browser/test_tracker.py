@@ -18,6 +18,7 @@ from demo.load import DEMO_SITE_NAME
 from tests.browser.conftest import Watch
 from tests.conftest import PROJECT_ROOT
 from tracking.catalogue import upsert_items, validate_item
+from tracking.consent_event import CONSENT_EVENT
 from tracking.customers import customer_history
 from tracking.identity import user_hash
 from tracking.schema import customers, events, identities, order_lines, orders
@@ -409,6 +410,8 @@ def test_nothing_before_consent_then_consent_true_and_false(shop, page, context)
 
     page.evaluate("ecrm('consent', false)")
     assert tracker_cookies(context) == OPTED_OUT and page.evaluate(TRACKER_STORAGE) == OPT_OUT
+    # The server hears of the withdrawal, once (given, then withdrawn); then nothing more.
+    shop.wait_rows(lambda rows: len(by_event(rows, CONSENT_EVENT)) == 2)
     sent = len(page.watch.batches)
     page.evaluate("ecrm('track', 'After Withdrawal')")
     page.reload()
@@ -424,6 +427,7 @@ def test_an_opt_out_is_remembered_without_require_consent(shop, page, context):
     shop.wait_rows(lambda rows: pages_of(rows))
     page.evaluate("ecrm('consent', false)")
     assert tracker_cookies(context) == OPTED_OUT and page.evaluate(TRACKER_STORAGE) == OPT_OUT
+    shop.wait_event(CONSENT_EVENT)  # the withdrawal, sent once
     sent = len(page.watch.batches)
     for _ in range(2):  # the next page (its Product Viewed too), and the one after: nothing
         page.goto(shop.url("product"))

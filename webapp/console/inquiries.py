@@ -8,6 +8,7 @@ Content-Security-Policy runs no inline script. Domain rules live in :mod:`accoun
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, g, render_template, request, url_for
@@ -158,7 +159,9 @@ def _queue_reply_email(conn, site_id: int, inquiry_id: int, text: str) -> None:
         .order_by(portal_sessions.c.created_at.desc())
         .limit(1)
     ).scalar()
-    url = f"{current_app.config['PUBLIC_URL']}/account/sign-in?site={site_id}"
+    # Sign-in leads on to the inquiry's page (or straight there when already signed in).
+    query = urlencode({"site": site_id, "next": f"/account/inquiries/{inquiry_id}"})
+    url = f"{current_app.config['PUBLIC_URL']}/account/sign-in?{query}"
     mail = domain.reply_email(
         conn, inquiry, text, site_name=g.site.name, inquiry_url=url, locale=locale or "en"
     )

@@ -5,7 +5,9 @@ cookie and sends the browser on to a URL without the token; its answers carry
 ``Referrer-Policy: no-referrer`` so the token leaves in no Referer. ``/account/sign-in?site=N``
 asks for an email address and sends a 6-digit code (only to an address a customer of the site
 has; the answer is the same either way); requests and tries are throttled per address and per
-client (Flask-Limiter, as staff sign-in), and a code allows 5 tries (accounts.codes).
+client (Flask-Limiter, as staff sign-in), and a code allows 5 tries (accounts.codes). Both
+ways take ``?next=``, a portal page to land on once signed in (:func:`safe_next`: a path under
+``/account/`` of this service, else the portal's home), as the inquiry reply email links to.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from urllib.parse import unquote, urlsplit
 
 import redis
 import sqlalchemy as sa
@@ -45,6 +48,33 @@ LIMITS = {
     "PORTAL_TRY_LIMIT_CLIENT": "30 per 15 minutes",  # codes entered from one client
 }
 NO_REFERRER = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+MAX_NEXT = 2000  # characters of a ``next`` page
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` when it is a page of the portal to send a customer to, else None.
+
+    Only a relative path under ``/account/`` on this service: no scheme or host (``https://x``,
+    ``//x``), no backslash (browsers read ``/\\x`` as ``//x``), no control character, and no
+    ``.`` or ``..`` segment, even percent-encoded, that could climb out of ``/account/``.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_NEXT:
+        return None
+    if not value.isprintable() or "\\" in value or not value.startswith("/account/"):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    path = unquote(parts.path)
+    if "\\" in path or not path.isprintable() or "//" in path:
+        return None
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    return value
+
+
+def _next_arg() -> str | None:
+    return safe_next(request.args.get("next"))
 
 
 def limit(name: str) -> str:
@@ -81,8 +111,11 @@ def set_session_cookie(response, token: str) -> None:
     )
 
 
-def begin_session(site_id: int, user_id: str, how: str, locale=None, return_url=None):
-    """Sign the customer in on a fresh session (the old one, if any, ends); a redirect home."""
+def begin_session(
+    site_id: int, user_id: str, how: str, locale=None, return_url=None, next_page=None
+):
+    """Sign the customer in on a fresh session (the old one, if any, ends); a redirect to
+    ``next_page`` (checked by :func:`safe_next`) or home."""
     engine = clients().engine
     previous = request.cookies.get(COOKIE)
     if previous:
@@ -100,7 +133,7 @@ def begin_session(site_id: int, user_id: str, how: str, locale=None, return_url=
         return_url=return_url,
         address=request.remote_addr,
     )
-    response = redirect(url_for("portal.home"), 303)
+    response = redirect(safe_next(next_page) or url_for("portal.home"), 303)
     set_session_cookie(response, token)
     return response
 
@@ -112,7 +145,9 @@ def enter(token: str):
     if found is None:
         page = render_template("portal/enter_gone.html")
         return page, 410, NO_REFERRER
-    response = begin_session(found.site_id, found.user_id, "token", found.locale, found.return_url)
+    response = begin_session(
+        found.site_id, found.user_id, "token", found.locale, found.return_url, _next_arg()
+    )
     response.headers.update(NO_REFERRER)
     return response
 
@@ -150,16 +185,23 @@ def sign_in():
     g.portal_site_id = site_id
     if site_id is None:
         return render_template("portal/no_site.html"), 404
+    next_page = _next_arg()
     if request.method == "GET":
         if current_customer() is not None and g.customer.site_id == site_id:
-            return redirect(url_for("portal.home"))
-        return render_template("portal/sign_in.html", email="", errors={}, site_id=site_id)
+            return redirect(next_page or url_for("portal.home"))
+        return render_template(
+            "portal/sign_in.html", email="", errors={}, site_id=site_id, next_page=next_page
+        )
     problems: dict[str, str] = {}
     email = check_email(request.form.get("email"), problems)
     check_deliverable(email, problems)
     if problems:
         page = render_template(
-            "portal/sign_in.html", email=email[:254], errors=problems, site_id=site_id
+            "portal/sign_in.html",
+            email=email[:254],
+            errors=problems,
+            site_id=site_id,
+            next_page=next_page,
         )
         return page, 400
     engine = clients().engine
@@ -170,7 +212,7 @@ def sign_in():
         )
         if user_id is not None:
             send_code(conn, site_id, email, "sign_in_code", code, user_id)
-    session[PENDING] = {"site": site_id, "email": email}
+    session[PENDING] = {"site": site_id, "email": email, "next": next_page}
     return redirect(url_for("portal.sign_in_code"), 303)
 
 
@@ -209,7 +251,7 @@ def sign_in_code():
             "portal/sign_in_code.html", errors={"code": _code_reason(result.problem)}, **context
         )
         return page, 400
-    return begin_session(pending["site"], result.user_id, "code")
+    return begin_session(pending["site"], result.user_id, "code", next_page=pending.get("next"))
 
 
 @bp.get("/sign-in/site")
