@@ -397,16 +397,11 @@ class SiteStates:
                 self.note_opt_out(*change)
 
     def note_opt_out(self, site_id: int, user_id: str, personalised: bool) -> None:
-        """Apply one customer's personalisation change to this process now (a loaded site only;
-        the message every process gets on the channel does the same)."""
+        """Apply one customer's personalisation change here now (as the channel's message does)."""
         found = self._opt_outs.get(site_id)
-        if found is None:
-            return
-        if personalised:
-            found.discard(user_id)
-        else:
-            found.add(user_id)
-        self.local.evict([(site_id, f"u:{user_id}")])
+        if found is not None:
+            (found.discard if personalised else found.add)(user_id)
+            self.local.evict([(site_id, f"u:{user_id}")])
 
     def _ensure_threads(self) -> None:
         """Start the background threads once per process (gunicorn forks after import)."""
