@@ -320,6 +320,38 @@ def where(entry: Holding, person: Person) -> sa.ColumnElement | None:
     return condition
 
 
+def _indexed(table: sa.Table, lead: tuple[str | None, str]) -> bool:
+    """True when the table's primary key or an index starts with the columns ``lead``."""
+    keys = [list(table.primary_key.columns)] + [list(i.columns) for i in table.indexes]
+    return any([c.name for c in key[:2]] == list(lead) for key in keys)
+
+
+def _holds_user(conn: sa.Connection, site_id: int, user_id: str) -> bool:
+    """True when any table of :data:`HOLDINGS` has a row naming ``user_id`` directly: a
+    customer the shop never sent (no customer row, identity or event) may still have portal
+    rows (consent records, preferences, inquiries) that export and erasure must reach."""
+    for entry in HOLDINGS:
+        columns = [
+            name
+            for name, kind in entry.links.items()
+            if kind == "user" and _indexed(entry.table, (entry.site_column, name))
+        ]  # an unindexed column (sessions') holds nobody the tables above do not name
+        if not columns:
+            continue
+        table = entry.table
+        found = conn.execute(
+            sa.select(sa.literal(1))
+            .where(
+                table.c[entry.site_column] == site_id,
+                sa.or_(*(table.c[name] == user_id for name in columns)),
+            )
+            .limit(1)
+        ).first()
+        if found is not None:
+            return True
+    return False
+
+
 def find_person(conn: sa.Connection, site_id: int, user_id: str) -> Person | None:
     """The customer ``user_id`` of a site with every id leading to their rows, or None when
     the site has no row naming that user id (no customer, identity or event)."""
@@ -350,14 +382,8 @@ def find_person(conn: sa.Connection, site_id: int, user_id: str) -> Person | Non
         ).first()
     ):
         anonymous = (*anonymous, claimed)
-    if row is None and not anonymous:
-        has_events = conn.execute(
-            sa.select(events.c.id)
-            .where(events.c.site_id == site_id, events.c.user_id == user_id)
-            .limit(1)
-        ).first()
-        if has_events is None:
-            return None
+    if row is None and not anonymous and not _holds_user(conn, site_id, user_id):
+        return None
     emails: set[str] = set()
     if row is not None:
         for traits in (row.traits, row.unverified_traits):

@@ -109,6 +109,8 @@ def routes(world) -> list[tuple[str, str, dict]]:
         ("GET", "/account/inquiries", {}),
         ("GET", "/account/inquiries/new", {}),
         ("GET", f"/account/inquiries/{inquiry_id}", {}),
+        ("GET", "/account/data", {}),
+        ("GET", "/account/data/export.json", {}),
         ("GET", f"/account/look.css?site={site_id}", {}),
         ("GET", f"/account/sign-in?site={site_id}", {}),
         ("GET", "/account/sign-in/code", {}),
@@ -208,6 +210,8 @@ def test_nobody_else_reads_or_changes_customer_as_data(app, db, world, actor):
             "/account/privacy",
             "/account/inquiries",
             "/account/inquiries/new",
+            "/account/data",
+            "/account/data/export.json",
         ):
             assert response.status_code == 302  # to sign in: staff are not customers
     assert a_data(db, site.site_id) == before
@@ -230,6 +234,9 @@ def test_customer_a_reads_and_changes_their_own(db, world):
     thread = client.get(f"/account/inquiries/{world['inquiry_id']}").get_data(as_text=True)
     assert "Alice-Message-Marker" in thread
     assert "a-o00" in client.get("/account/inquiries/new").get_data(as_text=True)
+    exported = client.get("/account/data/export.json").get_data(as_text=True)
+    for marker in ("Alice-Marker", "New Street", "Alice-Consent-Marker", "a-o00"):
+        assert marker in exported, marker
 
 
 def test_the_customer_api_takes_no_cookies_and_no_other_sites_key(world):

@@ -196,6 +196,7 @@ def init_portal(app: Flask) -> None:
     """Flask-Babel, the request-log filter and the ``/account/`` blueprint on ``app``."""
     from webapp.portal import (  # noqa: F401  (their routes register on bp)
         auth,
+        data_pages,
         inquiry_pages,
         pages,
         preference_pages,
