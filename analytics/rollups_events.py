@@ -16,8 +16,6 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
-    any_of,
-    batches,
     day_of,
     replace_rows,
     text,
@@ -32,7 +30,7 @@ from analytics.schema import (
     rollup_visitors,
 )
 from tracking.attribution import RECOMMENDATION_CLICKED, RECOMMENDATION_SHOWN, valid_click
-from tracking.db import aware
+from tracking.db import any_of, aware, batches
 from tracking.schema import events, sessions
 
 PRODUCT_ADDED = "Product Added"

@@ -18,8 +18,6 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
-    any_of,
-    batches,
     buyer_of,
     day_of,
     money_or_zero,
@@ -34,6 +32,7 @@ from analytics.schema import (
     rollup_sales,
     rollup_visitor_revenue,
 )
+from tracking.db import any_of, batches
 from tracking.schema import attributions, order_lines, orders
 
 ORDER_COMPLETED = "Order Completed"

@@ -459,7 +459,8 @@ HOSTILE += ["t\tn\nl", "'); --"]
 def test_upserts_and_lookups_keep_any_text(db):
     """Keys travel to PostgreSQL as array literals: quotes, backslashes, braces and commas
     must come back as they went, and look-ups by them must find exactly them."""
-    from analytics.rollups_sql import Deltas, any_of, batches, replace_rows
+    from analytics.rollups_sql import Deltas, replace_rows
+    from tracking.db import any_of, batches
 
     site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
     day = date(2026, 11, 20)
