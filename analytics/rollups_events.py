@@ -266,13 +266,21 @@ def add_funnel(deltas: Deltas, day, category: str, step: int, sessions_moved: in
         deltas.add((day, category), **amounts)
 
 
-def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[dict]) -> None:
+def count_funnel(
+    conn: sa.Connection,
+    deltas: Deltas,
+    site_id: int,
+    rows: list[dict],
+    new_sessions: set[str] = frozenset(),
+) -> None:
     """funnel_sessions and rollup_funnel for the sessions of stored events.
 
     A session counts on the day it started; an earlier event arriving late can move that day,
-    and then the session's counts move with it.
+    and then the session's counts move with it. ``new_sessions`` began in this transaction
+    (tracking.store.StoredBatch): they have no funnel state yet and start at their first row.
     """
     touched: dict[str, dict[str, int]] = {}
+    first: dict[str, datetime] = {}  # the earliest stored event of each new session
     for row in rows:
         session_id = row["session_id"]
         if session_id is None:
@@ -280,6 +288,10 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
         bits = touched.get(session_id)
         if bits is None:
             bits = touched[session_id] = {}
+        if session_id in new_sessions:
+            seen = first.get(session_id)
+            if seen is None or row["timestamp"] < seen:
+                first[session_id] = row["timestamp"]
         if row["event"] in FUNNEL_STEPS:
             for category, bit in funnel_bits(row).items():
                 bits[category] = bits.get(category, 0) | bit
@@ -287,7 +299,8 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
         return
     f = funnel_sessions.c
     state: dict[str, dict[str, tuple]] = {}
-    for chunk in batches(conn, touched):
+    older = [session_id for session_id in touched if session_id not in first]
+    for chunk in batches(conn, older):
         for session_id, category, day, step, steps in conn.execute(
             sa.select(f.session_id, f.category, f.day, f.step, f.steps).where(
                 f.site_id == site_id, any_of(conn, f.session_id, chunk)
@@ -296,8 +309,8 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
             state.setdefault(session_id, {})[category] = (day, step, steps)
     # Sessions with no funnel step, before or now, have nothing to count or move.
     session_ids = [sid for sid in sorted(touched) if touched[sid] or sid in state]
-    started: dict[str, datetime] = {}
-    for chunk in batches(conn, session_ids):
+    started: dict[str, datetime] = {sid: first[sid] for sid in session_ids if sid in first}
+    for chunk in batches(conn, [sid for sid in session_ids if sid not in first]):
         for session_id, started_at in conn.execute(
             sa.select(sessions.c.session_id, sessions.c.started_at).where(
                 any_of(conn, sessions.c.session_id, chunk)
