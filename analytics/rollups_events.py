@@ -98,23 +98,22 @@ def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]
     items.count("clicks", items_clicked)
 
 
-def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str, Any]]:
-    """Stored events of one name by these visitors on these items between two times.
+def _select(conn, site_id, event_names, by_column, items, start, end) -> list[dict[str, Any]]:
+    """Stored events of these names by these visitors on these items between two times.
 
-    Two queries, so each uses its index (ix_events_anonymous, ix_events_user); only clicks
-    need their payload (their placement, model version and source).
+    Two queries, so each uses its index (ix_events_anonymous, ix_events_user).
     """
     columns = [
         events.c.id,
         events.c.message_id,
+        events.c.event,
         events.c.anonymous_id,
         events.c.user_id,
         events.c.item_id,
         events.c.timestamp,
         events.c.holdout,
+        events.c.payload,
     ]
-    if event == RECOMMENDATION_CLICKED:
-        columns.append(events.c.payload)
     names = [c.name for c in columns]
     found = {}
     visitors = by_column["anonymous_id"] | by_column["user_id"]
@@ -125,7 +124,7 @@ def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str
                 sa.select(*columns).where(
                     events.c.site_id == site_id,
                     any_of(conn, column, chunk),
-                    events.c.event == event,
+                    events.c.event.in_(event_names),
                     any_of(conn, events.c.item_id, sorted(items)),
                     events.c.timestamp >= start,
                     events.c.timestamp <= end,
@@ -168,7 +167,9 @@ def count_adds_after_click(
     """adds_after_click: new adds, and stored adds a newly stored (late) click now precedes.
 
     Each affected add moves from the click that credited it before this batch (none for a new
-    add) to the one that credits it now.
+    add) to the one that credits it now. The stored adds and clicks both come from one read of
+    the store (of every add and click by these visitors on these items, the window around the
+    batch), filtered here to what each needs.
     """
     new_ids = {row["message_id"] for row in rows}
     adds = [
@@ -183,35 +184,39 @@ def count_adds_after_click(
         and r["item_id"] is not None
         and valid_click((r["payload"] or {}).get("properties"))
     ]
-    if clicks:  # stored adds of the same visitor and item that a new click may now credit
-        click_pairs = {_pair(c) for c in clicks}
-        stored_adds = _select(
-            conn,
-            site_id,
-            PRODUCT_ADDED,
-            _visitors(clicks),
-            {item for _, item in click_pairs},
-            min(aware(c["timestamp"]) for c in clicks),
-            max(aware(c["timestamp"]) for c in clicks) + window,
-        )
-        # This batch's own adds are read back too: the rows in hand stand for them.
-        adds += [
-            a for a in stored_adds if a["message_id"] not in new_ids and _pair(a) in click_pairs
-        ]
-    if not adds:
+    if not adds and not clicks:
         return
-    stored_clicks = _select(
+    # Clicks credit adds up to a window later; a late click's adds come after it, and the
+    # clicks that credit those adds up to a window before them.
+    moments = [a["timestamp"] for a in adds] + [aware(c["timestamp"]) for c in clicks]
+    stored = _select(
         conn,
         site_id,
-        RECOMMENDATION_CLICKED,
-        _visitors(adds),
-        {a["item_id"] for a in adds},
-        min(a["timestamp"] for a in adds) - window,
-        max(a["timestamp"] for a in adds),
+        (PRODUCT_ADDED, RECOMMENDATION_CLICKED) if clicks else (RECOMMENDATION_CLICKED,),
+        _visitors(clicks + adds),
+        {r["item_id"] for r in clicks + adds},
+        min(moments) - window,
+        max(moments) + window,
     )
+    if clicks:  # stored adds of the same visitor and item that a new click may now credit
+        click_pairs = {_pair(c) for c in clicks}
+        first = min(aware(c["timestamp"]) for c in clicks)
+        last = max(aware(c["timestamp"]) for c in clicks) + window
+        # This batch's own adds are read back too: the rows in hand stand for them.
+        adds += [
+            a
+            for a in stored
+            if a["event"] == PRODUCT_ADDED
+            and first <= a["timestamp"] <= last
+            and a["message_id"] not in new_ids
+            and _pair(a) in click_pairs
+        ]
+    # Every stored click on an added item by its visitor; credited_click keeps those in window.
     clicks_of: dict[tuple[str, str], list[dict]] = {}
-    for click in stored_clicks:
-        if valid_click((click["payload"] or {}).get("properties")):
+    for click in stored:
+        if click["event"] == RECOMMENDATION_CLICKED and valid_click(
+            (click["payload"] or {}).get("properties")
+        ):
             clicks_of.setdefault(_pair(click), []).append(click)
     for add in adds:
         mine = clicks_of.get(_pair(add), [])
