@@ -149,13 +149,18 @@ def array_literal(values: Iterable[Any], quote: bool) -> str:
     """A PostgreSQL array literal: text quoted with its backslashes and double quotes escaped
     (the only characters special inside a quoted element); numbers, dates and flags as their
     text; None as NULL."""
+    values = values if isinstance(values, list | tuple) else list(values)
     if quote:
         parts = (
             "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
             for v in values
         )
-    else:
+    elif None in values:
         parts = (_plain_element(v) for v in values)
+    else:
+        # Most columns of a rollup batch: numbers, days and flags (PostgreSQL reads "True" and
+        # "False" as booleans), turned into text by map() without a Python call per value.
+        parts = map(str, values)
     return "{" + ",".join(parts) + "}"
 
 
