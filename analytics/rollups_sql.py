@@ -22,14 +22,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tracking.db import ArrayLiteral, array_literal, aware, plain_type
+from tracking.db import ArrayLiteral, array_literal, plain_type
 
 CATEGORY_SPLIT = re.compile(r" > |/")
 
 
 def day_of(moment: datetime) -> date:
     """The UTC day of a stored time (SQLite hands back naive UTC times)."""
-    return aware(moment).date()
+    return moment.date()  # = aware(moment).date(): giving a naive time its zone keeps its day
 
 
 def top_category(category: Any) -> str:
