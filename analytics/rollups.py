@@ -2,10 +2,11 @@
 
 :func:`on_stored` is the ingest worker's hook (tracking.store.StoredBatch): it runs in the
 transaction that stored the events, so a crash or a redelivery never counts anything twice. It
-writes one upsert per rollup table per batch. :func:`sync_attributions_since` follows
-``tracking.attribution.attribute_since`` on the schedule (webapp.scheduler), and :func:`rebuild`
-recomputes every rollup of a site (``flask --app wsgi reports rebuild-rollups``); the tests check
-that both give the same rows.
+writes one upsert per rollup table per batch, and reads back only what the batch does not carry
+(history: earlier clicks and adds, sessions and orders stored before it, attributions).
+:func:`sync_attributions_since` follows ``tracking.attribution.attribute_since`` on the schedule
+(webapp.scheduler), and :func:`rebuild` recomputes every rollup of a site (``flask --app wsgi
+reports rebuild-rollups``); the tests check that both give the same rows.
 """
 
 from __future__ import annotations
@@ -59,12 +60,9 @@ def on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
         rollups_events.count_adds_after_click(
             conn, d["recs"], site_id, rows, batch.attribution_window
         )
-        rollups_events.count_funnel(conn, d["funnel"], site_id, rows)
-        new_orders = rollups_orders.stored_orders(conn, site_id, rows)
+        rollups_events.count_funnel(conn, d["funnel"], site_id, rows, batch.new_sessions)
+        new_orders, lines = rollups_orders.stored_orders(batch)
         if new_orders:
-            lines = rollups_orders.order_lines_of(
-                conn, site_id, [o["order_id"] for o in new_orders]
-            )
             rollups_orders.count_orders(d["visitors"], d, new_orders, lines)
             rollups_orders.count_buyers(conn, d["sales"], site_id, new_orders)
     rollups_orders.sync_attributions(conn, d["rec_revenue"], site_id, batch.order_ids)

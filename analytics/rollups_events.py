@@ -16,8 +16,6 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
-    any_of,
-    batches,
     day_of,
     replace_rows,
     text,
@@ -32,7 +30,7 @@ from analytics.schema import (
     rollup_visitors,
 )
 from tracking.attribution import RECOMMENDATION_CLICKED, RECOMMENDATION_SHOWN, valid_click
-from tracking.db import aware
+from tracking.db import any_of, aware, batches
 from tracking.schema import events, sessions
 
 PRODUCT_ADDED = "Product Added"
@@ -88,8 +86,8 @@ def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]
             impressions[key] += 1
             shown = properties.get("product_ids")
             for item_id in dict.fromkeys(shown if isinstance(shown, list) else []):
-                if item_id not in (None, ""):
-                    items_shown[(day, placement, text(item_id, 255))] += 1
+                if item_id is not None and item_id != "":
+                    items_shown[(day, placement, str(item_id)[:255])] += 1  # text(item_id, 255)
         else:
             clicks[key] += 1
             if properties.get("product_id") not in (None, ""):
@@ -100,23 +98,24 @@ def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]
     items.count("clicks", items_clicked)
 
 
-def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str, Any]]:
-    """Stored events of one name by these visitors on these items between two times.
+def _select(conn, site_id, event_names, by_column, items, start, end) -> list[dict[str, Any]]:
+    """Stored events of these names by these visitors on these items between two times.
 
-    Two queries, so each uses its index (ix_events_anonymous, ix_events_user); only clicks
-    need their payload (their placement, model version and source).
+    Two queries, so each uses its index (ix_events_anonymous, ix_events_user).
     """
     columns = [
         events.c.id,
         events.c.message_id,
+        events.c.event,
         events.c.anonymous_id,
         events.c.user_id,
         events.c.item_id,
         events.c.timestamp,
         events.c.holdout,
+        # Only a click's properties are used (its placement, model version and source): the
+        # whole payload of every row, decoded, was a twentieth of the hook's time.
+        events.c.payload["properties"].label("properties"),
     ]
-    if event == RECOMMENDATION_CLICKED:
-        columns.append(events.c.payload)
     names = [c.name for c in columns]
     found = {}
     visitors = by_column["anonymous_id"] | by_column["user_id"]
@@ -127,7 +126,7 @@ def _select(conn, site_id, event, by_column, items, start, end) -> list[dict[str
                 sa.select(*columns).where(
                     events.c.site_id == site_id,
                     any_of(conn, column, chunk),
-                    events.c.event == event,
+                    events.c.event.in_(event_names),
                     any_of(conn, events.c.item_id, sorted(items)),
                     events.c.timestamp >= start,
                     events.c.timestamp <= end,
@@ -170,7 +169,9 @@ def count_adds_after_click(
     """adds_after_click: new adds, and stored adds a newly stored (late) click now precedes.
 
     Each affected add moves from the click that credited it before this batch (none for a new
-    add) to the one that credits it now.
+    add) to the one that credits it now. The stored adds and clicks both come from one read of
+    the store (of every add and click by these visitors on these items, the window around the
+    batch), filtered here to what each needs.
     """
     new_ids = {row["message_id"] for row in rows}
     adds = [
@@ -185,35 +186,37 @@ def count_adds_after_click(
         and r["item_id"] is not None
         and valid_click((r["payload"] or {}).get("properties"))
     ]
-    if clicks:  # stored adds of the same visitor and item that a new click may now credit
-        click_pairs = {_pair(c) for c in clicks}
-        stored_adds = _select(
-            conn,
-            site_id,
-            PRODUCT_ADDED,
-            _visitors(clicks),
-            {item for _, item in click_pairs},
-            min(aware(c["timestamp"]) for c in clicks),
-            max(aware(c["timestamp"]) for c in clicks) + window,
-        )
-        # This batch's own adds are read back too: the rows in hand stand for them.
-        adds += [
-            a for a in stored_adds if a["message_id"] not in new_ids and _pair(a) in click_pairs
-        ]
-    if not adds:
+    if not adds and not clicks:
         return
-    stored_clicks = _select(
+    # Clicks credit adds up to a window later; a late click's adds come after it, and the
+    # clicks that credit those adds up to a window before them.
+    moments = [a["timestamp"] for a in adds] + [aware(c["timestamp"]) for c in clicks]
+    stored = _select(
         conn,
         site_id,
-        RECOMMENDATION_CLICKED,
-        _visitors(adds),
-        {a["item_id"] for a in adds},
-        min(a["timestamp"] for a in adds) - window,
-        max(a["timestamp"] for a in adds),
+        (PRODUCT_ADDED, RECOMMENDATION_CLICKED) if clicks else (RECOMMENDATION_CLICKED,),
+        _visitors(clicks + adds),
+        {r["item_id"] for r in clicks + adds},
+        min(moments) - window,
+        max(moments) + window,
     )
+    if clicks:  # stored adds of the same visitor and item that a new click may now credit
+        click_pairs = {_pair(c) for c in clicks}
+        first = min(aware(c["timestamp"]) for c in clicks)
+        last = max(aware(c["timestamp"]) for c in clicks) + window
+        # This batch's own adds are read back too: the rows in hand stand for them.
+        adds += [
+            a
+            for a in stored
+            if a["event"] == PRODUCT_ADDED
+            and first <= a["timestamp"] <= last
+            and a["message_id"] not in new_ids
+            and _pair(a) in click_pairs
+        ]
+    # Every stored click on an added item by its visitor; credited_click keeps those in window.
     clicks_of: dict[tuple[str, str], list[dict]] = {}
-    for click in stored_clicks:
-        if valid_click((click["payload"] or {}).get("properties")):
+    for click in stored:
+        if click["event"] == RECOMMENDATION_CLICKED and valid_click(click["properties"]):
             clicks_of.setdefault(_pair(click), []).append(click)
     for add in adds:
         mine = clicks_of.get(_pair(add), [])
@@ -228,7 +231,7 @@ def count_adds_after_click(
         day, holdout = day_of(add["timestamp"]), bool(add["holdout"])
         for click, sign in ((before, -1), (now, 1)):
             if click is not None:
-                dims = rec_dims(click["payload"]["properties"])
+                dims = rec_dims(click["properties"])
                 recs.add((day, *dims, holdout), adds_after_click=sign)
 
 
@@ -268,13 +271,21 @@ def add_funnel(deltas: Deltas, day, category: str, step: int, sessions_moved: in
         deltas.add((day, category), **amounts)
 
 
-def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[dict]) -> None:
+def count_funnel(
+    conn: sa.Connection,
+    deltas: Deltas,
+    site_id: int,
+    rows: list[dict],
+    new_sessions: set[str] = frozenset(),
+) -> None:
     """funnel_sessions and rollup_funnel for the sessions of stored events.
 
     A session counts on the day it started; an earlier event arriving late can move that day,
-    and then the session's counts move with it.
+    and then the session's counts move with it. ``new_sessions`` began in this transaction
+    (tracking.store.StoredBatch): they have no funnel state yet and start at their first row.
     """
     touched: dict[str, dict[str, int]] = {}
+    first: dict[str, datetime] = {}  # the earliest stored event of each new session
     for row in rows:
         session_id = row["session_id"]
         if session_id is None:
@@ -282,6 +293,10 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
         bits = touched.get(session_id)
         if bits is None:
             bits = touched[session_id] = {}
+        if session_id in new_sessions:
+            seen = first.get(session_id)
+            if seen is None or row["timestamp"] < seen:
+                first[session_id] = row["timestamp"]
         if row["event"] in FUNNEL_STEPS:
             for category, bit in funnel_bits(row).items():
                 bits[category] = bits.get(category, 0) | bit
@@ -289,7 +304,8 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
         return
     f = funnel_sessions.c
     state: dict[str, dict[str, tuple]] = {}
-    for chunk in batches(conn, touched):
+    older = [session_id for session_id in touched if session_id not in first]
+    for chunk in batches(conn, older):
         for session_id, category, day, step, steps in conn.execute(
             sa.select(f.session_id, f.category, f.day, f.step, f.steps).where(
                 f.site_id == site_id, any_of(conn, f.session_id, chunk)
@@ -298,8 +314,8 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, rows: list[d
             state.setdefault(session_id, {})[category] = (day, step, steps)
     # Sessions with no funnel step, before or now, have nothing to count or move.
     session_ids = [sid for sid in sorted(touched) if touched[sid] or sid in state]
-    started: dict[str, datetime] = {}
-    for chunk in batches(conn, session_ids):
+    started: dict[str, datetime] = {sid: first[sid] for sid in session_ids if sid in first}
+    for chunk in batches(conn, [sid for sid in session_ids if sid not in first]):
         for session_id, started_at in conn.execute(
             sa.select(sessions.c.session_id, sessions.c.started_at).where(
                 any_of(conn, sessions.c.session_id, chunk)

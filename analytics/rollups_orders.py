@@ -18,8 +18,6 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
-    any_of,
-    batches,
     buyer_of,
     day_of,
     money_or_zero,
@@ -34,9 +32,10 @@ from analytics.schema import (
     rollup_sales,
     rollup_visitor_revenue,
 )
-from tracking.schema import attributions, order_lines, orders
+from tracking.db import any_of, batches
+from tracking.schema import attributions, orders
+from tracking.store import StoredBatch
 
-ORDER_COMPLETED = "Order Completed"
 ORDER_COLUMNS = (
     orders.c.order_id,
     orders.c.user_id,
@@ -62,38 +61,13 @@ def order_deltas() -> dict[str, Deltas]:
     }
 
 
-def stored_orders(conn: sa.Connection, site_id: int, rows: list[dict]) -> list[dict[str, Any]]:
-    """The orders this batch stored: those whose first event is one of its new events."""
-    message_of = {
-        str(((r["payload"] or {}).get("properties") or {}).get("order_id"))[:255]: r["message_id"]
-        for r in rows
-        if r["event"] == ORDER_COMPLETED and r["type"] == "track"
-    }
-    message_ids = {r["message_id"] for r in rows}
-    found = []
-    for chunk in batches(conn, message_of):
-        found += conn.execute(
-            sa.select(*ORDER_COLUMNS, orders.c.message_id).where(
-                orders.c.site_id == site_id, any_of(conn, orders.c.order_id, chunk)
-            )
-        ).mappings()
-    return [dict(o) for o in found if o["message_id"] in message_ids]
-
-
-def order_lines_of(conn: sa.Connection, site_id: int, order_ids: list[str]) -> list[dict]:
-    """The stored lines of these orders."""
-    found = []
-    for chunk in batches(conn, order_ids):
-        found += conn.execute(
-            sa.select(
-                order_lines.c.order_id,
-                order_lines.c.item_id,
-                order_lines.c.category,
-                order_lines.c.price,
-                order_lines.c.quantity,
-            ).where(order_lines.c.site_id == site_id, any_of(conn, order_lines.c.order_id, chunk))
-        ).mappings()
-    return [dict(line) for line in found]
+def stored_orders(batch: StoredBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The orders this batch stored (those whose first event is one of its new events) and
+    their lines, as the ingest transaction inserted them: nothing to read back."""
+    message_ids = {r["message_id"] for r in batch.rows}
+    found = [o for o in batch.orders if o["message_id"] in message_ids]
+    order_ids = {o["order_id"] for o in found}
+    return found, [line for line in batch.order_lines if line["order_id"] in order_ids]
 
 
 def count_orders(

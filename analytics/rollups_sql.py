@@ -4,8 +4,9 @@ Every incremental change is a delta added to a counter by ``INSERT ... ON CONFLI
 (one statement per table per batch, rows in key order so concurrent workers lock alike), which
 both SQLite and PostgreSQL run; totals read earlier are never written back. On PostgreSQL a
 batch's rows travel as one array per column and ``unnest`` turns them back into rows, so the
-server parses, plans and runs one statement per table instead of one per row; lookups by many ids
-are one ``= ANY(array)`` likewise. SQLite, in-process, runs the same upserts by executemany.
+server parses, plans and runs one statement per table instead of one per row (the array
+literals are tracking.db's, which look-ups by many ids share). SQLite, in-process, runs the same
+upserts by executemany.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tracking.db import aware, chunks
+from tracking.db import ArrayLiteral, array_literal, plain_type
 
 CATEGORY_SPLIT = re.compile(r" > |/")
 
 
 def day_of(moment: datetime) -> date:
     """The UTC day of a stored time (SQLite hands back naive UTC times)."""
-    return aware(moment).date()
+    return moment.date()  # = aware(moment).date(): giving a naive time its zone keeps its day
 
 
 def top_category(category: Any) -> str:
@@ -58,12 +59,6 @@ def visitor_of(anonymous_id: str | None, user_id: str | None) -> str:
 def buyer_of(user_id: str | None, anonymous_id: str | None) -> str:
     """Who bought: the user id, else the anonymous id."""
     return (user_id or anonymous_id or "")[:255]
-
-
-def _plain(column: sa.Column) -> sa.types.TypeEngine:
-    # Text, not VARCHAR(n): a cast to VARCHAR(n) would cut a longer value instead of failing
-    # (an insert) or not matching (a lookup).
-    return sa.Text() if isinstance(column.type, sa.String) else column.type
 
 
 # PostgreSQL upserts compiled once per process: (dialect, driver, table, columns, SET clause).
@@ -108,7 +103,7 @@ def _upsert(
         from sqlalchemy.dialects.postgresql import insert
 
         arrays = [
-            sa.bindparam(f"c{i}", type_=ArrayLiteral(_plain(table.c[name])))
+            sa.bindparam(f"c{i}", type_=ArrayLiteral(plain_type(table.c[name])))
             for i, name in enumerate(names)
         ]
         source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
@@ -122,71 +117,6 @@ def _upsert(
             for i, (name, values) in enumerate(zip(names, columns, strict=True))
         },
     )
-
-
-def batches(conn: sa.Connection, values: Iterable) -> list[list]:
-    """``values`` (sorted, once each) cut into the lists one lookup takes (:func:`any_of`).
-
-    PostgreSQL takes them all in one array parameter; SQLite, IN lists of tracking.db.IN_CHUNK.
-    """
-    values = sorted(set(values))
-    if conn.dialect.name == "postgresql":
-        return [values] if values else []
-    return list(chunks(values))
-
-
-def any_of(conn: sa.Connection, column: sa.Column, values: list) -> sa.ColumnElement[bool]:
-    """``column IN values``: on PostgreSQL ``column = ANY(array)``, one parameter whatever the
-    number of values; elsewhere an IN list."""
-    if conn.dialect.name != "postgresql":
-        return column.in_(values)
-    # One array literal (psycopg's list dumper quotes value by value), sent typed as an array
-    # so that the planner sees a constant array, as it does an IN list.
-    is_text = isinstance(column.type, sa.String)
-    literal = array_literal([str(v) for v in values] if is_text else values, is_text)
-    return column == sa.any_(sa.bindparam(None, literal, type_=ArrayLiteral(_plain(column))))
-
-
-def array_literal(values: Iterable[Any], quote: bool) -> str:
-    """A PostgreSQL array literal: text quoted with its backslashes and double quotes escaped
-    (the only characters special inside a quoted element); numbers, dates and flags as their
-    text; None as NULL."""
-    if quote:
-        parts = (
-            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-            for v in values
-        )
-    else:
-        parts = (_plain_element(v) for v in values)
-    return "{" + ",".join(parts) + "}"
-
-
-def _plain_element(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if value is True or value is False:
-        return "t" if value else "f"
-    return str(value)  # int, Decimal, date: their text is PostgreSQL's input form
-
-
-class ArrayLiteral(sa.types.TypeDecorator):
-    """A PostgreSQL array parameter given as its literal (:func:`array_literal`), passed on as
-    is and cast to an array of ``item_type``."""
-
-    impl = sa.Text
-    cache_ok = True
-
-    def __init__(self, item_type: sa.types.TypeEngine):
-        super().__init__()
-        self.item_type = item_type
-
-    def load_dialect_impl(self, dialect):
-        from sqlalchemy.dialects.postgresql import ARRAY
-
-        return dialect.type_descriptor(ARRAY(self.item_type))
-
-    def bind_processor(self, dialect):
-        return None
 
 
 def _key_names(table: sa.Table) -> list[str]:

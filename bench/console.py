@@ -340,26 +340,43 @@ def ingest_lines(result) -> list[str]:
         f"one forked IngestWorker into a fresh {result.store} store per drain, rollups on "
         "(`on_stored=analytics.rollups.on_stored`) and off, interleaved rounds in rotating order.",
         "",
-        "| round | on events/s | off events/s | on / off | rows on / off | in rollups (on) |",
-        "|---:|---:|---:|---:|---|---:|",
+        "| round | on events/s | off events/s | on / off | CPU s on / off | CPU off / on "
+        "| rows on / off | in rollups (on) |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
+
+    def cpu_of(d) -> str:
+        return "-" if d.cpu is None else f"{d.cpu:.2f}"
+
     for r, ratio in enumerate(rounds):
         d_on = next(d for d in result.drains if d.round == r and d.rollups)
         d_off = next(d for d in result.drains if d.round == r and not d.rollups)
+        cpu_ratio = f"{d_off.cpu / d_on.cpu:.3f}" if d_on.cpu and d_off.cpu else "-"
         lines.append(
             f"| {r + 1} | {d_on.eps:,.0f} | {d_off.eps:,.0f} | {ratio:.3f} | "
+            f"{cpu_of(d_on)} / {cpu_of(d_off)} | {cpu_ratio} | "
             f"{d_on.rows:,} / {d_off.rows:,} | {d_on.rollup_events:,} |"
         )
     median = float(np.median(rounds))
     # The median round decides: one drain disturbed by another process moves the overall rate.
     verdict = "meets" if median >= 0.9 else "misses"
+    cpu_rounds = result.cpu_per_round()
+    cpu_median = f"{float(np.median(cpu_rounds)):.3f}" if cpu_rounds else "-"
     lines += [
-        f"| all | {on:,.0f} | {off:,.0f} | **{on / off:.3f}** | | |",
+        f"| all | {on:,.0f} | {off:,.0f} | **{on / off:.3f}** | | {cpu_median} (median) | | |",
         "",
         f"Overall on / off {on / off:.3f}, median of the rounds {median:.3f}: {verdict} the 0.9 "
         "target (judged on the median round, which one disturbed drain cannot move).",
         "",
     ]
+    if cpu_rounds:
+        lines += [
+            "CPU s: CPU seconds of the ingest worker process and of its PostgreSQL backend over "
+            "the drain (`/proc`), which other processes on the machine move far less than they "
+            "move the wall clock; CPU off / on is the same ratio as on / off in events/s, by "
+            f"cost: median {cpu_median} over the rounds.",
+            "",
+        ]
     if result.profile:
         lines += ["Where a drain with rollups on spends its time (cProfile):", "", "```"]
         lines += [line.rstrip() for line in result.profile.strip().splitlines()[:40]]

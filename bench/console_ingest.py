@@ -15,6 +15,7 @@ import io
 import multiprocessing as mp
 import os
 import pstats
+import queue
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,17 @@ class Drain:
     rows: int = 0
     rollup_events: int = 0
     note: str = ""
+    worker_cpu: float = 0.0  # CPU seconds of the worker process from the start signal to stop
+    backend_cpu: float | None = None  # of its PostgreSQL backend over the drain (local servers)
 
     @property
     def eps(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu(self) -> float | None:
+        """Worker and backend CPU seconds: what the drain cost, whoever else used the cores."""
+        return None if self.backend_cpu is None else self.worker_cpu + self.backend_cpu
 
 
 @dataclass
@@ -67,6 +75,16 @@ class IngestComparison:
         """Events per second over all rounds of one configuration."""
         chosen = [d for d in self.drains if d.rollups == on]
         return sum(d.events for d in chosen) / sum(d.seconds for d in chosen)
+
+    def cpu_per_round(self) -> list[float]:
+        """off / on CPU per round (as events/s per CPU second: on / off), where measured."""
+        out = []
+        for r in sorted({d.round for d in self.drains}):
+            on = next(d for d in self.drains if d.round == r and d.rollups)
+            off = next(d for d in self.drains if d.round == r and not d.rollups)
+            if on.cpu and off.cpu:
+                out.append(off.cpu / on.cpu)
+        return out
 
     def per_round(self) -> list[float]:
         """on / off rate per round."""
@@ -130,7 +148,22 @@ class IngestBench:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
         admin.dispose()
-        return self.pg_url, {"options": f"-csearch_path={schema}"}
+        # The application name finds the worker's backend (its CPU is read from /proc).
+        return self.pg_url, {"options": f"-csearch_path={schema}", "application_name": schema}
+
+    def _backends(self, name: str) -> list[int]:
+        """PostgreSQL backend pids of the drain's store connections (local server only)."""
+        if not self.pg_url:
+            return []
+        admin = make_engine(self.pg_url)
+        with admin.connect() as conn:
+            pids = conn.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": name},
+            ).scalars()
+            pids = [pid for pid in pids if Path(f"/proc/{pid}/stat").exists()]
+        admin.dispose()
+        return pids
 
     def drain(self, r: int, on: bool, events: int) -> Drain:
         """One forked ingest worker drains the stream into an empty store."""
@@ -154,6 +187,8 @@ class IngestBench:
         worker = ctx.Process(target=drain_worker, args=args, daemon=True)
         worker.start()
         ready.wait(120)
+        backends = self._backends(connect_args.get("application_name", ""))
+        backend_cpu0 = sum(_process_cpu(pid) for pid in backends)
         last_id = self.client.xinfo_stream(STREAM)["last-generated-id"]
         t0 = time.monotonic()
         start.set()
@@ -166,7 +201,13 @@ class IngestBench:
                 break
             time.sleep(0.02)
         result.seconds = time.monotonic() - t0
+        if backends:
+            result.backend_cpu = sum(_process_cpu(pid) for pid in backends) - backend_cpu0
         stop.set()
+        try:
+            result.worker_cpu = cpu.get(timeout=60)
+        except queue.Empty:
+            result.note = result.note or "the worker reported no CPU time"
         worker.join(60)
         if worker.is_alive():
             worker.terminate()
@@ -179,10 +220,11 @@ class IngestBench:
         engine.dispose()
         if result.rows != events:
             result.note = result.note or f"{result.rows} rows stored of {events}"
+        cpu_note = f", CPU {result.cpu:.2f} s" if result.cpu is not None else ""
         log(
             f"ingest round {r + 1} rollups {'on ' if on else 'off'}: {result.eps:,.0f} events/s "
-            f"({result.seconds:.1f} s), rows {result.rows:,}, in rollups {result.rollup_events:,}"
-            + (f" [{result.note}]" if result.note else "")
+            f"({result.seconds:.1f} s{cpu_note}), rows {result.rows:,}, "
+            f"in rollups {result.rollup_events:,}" + (f" [{result.note}]" if result.note else "")
         )
         return result
 
@@ -231,3 +273,12 @@ class IngestBench:
                     conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             admin.dispose()
         self.client.close()
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a local process so far (/proc/PID/stat), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

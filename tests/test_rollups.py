@@ -373,6 +373,43 @@ def test_a_later_click_moves_attributed_revenue(db):
     ]
 
 
+def test_an_order_sent_again_keeps_its_first_lines(db):
+    """The same order id in a second event (new messageId, more products): only the event
+    that stored the order counts, in the lines and in the rollups, in one batch or a later one."""
+    from tracking.schema import order_lines
+
+    site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    one = [{"product_id": "p1", "category": "Music/Jazz", "price": 10, "quantity": 1}]
+    two = [*one, {"product_id": "p2", "category": "Books/Crime", "price": 7, "quantity": 4}]
+
+    def completed(order_id, minutes, products):
+        total = sum(p["price"] * p["quantity"] for p in products)
+        return event(
+            "Order Completed",
+            t + timedelta(minutes=minutes),
+            "a1",
+            order_id=order_id,
+            revenue=total,
+            currency="EUR",
+            products=products,
+        )
+
+    store(db, site_id, [completed("o-1", 0, one)])
+    # o-1 again in a later batch; o-2 twice in one batch, its earlier event first to be stored.
+    store(db, site_id, [completed("o-1", 5, two)])
+    store(db, site_id, [completed("o-2", 30, two), completed("o-2", 10, one)])
+    assert rows(db, order_lines, "order_id", "position", "item_id") == [
+        ("o-1", 0, "p1"),
+        ("o-2", 0, "p1"),
+    ]
+    assert rows(db, rollup_sales, "orders", "units", "revenue") == [(2, 2, Decimal("20.00"))]
+    assert rows(db, rollup_item_sales, "item_id", "orders", "units") == [("p1", 2, 2)]
+    incremental = snapshot(db, site_id)
+    rollups.rebuild(db, site_id, WINDOW)
+    assert snapshot(db, site_id) == incremental
+
+
 def test_the_repair_sweep_catches_what_no_batch_saw(db):
     """A click stored without the hook (as by a transaction that could not see the order)."""
     site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
@@ -461,7 +498,8 @@ HOSTILE += ["t\tn\nl", "'); --"]
 def test_upserts_and_lookups_keep_any_text(db):
     """Keys travel to PostgreSQL as array literals: quotes, backslashes, braces and commas
     must come back as they went, and look-ups by them must find exactly them."""
-    from analytics.rollups_sql import Deltas, any_of, batches, replace_rows
+    from analytics.rollups_sql import Deltas, replace_rows
+    from tracking.db import any_of, batches
 
     site_id = create_site(db, "shop", ["https://shop.example"])[0].site_id
     day = date(2026, 11, 20)

@@ -1,15 +1,17 @@
 """Engines for the SQL store, and the helpers its writers and readers share.
 
 SQLite (WAL) by default, PostgreSQL through psycopg 3. The helpers: dialect-neutral INSERT ...
-ON CONFLICT statements, IN (...) lists cut to a size both databases take, and stored times made
-aware (SQLite hands back naive ones; every time in the store is UTC).
+ON CONFLICT statements, look-ups by many ids (IN (...) lists cut to a size SQLite takes; on
+PostgreSQL one ``= ANY(array)`` parameter, :func:`any_of`), and stored times made aware (SQLite
+hands back naive ones; every time in the store is UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -111,3 +113,80 @@ def chunks(values: list, size: int = IN_CHUNK) -> Iterator[list]:
 def aware(moment: datetime) -> datetime:
     """The stored time as an aware UTC datetime (SQLite hands back naive ones)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def plain_type(column: sa.Column) -> sa.types.TypeEngine:
+    """The type of ``column`` as an array parameter's element: text for strings."""
+    # Text, not VARCHAR(n): a cast to VARCHAR(n) would cut a longer value instead of failing
+    # (an insert) or not matching (a lookup).
+    return sa.Text() if isinstance(column.type, sa.String) else column.type
+
+
+def batches(conn: sa.Connection, values: Iterable) -> list[list]:
+    """``values`` (sorted, once each) cut into the lists one lookup takes (:func:`any_of`).
+
+    PostgreSQL takes them all in one array parameter; SQLite, IN lists of tracking.db.IN_CHUNK.
+    """
+    values = sorted(set(values))
+    if conn.dialect.name == "postgresql":
+        return [values] if values else []
+    return list(chunks(values))
+
+
+def any_of(conn: sa.Connection, column: sa.Column, values: list) -> sa.ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL ``column = ANY(array)``, one parameter whatever the
+    number of values; elsewhere an IN list."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    # One array literal (psycopg's list dumper quotes value by value), sent typed as an array
+    # so that the planner sees a constant array, as it does an IN list.
+    is_text = isinstance(column.type, sa.String)
+    literal = array_literal([str(v) for v in values] if is_text else values, is_text)
+    return column == sa.any_(sa.bindparam(None, literal, type_=ArrayLiteral(plain_type(column))))
+
+
+def array_literal(values: Iterable[Any], quote: bool) -> str:
+    """A PostgreSQL array literal: text quoted with its backslashes and double quotes escaped
+    (the only characters special inside a quoted element); numbers, dates and flags as their
+    text; None as NULL."""
+    values = values if isinstance(values, list | tuple) else list(values)
+    if quote:
+        parts = (
+            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+    elif None in values:
+        parts = (_plain_element(v) for v in values)
+    else:
+        # Most columns of a rollup batch: numbers, days and flags (PostgreSQL reads "True" and
+        # "False" as booleans), turned into text by map() without a Python call per value.
+        parts = map(str, values)
+    return "{" + ",".join(parts) + "}"
+
+
+def _plain_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    return str(value)  # int, Decimal, date: their text is PostgreSQL's input form
+
+
+class ArrayLiteral(sa.types.TypeDecorator):
+    """A PostgreSQL array parameter given as its literal (:func:`array_literal`), passed on as
+    is and cast to an array of ``item_type``."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, item_type: sa.types.TypeEngine):
+        super().__init__()
+        self.item_type = item_type
+
+    def load_dialect_impl(self, dialect):
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return dialect.type_descriptor(ARRAY(self.item_type))
+
+    def bind_processor(self, dialect):
+        return None

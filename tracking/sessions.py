@@ -25,11 +25,12 @@ def _visitor(event: dict[str, Any]) -> str:
 
 def assign_sessions(
     conn: sa.Connection, site_id: int, new_events: list[dict], timeout: timedelta
-) -> tuple[dict[str, str], dict[str, dict]]:
+) -> tuple[dict[str, str], dict[str, dict], set[str]]:
     """Cut each visitor's events into sessions at ``timeout`` of inactivity; write nothing.
 
-    Returns each event's session id, and each session's visitor. The sessions are written by
-    :func:`count_sessions` once the events insert has said which events this transaction
+    Returns each event's session id, each session's visitor, and the sessions begun here (new
+    ids, which no other transaction can touch before this one commits). The sessions are written
+    by :func:`count_sessions` once the events insert has said which events this transaction
     stored: a worker storing the same message at the same time must not count it again.
     """
     by_visitor: dict[str, list[dict]] = defaultdict(list)
@@ -38,7 +39,7 @@ def assign_sessions(
             continue
         by_visitor[_visitor(event)].append(event)
     if not by_visitor:
-        return {}, {}
+        return {}, {}, set()
     latest: dict[str, dict] = {}
     for chunk in chunks(list(by_visitor)):
         for row in conn.execute(
@@ -55,6 +56,7 @@ def assign_sessions(
                 latest[row["visitor_id"]] = dict(row)
     visitor_of: dict[str, dict] = {}
     session_of: dict[str, str] = {}
+    begun: set[str] = set()
     for visitor, visitor_events in by_visitor.items():
         current = latest.get(visitor)
         if current is not None:
@@ -74,6 +76,7 @@ def assign_sessions(
                     "started_at": ts,
                     "last_seen_at": ts,
                 }
+                begun.add(current["session_id"])
             current["started_at"] = min(current["started_at"], ts)
             current["last_seen_at"] = max(current["last_seen_at"], ts)
             visitor_of[current["session_id"]] = {
@@ -81,7 +84,7 @@ def assign_sessions(
                 "anonymous_id": current["anonymous_id"],
             }
             session_of[event["messageId"]] = current["session_id"]
-    return session_of, visitor_of
+    return session_of, visitor_of, begun
 
 
 def count_sessions(
