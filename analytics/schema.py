@@ -140,6 +140,13 @@ funnel_sessions = sa.Table(
     # seen (0 when the session has not viewed a product of the category yet).
     sa.Column("steps", sa.SmallInteger, nullable=False, default=0, server_default="0"),
 )
+# Migration 113: the console's prospects read a site's recent sessions by day, not all of them.
+ix_funnel_sessions_day = sa.Index(
+    "ix_funnel_sessions_day",
+    funnel_sessions.c.site_id,
+    funnel_sessions.c.category,
+    funnel_sessions.c.day,
+)
 
 # Visitors per day with their group, orders and revenue: the per-visitor basis of lift.
 # visitor_id is the holdout identity (tracking.holdout: anonymous id, else user id).
@@ -191,6 +198,11 @@ rollup_attributions = sa.Table(
 )
 
 
+def _funnel_sessions_by_day(conn: sa.Connection) -> None:
+    # 101 creates the index on a fresh store (it is part of the table's metadata).
+    ix_funnel_sessions_day.create(conn, checkfirst=True)
+
+
 def _initial(conn: sa.Connection) -> None:
     metadata.create_all(conn)
 
@@ -209,6 +221,8 @@ MIGRATIONS: list[Migration] = [
     (101, "analytics: daily rollups", _initial),
     (102, "analytics: funnel steps as bits, the attribution mirror", _attribution_mirror),
     (111, "analytics: customer value snapshots", value_schema.create),
+    (112, "analytics: per-site customer value settings", value_schema.create_settings),
+    (113, "analytics: funnel sessions by day (prospects)", _funnel_sessions_by_day),
 ]
 
 # Tables holding data (for tests that empty the store).
