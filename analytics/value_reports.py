@@ -138,24 +138,36 @@ def segments_over_time(
     return [dict(row._mapping) for row in rows]
 
 
-def pareto(conn: sa.Connection, site_id: int, day: date, currency: str, steps: int = 20):
-    """(points, VIP count, customers): the share of net revenue of the top x% of customers at
-    ``steps`` even steps (refunds beyond purchases count as zero)."""
-    revenue = np.array(
-        conn.execute(sa.select(value_scores.c.revenue).where(*_day_of(site_id, day, currency)))
-        .scalars()
-        .all(),
-        dtype=np.float64,
-    )
-    vips = conn.execute(
-        sa.select(sa.func.count()).where(*_day_of(site_id, day, currency), value_scores.c.vip)
-    ).scalar()
+@dataclass(frozen=True)
+class ParetoReport:
+    """The Pareto curve's points, the VIPs (by the site's rule) and their share of net revenue."""
+
+    points: list[dict[str, float]]
+    vips: int
+    customers: int
+    vip_revenue_share: float | None
+
+
+def pareto(
+    conn: sa.Connection, site_id: int, day: date, currency: str, steps: int = 20
+) -> ParetoReport:
+    """The share of net revenue of the top x% of customers at ``steps`` even steps, and the
+    VIPs' count and share; refunds beyond purchases count as zero revenue."""
+    rows = conn.execute(
+        sa.select(value_scores.c.revenue, value_scores.c.vip).where(
+            *_day_of(site_id, day, currency)
+        )
+    ).all()
+    revenue = np.clip(np.array([float(r.revenue) for r in rows], dtype=np.float64), 0, None)
+    vip = np.array([bool(r.vip) for r in rows], dtype=bool)
     curve = rfm.pareto(revenue)
     points = [
         {"customer_share": share, "revenue_share": revenue_share}
         for share, revenue_share in curve.points(steps)
     ]
-    return points, int(vips or 0), len(revenue)
+    total = revenue.sum()
+    share = float(revenue[vip].sum() / total) if total > 0 else None
+    return ParetoReport(points, int(vip.sum()), len(rows), share)
 
 
 def clv_distribution(

@@ -64,11 +64,12 @@ def test_latest_snapshot_grid_pareto_and_history(db, site):
         assert by_cell[(2, 2)]["customers"] == 0 and by_cell[(2, 2)]["revenue"] == 0
 
         # Net revenue 100, 60, 30, 5, and -20 counted as 0: a total of 195.
-        points, vips, customers = value_reports.pareto(conn, site.site_id, DAY, "EUR", steps=5)
-        assert (vips, customers) == (1, 5)
-        shares = [round(p["revenue_share"], 6) for p in points]
+        top = value_reports.pareto(conn, site.site_id, DAY, "EUR", steps=5)
+        assert (top.vips, top.customers) == (1, 5)
+        assert top.vip_revenue_share == pytest.approx(100 / 195)  # "a" is the VIP
+        shares = [round(p["revenue_share"], 6) for p in top.points]
         assert shares == [round(x / 195, 6) for x in (100, 160, 190, 195, 195)]
-        assert [p["customer_share"] for p in points] == [0.2, 0.4, 0.6, 0.8, 1.0]
+        assert [p["customer_share"] for p in top.points] == [0.2, 0.4, 0.6, 0.8, 1.0]
 
         over_time = value_reports.segments_over_time(conn, site.site_id, "EUR", BEFORE, DAY)
         assert {(r["day"], r["segment"]): r["customers"] for r in over_time} == {
