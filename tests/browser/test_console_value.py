@@ -15,7 +15,9 @@ def test_the_heat_map_and_the_pareto_curve_render(app, shop, page):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     signed_in(page, shop)
-    page.goto(f"{shop.origin}/console/{shop.site.site_id}/value?range=custom&from=2026-11-01&to=2026-11-30")
+    page.goto(
+        f"{shop.origin}/console/{shop.site.site_id}/value?range=custom&from=2026-11-01&to=2026-11-30"
+    )
 
     cells = page.locator("table.heatmap td")
     assert cells.count() == 25
