@@ -94,7 +94,7 @@ def marketer(client, app, shop):
 
 def test_before_any_refresh_the_pages_say_how_to_get_scores(client, app, site):
     sign_in(client, app, "viewer@shop.example", {site.site_id: "viewer"})
-    for path in ("value", "value/risk"):
+    for path in ("value", "value/risk", "value/forecast"):
         response = client.get(f"/console/{site.site_id}/{path}")
         assert response.status_code == 200
         assert "No scores yet: run `flask --app wsgi analytics refresh`" in response.text
@@ -234,3 +234,22 @@ def test_the_customer_page_shows_current_scores_and_their_history(viewer, shop, 
     unscored = viewer.get(f"/console/{shop.site_id}/customers/never").text
     assert "No scores for this customer" in unscored
     assert "No refresh has scored this customer." in unscored
+
+
+def test_the_forecast_page_has_its_tables_and_says_when_it_cannot_backtest(viewer, shop):
+    url = f"/console/{shop.site_id}/value/forecast"
+    response = viewer.get(url)
+    assert response.status_code == 200 and "From the refresh of" in response.text
+    ahead = csv_rows(viewer, url, "forecast")
+    assert [r[0] for r in ahead[1:]] == ["4", "13", "52"]
+    expected = [float(r[2]) for r in ahead[1:]]
+    assert 0 < expected[0] < expected[1] < expected[2]
+    shown = table_cells(response.text, "forecast")
+    assert len(shown) == len(ahead)
+    for got, raw in zip(shown[1:], ahead[1:], strict=True):
+        assert all(_same_number(s, r) for s, r in zip(got, raw, strict=True)), got
+    # The shop's two snapshots are a week apart: no snapshot 4 or 13 weeks before the newest.
+    tests = csv_rows(viewer, url, "backtest")[1:]
+    assert [(r[0], r[3], r[4]) for r in tests] == [("4", "0", ""), ("13", "0", "")]
+    usd = viewer.get(url, query_string={"currency": "USD"}).text
+    assert "No forecast in USD: its models could not be fitted." in usd

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from analytics import value, value_reports, value_settings
+from analytics import forecast, value, value_reports, value_settings
 from analytics.rfm import SeedThresholds
 from analytics.value_schema import value_scores
 from tests.test_rollups import event, store
@@ -240,3 +240,59 @@ def test_stored_settings_are_what_the_refresh_scores_with(db, site):
         rows = {r.user_id: r for r in conn.execute(sa.select(value_scores))}
     assert sorted(u for u, r in rows.items() if r.vip) == ["c7", "c8", "c9"]
     assert rows["c8"].m_seed == 3 and rows["c7"].m_seed == 2 and rows["c3"].m_seed == 1
+
+
+def _model(p4, p13, p52, spend, **extra):
+    return {
+        "p_alive": 0.5,
+        "purchases_4w": p4,
+        "purchases_13w": p13,
+        "purchases_52w": p52,
+        "expected_spend": spend,
+        "clv": 1.0,
+        **extra,
+    }
+
+
+def test_forecast_sums_the_models_and_the_backtest_compares_a_snapshot_4_weeks_old(db, site):
+    start = DAY - timedelta(weeks=4)
+    store_snapshot(
+        db,
+        site.site_id,
+        start,
+        "EUR",
+        [
+            score("a", 5, 5, 100, orders=2, **_model(1.5, 3, 8, 40)),
+            score("b", 3, 3, 30, orders=1, **_model(0.5, 1, 2, 20)),
+        ],
+    )
+    store_snapshot(
+        db,
+        site.site_id,
+        DAY,
+        "EUR",
+        [
+            score("a", 5, 5, 180, orders=4, **_model(1, 2.5, 7, 45)),
+            score("b", 3, 3, 30, orders=1, **_model(0.2, 0.5, 1, 20)),
+            score("c", 5, 1, 10, orders=1, **_model(0.3, 0.8, 2, 10)),  # new: not backtested
+        ],
+    )
+    store_snapshot(db, site.site_id, DAY, "USD", [score("z", 5, 5, 50)])  # not fitted
+    with db.connect() as conn:
+        ahead = forecast.forecast(conn, site.site_id, DAY, "EUR")
+        assert forecast.forecast(conn, site.site_id, DAY, "USD") == []
+        four = forecast.backtest(conn, site.site_id, DAY, "EUR", 4)
+        thirteen = forecast.backtest(conn, site.site_id, DAY, "EUR", 13)
+    assert [(f["weeks"], f["until"]) for f in ahead] == [
+        (4, DAY + timedelta(weeks=4)),
+        (13, DAY + timedelta(weeks=13)),
+        (52, DAY + timedelta(weeks=52)),
+    ]
+    assert [f["orders"] for f in ahead] == pytest.approx([1.5, 3.8, 10])
+    assert [f["revenue"] for f in ahead] == pytest.approx([52, 130.5, 355])
+    assert (four.start, four.end, four.customers) == (start, DAY, 2)
+    assert four.predicted_orders == pytest.approx(2.0) and four.actual_orders == 2
+    assert four.orders_error == pytest.approx(0.0)
+    assert four.predicted_revenue == pytest.approx(70) and four.actual_revenue == 80
+    assert four.revenue_error == pytest.approx(-0.125)
+    assert thirteen.customers == 0 and thirteen.orders_error is None  # no snapshot 13 weeks back

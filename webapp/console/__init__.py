@@ -34,6 +34,7 @@ NAV = (
     ("console.customers", "Customers", "viewer"),
     ("console.value", "Customer value", "viewer"),
     ("console.value_risk", "Churn and prospects", "viewer"),
+    ("console.value_forecast", "Forecast", "viewer"),
     ("console.inquiries", "Inquiries", "viewer"),
     ("console.staff", "Staff", "owner"),
     ("console.webhooks", "Webhooks", "owner"),
@@ -125,5 +126,6 @@ from webapp.console import (  # noqa: E402,F401
     sales,
     staff_pages,
     value,
+    value_forecast,
     webhooks,
 )

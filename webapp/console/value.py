@@ -24,7 +24,7 @@ NO_SCORES = "No scores yet: run `flask --app wsgi analytics refresh`."
 SEGMENT_NAMES = tuple(rfm.SEGMENT_CELLS)
 
 
-def _currency(snapshot: value_reports.Snapshot, errors: dict[str, str]) -> str:
+def currency_choice(snapshot: value_reports.Snapshot, errors: dict[str, str]) -> str:
     """The currency the query string asks for, else the snapshot's first one."""
     wanted = request.args.get("currency", "").upper()
     if wanted and wanted not in snapshot.currencies:
@@ -93,7 +93,7 @@ def value(site_id: int):
         snapshot = value_reports.latest(conn, site_id)
         if snapshot is None:
             return render_template("console/value.html", snapshot=None, no_scores=NO_SCORES)
-        currency = _currency(snapshot, errors)
+        currency = currency_choice(snapshot, errors)
         cells = value_reports.grid(conn, site_id, snapshot.day, currency)
         over_time = value_reports.segments_over_time(
             conn, site_id, currency, g.period.start, g.period.end
@@ -158,7 +158,7 @@ def value_risk(site_id: int):
     errors: dict[str, str] = {}
     with clients().engine.connect() as conn:
         snapshot = value_reports.latest(conn, site_id)
-        currency = _currency(snapshot, errors) if snapshot else None
+        currency = currency_choice(snapshot, errors) if snapshot else None
         slipping = value_reports.slipping(conn, site_id, snapshot, currency) if snapshot else []
         prospects = value_reports.prospects(conn, site_id, g.period.start, g.period.end)
     customer_link = {
