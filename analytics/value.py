@@ -205,6 +205,12 @@ def refresh(
                 )
             )
             report(f"scoring {currency}", done + 1, len(currencies))
+        if conn.dialect.name == "postgresql" and currencies:
+            # Fresh statistics with the new rows: without them the planner takes a new day's
+            # snapshot for a handful of rows and joins two snapshots by nested loops (the
+            # console's "valuable and slipping" ran for minutes on 20k customers until autovacuum
+            # got there; with them, milliseconds).
+            conn.exec_driver_sql("ANALYZE value_scores")
     return summaries
 
 
