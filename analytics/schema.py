@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analytics import value_schema
+from analytics import value_schema, value_summary
 from tracking.migrations import Migration
 
 metadata = sa.MetaData()
@@ -198,9 +198,11 @@ rollup_attributions = sa.Table(
 )
 
 
-def _funnel_sessions_by_day(conn: sa.Connection) -> None:
+def _value_pages(conn: sa.Connection) -> None:
     # 101 creates the index on a fresh store (it is part of the table's metadata).
     ix_funnel_sessions_day.create(conn, checkfirst=True)
+    value_schema.value_summaries.create(conn, checkfirst=True)
+    value_summary.backfill(conn)
 
 
 def _initial(conn: sa.Connection) -> None:
@@ -222,7 +224,7 @@ MIGRATIONS: list[Migration] = [
     (102, "analytics: funnel steps as bits, the attribution mirror", _attribution_mirror),
     (111, "analytics: customer value snapshots", value_schema.create),
     (112, "analytics: per-site customer value settings", value_schema.create_settings),
-    (113, "analytics: funnel sessions by day (prospects)", _funnel_sessions_by_day),
+    (113, "analytics: funnel sessions by day, customer value summaries", _value_pages),
 ]
 
 # Tables holding data (for tests that empty the store).

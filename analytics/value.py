@@ -6,7 +6,8 @@ currencies) computes the seed's 1-3 scores and the quintile scores with their na
 (analytics.rfm), fits BG/NBD and Gamma-Gamma (analytics.clv) and scores every customer: P(alive),
 expected purchases in 4 / 13 / 52 weeks, expected spend and discounted CLV, then the VIP flag,
 all with the site's settings (analytics.value_settings). It replaces the day's snapshot in
-``value_scores`` and records the fit in ``value_runs``. A currency whose customers cannot be
+``value_scores``, its summary for the console in ``value_summaries`` (analytics.value_summary)
+and records the fit in ``value_runs``. A currency whose customers cannot be
 fitted (too few, no repeat purchase) still gets its RFM scores; the run says why the model
 columns are empty.
 
@@ -27,9 +28,9 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import sqlalchemy as sa
 
-from analytics import clv, rfm, value_settings
+from analytics import clv, rfm, value_settings, value_summary
 from analytics.value_io import Scores, read_customers, write_scores
-from analytics.value_schema import value_runs, value_scores
+from analytics.value_schema import value_runs, value_scores, value_summaries
 from analytics.value_settings import ValueSettings
 
 log = logging.getLogger("ecrm.analytics.value")
@@ -168,6 +169,11 @@ def refresh(
         conn.execute(
             sa.delete(value_runs).where(value_runs.c.site_id == site_id, value_runs.c.day == day)
         )
+        conn.execute(
+            sa.delete(value_summaries).where(
+                value_summaries.c.site_id == site_id, value_summaries.c.day == day
+            )
+        )
         for done, currency in enumerate(currencies):
             started = time.perf_counter()
             mask = data["currency"] == currency
@@ -176,6 +182,14 @@ def refresh(
             )
             report(f"scoring {currency}", done, len(currencies))
             write_scores(conn, site_id, day, currency, scores)
+            summary = value_summary.summarise(
+                scores.revenue,
+                scores.quintile[0],
+                scores.quintile[1],
+                scores.vip,
+                None if scores.model is None else scores.model["clv"],
+            )
+            value_summary.write(conn, site_id, day, currency, summary)
             seconds = time.perf_counter() - started
             bg, gg = scores.bgnbd, scores.gamma_gamma
             conn.execute(

@@ -2,9 +2,10 @@
 
 Every function takes one site and, where money is involved, one currency: money is never summed
 across currencies. The snapshots are written by the refresh (analytics.value); a page reads the
-newest one (and the one before it, for changes), the rows of the customers it lists by index, or
-per-segment sums. Prospects come from the funnel rollup (``funnel_sessions``), not from events.
-No Flask.
+newest one (and the one before it, for changes), the snapshot's summary the refresh stored
+(analytics.value_summary: cells, Pareto curve, CLV bins) and the rows of the customers it lists
+by index, never every customer's row. Prospects come from the funnel rollup
+(``funnel_sessions``), not from events. No Flask.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from analytics import rfm
 from analytics.schema import funnel_sessions
-from analytics.value_schema import value_runs, value_scores
+from analytics.value_schema import value_runs, value_scores, value_summaries
 from tracking.schema import orders, sessions
 
 LIST_ROWS = 50  # customers in the churn-risk and prospect lists
-CLV_BINS = 10  # bars of the CLV distribution below its 99th percentile (one more above it)
 VIEWED, ADDED, ORDERED = 1, 2, 8  # funnel_sessions.steps bits
 
 
@@ -82,60 +81,62 @@ def _day_of(site_id: int, day: date, currency: str):
     )
 
 
+def summary(conn: sa.Connection, site_id: int, day: date, currency: str):
+    """The snapshot's summary row (analytics.value_summary), or None."""
+    return conn.execute(
+        sa.select(value_summaries).where(
+            value_summaries.c.site_id == site_id,
+            value_summaries.c.day == day,
+            value_summaries.c.currency == currency,
+        )
+    ).first()
+
+
 def grid(conn: sa.Connection, site_id: int, day: date, currency: str) -> list[dict[str, Any]]:
     """The 5x5 R x F grid: all 25 cells (R 5..1, F 1..5), customers, net revenue and segment."""
-    found = {
-        (row.r_score, row.f_score): row
-        for row in conn.execute(
-            sa.select(
-                value_scores.c.r_score,
-                value_scores.c.f_score,
-                sa.func.count().label("customers"),
-                sa.func.sum(value_scores.c.revenue).label("revenue"),
-            )
-            .where(*_day_of(site_id, day, currency))
-            .group_by(value_scores.c.r_score, value_scores.c.f_score)
-        )
-    }
-    total = sum(row.customers for row in found.values()) or 1
-    cells = []
-    for r in range(5, 0, -1):
-        for f in range(1, 6):
-            row = found.get((r, f))
-            customers = row.customers if row else 0
-            cells.append(
-                {
-                    "r_score": r,
-                    "f_score": f,
-                    "segment": rfm.SEGMENTS[(r, f)],
-                    "customers": customers,
-                    "share": customers / total,
-                    "revenue": row.revenue if row else 0,
-                }
-            )
-    return cells
+    found = summary(conn, site_id, day, currency)
+    cells = found.cells if found is not None else []
+    total = sum(c["customers"] for c in cells) or 1
+    return [
+        {
+            "r_score": c["r"],
+            "f_score": c["f"],
+            "segment": rfm.SEGMENTS[(c["r"], c["f"])],
+            "customers": c["customers"],
+            "share": c["customers"] / total,
+            "revenue": c["revenue"],
+        }
+        for c in cells
+    ]
 
 
 def segments_over_time(
     conn: sa.Connection, site_id: int, currency: str, start: date, end: date
 ) -> list[dict[str, Any]]:
-    """Customers and net revenue per segment on each snapshot day from ``start`` to ``end``."""
+    """Customers and net revenue per segment on each snapshot day from ``start`` to ``end``
+    (segments with nobody that day left out)."""
     rows = conn.execute(
-        sa.select(
-            value_scores.c.day,
-            value_scores.c.segment,
-            sa.func.count().label("customers"),
-            sa.func.sum(value_scores.c.revenue).label("revenue"),
-        )
+        sa.select(value_summaries.c.day, value_summaries.c.cells)
         .where(
-            value_scores.c.site_id == site_id,
-            value_scores.c.currency == currency,
-            value_scores.c.day.between(start, end),
+            value_summaries.c.site_id == site_id,
+            value_summaries.c.currency == currency,
+            value_summaries.c.day.between(start, end),
         )
-        .group_by(value_scores.c.day, value_scores.c.segment)
-        .order_by(value_scores.c.day, value_scores.c.segment)
+        .order_by(value_summaries.c.day)
     )
-    return [dict(row._mapping) for row in rows]
+    out = []
+    for day, cells in rows:
+        sums: dict[str, list[float]] = {}
+        for c in cells:
+            into = sums.setdefault(rfm.SEGMENTS[(c["r"], c["f"])], [0, 0.0])
+            into[0] += c["customers"]
+            into[1] += c["revenue"]
+        out += [
+            {"day": day, "segment": name, "customers": n, "revenue": round(revenue, 2)}
+            for name, (n, revenue) in sorted(sums.items())
+            if n
+        ]
+    return out
 
 
 @dataclass(frozen=True)
@@ -148,59 +149,30 @@ class ParetoReport:
     vip_revenue_share: float | None
 
 
-def pareto(
-    conn: sa.Connection, site_id: int, day: date, currency: str, steps: int = 20
-) -> ParetoReport:
-    """The share of net revenue of the top x% of customers at ``steps`` even steps, and the
-    VIPs' count and share; refunds beyond purchases count as zero revenue."""
-    rows = conn.execute(
-        sa.select(value_scores.c.revenue, value_scores.c.vip).where(
-            *_day_of(site_id, day, currency)
-        )
-    ).all()
-    revenue = np.clip(np.array([float(r.revenue) for r in rows], dtype=np.float64), 0, None)
-    vip = np.array([bool(r.vip) for r in rows], dtype=bool)
-    curve = rfm.pareto(revenue)
+def pareto(conn: sa.Connection, site_id: int, day: date, currency: str) -> ParetoReport:
+    """The share of net revenue of the top 5%, 10% ... 100% of customers, and the VIPs' count and
+    share (refunds beyond purchases count as zero revenue)."""
+    found = summary(conn, site_id, day, currency)
+    if found is None:
+        return ParetoReport([], 0, 0, None)
+    steps = len(found.pareto)
     points = [
-        {"customer_share": share, "revenue_share": revenue_share}
-        for share, revenue_share in curve.points(steps)
+        {"customer_share": (i + 1) / steps, "revenue_share": share}
+        for i, share in enumerate(found.pareto)
     ]
-    total = revenue.sum()
-    share = float(revenue[vip].sum() / total) if total > 0 else None
-    return ParetoReport(points, int(vip.sum()), len(rows), share)
+    return ParetoReport(points, found.vips, found.customers, found.vip_revenue_share)
 
 
 def clv_distribution(
     conn: sa.Connection, site_id: int, day: date, currency: str
 ) -> list[dict[str, Any]]:
-    """Customers by lifetime value: equal bins from 0 to the 99th percentile, then one above it
-    (the few largest values would squeeze every other bar into one). Empty without a fit."""
-    values = np.array(
-        conn.execute(
-            sa.select(value_scores.c.clv).where(
-                *_day_of(site_id, day, currency), value_scores.c.clv.is_not(None)
-            )
-        )
-        .scalars()
-        .all(),
-        dtype=np.float64,
-    )
-    if len(values) == 0:
+    """Customers by lifetime value (analytics.value_summary.clv_bins), with each bin's share.
+    Empty without a fit."""
+    found = summary(conn, site_id, day, currency)
+    if found is None or not found.clv_bins:
         return []
-    values = np.clip(values, 0, None)  # no spend is expected of refunders: a value of 0
-    top = float(np.quantile(values, 0.99))
-    if top <= 0:
-        top = float(values.max()) or 1.0
-    edges = np.linspace(0.0, top, CLV_BINS + 1)
-    counts, _ = np.histogram(values, bins=edges)  # the last bin holds its right edge
-    rows = [
-        {"low": round(float(low), 2), "high": round(float(high), 2), "customers": int(n)}
-        for low, high, n in zip(edges[:-1], edges[1:], counts, strict=True)
-    ]
-    rows.append({"low": round(top, 2), "high": None, "customers": int((values > top).sum())})
-    for row in rows:
-        row["share"] = row["customers"] / len(values)
-    return rows
+    total = sum(b["customers"] for b in found.clv_bins) or 1
+    return [{**b, "share": b["customers"] / total} for b in found.clv_bins]
 
 
 def slipping(

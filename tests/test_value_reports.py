@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from analytics import forecast, value, value_reports, value_settings
+from analytics import forecast, value, value_reports, value_settings, value_summary
 from analytics.rfm import SeedThresholds
-from analytics.value_schema import value_scores
+from analytics.value_schema import value_scores, value_summaries
 from tests.test_rollups import event, store
 from tests.test_value_refresh import _order
 from tests.value_helpers import BEFORE, DAY, score, store_snapshot
@@ -64,12 +64,14 @@ def test_latest_snapshot_grid_pareto_and_history(db, site):
         assert by_cell[(2, 2)]["customers"] == 0 and by_cell[(2, 2)]["revenue"] == 0
 
         # Net revenue 100, 60, 30, 5, and -20 counted as 0: a total of 195.
-        top = value_reports.pareto(conn, site.site_id, DAY, "EUR", steps=5)
+        top = value_reports.pareto(conn, site.site_id, DAY, "EUR")
         assert (top.vips, top.customers) == (1, 5)
         assert top.vip_revenue_share == pytest.approx(100 / 195)  # "a" is the VIP
-        shares = [round(p["revenue_share"], 6) for p in top.points]
-        assert shares == [round(x / 195, 6) for x in (100, 160, 190, 195, 195)]
-        assert [p["customer_share"] for p in top.points] == [0.2, 0.4, 0.6, 0.8, 1.0]
+        assert len(top.points) == 20 and top.points[0]["customer_share"] == 0.05
+        fifths = {p["customer_share"]: p["revenue_share"] for p in top.points[3::4]}
+        assert list(fifths) == [0.2, 0.4, 0.6, 0.8, 1.0]
+        assert list(fifths.values()) == pytest.approx([x / 195 for x in (100, 160, 190, 195, 195)])
+        assert top.points[0]["revenue_share"] == pytest.approx(100 / 195)  # 5% of 5: one customer
 
         over_time = value_reports.segments_over_time(conn, site.site_id, "EUR", BEFORE, DAY)
         assert {(r["day"], r["segment"]): r["customers"] for r in over_time} == {
@@ -121,7 +123,7 @@ def test_clv_distribution_bins_every_customer_once(db, site):
     with db.connect() as conn:
         rows = value_reports.clv_distribution(conn, site.site_id, DAY, "EUR")
         assert value_reports.clv_distribution(conn, site.site_id, DAY, "USD") == []
-    assert len(rows) == value_reports.CLV_BINS + 1
+    assert len(rows) == value_summary.CLV_BINS + 1
     assert sum(r["customers"] for r in rows) == 101
     assert rows[-1]["customers"] == 1 and rows[-1]["high"] is None  # the outlier alone
     assert rows[0] == {"low": 0.0, "high": 9.9, "customers": 10, "share": 10 / 101}
@@ -296,3 +298,33 @@ def test_forecast_sums_the_models_and_the_backtest_compares_a_snapshot_4_weeks_o
     assert four.predicted_revenue == pytest.approx(70) and four.actual_revenue == 80
     assert four.revenue_error == pytest.approx(-0.125)
     assert thirteen.customers == 0 and thirteen.orders_error is None  # no snapshot 13 weeks back
+
+
+def test_migration_113_backfills_the_summaries_the_refresh_writes(db, site):
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(orders),
+            [
+                _order(site.site_id, f"c{i}", when - timedelta(days=9 * k + i), 10 + i, cur)
+                for i in range(30)
+                for k in range(1 + i % 3)
+                for cur in ("EUR", "USD")
+            ],
+        )
+    value.refresh(db, site.site_id, day=DAY)
+    with db.connect() as conn:
+        written = conn.execute(sa.select(value_summaries).order_by("currency")).all()
+    assert [r.currency for r in written] == ["EUR", "USD"]
+    assert sum(c["customers"] for c in written[0].cells) == 30 == written[0].customers
+    with db.begin() as conn:
+        conn.execute(sa.delete(value_summaries))
+        value_summary.backfill(conn)
+    with db.connect() as conn:
+        again = conn.execute(sa.select(value_summaries).order_by("currency")).all()
+    for before, after in zip(written, again, strict=True):
+        assert before._mapping.keys() == after._mapping.keys()
+        for key in ("customers", "vips", "cells", "clv_bins"):
+            assert before._mapping[key] == after._mapping[key], key
+        assert before.pareto == pytest.approx(after.pareto)
+        assert before.vip_revenue_share == pytest.approx(after.vip_revenue_share)

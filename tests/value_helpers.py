@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from analytics import rfm, value
+from analytics import rfm, value, value_summary
 from analytics.value_schema import value_runs, value_scores
 from tests.test_value_refresh import _order
 from tracking.schema import orders
@@ -43,7 +43,8 @@ def score(user_id: str, r: int, f: int, revenue: float, **extra) -> dict:
 
 
 def store_snapshot(db, site_id: int, day: date, currency: str, rows: list[dict]) -> None:
-    """Write ``rows`` as the site's snapshot of ``day`` in ``currency``, with its run."""
+    """Write ``rows`` as the site's snapshot of ``day`` in ``currency``, with its run and its
+    summary (as the refresh does)."""
     with db.begin() as conn:
         conn.execute(
             sa.insert(value_scores),
@@ -63,6 +64,15 @@ def store_snapshot(db, site_id: int, day: date, currency: str, rows: list[dict])
                 computed_at=datetime.now(UTC),
             )
         )
+        fitted = bool(rows) and all(r["clv"] is not None for r in rows)
+        summary = value_summary.summarise(
+            [r["revenue"] for r in rows],
+            [r["r_score"] for r in rows],
+            [r["f_score"] for r in rows],
+            [r["vip"] for r in rows],
+            [r["clv"] for r in rows] if fitted else None,
+        )
+        value_summary.write(conn, site_id, day, currency, summary)
 
 
 def scored_shop(db, site_id: int) -> None:
