@@ -82,6 +82,9 @@ def _number(form: Mapping[str, str], name: str, errors: dict[str, str]) -> float
     if value != value or value in (float("inf"), float("-inf")):
         errors[name] = "must be a finite number"
         return None
+    if value < 0:
+        errors[name] = "must not be negative"
+        return None
     return value
 
 

@@ -193,7 +193,7 @@ def test_settings_viewer_reads_marketer_saves_audited_and_refresh_uses_them(
         ({"recency_3": "soon"}, "recency_3"),
         ({"recency_3": "4", "recency_2": "3"}, "recency_3"),
         ({"frequency_3": "1", "frequency_2": "2"}, "frequency_3"),
-        ({"money_2": "-5"}, "money_3"),
+        ({"money_2": "-5"}, "money_2"),
         ({"vip_share": "0"}, "vip_share"),
         ({"vip_by": "mood"}, "vip_by"),
         ({"horizon_weeks": "9999"}, "horizon_weeks"),
