@@ -2,6 +2,7 @@
 
     python bench/value_pages.py                       # 1M customers, two snapshots 4 weeks apart
     python bench/value_pages.py --customers 100000 --no-results
+    python bench/value_pages.py --prospects-url postgresql://postgres@127.0.0.1:5432/bench10m
 
 Writes two snapshots of ``value_scores`` (the newest and one 4 weeks older, so the backtest and
 "valuable and slipping" have something to compare) into a database of its own on the server
@@ -174,6 +175,50 @@ def timings(engine, site_id: int) -> list[tuple[str, float]]:
     return out
 
 
+def prospect_timings(db_url: str, site_id: int) -> tuple[list[tuple[int, int, float]], str]:
+    """The prospects list on an existing store (read only): 7, 30 and 90 days up to its newest
+    funnel day; (days, prospects listed, median seconds of 3 after a warm-up) and the store."""
+    import sqlalchemy as sa
+
+    from analytics import value_reports
+    from analytics.schema import funnel_sessions
+    from tracking.db import make_engine
+
+    engine = make_engine(db_url)
+    out = []
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        last, sessions = conn.execute(
+            sa.select(sa.func.max(funnel_sessions.c.day), sa.func.count()).where(
+                funnel_sessions.c.site_id == site_id, funnel_sessions.c.category == ""
+            )
+        ).one()
+        indexed = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_funnel_sessions_day'"
+        ).scalar()
+        for days in (7, 30, 90):
+            start = last - timedelta(days=days - 1)
+            value_reports.prospects(conn, site_id, start, last)
+            runs = []
+            for _ in range(3):
+                started = time.perf_counter()
+                found = value_reports.prospects(conn, site_id, start, last)
+                runs.append(time.perf_counter() - started)
+            out.append((days, len(found), statistics.median(runs)))
+            log(f"prospects, {days} days: {out[-1][2]:.2f} s")
+    engine.dispose()
+    store = (
+        f"{sessions:,} sessions of site {site_id} up to {last.isoformat()} in "
+        f"`{db_url.rsplit('/', 1)[-1]}`, "
+        + (
+            "with migration 113's index"
+            if indexed
+            else "**without** migration 113's index (that store is not migrated)"
+        )
+    )
+    return out, store
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -181,6 +226,8 @@ def main(argv=None) -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="a PostgreSQL server (db made)")
     parser.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
+    parser.add_argument("--prospects-url", help="also time the prospects list on this store")
+    parser.add_argument("--prospects-site", type=int, default=1)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     db_url = _database(args.pg_url)
@@ -213,10 +260,20 @@ def main(argv=None) -> int:
         "|---|---:|",
         *(f"| {name} | {seconds:.3f} |" for name, seconds in measured),
         "",
-        f"The value page's readers add up to {value_page:.2f} s; the churn page's slipping list "
+        f"The value page's readers add up to {value_page:.3f} s; the churn page's slipping list "
         f"(without prospects, which read the funnel rollup) to {risk_page:.2f} s.",
         "",
     ]
+    if args.prospects_url:
+        found, store = prospect_timings(args.prospects_url, args.prospects_site)
+        lines += [
+            f"Prospects (`analytics.value_reports.prospects`, read only) on {store}:",
+            "",
+            "| period | prospects listed | seconds (median of 3, after a warm-up) |",
+            "|---|---:|---:|",
+            *(f"| {days} days | {n} | {seconds:.2f} |" for days, n, seconds in found),
+            "",
+        ]
     print("\n".join(lines))
     if not args.no_results:
         write_section(RESULTS, HEADING, "\n".join(lines))
