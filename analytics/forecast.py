@@ -1,8 +1,9 @@
 """Sales forecast from the fitted models, and its backtest against what happened since.
 
-The forecast sums, over a snapshot's customers, the BG/NBD expected purchases in the next 4, 13
-and 52 weeks and those times the Gamma-Gamma expected spend: the orders and revenue the site's
-current customers are expected to bring (new customers are not in it). The backtest takes the
+The forecast (summed by the refresh, analytics.value_summary) adds up, over a snapshot's
+customers, the BG/NBD expected purchases in the next 4, 13 and 52 weeks and those times the
+Gamma-Gamma expected spend: the orders and revenue the site's current customers are expected to
+bring (new customers are not in it). The backtest takes the
 snapshot of ``weeks`` weeks before a later one, its customers' predictions for those weeks, and
 compares them with what the same customers did in between (orders and net revenue gained from one
 snapshot to the other): a true holdout, since the earlier prediction never saw those weeks.
@@ -19,9 +20,8 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from analytics.value_schema import value_scores
+from analytics.value_schema import value_scores, value_summaries
 
-HORIZONS = (4, 13, 52)  # weeks, the columns the refresh stores
 BACKTEST_WEEKS = (4, 13)
 PURCHASES = {
     4: value_scores.c.purchases_4w,
@@ -61,33 +61,16 @@ def _error(predicted, actual) -> float | None:
 
 
 def forecast(conn: sa.Connection, site_id: int, day: date, currency: str) -> list[dict]:
-    """Expected orders and revenue in the next 4 / 13 / 52 weeks from ``day``'s snapshot; empty
-    when the currency's models were not fitted."""
-    columns = []
-    for weeks in HORIZONS:
-        purchases = PURCHASES[weeks]
-        columns += [
-            sa.func.sum(purchases).label(f"orders_{weeks}"),
-            sa.func.sum(purchases * value_scores.c.expected_spend).label(f"revenue_{weeks}"),
-        ]
-    row = conn.execute(
-        sa.select(sa.func.count(value_scores.c.p_alive).label("fitted"), *columns).where(
-            value_scores.c.site_id == site_id,
-            value_scores.c.day == day,
-            value_scores.c.currency == currency,
+    """Expected orders and revenue in the next 4 / 13 / 52 weeks from ``day``'s snapshot (its
+    summary, analytics.value_summary); empty when the currency's models were not fitted."""
+    stored = conn.execute(
+        sa.select(value_summaries.c.forecast).where(
+            value_summaries.c.site_id == site_id,
+            value_summaries.c.day == day,
+            value_summaries.c.currency == currency,
         )
-    ).one()
-    if not row.fitted:
-        return []
-    return [
-        {
-            "weeks": weeks,
-            "until": day + timedelta(weeks=weeks),
-            "orders": float(getattr(row, f"orders_{weeks}")),
-            "revenue": float(getattr(row, f"revenue_{weeks}")),
-        }
-        for weeks in HORIZONS
-    ]
+    ).scalar()
+    return [{**f, "until": day + timedelta(weeks=f["weeks"])} for f in stored or []]
 
 
 def backtest(conn: sa.Connection, site_id: int, day: date, currency: str, weeks: int) -> Backtest:

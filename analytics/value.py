@@ -187,7 +187,7 @@ def refresh(
                 scores.quintile[0],
                 scores.quintile[1],
                 scores.vip,
-                None if scores.model is None else scores.model["clv"],
+                scores.model,
             )
             value_summary.write(conn, site_id, day, currency, summary)
             seconds = time.perf_counter() - started

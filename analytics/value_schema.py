@@ -96,6 +96,7 @@ value_summaries = sa.Table(
     sa.Column("cells", JSON, nullable=False),  # 25 x {"r", "f", "customers", "revenue"}
     sa.Column("pareto", JSON, nullable=False),  # share of revenue of the top 5%, 10% ... 100%
     sa.Column("clv_bins", JSON, nullable=True),  # [{"low", "high", "customers"}]; None: no fit
+    sa.Column("forecast", JSON, nullable=True),  # [{"weeks", "orders", "revenue"}]; None: no fit
 )
 
 

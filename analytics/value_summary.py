@@ -2,9 +2,9 @@
 
 Per site, day and currency (table ``value_summaries``, analytics migration 113): the 25 R x F
 cells with their customers and net revenue, the VIP Pareto curve at 5% steps, the VIPs and their
-share of net revenue, and the lifetime value distribution. The refresh has every customer's
-numbers in memory already; a page then reads one row per snapshot instead of a million.
-Pure numpy here; :func:`write` and :func:`backfill` do the SQL. No Flask.
+share of net revenue, the lifetime value distribution and the sales forecast. The refresh has
+every customer's numbers in memory already; a page then reads one row per snapshot instead of a
+million. Pure numpy here; :func:`write` and :func:`backfill` do the SQL. No Flask.
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ import numpy as np
 import sqlalchemy as sa
 
 from analytics import rfm
+from analytics.value_io import MODEL_COLUMNS
 from analytics.value_schema import value_runs, value_scores, value_summaries
 
 PARETO_STEPS = 20  # the curve at 5%, 10% ... 100% of customers
 CLV_BINS = 10  # equal bins below the 99th percentile (one more above it)
+FORECAST_WEEKS = (4, 13, 52)  # the horizons the refresh stores expected purchases for
 
 
-def summarise(revenue, r_scores, f_scores, vip, clv=None) -> dict:
-    """The summary of one currency's customers (arrays of equal length; ``clv`` None when the
-    models were not fitted). Refunds beyond purchases count as zero revenue on the curve."""
+def summarise(revenue, r_scores, f_scores, vip, model: dict | None = None) -> dict:
+    """The summary of one currency's customers (arrays of equal length; ``model`` the model
+    columns by name, as analytics.value_io.MODEL_COLUMNS, or None when the models were not
+    fitted). Refunds beyond purchases count as zero revenue on the curve."""
     revenue = np.asarray(revenue, dtype=np.float64)
     r = np.asarray(r_scores, dtype=np.int64)
     f = np.asarray(f_scores, dtype=np.int64)
@@ -51,8 +54,26 @@ def summarise(revenue, r_scores, f_scores, vip, clv=None) -> dict:
         "vip_revenue_share": float(positive[vip].sum() / total) if total > 0 else None,
         "cells": cells,
         "pareto": [share for _, share in curve.points(PARETO_STEPS)],
-        "clv_bins": None if clv is None else clv_bins(clv),
+        "clv_bins": None if model is None else clv_bins(model["clv"]),
+        "forecast": None if model is None else forecast(model),
     }
+
+
+def forecast(model: dict) -> list[dict]:
+    """Expected orders (BG/NBD purchases) and revenue (times the Gamma-Gamma spend) of all the
+    customers in the next 4, 13 and 52 weeks."""
+    spend = np.asarray(model["expected_spend"], dtype=np.float64)
+    out = []
+    for weeks in FORECAST_WEEKS:
+        purchases = np.asarray(model[f"purchases_{weeks}w"], dtype=np.float64)
+        out.append(
+            {
+                "weeks": weeks,
+                "orders": float(purchases.sum()),
+                "revenue": float((purchases * spend).sum()),
+            }
+        )
+    return out
 
 
 def clv_bins(clv) -> list[dict]:
@@ -101,20 +122,22 @@ def backfill(conn: sa.Connection) -> None:
                 value_scores.c.r_score,
                 value_scores.c.f_score,
                 value_scores.c.vip,
-                value_scores.c.clv,
+                *(value_scores.c[name] for name in MODEL_COLUMNS),
             ).where(
                 value_scores.c.site_id == site_id,
                 value_scores.c.day == day,
                 value_scores.c.currency == currency,
             )
         ).all()
-        revenue = [float(r.revenue) for r in rows]
-        fitted = rows and all(r.clv is not None for r in rows)
+        fitted = bool(rows) and all(r.clv is not None for r in rows)
+        model = (
+            {name: [r._mapping[name] for r in rows] for name in MODEL_COLUMNS} if fitted else None
+        )
         summary = summarise(
-            revenue,
+            [float(r.revenue) for r in rows],
             [r.r_score for r in rows] or np.zeros(0),
             [r.f_score for r in rows] or np.zeros(0),
             [r.vip for r in rows],
-            [r.clv for r in rows] if fitted else None,
+            model,
         )
         write(conn, site_id, day, currency, summary)

@@ -328,4 +328,9 @@ def test_migration_113_backfills_the_summaries_the_refresh_writes(db, site):
         for key in ("customers", "vips", "cells", "clv_bins"):
             assert before._mapping[key] == after._mapping[key], key
         assert before.pareto == pytest.approx(after.pareto)
+        for ours, theirs in zip(before.forecast or [], after.forecast or [], strict=True):
+            assert ours["weeks"] == theirs["weeks"]
+            assert ours["orders"] == pytest.approx(theirs["orders"])
+            assert ours["revenue"] == pytest.approx(theirs["revenue"])
         assert before.vip_revenue_share == pytest.approx(after.vip_revenue_share)
+    assert written[0].forecast is not None  # EUR is fitted

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 
 from analytics import rfm, value, value_summary
+from analytics.value_io import MODEL_COLUMNS
 from analytics.value_schema import value_runs, value_scores
 from tests.test_value_refresh import _order
 from tracking.schema import orders
@@ -70,7 +71,7 @@ def store_snapshot(db, site_id: int, day: date, currency: str, rows: list[dict])
             [r["r_score"] for r in rows],
             [r["f_score"] for r in rows],
             [r["vip"] for r in rows],
-            [r["clv"] for r in rows] if fitted else None,
+            {name: [r[name] for r in rows] for name in MODEL_COLUMNS} if fitted else None,
         )
         value_summary.write(conn, site_id, day, currency, summary)
 
