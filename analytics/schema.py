@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analytics import value_schema
+from analytics import value_schema, value_summary
 from tracking.migrations import Migration
 
 metadata = sa.MetaData()
@@ -140,6 +140,13 @@ funnel_sessions = sa.Table(
     # seen (0 when the session has not viewed a product of the category yet).
     sa.Column("steps", sa.SmallInteger, nullable=False, default=0, server_default="0"),
 )
+# Migration 113: the console's prospects read a site's recent sessions by day, not all of them.
+ix_funnel_sessions_day = sa.Index(
+    "ix_funnel_sessions_day",
+    funnel_sessions.c.site_id,
+    funnel_sessions.c.category,
+    funnel_sessions.c.day,
+)
 
 # Visitors per day with their group, orders and revenue: the per-visitor basis of lift.
 # visitor_id is the holdout identity (tracking.holdout: anonymous id, else user id).
@@ -206,6 +213,13 @@ lift_archive = sa.Table(
 )
 
 
+def _value_pages(conn: sa.Connection) -> None:
+    # 101 creates the index on a fresh store (it is part of the table's metadata).
+    ix_funnel_sessions_day.create(conn, checkfirst=True)
+    value_schema.value_summaries.create(conn, checkfirst=True)
+    value_summary.backfill(conn)
+
+
 def _initial(conn: sa.Connection) -> None:
     metadata.create_all(conn)
 
@@ -230,6 +244,8 @@ MIGRATIONS: list[Migration] = [
     (102, "analytics: funnel steps as bits, the attribution mirror", _attribution_mirror),
     (103, "analytics: the lift of the standard ranges, computed ahead", _lift_archive),
     (111, "analytics: customer value snapshots", value_schema.create),
+    (112, "analytics: per-site customer value settings", value_schema.create_settings),
+    (113, "analytics: funnel sessions by day, customer value summaries", _value_pages),
 ]
 
 # Tables holding data (for tests that empty the store).

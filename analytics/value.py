@@ -4,10 +4,12 @@
 prospects, not to scores), and for each currency on its own (money is never summed across
 currencies) computes the seed's 1-3 scores and the quintile scores with their named segment
 (analytics.rfm), fits BG/NBD and Gamma-Gamma (analytics.clv) and scores every customer: P(alive),
-expected purchases in 4 / 13 / 52 weeks, expected spend and discounted CLV, then the VIP flag. It
-replaces the day's snapshot in ``value_scores`` and records the fit in ``value_runs``. A currency
-whose customers cannot be fitted (too few, no repeat purchase) still gets its RFM scores; the run
-says why the model columns are empty.
+expected purchases in 4 / 13 / 52 weeks, expected spend and discounted CLV, then the VIP flag,
+all with the site's settings (analytics.value_settings). It replaces the day's snapshot in
+``value_scores``, its summary for the console in ``value_summaries`` (analytics.value_summary)
+and records the fit in ``value_runs``. A currency whose customers cannot be
+fitted (too few, no repeat purchase) still gets its RFM scores; the run says why the model
+columns are empty.
 
 Orders in the sums: every order with a user id up to the end of the refresh day, refunds
 (negative totals) included, so money is net; an order without a currency is scored under ``XXX``
@@ -20,15 +22,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
 
-from analytics import clv, rfm
+from analytics import clv, rfm, value_settings, value_summary
 from analytics.value_io import Scores, read_customers, write_scores
-from analytics.value_schema import value_runs, value_scores
+from analytics.value_schema import value_runs, value_scores, value_summaries
+from analytics.value_settings import ValueSettings
 
 log = logging.getLogger("ecrm.analytics.value")
 
@@ -38,32 +41,6 @@ RECENT_DAYS = 91  # "orders in the last 3 months": days since, for the seed's fr
 EPOCH = date(1970, 1, 1)
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
-
-
-@dataclass(frozen=True)
-class ValueSettings:
-    """A site's settings for the refresh; thresholds are in the site's own currency."""
-
-    thresholds: rfm.SeedThresholds = field(default_factory=rfm.SeedThresholds)
-    vip_by: str = "clv"  # or "money": lifetime value, or net revenue so far
-    vip_share: float = 0.2  # the top share of customers that are VIPs
-    horizon_weeks: float = 52.0
-    annual_discount: float = 0.10
-
-    def __post_init__(self) -> None:
-        if self.vip_by not in ("clv", "money"):
-            raise rfm.ThresholdError("vip_by", "must be 'clv' or 'money'")
-        if not 0 < self.vip_share <= 1:
-            raise rfm.ThresholdError("vip_share", "must be above 0 and at most 1")
-        if not 4 <= self.horizon_weeks <= 520:
-            raise rfm.ThresholdError("horizon_weeks", "must be between 4 and 520 weeks")
-        if not 0 <= self.annual_discount < 1:
-            raise rfm.ThresholdError("annual_discount", "must be at least 0 and below 1")
-
-    def as_json(self) -> dict:
-        data = asdict(self)
-        data["thresholds"] = {k: list(v) for k, v in data["thresholds"].items()}
-        return data
 
 
 @dataclass(frozen=True)
@@ -171,8 +148,9 @@ def refresh(
     progress: Progress | None = None,
 ) -> list[RunSummary]:
     """Recompute the site's scores as of the end of ``day`` (default today, UTC); replace that
-    day's snapshot. Returns one summary per currency."""
-    settings = settings or ValueSettings()
+    day's snapshot. Scores with ``settings``, else the site's stored ones (analytics.value_settings,
+    the defaults when it has none). Returns one summary per currency."""
+    settings = settings or value_settings.load(engine, site_id)
     day = day or datetime.now(UTC).date()
     report = progress or (lambda *_: None)
     end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
@@ -191,6 +169,11 @@ def refresh(
         conn.execute(
             sa.delete(value_runs).where(value_runs.c.site_id == site_id, value_runs.c.day == day)
         )
+        conn.execute(
+            sa.delete(value_summaries).where(
+                value_summaries.c.site_id == site_id, value_summaries.c.day == day
+            )
+        )
         for done, currency in enumerate(currencies):
             started = time.perf_counter()
             mask = data["currency"] == currency
@@ -199,6 +182,14 @@ def refresh(
             )
             report(f"scoring {currency}", done, len(currencies))
             write_scores(conn, site_id, day, currency, scores)
+            summary = value_summary.summarise(
+                scores.revenue,
+                scores.quintile[0],
+                scores.quintile[1],
+                scores.vip,
+                scores.model,
+            )
+            value_summary.write(conn, site_id, day, currency, summary)
             seconds = time.perf_counter() - started
             bg, gg = scores.bgnbd, scores.gamma_gamma
             conn.execute(
@@ -228,6 +219,12 @@ def refresh(
                 )
             )
             report(f"scoring {currency}", done + 1, len(currencies))
+        if conn.dialect.name == "postgresql" and currencies:
+            # Fresh statistics with the new rows: without them the planner takes a new day's
+            # snapshot for a handful of rows and joins two snapshots by nested loops (the
+            # console's "valuable and slipping" ran for minutes on 20k customers until autovacuum
+            # got there; with them, milliseconds).
+            conn.exec_driver_sql("ANALYZE value_scores")
     return summaries
 
 

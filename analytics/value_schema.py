@@ -1,9 +1,11 @@
-"""Customer value snapshots (issue 14), migrated as analytics version 111.
+"""Customer value snapshots (issue 14), migrated as analytics version 111; settings as 112.
 
 One row per customer, currency and refresh day (``value_scores``): the scores are dated snapshots,
 so a change of segment or a fall of P(alive) is visible between two days. ``value_runs`` keeps
 each refresh's fitted parameters, or why a fit was not possible, per site, day and currency.
-Money is per currency, never summed across currencies.
+Money is per currency, never summed across currencies. ``value_settings`` holds each site's
+thresholds and VIP rule (analytics.value_settings); a site without a row uses the defaults.
+``value_summaries`` holds what the console's charts need of each snapshot (migration 113).
 """
 
 from __future__ import annotations
@@ -71,6 +73,38 @@ value_runs = sa.Table(
 )
 
 
+value_settings = sa.Table(
+    "value_settings",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("settings", JSON, nullable=False),  # ValueSettings.as_json()
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(254), nullable=True),  # staff email, or None (CLI)
+)
+
+
+# Migration 113: each snapshot's summary (analytics.value_summary), what the console's charts read.
+value_summaries = sa.Table(
+    "value_summaries",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("customers", sa.Integer, nullable=False),
+    sa.Column("vips", sa.Integer, nullable=False),
+    sa.Column("vip_revenue_share", sa.Float, nullable=True),  # None: no positive revenue
+    sa.Column("cells", JSON, nullable=False),  # 25 x {"r", "f", "customers", "revenue"}
+    sa.Column("pareto", JSON, nullable=False),  # share of revenue of the top 5%, 10% ... 100%
+    sa.Column("clv_bins", JSON, nullable=True),  # [{"low", "high", "customers"}]; None: no fit
+    sa.Column("forecast", JSON, nullable=True),  # [{"weeks", "orders", "revenue"}]; None: no fit
+)
+
+
 def create(conn: sa.Connection) -> None:
-    """Migration 111."""
-    metadata.create_all(conn)
+    """Migration 111: the snapshots and the runs (the tables 111 shipped, nothing later)."""
+    metadata.create_all(conn, tables=[value_scores, value_runs])
+
+
+def create_settings(conn: sa.Connection) -> None:
+    """Migration 112: per-site value settings."""
+    value_settings.create(conn, checkfirst=True)

@@ -32,6 +32,9 @@ NAV = (
     ("console.sales", "Sales", "viewer"),
     ("console.funnel", "Funnel", "viewer"),
     ("console.customers", "Customers", "viewer"),
+    ("console.value", "Customer value", "viewer"),
+    ("console.value_risk", "Churn and prospects", "viewer"),
+    ("console.value_forecast", "Forecast", "viewer"),
     ("console.inquiries", "Inquiries", "viewer"),
     ("console.staff", "Staff", "owner"),
     ("console.webhooks", "Webhooks", "owner"),
@@ -122,5 +125,7 @@ from webapp.console import (  # noqa: E402,F401
     rules,
     sales,
     staff_pages,
+    value,
+    value_forecast,
     webhooks,
 )

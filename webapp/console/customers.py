@@ -13,7 +13,7 @@ from typing import Any
 from flask import abort, render_template, request
 
 from accounts.inquiries import customer_summary
-from analytics import customer_orders
+from analytics import customer_orders, value_reports
 from analytics import customers as customer_360
 from analytics.customer_search import MIN_QUERY, SearchError, search
 from analytics.periods import utc_today
@@ -84,6 +84,31 @@ def _activity_table(rows: list[dict[str, Any]]) -> Table:
     )
 
 
+def value_history_table(history: list[dict[str, Any]]) -> Table:
+    """The customer's scores on every refresh day (value_scores), newest first."""
+    return Table(
+        "value_history",
+        "Customer value history",
+        [
+            Column("day", "Refresh day", "date"),
+            Column("currency", "Currency"),
+            Column("segment", "Segment"),
+            Column("rfm", "R F M (1-5)"),
+            Column("seed", "R F M (1-3)"),
+            Column("orders", "Orders", "int"),
+            Column("revenue", "Net revenue", "money"),
+            Column("p_alive", "P(alive)", "float"),
+            Column("churn_risk", "Churn risk", "pct"),
+            Column("clv", "Lifetime value", "money"),
+            Column("vip", "VIP"),
+        ],
+        history,
+        note="One row per refresh and currency; '–' where the currency's models could not be "
+        "fitted.",
+        empty="No refresh has scored this customer.",
+    )
+
+
 @bp.get("/<int:site_id>/customers/<path:user_id>")
 @site_page("viewer")
 def customer(site_id: int, user_id: str):
@@ -100,10 +125,12 @@ def customer(site_id: int, user_id: str):
         answers = customer_orders.recommendations(conn, found)
         activity = customer_360.weekly_activity(conn, found, utc_today())
         inquiries = customer_summary(conn, site_id, found.user_id)
+        history = value_reports.customer_history(conn, site_id, found.user_id)
+    value_now = [row for row in history if history and row["day"] == history[0]["day"]]
     keep = {name: request.args[name] for name in CURSORS if request.args.get(name)}
     return respond(
         "console/customer.html",
-        [_activity_table(activity)],
+        [_activity_table(activity), value_history_table(history)],
         customer=found,
         traits=sorted((key, _text(value)) for key, value in found.traits.items()),
         claims=sorted((key, _text(value)) for key, value in found.unverified_traits.items()),
@@ -114,6 +141,7 @@ def customer(site_id: int, user_id: str):
         credited=credited,
         answers=answers,
         inquiries=inquiries,
+        value_now=value_now,
         keep=keep,
         errors=errors,
     )
