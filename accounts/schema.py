@@ -97,6 +97,7 @@ MIGRATIONS: list[Migration] = [
     (203, "data rights: erasure receipts", rights_schema.create),
     (204, "email outbox, webhook endpoints and deliveries", messaging_schema.create_tables),
     (205, "consent records, communication topics, inquiries", prefs_schema.migrate),
+    (207, "one-time codes confirm an account's deletion", portal_schema.widen_code_purposes),
 ]
 
 # Tables holding data (for tests that empty the store), children before the tables they name.

@@ -60,6 +60,8 @@ def select_locale() -> str:
     customer = getattr(g, "customer", None)
     if customer is not None and customer.locale in LOCALES:
         return customer.locale
+    if getattr(g, "portal_locale", None) in LOCALES:  # a page after the session ended
+        return g.portal_locale
     return request.accept_languages.best_match(LOCALES) or "en"
 
 
@@ -170,7 +172,7 @@ def _unexpected(error: Exception):
 
 def init_portal(app: Flask) -> None:
     """Flask-Babel, the request-log filter and the ``/account/`` blueprint on ``app``."""
-    from webapp.portal import auth, pages  # noqa: F401  (their routes register on bp)
+    from webapp.portal import auth, delete, pages  # noqa: F401  (their routes register on bp)
     from webapp.portal.cli import portal_cli
 
     Babel(app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS))

@@ -45,6 +45,8 @@ LIMITS = {
     "PORTAL_TRY_LIMIT_CLIENT": "30 per 15 minutes",  # codes entered from one client
 }
 NO_REFERRER = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+# Throttled forms of other modules: endpoint -> the form again with the message (a page).
+THROTTLED_PAGES: dict = {}
 
 
 def limit(name: str) -> str:
@@ -235,6 +237,8 @@ def _throttled_page(wait: int):
     """The page of a throttled sign-in: the form again, saying when to try."""
     minutes = (wait + 59) // 60
     message = _("Too many attempts. Try again in %(minutes)d minutes.", minutes=minutes)
+    if request.endpoint in THROTTLED_PAGES:
+        return THROTTLED_PAGES[request.endpoint](message)
     pending = session.get(PENDING) if request.endpoint == "portal.sign_in_code" else None
     if isinstance(pending, dict):
         g.portal_site_id = pending["site"]
