@@ -219,12 +219,18 @@ def load(url: str, paths: Path, cold: str, origin: str, seconds: float, connecti
 def phase(runs) -> dict:
     """Requests per second, worst p99, median p50 and errors over wrk runs."""
     seconds = sum(r.seconds for r in runs)
+    served = [r for r in runs if r.summary["requests"]]
     return {
         "seconds": seconds,
         "requests": sum(r.summary["requests"] for r in runs),
         "rps": sum(r.summary["requests"] for r in runs) / seconds if seconds else 0.0,
-        "p50_ms": sorted(r.summary["latency_us"]["p50"] for r in runs)[len(runs) // 2] / 1000,
-        "p99_ms": max(r.summary["latency_us"]["p99"] for r in runs) / 1000,
+        # A run in which no answer came back has no latency: counted apart, not as 0 ms.
+        "p50_ms": sorted(r.summary["latency_us"]["p50"] for r in served)[len(served) // 2] / 1000
+        if served
+        else float("nan"),
+        "p99_ms": max((r.summary["latency_us"]["p99"] for r in served), default=0) / 1000,
+        "silent_runs": len(runs) - len(served),
+        "runs": len(runs),
         "errors": sum(r.error_count for r in runs),
         "error_kinds": {
             k: sum(r.summary["errors"][k] for r in runs) for k in runs[0].summary["errors"]
@@ -493,13 +499,15 @@ def report(a, figures: dict, run_time: str, url: str) -> list[str]:
             f"{len(serving['erase_s'])} customers of {a.mine:,} events one after another "
             f"({times} s each):",
             "",
-            "| phase | seconds | requests | req/s | p50 ms | p99 ms | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| phase | seconds | requests | req/s | p50 ms | p99 ms | errors | runs without an "
+            "answer |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, p in (("alone", alone), ("during erasures", during)):
             lines.append(
                 f"| {name} | {p['seconds']:.0f} | {p['requests']:,} | {p['rps']:,.0f} | "
-                f"{p['p50_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} |"
+                f"{p['p50_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} | "
+                f"{p['silent_runs']} of {p['runs']} |"
             )
         lines += [
             "",
