@@ -7,7 +7,7 @@ import shutil
 import sqlalchemy as sa
 
 from bench import portal
-from tracking.schema import customers, events
+from tracking.schema import customers, events, order_lines, orders
 
 
 def test_the_portal_benchmark_runs_end_to_end(app, site, db, tmp_path):
@@ -29,9 +29,12 @@ def test_the_portal_benchmark_runs_end_to_end(app, site, db, tmp_path):
         during = figures["serving"]["during"]
         assert during["requests"] > 0 and during["errors"] == 0
         assert figures["serving"]["failures"] == []
-    # Every bench customer was erased; the section was written beside the others.
+    # Every bench customer was erased, their orders too; the section was written beside the
+    # others.
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 0
+        for table in (orders, order_lines):  # kept by erasure, removed by the bench
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
     text = results.read_text()
     assert portal.HEADING in text and "kept" in text and "| orders |" in text
