@@ -17,15 +17,19 @@ request, finishes the job and answers with the same receipt):
 5. **Models**: every kept model version that was trained on them is rewritten without their
    rows (recommender.forget); the current one becomes a new version, promoted at once, and
    every web process is told to reload.
+6. **SQL** (one transaction): every table of accounts.personal_data's registry, as it says
+   (delete; orders unlinked; order lines and attributions kept), the interaction log's chunks
+   rewritten without their rows, the outbox's emails to them with their ``.eml`` files
+   (accounts.outbox.erase_recipient) and the webhook notices about them
+   (accounts.webhooks.erase_customer), all but a ``customer.deleted`` still on its way. On
+   SQLite, ``secure_delete`` overwrites the freed bytes and a WAL checkpoint moves the result
+   into the database file.
+7. **Receipt and notice** (one transaction): the receipt is completed with the counts and, the
+   first time it is, a ``customer.deleted`` webhook (user id, receipt id, when) is queued for
+   the shop; it is queued after step 6 so that step cannot delete it, and the deliverer removes
+   the user id from it once it is delivered or given up (accounts.webhook_delivery).
 
 Steps 2 to 4 are in :mod:`accounts.erasure_stores`.
-6. **SQL** (one transaction): every table of accounts.personal_data's registry, as it says
-   (delete; orders unlinked; order lines and attributions kept), and the interaction log's
-   chunks rewritten without their rows; the receipt completed with the counts. On SQLite,
-   ``secure_delete`` overwrites the freed bytes and a WAL checkpoint moves the result into the
-   database file.
-
-The emails in the outbox (P3's accounts.outbox) are not reached yet: see README "Data rights".
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from accounts.erasure_stores import (
     scrub_spool,
     scrub_stream,
 )
+from accounts.messaging_schema import webhook_deliveries
 from accounts.personal_data import Person
 from accounts.rights_schema import erasure_receipts
 from recommender import forget
@@ -146,20 +151,7 @@ def erase(stores: Stores, site_id: int, user_id: str, *, requested_by: str) -> d
         # Every web process reloads the site's state (and with it the rewritten model) now.
         publish(stores.redis, CATALOGUE_CHANNEL, str(site_id))
     counts.update(erase_sql(stores.engine, person))
-    with stores.engine.begin() as conn:
-        row = conn.execute(
-            sa.select(erasure_receipts).where(
-                erasure_receipts.c.site_id == site_id, erasure_receipts.c.subject == subject
-            )
-        ).first()
-        total = dict(row.counts or {})
-        for name, value in counts.items():
-            total[name] = int(total.get(name, 0)) + int(value)
-        conn.execute(
-            erasure_receipts.update()
-            .where(erasure_receipts.c.receipt_id == row.receipt_id)
-            .values(counts=total, completed_at=datetime.now(UTC))
-        )
+    _complete(stores.engine, site_id, subject, user_id, counts)
     if stores.engine.dialect.name == "sqlite":
         with stores.engine.connect() as conn:
             # The freed pages were overwritten (secure_delete); move them into the file now.
@@ -170,6 +162,36 @@ def erase(stores: Stores, site_id: int, user_id: str, *, requested_by: str) -> d
         receipt = receipt_of(conn, site_id, user_id)
     log.info("erasure %s done on site %s", receipt["receipt_id"], site_id)
     return receipt
+
+
+def _complete(
+    engine: sa.Engine, site_id: int, subject: str, user_id: str, counts: dict[str, int]
+) -> None:
+    """Add the counts to the receipt and complete it; the first time, queue the shop's
+    ``customer.deleted`` notice in the same transaction (a retry never queues a second)."""
+    with engine.begin() as conn:
+        query = sa.select(erasure_receipts).where(
+            erasure_receipts.c.site_id == site_id, erasure_receipts.c.subject == subject
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()  # two erasures at once: one notice
+        row = conn.execute(query).first()
+        total = dict(row.counts or {})
+        for name, value in counts.items():
+            total[name] = int(total.get(name, 0)) + int(value)
+        now = datetime.now(UTC)
+        conn.execute(
+            erasure_receipts.update()
+            .where(erasure_receipts.c.receipt_id == row.receipt_id)
+            .values(counts=total, completed_at=now)
+        )
+        if row.completed_at is None:
+            webhooks.emit(
+                conn,
+                site_id=site_id,
+                event_type="customer.deleted",
+                data={"user_id": user_id, "receipt_id": row.receipt_id, "erased_at": now},
+            )
 
 
 # SQL
@@ -204,6 +226,8 @@ def erase_sql(engine: sa.Engine, person: Person) -> dict[str, int]:
                     conn, person.site_id, person.user_id
                 )
                 for entry in personal_data.HOLDINGS:
+                    if entry.table is webhook_deliveries:
+                        continue  # above: a customer.deleted on its way stays
                     if entry.erase == "custom":
                         counts[entry.name] = _erase_chunks(conn, person)
                         continue

@@ -216,7 +216,9 @@ HOLDINGS: tuple[Holding, ...] = (
     Holding(
         mail.webhook_deliveries,
         {"user_id": "user"},
-        note="notices to the shop about the customer (profile, addresses, preferences)",
+        note="notices to the shop about the customer (profile, addresses, preferences); erased "
+        "by accounts.webhooks.erase_customer, which keeps a customer.deleted until it is "
+        "delivered or given up (then it loses the id)",
     ),
     Holding(
         a.funnel_sessions,

@@ -16,7 +16,8 @@ from tracking.schema import UtcDateTime
 metadata = sa.MetaData()
 
 ADDRESS_KINDS = ("shipping", "billing")
-CODE_PURPOSES = ("sign_in", "email_change")
+CODE_PURPOSES = ("sign_in", "email_change", "delete_account")  # delete_account: migration 207
+PURPOSE_CHECK = "purpose IN ({})".format(", ".join(f"'{p}'" for p in CODE_PURPOSES))
 
 # A shop's backend asks for one (POST /v1/portal/sessions): single use, 5 minutes.
 portal_tokens = sa.Table(
@@ -52,7 +53,8 @@ portal_sessions = sa.Table(
 sa.Index("ix_portal_sessions_user", portal_sessions.c.site_id, portal_sessions.c.user_id)
 
 # One-time codes sent by email: sign-in (user_id None when the address is unknown: nothing is
-# sent, but the answer is the same) or confirming a new email address (email is the new one).
+# sent, but the answer is the same), confirming a new email address (email is the new one) or
+# confirming that the account is to be deleted (sent to the email on file).
 portal_codes = sa.Table(
     "portal_codes",
     metadata,
@@ -66,10 +68,7 @@ portal_codes = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("used_at", UtcDateTime, nullable=True),
-    sa.CheckConstraint(
-        "purpose IN ({})".format(", ".join(f"'{p}'" for p in CODE_PURPOSES)),
-        name="ck_portal_code_purpose",
-    ),
+    sa.CheckConstraint(PURPOSE_CHECK, name="ck_portal_code_purpose"),
 )
 sa.Index("ix_portal_codes_email", portal_codes.c.site_id, portal_codes.c.email)
 sa.Index("ix_portal_codes_user", portal_codes.c.site_id, portal_codes.c.user_id)
@@ -116,6 +115,42 @@ def _portal(conn: sa.Connection) -> None:
 
 
 MIGRATION: Migration = (202, "portal sessions, codes, addresses, portal settings", _portal)
+
+
+def widen_code_purposes(conn: sa.Connection) -> None:
+    """Migration 207: codes may confirm an account's deletion (``delete_account``).
+
+    PostgreSQL replaces the check constraint; SQLite, which cannot alter one, copies the table
+    into a new one made as :data:`portal_codes` says (a store made after 202 changed has it).
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(
+            sa.text("ALTER TABLE portal_codes DROP CONSTRAINT IF EXISTS ck_portal_code_purpose")
+        )
+        conn.execute(
+            sa.text(
+                "ALTER TABLE portal_codes ADD CONSTRAINT ck_portal_code_purpose "
+                f"CHECK ({PURPOSE_CHECK})"
+            )
+        )
+        return
+    made = conn.execute(
+        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'portal_codes'")
+    ).scalar()
+    if made is None or "'delete_account'" in made:
+        return
+    conn.execute(sa.text("ALTER TABLE portal_codes RENAME TO portal_codes_before_207"))
+    for index in portal_codes.indexes:  # they moved with the old table; the new one makes them
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {index.name}"))
+    portal_codes.create(conn)
+    columns = ", ".join(column.name for column in portal_codes.columns)
+    conn.execute(
+        sa.text(
+            f"INSERT INTO portal_codes ({columns}) SELECT {columns} FROM portal_codes_before_207"
+        )
+    )
+    conn.execute(sa.text("DROP TABLE portal_codes_before_207"))
+
 
 # Tables holding data (for tests that empty the store), children before the tables they name.
 DATA_TABLES: tuple[sa.Table, ...] = tuple(reversed(metadata.sorted_tables))

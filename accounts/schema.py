@@ -97,6 +97,7 @@ MIGRATIONS: list[Migration] = [
     (203, "data rights: erasure receipts", rights_schema.create),
     (204, "email outbox, webhook endpoints and deliveries", messaging_schema.create_tables),
     (205, "consent records, communication topics, inquiries", prefs_schema.migrate),
+    (207, "one-time codes confirm an account's deletion", portal_schema.widen_code_purposes),
     (208, "consent records from the tracker", prefs_schema.tracker_consent),
 ]
 

@@ -7,6 +7,8 @@ A 2xx answer delivers; anything else (another status, a redirect, a timeout, a r
 connection) is a failed attempt, logged in ``webhook_attempts``, retried after an exponentially
 growing wait, and given up after the last attempt. ``disable_after`` failed attempts in a row
 disable the endpoint (audited): its deliveries wait until the owner re-enables it.
+A ``customer.deleted`` delivery loses the erased person's user id (its column and its body's
+``data.user_id``) when it is delivered or given up; status, attempts and times stay.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from accounts import audit
 from accounts.claims import backoff, claim_due, settle
 from accounts.messaging_schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from accounts.webhooks import (
+    FORGET_WHEN_DONE,
     SIGNATURE_HEADER,
     Endpoint,
     InvalidWebhook,
     get_endpoint,
     resolve,
     sign,
+    without_subject,
 )
 from tracking.db import aware
 
@@ -164,44 +168,54 @@ class Deliverer:
     ) -> None:
         now = datetime.now(UTC)
         settings = self.settings
-        with self.engine.begin() as conn:
-            conn.execute(
-                webhook_attempts.insert().values(
-                    delivery_id=row["id"],
-                    site_id=row["site_id"],
-                    attempt=row["attempts"],
-                    at=now,
-                    status_code=code,
-                    error=error,
-                    duration_ms=elapsed_ms,
-                )
-            )
-            if error is None:
-                settle(
-                    conn,
-                    webhook_deliveries,
-                    row,
-                    status="delivered",
-                    delivered_at=now,
-                    last_status_code=code,
-                    last_error=None,
-                )
-                conn.execute(
-                    webhook_endpoints.update()
-                    .where(webhook_endpoints.c.endpoint_id == endpoint.endpoint_id)
-                    .values(consecutive_failures=0)
-                )
-                log.info("webhook delivery %d delivered (attempt %d)", row["id"], row["attempts"])
-                return
-            final = row["attempts"] >= settings.max_attempts
-            values: dict[str, Any] = {"last_status_code": code, "last_error": error}
-            if final:
-                values["status"] = "failed"
-            else:
-                wait = backoff(row["attempts"], settings.retry_seconds, MAX_RETRY_SECONDS)
-                values.update(status="pending", next_attempt_at=now + wait)
-            settle(conn, webhook_deliveries, row, **values)
-            self._count_failure(conn, endpoint, error, now)
+        final = error is not None and row["attempts"] >= settings.max_attempts
+        values: dict[str, Any] = {"last_status_code": code, "last_error": error}
+        if error is None:
+            values.update(status="delivered", delivered_at=now)
+        elif final:
+            values["status"] = "failed"
+        else:
+            wait = backoff(row["attempts"], settings.retry_seconds, MAX_RETRY_SECONDS)
+            values.update(status="pending", next_attempt_at=now + wait)
+        # A notice about an erased person keeps their id only while it is on its way.
+        forget = row["event_type"] in FORGET_WHEN_DONE and values["status"] != "pending"
+        if forget:
+            values.update(user_id=None, body=without_subject(row["body"]))
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as conn:
+            if forget and sqlite:  # the old row's bytes are overwritten, not just freed
+                conn.exec_driver_sql("PRAGMA secure_delete = ON")
+                conn.commit()
+            try:
+                with conn.begin():
+                    conn.execute(
+                        webhook_attempts.insert().values(
+                            delivery_id=row["id"],
+                            site_id=row["site_id"],
+                            attempt=row["attempts"],
+                            at=now,
+                            status_code=code,
+                            error=error,
+                            duration_ms=elapsed_ms,
+                        )
+                    )
+                    settle(conn, webhook_deliveries, row, **values)
+                    if error is None:
+                        conn.execute(
+                            webhook_endpoints.update()
+                            .where(webhook_endpoints.c.endpoint_id == endpoint.endpoint_id)
+                            .values(consecutive_failures=0)
+                        )
+                    else:
+                        self._count_failure(conn, endpoint, error, now)
+            finally:
+                if forget and sqlite:
+                    conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+                    conn.commit()
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # old pages too
+        if error is None:
+            log.info("webhook delivery %d delivered (attempt %d)", row["id"], row["attempts"])
+            return
         log.warning(
             "webhook delivery %d attempt %d failed%s",
             row["id"],

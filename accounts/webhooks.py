@@ -343,7 +343,8 @@ def erase_customer(conn: sa.Connection, site_id: int, user_id: str) -> int:
     """Delete the deliveries about this customer (and their log) but a ``customer.deleted``.
 
     The ``customer.deleted`` event holds only the id the shop knows already, and the shop needs
-    it to erase the person too, so it stays until delivered. Returns the deliveries deleted.
+    it to erase the person too, so it stays until delivered or given up, when the deliverer
+    removes the id (:func:`without_subject`). Returns the deliveries deleted.
     """
     theirs = sa.select(webhook_deliveries.c.id).where(
         webhook_deliveries.c.site_id == site_id,
@@ -353,3 +354,20 @@ def erase_customer(conn: sa.Connection, site_id: int, user_id: str) -> int:
     conn.execute(webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(theirs)))
     done = conn.execute(webhook_deliveries.delete().where(webhook_deliveries.c.id.in_(theirs)))
     return done.rowcount
+
+
+# Events about an erased person: once delivered or given up, they keep no id of theirs.
+FORGET_WHEN_DONE = frozenset({"customer.deleted"})
+
+
+def without_subject(body: str) -> str:
+    """A delivery's body without ``data.user_id`` (what a finished ``customer.deleted`` keeps:
+    its event id, type, time, receipt id and erasure time)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return "{}"  # not ours to read: nothing of it is kept
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, dict):
+        data.pop("user_id", None)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))

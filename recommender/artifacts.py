@@ -28,6 +28,10 @@ def write_artifact(path: str | Path, arrays: Mapping[str, np.ndarray], sidecar: 
     """Write arrays to ``<path>.npz`` and ``sidecar`` (plus the npz's sha256) to ``<path>.json``."""
     npz_path, json_path = artifact_paths(path)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
+    # A new file, never the old one rewritten: versions may share an artifact's files (hard
+    # links made by recommender.forget), and writing through one name would change both.
+    npz_path.unlink(missing_ok=True)
+    json_path.unlink(missing_ok=True)
     with open(npz_path, "wb") as handle:
         hashing = _HashingWriter(handle)
         np.savez(hashing, **{k: np.asarray(v) for k, v in arrays.items()})

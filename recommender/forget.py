@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import uuid
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.artifacts import read_artifact, write_artifact
+from recommender.artifacts import artifact_paths, read_artifact, write_artifact
 from recommender.registry import ModelRegistry
 
 log = logging.getLogger("ecrm.recommender")
@@ -75,6 +77,15 @@ def rewrite_folder(source: Path, target: Path, users: set[str], version: str) ->
                 shutil.copy2(sidecar_path, target / sidecar_path.name)
             continue
         stem = sidecar_path.with_suffix("")
+        npz_path = artifact_paths(stem)[0]
+        if "user_ids" not in sidecar and not _has_user_rows(npz_path):
+            # Item-side only (EASE, neighbours, popularity): nothing of theirs to drop, and
+            # hundreds of MB not worth reading and writing again. write_artifact never writes
+            # through an existing file, so the new version may share the old one's.
+            if target != source:
+                for path in (npz_path, sidecar_path):
+                    _link_or_copy(path, target / path.name)
+            continue
         arrays, sidecar = read_artifact(stem)
         sidecar.pop("npz_sha256", None)
         if "user_ids" in sidecar:
@@ -100,6 +111,19 @@ def rewrite_folder(source: Path, target: Path, users: set[str], version: str) ->
         meta["digest"] = _digest(target)
         (target / "train.json").write_text(json.dumps(meta, indent=2, default=float))
     return removed
+
+
+def _has_user_rows(npz_path: Path) -> bool:
+    """Whether an artifact's arrays hold per-user rows (read from the archive's names only)."""
+    with zipfile.ZipFile(npz_path) as archive:
+        return "user_factors.npy" in archive.namelist()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links refused
+        shutil.copy2(source, target)
 
 
 def _drop_csr_rows(arrays: dict[str, np.ndarray], name: str, drop: np.ndarray) -> dict:

@@ -23,12 +23,14 @@ import sqlalchemy as sa
 from accounts import addresses, inquiries, preferences
 from accounts.mailer import Mailer, MailSettings
 from accounts.outbox import enqueue_email
-from accounts.webhooks import set_endpoint
+from accounts.webhook_delivery import Deliverer, DeliverySettings
+from accounts.webhooks import SIGNATURE_HEADER, get_endpoint, set_endpoint, verify_signature
 from analytics import value
 from demo import ShopSpec, generate_shop
 from recommender.training import TrainSettings, train
 from tests.conftest import count, drain, make_event, store_events
 from tests.test_portal_pages import ADDRESS
+from tests.test_webhooks import Receiver
 from tracking import erased
 from tracking.catalogue import upsert_items, validate_item
 from tracking.events import iso
@@ -195,7 +197,15 @@ def file_hits(root: Path, needles: list[str]) -> list[str]:
     return hits
 
 
-def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis):
+@pytest.fixture
+def receiver():
+    """The shop's webhook receiver: a real HTTP server on 127.0.0.1."""
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis, receiver):
     items = shop_site(app, site)
     person = Planted(site, items)
     other = f"bystander-{uuid.uuid4().hex[:8]}"
@@ -246,7 +256,7 @@ def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis)
     # What the portal, the console and the scores keep of them: an inquiry with a reply, an
     # address, consent records, an email written to var/mail, a notice queued for the shop,
     # a customer value snapshot.
-    set_endpoint(db, site.site_id, "http://127.0.0.1:9/hooks", allow_private=True)
+    set_endpoint(db, site.site_id, receiver.url, allow_private=True)
     with db.begin() as conn:
         inquiry = inquiries.open_inquiry(
             conn,
@@ -326,6 +336,19 @@ def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis)
         order = conn.execute(sa.select(orders).where(orders.c.order_id == person.order_id)).one()
     assert order.user_id is None and order.anonymous_id is None and float(order.total) == 30.0
     needles = person.needles
+
+    # The shop is told, signed, with their id and the receipt; the stored notice then forgets
+    # the id (the receiver, the shop's side, keeps what it was sent).
+    assert Deliverer(db, DeliverySettings.from_config(app.config)).run_once() == 1
+    (notice,) = receiver.requests
+    assert notice["headers"]["Ecrm-Event-Type"] == "customer.deleted"
+    secret = get_endpoint(db, site.site_id).secret
+    assert verify_signature(secret, notice["headers"][SIGNATURE_HEADER], notice["body"])
+    assert orjson.loads(notice["body"])["data"] == {
+        "user_id": person.user_id,
+        "receipt_id": receipt["receipt_id"],
+        "erased_at": receipt["completed_at"],
+    }
 
     # The bystander's events, in the stream and the spool, are still stored.
     drain(app)

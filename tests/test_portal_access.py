@@ -92,6 +92,19 @@ def world(app, site, db):
     }
 
 
+# --- delete my account (webapp/portal/delete.py) --------------------------------------------
+# Everyone but A: B and the other site's "a" ask for a code to their own address and enter a
+# code that is never a code; nothing of A's is touched and A's markers are shown to no one.
+DELETE_ROUTES = [
+    ("GET", "/account/delete", {}),
+    ("POST", "/account/delete", {}),
+    ("GET", "/account/delete/confirm", {}),
+    ("POST", "/account/delete/confirm", {"code": "not-a-code"}),
+    ("GET", "/account/deleted", {}),
+]
+# --- end of delete my account ------------------------------------------------------------------
+
+
 def routes(world) -> list[tuple[str, str, dict]]:
     """(method, path, form) for every /account/ route, A's address id where one is needed."""
     site_id, address_id = world["site"].site_id, world["address_id"]
@@ -136,6 +149,7 @@ def routes(world) -> list[tuple[str, str, dict]]:
         ("POST", f"/account/inquiries/{inquiry_id}", {"body": "Mallory was here"}),
         ("POST", f"/account/sign-in?site={site_id}", {"email": "alice@example.com"}),
         ("POST", "/account/sign-in/code", {"code": "123456"}),
+        *DELETE_ROUTES,
         ("POST", "/account/sign-out", {}),
     ]
 

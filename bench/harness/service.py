@@ -150,13 +150,15 @@ class Process:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.log_path.stem} exited:\n{self.log_tail()}")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", "/healthz")
                 if conn.getresponse().status == 200 and len(children_of(self.pid)) >= children:
                     return
             except OSError:
                 pass
+            finally:
+                conn.close()
             time.sleep(0.1)
         raise RuntimeError(f"{self.log_path.stem} did not become ready:\n{self.log_tail()}")
 

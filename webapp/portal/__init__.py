@@ -70,6 +70,8 @@ def select_locale() -> str:
     customer = getattr(g, "customer", None)
     if customer is not None and customer.locale in LOCALES:
         return customer.locale
+    if getattr(g, "portal_locale", None) in LOCALES:  # a page after the session ended
+        return g.portal_locale
     return request.accept_languages.best_match(LOCALES) or "en"
 
 
@@ -197,6 +199,7 @@ def init_portal(app: Flask) -> None:
     from webapp.portal import (  # noqa: F401  (their routes register on bp)
         auth,
         data_pages,
+        delete,
         inquiry_pages,
         pages,
         preference_pages,

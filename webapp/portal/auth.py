@@ -75,6 +75,8 @@ def safe_next(value: str | None) -> str | None:
 
 def _next_arg() -> str | None:
     return safe_next(request.args.get("next"))
+# Throttled forms of other modules: endpoint -> the form again with the message (a page).
+THROTTLED_PAGES: dict = {}
 
 
 def limit(name: str) -> str:
@@ -277,6 +279,8 @@ def _throttled_page(wait: int):
     """The page of a throttled sign-in: the form again, saying when to try."""
     minutes = (wait + 59) // 60
     message = _("Too many attempts. Try again in %(minutes)d minutes.", minutes=minutes)
+    if request.endpoint in THROTTLED_PAGES:
+        return THROTTLED_PAGES[request.endpoint](message)
     pending = session.get(PENDING) if request.endpoint == "portal.sign_in_code" else None
     if isinstance(pending, dict):
         g.portal_site_id = pending["site"]
