@@ -16,7 +16,8 @@ request, finishes the job and answers with the same receipt):
    drops its in-memory answer at once.
 5. **Models**: every kept model version that was trained on them is rewritten without their
    rows (recommender.forget); the current one becomes a new version, promoted at once, and
-   every web process is told to reload.
+   every web process is told to reload. Steps 5 and 6 run at the same time (a thread rewrites
+   the model files while the database erases the rows): neither reads what the other changes.
 6. **SQL** (one transaction): every table of accounts.personal_data's registry, as it says
    (delete; orders unlinked; order lines and attributions kept), the interaction log's chunks
    rewritten without their rows, the outbox's emails to them with their ``.eml`` files
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,12 +147,15 @@ def erase(stores: Stores, site_id: int, user_id: str, *, requested_by: str) -> d
     counts["spool"] = scrub_spool(stores.spool_dir, person)
     if stores.redis is not None:
         counts["redis"] = scrub_redis(stores.redis, person)
-    report = forget.forget_users(stores.models_dir / str(site_id), model_users(person))
-    counts["models"] = len(report.versions)
-    if report.versions and stores.redis is not None:
-        # Every web process reloads the site's state (and with it the rewritten model) now.
-        publish(stores.redis, CATALOGUE_CHANNEL, str(site_id))
-    counts.update(erase_sql(stores.engine, person))
+    # The models (files, mostly reading, hashing and writing arrays) and the SQL rows (mostly the
+    # database's work) are erased at the same time: neither reads what the other changes, and
+    # each is safe to run again, so a failure of either leaves a retry to finish both.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecrm-forget") as pool:
+        models = pool.submit(erase_models, stores, site_id, person)
+        try:
+            counts.update(erase_sql(stores.engine, person))
+        finally:
+            counts["models"] = models.result()
     _complete(stores.engine, site_id, subject, user_id, counts)
     if stores.engine.dialect.name == "sqlite":
         with stores.engine.connect() as conn:
@@ -162,6 +167,15 @@ def erase(stores: Stores, site_id: int, user_id: str, *, requested_by: str) -> d
         receipt = receipt_of(conn, site_id, user_id)
     log.info("erasure %s done on site %s", receipt["receipt_id"], site_id)
     return receipt
+
+
+def erase_models(stores: Stores, site_id: int, person: Person) -> int:
+    """Rewrite the site's model versions without the person; tell every web process to load
+    the rewritten current one at once. Returns the versions rewritten."""
+    report = forget.forget_users(stores.models_dir / str(site_id), model_users(person))
+    if report.versions and stores.redis is not None:
+        publish(stores.redis, CATALOGUE_CHANNEL, str(site_id))
+    return len(report.versions)
 
 
 def _complete(
