@@ -129,7 +129,7 @@ def _own_redis(url: str, number: int) -> str:
     if parts.scheme == "unix":
         query = dict(urllib.parse.parse_qsl(parts.query))
         query["db"] = str(int(query.get("db", 0)) + number)
-        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+        return f"unix://{parts.netloc}{parts.path}?{urllib.parse.urlencode(query)}"
     db = int(parts.path.strip("/") or 0) + number
     return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
 

@@ -17,6 +17,7 @@ is the first failing run's (pytest's codes), 5 only when neither run selected a 
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,7 @@ def main(argv: list[str]) -> int:
         paths = (Path(folder) / "parallel.json", Path(folder) / "drill.json")
         titles = ("the suite without the fault drill", "the fault drill, alone")
         for title, command, path in zip(titles, commands(workers, args, paths), paths, strict=True):
-            print(f"== {title}: {' '.join(command[1:])}", flush=True)
+            print(f"== {title}: {shlex.join(command[1:])}", flush=True)
             statuses.append(subprocess.run(command, cwd=PROJECT_ROOT).returncode)
             if path.exists():
                 tallies.append(json.loads(path.read_text()))
