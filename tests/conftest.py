@@ -7,8 +7,8 @@
 - In parallel (pytest-xdist, ``make test``), each worker has its own PostgreSQL database
   (``<name>_gw0``, ...), its own Redis (embedded, or its own db number on ECRM_TEST_REDIS_URL)
   and its own temporary folders; ports are picked free by the tests that need one.
-- ``--drill=exclude|only``: the fault drill restarts PostgreSQL and Redis under everything else,
-  so ``make test`` (``tests/suite.py``) runs it alone after the parallel part.
+- ``--drill=exclude|only``: the fault drill kills a PostgreSQL backend, which resets every
+  connection to the server, so ``make test`` (``tests/suite.py``) runs it alone, after the rest.
 """
 
 from __future__ import annotations

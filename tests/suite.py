@@ -6,8 +6,8 @@ arguments:
 1. everything but the fault drill on N pytest-xdist workers (``-n N --dist loadfile``: a test
    file's module fixtures, such as a trained model, are made once, on one worker), each with its
    own PostgreSQL database, Redis and temporary folders (tests/conftest.py);
-2. the fault drill (mark ``drill``) alone: it kills and restarts PostgreSQL and Redis, which
-   would fail whatever ran beside it.
+2. the fault drill (mark ``drill``) alone: it kills a PostgreSQL backend, after which the
+   server resets every connection to every database and recovers, failing whatever ran beside it.
 
 Both runs print their own results and skip reasons; the last line adds them up. The exit status
 is the first failing run's (pytest's codes), 5 only when neither run selected a test.
