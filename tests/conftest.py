@@ -4,11 +4,18 @@
 - SQL: every test using the store runs on SQLite, and again on PostgreSQL when
   ECRM_TEST_DATABASE_URL is set (those runs carry the ``postgres`` mark). ``make test`` sets it
   when a local server answers (``tests/local_postgres.py``); otherwise those runs skip, saying so.
+- In parallel (pytest-xdist, ``make test``), each worker has its own PostgreSQL database
+  (``<name>_gw0``, ...), its own Redis (embedded, or its own db number on ECRM_TEST_REDIS_URL)
+  and its own temporary folders; ports are picked free by the tests that need one.
+- ``--drill=exclude|only``: the fault drill kills a PostgreSQL backend, which resets every
+  connection to the server, so ``make test`` (``tests/suite.py``) runs it alone, after the rest.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +26,7 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
+from tests.local_postgres import ensure_database, worker_url
 from tests.routing_cache import reuse_url_builders
 from tracking.db import make_engine
 from tracking.ingest import IngestWorker
@@ -44,20 +52,104 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{n:>5} skipped: {reason}")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--drill",
+        choices=("include", "exclude", "only"),
+        default="include",
+        help="the fault drill (mark drill): run it with the rest (default), leave it out, or "
+        "run only it; make test runs the rest in parallel and then the drill alone",
+    )
+    parser.addoption(
+        "--tally",
+        metavar="PATH",
+        help="write the run's counts (passed, failed, errors, skipped, ...) to PATH as JSON",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """--drill=exclude / only: keep the fault drill out, or keep only it."""
+    mode = config.getoption("drill")
+    if mode == "include":
+        return
+    keep, drop = [], []
+    for item in items:
+        is_drill = item.get_closest_marker("drill") is not None
+        (keep if is_drill == (mode == "only") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """--tally: the counts, for tests/suite.py to add up its two runs (written once, not per
+    xdist worker: the controller sees every worker's reports)."""
+    path = session.config.getoption("tally")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not path or hasattr(session.config, "workerinput") or reporter is None:
+        return
+    counts = {
+        kind: len(reporter.stats.get(kind, []))
+        for kind in ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "deselected")
+    }
+    counts["exitstatus"] = int(exitstatus)
+    Path(path).write_text(json.dumps(counts))
+
+
+def _worker(config) -> tuple[str, int] | None:
+    """(id, number) of this pytest-xdist worker, e.g. ("gw1", 1); None when not one."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    worker_id = workerinput["workerid"]
+    return worker_id, int(worker_id.removeprefix("gw"))
+
+
+_worker_database_error: str | None = None  # why this worker's own database is unusable
+
+
+def _own_database(config) -> None:
+    """An xdist worker's PostgreSQL: its own database beside the suite's, created when missing.
+
+    It replaces ECRM_TEST_DATABASE_URL for the whole worker, so the fixtures, the tests reading
+    it and the processes they start all use the worker's database and never another worker's.
+    """
+    global _worker_database_error
+    worker, url = _worker(config), os.environ.get("ECRM_TEST_DATABASE_URL")
+    if worker is None or not url:
+        return
+    own = worker_url(url, worker[0])
+    _worker_database_error = ensure_database(own)
+    os.environ["ECRM_TEST_DATABASE_URL"] = own
+
+
+def _own_redis(url: str, number: int) -> str:
+    """The Redis URL with its db number moved on by ``number`` (a worker's own keyspace)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        query["db"] = str(int(query.get("db", 0)) + number)
+        return f"unix://{parts.netloc}{parts.path}?{urllib.parse.urlencode(query)}"
+    db = int(parts.path.strip("/") or 0) + number
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgres: runs against PostgreSQL")
     config.addinivalue_line("markers", "slow: starts real processes (workers, servers)")
     config.addinivalue_line("markers", "browser: drives a headless Chromium")
     config.addinivalue_line("markers", "drill: the fault drill (kill -9 under load; slow)")
     reuse_url_builders()  # a fresh app per test, without generating its URL builders again
+    _own_database(config)
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    """A real Redis for the whole run."""
+def redis_url(request, tmp_path_factory) -> Iterator[str]:
+    """A real Redis for the whole run (for each xdist worker: one of its own)."""
     url = os.environ.get("ECRM_TEST_REDIS_URL")
     if url:
-        yield url
+        worker = _worker(request.config)
+        yield _own_redis(url, worker[1]) if worker else url
         return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     server.start()
@@ -89,6 +181,8 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
                 "server answers on 127.0.0.1:5432); set it, e.g. "
                 "ECRM_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/ecrm_test, to run it"
             )
+        if _worker_database_error:
+            pytest.fail(f"this xdist worker's own database {url}: {_worker_database_error}")
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
         _reset_postgres(engine)
