@@ -398,6 +398,7 @@ def test_every_fallback_with_the_redis_process_stopped(app_config, trained, tmp_
             lambda: served.get(user_id=user).headers["X-Ecrm-Cache"] in ("miss", "local"), 5
         )
     finally:
+        app.extensions["ecrm_served"].close()  # its flush thread would outlive this Redis
         app.extensions["ecrm_serving"].close()
         app.extensions["ecrm"].engine.dispose()
         app.extensions["ecrm"].redis.close()
