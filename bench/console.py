@@ -380,16 +380,23 @@ def ingest_lines(result) -> list[str]:
     lines += [
         f"| all | {on:,.0f} | {off:,.0f} | **{on / off:.3f}** | | {cpu_median} (median) | | |",
         "",
-        f"Overall on / off {on / off:.3f}, median of the rounds {median:.3f}: {verdict} the 0.9 "
-        "target (judged on the median round, which one disturbed drain cannot move).",
+        f"Overall on / off {on / off:.3f}, median of the rounds {median:.3f}: by the wall clock "
+        f"this {verdict} the 0.9 target (judged on the median round, which one disturbed drain "
+        "cannot move).",
         "",
     ]
     if cpu_rounds:
+        by_cpu = float(np.median(cpu_rounds))
+        cpu_verdict = "meets" if by_cpu >= 0.9 else "misses"
+        both = "meets" if verdict == cpu_verdict == "meets" else "misses"
         lines += [
             "CPU s: CPU seconds of the ingest worker process and of its PostgreSQL backend over "
             "the drain (`/proc`), which other processes on the machine move far less than they "
             "move the wall clock; CPU off / on is the same ratio as on / off in events/s, by "
-            f"cost: median {cpu_median} over the rounds.",
+            f"cost: median {cpu_median} over the rounds, which {cpu_verdict} the target.",
+            "",
+            f"**Verdict: {both} the 0.9 target** (met only when the wall clock and the CPU "
+            "seconds both say so).",
             "",
         ]
     if result.profile:
