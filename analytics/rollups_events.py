@@ -113,8 +113,11 @@ def _select(conn, site_id, event_names, by_column, items, start, end) -> list[di
         events.c.timestamp,
         events.c.holdout,
         # Only a click's properties are used (its placement, model version and source): the
-        # whole payload of every row, decoded, was a twentieth of the hook's time.
-        events.c.payload["properties"].label("properties"),
+        # whole payload of every row, decoded, was a twentieth of the hook's time; an add's
+        # properties, most of the rows read, are not sent.
+        sa.case(
+            (events.c.event == RECOMMENDATION_CLICKED, events.c.payload["properties"]),
+        ).label("properties"),
     ]
     names = [c.name for c in columns]
     found = {}
@@ -237,23 +240,33 @@ def count_adds_after_click(
 
 def funnel_bits(row: dict[str, Any]) -> dict[str, int]:
     """The funnel step bits this event sets, per category ('' and its products' top levels)."""
+    found: dict[str, int] = {}
+    or_funnel_bits(found, row)
+    return found
+
+
+def or_funnel_bits(bits: dict[str, int], row: dict[str, Any]) -> None:
+    """OR the step bits of one event into ``bits`` (per category, as :func:`funnel_bits`).
+
+    One call per funnel event of every batch, so no dict is built for it.
+    """
     step = FUNNEL_STEPS.get(row["event"]) if row["type"] == "track" else None
     if step is None:
-        return {}
+        return
     bit = 1 << (step - 1)
+    bits[""] = bits.get("", 0) | bit
     properties = (row["payload"] or {}).get("properties") or {}
-    found = {"": bit}
-    if step <= 2:
-        categories = [properties.get("category")]
-    else:
-        products = properties.get("products")
-        products = products if isinstance(products, list) else []
-        categories = [p.get("category") for p in products if isinstance(p, dict)]
-    for category in categories:
-        top = top_category(category)
+    if step <= 2:  # a product's own category (most funnel events)
+        top = top_category(properties.get("category"))
         if top:
-            found[top] = bit
-    return found
+            bits[top] = bits.get(top, 0) | bit
+        return
+    products = properties.get("products")
+    for product in products if isinstance(products, list) else ():
+        if isinstance(product, dict):
+            top = top_category(product.get("category"))
+            if top:
+                bits[top] = bits.get(top, 0) | bit
 
 
 def furthest_step(bits: int) -> int:
@@ -298,8 +311,7 @@ def count_funnel(
             if seen is None or row["timestamp"] < seen:
                 first[session_id] = row["timestamp"]
         if row["event"] in FUNNEL_STEPS:
-            for category, bit in funnel_bits(row).items():
-                bits[category] = bits.get(category, 0) | bit
+            or_funnel_bits(bits, row)
     if not touched:
         return
     f = funnel_sessions.c

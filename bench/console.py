@@ -72,6 +72,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ingest-events", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=3, help="ingest rounds (on and off each)")
     p.add_argument("--ingest-batch", type=int, default=200, help="ingest worker batch size")
+    p.add_argument(
+        "--ingest-history",
+        choices=["100k"],
+        help="ingest into a copy of a generated store of this scale (rolled up, ANALYZEd) "
+        "instead of an empty one",
+    )
     p.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
     p.add_argument("--keep", action="store_true", help="keep generated PostgreSQL databases")
     p.add_argument(
@@ -299,6 +305,8 @@ def report(a, stores: list[Store], ingest, run_time: str) -> dict[str, list[str]
             lines += ["```", ""]
     if ingest is not None:
         name = "### Ingest with rollups on against off (same run)"
+        if ingest.history:
+            name += f", into a {a.ingest_history}-event store"
         out[name] = header(name, command, run_time, machine_line()) + [""] + ingest_lines(ingest)
     return out
 
@@ -335,9 +343,16 @@ def ingest_lines(result) -> list[str]:
     """The same-run comparison of ingest with rollups on and off."""
     on, off = result.rate(True), result.rate(False)
     rounds = result.per_round()
+    if result.history:
+        store = (
+            f"its own copy of one {result.store} store holding {result.history} (every drain "
+            "starts from the same store)"
+        )
+    else:
+        store = f"a fresh (empty) {result.store} store per drain"
     lines = [
         f"{result.events:,} generated shop events posted to `/v1/batch` (20 a request), drained by "
-        f"one forked IngestWorker into a fresh {result.store} store per drain, rollups on "
+        f"one forked IngestWorker into {store}, rollups on "
         "(`on_stored=analytics.rollups.on_stored`) and off, interleaved rounds in rotating order.",
         "",
         "| round | on events/s | off events/s | on / off | CPU s on / off | CPU off / on "
@@ -365,16 +380,23 @@ def ingest_lines(result) -> list[str]:
     lines += [
         f"| all | {on:,.0f} | {off:,.0f} | **{on / off:.3f}** | | {cpu_median} (median) | | |",
         "",
-        f"Overall on / off {on / off:.3f}, median of the rounds {median:.3f}: {verdict} the 0.9 "
-        "target (judged on the median round, which one disturbed drain cannot move).",
+        f"Overall on / off {on / off:.3f}, median of the rounds {median:.3f}: by the wall clock "
+        f"this {verdict} the 0.9 target (judged on the median round, which one disturbed drain "
+        "cannot move).",
         "",
     ]
     if cpu_rounds:
+        by_cpu = float(np.median(cpu_rounds))
+        cpu_verdict = "meets" if by_cpu >= 0.9 else "misses"
+        both = "meets" if verdict == cpu_verdict == "meets" else "misses"
         lines += [
             "CPU s: CPU seconds of the ingest worker process and of its PostgreSQL backend over "
             "the drain (`/proc`), which other processes on the machine move far less than they "
             "move the wall clock; CPU off / on is the same ratio as on / off in events/s, by "
-            f"cost: median {cpu_median} over the rounds.",
+            f"cost: median {cpu_median} over the rounds, which {cpu_verdict} the target.",
+            "",
+            f"**Verdict: {both} the 0.9 target** (met only when the wall clock and the CPU "
+            "seconds both say so).",
             "",
         ]
     if result.profile:
@@ -453,7 +475,8 @@ def run_ingest(a, tmp: Path, redis_url: str):
             "STREAM_KEY": "bench:console-ingest",
         }
     )
-    bench = IngestBench(tmp, redis_url, a.pg_url if a.db != "sqlite" else None, a.ingest_batch)
+    pg_url = a.pg_url if a.db != "sqlite" else None
+    bench = IngestBench(tmp, redis_url, pg_url, a.ingest_batch, a.ingest_history)
     try:
         return bench.run(a.ingest_events, a.rounds, app, site.write_key)
     finally:

@@ -83,8 +83,10 @@ def customer_ids(n: int) -> tuple[list[str], list[str]]:
 class Generator:
     """Rows of every table for one site, in batches, from a seeded random generator."""
 
-    def __init__(self, site_id: int, scale: Scale, seed: int = 12):
+    def __init__(self, site_id: int, scale: Scale, seed: int = 12, prefix: str = ""):
         self.site_id, self.scale = site_id, scale
+        # Starts every message id and order id: two generators' events can share one store.
+        self.prefix = prefix
         self.rng = np.random.default_rng(seed)
         self.now = datetime.now(UTC).replace(microsecond=0)
         self.users, self.anons = customer_ids(scale.customers)
@@ -188,7 +190,7 @@ class Generator:
                 if name in ("Product Added", "Order Completed") and previous is not None:
                     idx = previous  # a shopper adds and buys what they just looked at
                 it = self.item_ids[idx]
-                message_id = f"m{serial + i:09d}"
+                message_id = f"{self.prefix}m{serial + i:09d}"
                 props: dict = {}
                 item_id = order_id = None
                 if etype == "page":
@@ -212,7 +214,7 @@ class Generator:
                     elif name == "Checkout Started":
                         props = {"products": [{"product_id": it, "category": category}]}
                     else:  # Order Completed: one to three lines, the first what came before
-                        order_id = f"o{serial + i:09d}"
+                        order_id = f"{self.prefix}o{serial + i:09d}"
                         currency = "USD" if extra[i] < 0.1 else "EUR"
                         products, revenue = [], 0.0
                         for j in range(1 + int(extra[i] * 30) % 3):
@@ -394,10 +396,10 @@ def _sqlite_value(value):
     return value
 
 
-def load(engine: sa.Engine, site_id: int, scale: Scale, seed: int = 12) -> dict:
+def load(engine: sa.Engine, site_id: int, scale: Scale, seed: int = 12, prefix: str = "") -> dict:
     """Generate and load a store; returns rows per table and seconds (generation + load)."""
     t0 = time.monotonic()
-    gen = Generator(site_id, scale, seed)
+    gen = Generator(site_id, scale, seed, prefix)
     with engine.begin() as conn:
         conn.execute(items.insert(), gen.item_rows())
     loader = Loader(engine)

@@ -1,10 +1,13 @@
-"""Ingest with rollups on against off: the same stream entries drained into fresh stores.
+"""Ingest with rollups on against off: the same stream entries drained into like stores.
 
 The entries are real collector output: generated shop events (bench.console_data) posted to
 ``/v1/batch`` in batches of 20. Each drain is one forked ``IngestWorker`` (bench.ingest_drain's
-``drain_worker``) reading the stream through its own consumer group into an empty store (a fresh
-PostgreSQL schema, or a SQLite file), with ``on_stored=analytics.rollups.on_stored`` (rollups on,
-as ``ECRM_ROLLUPS=1`` runs it) or without (off). Rounds alternate which goes first.
+``drain_worker``) reading the stream through its own consumer group into its own store, with
+``on_stored=analytics.rollups.on_stored`` (rollups on, as ``ECRM_ROLLUPS=1`` runs it) or without
+(off). Rounds alternate which goes first. The store is empty (a fresh PostgreSQL schema, or a
+SQLite file), or with ``history`` a copy of one generated store of that scale, rolled up and
+``ANALYZE``d, as a running shop's store is (a PostgreSQL database made from it as a template, or
+a copy of the SQLite file): every drain starts from the same one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import multiprocessing as mp
 import os
 import pstats
 import queue
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +30,7 @@ import sqlalchemy as sa
 
 from analytics import rollups
 from analytics.schema import rollup_visitors
-from bench.console_data import Generator, Scale
+from bench.console_data import SCALES, Generator, Scale, load
 from bench.harness.load import interleaved
 from bench.harness.machine import log
 from bench.ingest_drain import drain_worker
@@ -69,6 +73,7 @@ class IngestComparison:
     store: str
     events: int
     drains: list[Drain] = field(default_factory=list)
+    history: str = ""  # what each drain's store held before it (empty: nothing)
     profile: str = ""  # cProfile of a drain with rollups on
 
     def rate(self, on: bool) -> float:
@@ -117,22 +122,79 @@ def fill_stream(app, write_key: str, client: redis.Redis, events: int) -> int:
 class IngestBench:
     """Fresh stores and forked workers for each drain; PostgreSQL schemas are dropped at the end."""
 
-    def __init__(self, tmp: Path, redis_url: str, pg_url: str | None, batch_size: int):
+    def __init__(
+        self,
+        tmp: Path,
+        redis_url: str,
+        pg_url: str | None,
+        batch_size: int,
+        history: str | None = None,
+    ):
         self.tmp, self.redis_url, self.pg_url = tmp, redis_url, pg_url
         self.batch_size = batch_size
         self.client = redis.Redis.from_url(redis_url)
         self.schemas: list[str] = []
+        self.databases: list[str] = []
+        self.history = history  # a SCALES name: each drain's store starts as a copy of one
+        self.template: str | None = None  # that store: a database name, or a SQLite file
+        self.before = (0, 0)  # its events, and the events its rollup_visitors count
+
+    def _history_store(self, scale: str) -> str:
+        """Generate the store every drain starts from: events of ``scale`` over 90 days, rolled
+        up and ANALYZEd. Its message and order ids start with "h", so none is the stream's."""
+        if self.pg_url:
+            name = f"bench_ingest_{os.getpid()}_history"
+            self._create_database(name)
+            url = sa.engine.make_url(self.pg_url).set(database=name).render_as_string(False)
+        else:
+            name = str(self.tmp / "history.db")
+            url = f"sqlite:///{name}"
+        engine = make_engine(url)
+        database.upgrade(engine)
+        site_id = create_site(engine, "bench", ["https://shop.example"])[0].site_id
+        loaded = load(engine, site_id, SCALES[scale], prefix="h")
+        written = rollups.rebuild(engine, site_id)
+        with engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE"))  # as autovacuum would have by now in a running shop
+            self.before = (
+                conn.execute(sa.text("SELECT count(*) FROM events")).scalar(),
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(rollup_visitors.c.events), 0))
+                ).scalar(),
+            )
+            conn.commit()
+        engine.dispose()
+        log(f"ingest: history store of {scale} events loaded ({loaded['rows']}); rollups {written}")
+        return name
+
+    def _create_database(self, name: str, template: str | None = None) -> None:
+        admin = make_engine(self.pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            like = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"{like}'))
+        admin.dispose()
+        self.databases.append(name)
 
     def run(self, events: int, rounds: int, app, write_key: str) -> IngestComparison:
         """``rounds`` rounds of (on, off) in rotating order over the same stream entries."""
         entries = fill_stream(app, write_key, self.client, events)
         log(f"ingest: {events:,} events in {entries:,} stream entries")
+        if self.history:
+            self.template = self._history_store(self.history)
         plans = list(interleaved([True, False], rounds))
         for r, on in plans:
             self.client.xgroup_create(STREAM, f"g{r}-{int(on)}", id="0")
         # Every group exists before the first drain, so no worker trims entries another needs.
         self.client.xgroup_create(STREAM, "profile", id="0")
         result = IngestComparison("postgresql" if self.pg_url else "sqlite", events)
+        if self.history:
+            scale = SCALES[self.history]
+            result.history = (
+                f"{self.before[0]:,} generated events of {scale.customers:,} customers on "
+                f"{scale.items:,} items over {scale.days} days (bench.console_data, the "
+                f"`--scale {self.history}` store), its rollups rebuilt and `ANALYZE` run"
+            )
         for r, on in plans:
             result.drains.append(self.drain(r, on, events))
         result.profile = self.profile_rollups(rounds)
@@ -140,7 +202,14 @@ class IngestBench:
 
     def _store(self, name: str) -> tuple[str, dict]:
         if not self.pg_url:
+            if self.template:
+                shutil.copyfile(self.template, self.tmp / f"{name}.db")
             return f"sqlite:///{self.tmp / f'{name}.db'}", {}
+        if self.template:
+            db = f"bench_ingest_{os.getpid()}_{name}".replace("-", "_")
+            self._create_database(db, self.template)
+            url = sa.engine.make_url(self.pg_url).set(database=db).render_as_string(False)
+            return url, {"application_name": db}
         schema = f"bench_console_{os.getpid()}_{name}"
         self.schemas.append(schema)
         admin = make_engine(self.pg_url)
@@ -171,8 +240,9 @@ class IngestBench:
         group = f"g{r}-{int(on)}"
         url, connect_args = self._store(group)
         engine = make_engine(url, connect_args=connect_args) if connect_args else make_engine(url)
-        database.upgrade(engine)
-        create_site(engine, "bench", ["https://shop.example"])
+        if not self.template:
+            database.upgrade(engine)
+            create_site(engine, "bench", ["https://shop.example"])
         settings = dict(
             stream_key=STREAM,
             group=group,
@@ -217,6 +287,9 @@ class IngestBench:
             result.rollup_events = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.sum(rollup_visitors.c.events), 0))
             ).scalar()
+        # What the store held before the drain is not the drain's.
+        result.rows -= self.before[0]
+        result.rollup_events -= self.before[1]
         engine.dispose()
         if result.rows != events:
             result.note = result.note or f"{result.rows} rows stored of {events}"
@@ -233,8 +306,9 @@ class IngestBench:
         group = "profile"
         url, connect_args = self._store(group)
         engine = make_engine(url, connect_args=connect_args) if connect_args else make_engine(url)
-        database.upgrade(engine)
-        create_site(engine, "bench", ["https://shop.example"])
+        if not self.template:
+            database.upgrade(engine)
+            create_site(engine, "bench", ["https://shop.example"])
         settings = IngestSettings(
             stream_key=STREAM,
             group=group,
@@ -265,12 +339,18 @@ class IngestBench:
         return out.getvalue()
 
     def cleanup(self) -> None:
-        """Drop the PostgreSQL schemas made."""
+        """Drop the PostgreSQL schemas and databases made."""
         if self.pg_url and self.schemas:
             admin = make_engine(self.pg_url)
             with admin.begin() as conn:
                 for schema in self.schemas:
                     conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
+        if self.pg_url and self.databases:
+            admin = make_engine(self.pg_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                for name in reversed(self.databases):  # the template last
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
         self.client.close()
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from analytics import rollups
 from analytics.schema import rollup_sales, rollup_visitors
 from bench import console
-from bench.console_data import HOLDOUT_SHARE, Scale, load
+from bench.console_data import HOLDOUT_SHARE, Generator, Scale, load
 from tracking.holdout import in_holdout
 from tracking.schema import attributions, events, order_lines, orders
 
@@ -94,3 +94,22 @@ def test_a_big_store_is_loaded_once_and_timed_again():
     for argv in (["--scale", "10m", "--reuse"], ["--scale", "10m", "--load-only"]):
         with pytest.raises(SystemExit):
             console.parse_args(argv)
+
+
+def test_a_history_and_a_stream_share_one_store(db, site):
+    """--ingest-history: the history's message and order ids start with "h", so none is an id
+    of the stream the benchmark posts (the same generator, unprefixed) and all of it stores."""
+    small = Scale(400, 30, 20, days=5)
+    load(db, site.site_id, small, seed=3, prefix="h")
+    with db.connect() as conn:
+        stored = set(conn.execute(sa.select(events.c.message_id)).scalars())
+        stored |= set(conn.execute(sa.select(orders.c.order_id)).scalars())
+    assert len(stored) > 400 and all(i.startswith("h") for i in stored)
+    stream = [
+        orjson.loads(row[13])
+        for batch in Generator(site.site_id, small, seed=3).event_batches()
+        for row in batch["events"]
+    ]
+    sent = {e["messageId"] for e in stream}
+    sent |= {e["properties"]["order_id"] for e in stream if "order_id" in e.get("properties", {})}
+    assert len(sent) > 400 and not sent & stored

@@ -534,6 +534,23 @@ def test_upserts_and_lookups_keep_any_text(db):
     assert sorted(rows(db, funnel_sessions, "category")) == sorted((s,) for s in HOSTILE)
 
 
+def test_array_literals_come_back_as_sent(db):
+    """Text with no quote or backslash takes array_literal's quick path (one join), the rest
+    the escaping one: PostgreSQL must read back exactly the values sent, either way."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("array literals are PostgreSQL's")
+    from tracking.db import array_literal
+
+    plain = [s for s in HOSTILE if '"' not in s and "\\" not in s]
+    assert "NULL" in plain and "a,b" in plain and "{}" in plain
+    cases = [plain, [*plain, 'x"y'], ["b\\c", *plain], [None, *plain], HOSTILE, [], [""]]
+    with db.connect() as conn:
+        for values in cases:
+            literal = array_literal(values, True)
+            back = conn.execute(sa.text("SELECT CAST(:a AS text[])"), {"a": literal}).scalar_one()
+            assert back == values, literal
+
+
 def test_a_rebuild_leaves_planner_statistics(db):
     """PostgreSQL plans the reports on the rows a rebuild wrote, not on what it saw before.
 

@@ -150,6 +150,13 @@ def array_literal(values: Iterable[Any], quote: bool) -> str:
     (the only characters special inside a quoted element); numbers, dates and flags as their
     text; None as NULL."""
     values = values if isinstance(values, list | tuple) else list(values)
+    if quote and None not in values:
+        # Most text columns hold no backslash or double quote: join once, escape only if needed
+        # (a per-value escape was a tenth of the rollups hook's CPU).
+        texts = [v if type(v) is str else str(v) for v in values]
+        plain = "".join(texts)
+        if "\\" not in plain and '"' not in plain:
+            return '{"' + '","'.join(texts) + '"}' if texts else "{}"
     if quote:
         parts = (
             "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
