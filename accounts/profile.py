@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from tracking import customer_lookup
 from tracking.activity import GENERATION_TTL_SECONDS, INVALIDATION_CHANNEL, generation_key
+from tracking.customers import age_on
 from tracking.db import upsert
 from tracking.events import CONTROL_CHARACTERS
 from tracking.schema import customers
@@ -88,11 +89,6 @@ def check_birthday(value: Any, problems: Problems, today: date | None = None) ->
     elif not OLDEST <= born <= today:
         problems["birthday"] = f"must be between {OLDEST.isoformat()} and today"
     return text
-
-
-def age_on(born: date, today: date) -> int:
-    """Whole years from ``born`` to ``today``."""
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 def check_profile(form: Mapping[str, Any]) -> tuple[dict[str, str], Problems]:

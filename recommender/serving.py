@@ -36,6 +36,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -330,6 +331,7 @@ def customer_traits(engine: sa.Engine, site_id: int, user_id: str | None) -> dic
     """A customer's (verified) traits, for the rules' trait constraints; {} for visitors."""
     if not user_id:
         return {}
+    from tracking.customers import with_current_age
     from tracking.schema import customers
 
     with engine.connect() as conn:
@@ -338,7 +340,9 @@ def customer_traits(engine: sa.Engine, site_id: int, user_id: str | None) -> dic
                 customers.c.site_id == site_id, customers.c.user_id == user_id
             )
         ).scalar()
-    return traits if isinstance(traits, dict) else {}
+    if not isinstance(traits, dict):
+        return {}
+    return with_current_age(traits, datetime.now(UTC).date())
 
 
 def _finish(

@@ -17,6 +17,7 @@ from recommender.serving import customer_traits
 from tests.conftest import ORIGIN
 from tests.portal_helpers import add_customer, csrf_token, enter, outbox_rows
 from tracking.activity import generation_key
+from tracking.customers import age_on
 from tracking.schema import customer_lookup, order_lines, orders
 from tracking.sites import create_site
 
@@ -174,6 +175,15 @@ def test_sign_out_ends_the_session_and_returns_to_the_shop(client, site, db):
 
 
 # -- profile -----------------------------------------------------------------------------------
+
+
+def test_the_age_the_rules_read_follows_the_birth_date_not_the_day_it_was_saved(site, db):
+    # Saved years ago: the stored age was right then, and is not now.
+    add_customer(db, site.site_id, "c9", birthday="1990-04-30", age=20)
+    today = datetime.now(UTC).date()
+    assert customer_traits(db, site.site_id, "c9")["age"] == age_on(date(1990, 4, 30), today)
+    add_customer(db, site.site_id, "c10", birthday="not a date", age=33)
+    assert customer_traits(db, site.site_id, "c10")["age"] == 33  # nothing better to go on
 
 
 def test_profile_changes_are_verified_traits_with_age_and_search_keys(client, site, db, redis):

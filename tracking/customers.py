@@ -8,6 +8,8 @@ overwrite anything (:mod:`tracking.identity`); a claim adds unverified traits on
 
 from __future__ import annotations
 
+from datetime import date
+
 import sqlalchemy as sa
 
 from tracking import customer_lookup, identity
@@ -140,3 +142,23 @@ def customer_history(conn: sa.Connection, site_id: int, user_id: str) -> list[sa
         )
         .order_by(events.c.timestamp, events.c.id)
     ).all()
+
+
+def age_on(born: date, today: date) -> int:
+    """Whole years from ``born`` to ``today``."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def with_current_age(traits: dict, today: date) -> dict:
+    """``traits`` with ``age`` as of ``today`` when they hold a valid ``birthday`` (YYYY-MM-DD):
+    a stored age would stop being true on the next birthday."""
+    birthday = traits.get("birthday")
+    if not isinstance(birthday, str):
+        return traits
+    try:
+        born = date.fromisoformat(birthday)
+    except ValueError:
+        return traits
+    if born > today:
+        return traits
+    return {**traits, "age": age_on(born, today)}
