@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from analytics import rfm
 from analytics.schema import funnel_sessions
 from analytics.value_schema import value_runs, value_scores, value_summaries
+from tracking.db import aware
 from tracking.schema import orders, sessions
 
 LIST_ROWS = 50  # customers in the churn-risk and prospect lists
@@ -229,43 +230,64 @@ def prospects(
 ) -> list[dict[str, Any]]:
     """Visitors who viewed a product and added one to the cart in a session that started from
     ``start`` to ``end``, with no order in it and none ever (by their user id or anonymous id):
-    the sessions with most such carts first, then the latest."""
+    the latest first, each with their number of such sessions in the period.
+
+    A period holds hundreds of thousands of such sessions at 10M events (1.3-2.6 s to group them
+    all per visitor), so the sessions are read newest day first, a whole day at a time, until
+    ``limit`` visitors are found; only those visitors' sessions are then counted.
+    """
     intent = sa.and_(
+        funnel_sessions.c.site_id == site_id,
+        funnel_sessions.c.category == "",
+        funnel_sessions.c.day.between(start, end),
         funnel_sessions.c.steps.op("&")(VIEWED) == VIEWED,
         funnel_sessions.c.steps.op("&")(ADDED) == ADDED,
         funnel_sessions.c.steps.op("&")(ORDERED) == 0,
+        sessions.c.site_id == site_id,
+        ~sa.exists().where(orders.c.site_id == site_id, orders.c.user_id == sessions.c.user_id),
+        ~sa.exists().where(
+            orders.c.site_id == site_id, orders.c.anonymous_id == sessions.c.anonymous_id
+        ),
     )
+    joined = sa.join(
+        funnel_sessions, sessions, sessions.c.session_id == funnel_sessions.c.session_id
+    )
+    newest_first = (
+        sa.select(sessions.c.visitor_id, sessions.c.last_seen_at, funnel_sessions.c.day)
+        .select_from(joined)
+        .where(intent)
+        .order_by(funnel_sessions.c.day.desc())
+    )
+    seen: dict[str, Any] = {}
+    day = None
+    for row in conn.execution_options(yield_per=500).execute(newest_first):
+        if row.day != day:
+            if len(seen) >= limit:
+                break
+            day = row.day
+        last = aware(row.last_seen_at)
+        if row.visitor_id not in seen or last > seen[row.visitor_id]:
+            seen[row.visitor_id] = last
+    if not seen:
+        return []
+    chosen = sorted(seen, key=lambda v: (-seen[v].timestamp(), v))[:limit]
     visitor = sessions.c.visitor_id
-    bought_as_user = sa.exists().where(
-        orders.c.site_id == site_id,
-        orders.c.user_id == sessions.c.user_id,
-    )
-    bought_as_visitor = sa.exists().where(
-        orders.c.site_id == site_id,
-        orders.c.anonymous_id == sessions.c.anonymous_id,
-    )
-    query = (
+    counted = (
         sa.select(
             visitor.label("visitor_id"),
             sa.func.max(sessions.c.user_id).label("user_id"),
             sa.func.count().label("sessions"),
             sa.func.max(sessions.c.last_seen_at).label("last_seen_at"),
         )
-        .join_from(funnel_sessions, sessions, sessions.c.session_id == funnel_sessions.c.session_id)
-        .where(
-            funnel_sessions.c.site_id == site_id,
-            funnel_sessions.c.category == "",
-            funnel_sessions.c.day.between(start, end),
-            intent,
-            sessions.c.site_id == site_id,
-            ~bought_as_user,
-            ~bought_as_visitor,
-        )
+        .select_from(joined)
+        .where(intent, visitor.in_(chosen))
         .group_by(visitor)
-        .order_by(sa.desc("sessions"), sa.desc("last_seen_at"), visitor)
-        .limit(limit)
     )
-    return [dict(row._mapping) for row in conn.execute(query)]
+    found = [dict(row._mapping) for row in conn.execute(counted)]
+    for item in found:
+        item["last_seen_at"] = aware(item["last_seen_at"])
+    found.sort(key=lambda p: (-p["last_seen_at"].timestamp(), p["visitor_id"]))
+    return found
 
 
 def customer_history(conn: sa.Connection, site_id: int, user_id: str) -> list[dict[str, Any]]:
