@@ -15,11 +15,13 @@ from accounts.trigger_actions import send_webhook
 from accounts.webhooks import SIGNATURE_HEADER, set_endpoint, verify_signature
 from analytics import trigger_checks, triggers
 from analytics.trigger_schema import trigger_fired, trigger_rules
+from analytics.value_schema import value_scores
 from tests.conftest import count, drain, make_event
 from tests.staff_helpers import csrf_token, sign_in
 from tests.test_webhooks import Receiver, _deliverer
-from tests.value_helpers import BEFORE, DAY, score, store_snapshot
+from tests.value_helpers import BEFORE, DAY, score, scored_shop, store_snapshot
 from tracking.schema import order_lines, orders
+from webapp.scheduler import refresh_customer_value
 
 NOW = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 
@@ -395,3 +397,61 @@ def test_a_viewer_reads_the_rules_without_the_form(app, db, site):
     assert "Save rule" not in page and "Disable" not in page
     answer = client.post(f"/console/{site.site_id}/value/triggers", data={})
     assert answer.status_code in (400, 403)
+
+
+# -- wired into the refresh ------------------------------------------------------------------------
+
+
+def _entered(db, site_id: int, segment: str) -> set[str]:
+    """Who entered ``segment`` between the two newest snapshots, read straight from the rows."""
+    with db.connect() as conn:
+        days = sorted({r.day for r in conn.execute(sa.select(value_scores.c.day).distinct())})
+        new, old = days[-1], days[-2]
+        rows = conn.execute(
+            sa.select(value_scores.c.day, value_scores.c.user_id, value_scores.c.segment).where(
+                value_scores.c.site_id == site_id, value_scores.c.day.in_([new, old])
+            )
+        ).all()
+    before = {(r.user_id) for r in rows if r.day == old and r.segment == segment}
+    return {r.user_id for r in rows if r.day == new and r.segment == segment} - before
+
+
+def test_the_refresh_command_fires_the_score_rules_of_the_newest_day(app, runner, db, site):
+    scored_shop(db, site.site_id)
+    # The snapshot of BEFORE again with everybody elsewhere, so the refresh of DAY finds entries.
+    with db.begin() as conn:
+        conn.execute(
+            value_scores.update()
+            .where(value_scores.c.day == BEFORE)
+            .values(segment="Hibernating", r_score=1, f_score=1)
+        )
+    rule = _rule(db, site.site_id, kind="segment", segment="Champions")
+    older = runner.invoke(
+        args=["analytics", "refresh", "--site", site.write_key, "--day", "2026-11-01"]
+    )
+    assert older.exit_code == 0 and "fired" not in older.output  # not the newest day
+    result = runner.invoke(
+        args=["analytics", "refresh", "--site", site.write_key, "--day", str(DAY)]
+    )
+    assert result.exit_code == 0, result.output
+    entered = _entered(db, site.site_id, "Champions")
+    assert entered  # the shop has champions on DAY
+    assert f"{site.name}: {len(entered)} triggers fired" in result.output
+    assert {f["user_id"] for f in _fired(db, rule.rule_id)} == entered
+
+
+def test_the_scheduler_job_fires_the_score_rules_after_its_refresh(app, db, site):
+    scored_shop(db, site.site_id)  # snapshots of BEFORE and DAY; the job adds today's
+    with db.begin() as conn:
+        conn.execute(
+            value_scores.update()
+            .where(value_scores.c.day == DAY)
+            .values(segment="Hibernating", r_score=1, f_score=1)
+        )
+    rule = _rule(db, site.site_id, kind="segment", segment="Champions")
+    with app.app_context():
+        said = refresh_customer_value(site)
+    entered = _entered(db, site.site_id, "Champions")
+    assert entered  # the quintiles always have champions
+    assert said.endswith(f", {len(entered)} triggers fired")
+    assert {f["user_id"] for f in _fired(db, rule.rule_id)} == entered
