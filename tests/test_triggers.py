@@ -455,3 +455,17 @@ def test_the_scheduler_job_fires_the_score_rules_after_its_refresh(app, db, site
     assert entered  # the quintiles always have champions
     assert said.endswith(f", {len(entered)} triggers fired")
     assert {f["user_id"] for f in _fired(db, rule.rule_id)} == entered
+
+
+def test_the_fired_log_is_exported_and_erased_with_the_customer(app, client, db, site):
+    _two_snapshots(db, site.site_id)
+    rule = _rule(db, site.site_id, kind="segment", segment="Champions")
+    assert trigger_checks.evaluate_scores(db, site.site_id, None, now=NOW) == 2  # a and c
+    headers = {"Authorization": f"Bearer {site.server_key}"}
+    exported = client.get("/v1/customers/c/export", headers=headers)
+    assert exported.status_code == 200
+    text = exported.get_data(as_text=True)
+    assert "trigger_fired" in text and "day_before" in text  # the values that fired it
+    erased = client.delete("/v1/customers/a", headers=headers)
+    assert erased.status_code == 200, erased.get_json()
+    assert [f["user_id"] for f in _fired(db, rule.rule_id)] == ["c"]
