@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from accounts import messaging_schema, portal_schema, prefs_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
-from analytics import value_schema
+from analytics import trigger_schema, value_schema
 from tracking import schema as tracking_schema
 from tracking.identity import MAX_ID_LENGTH, UNVERIFIED_PREFIX
 
@@ -172,6 +172,11 @@ HOLDINGS: tuple[Holding, ...] = (
         value_schema.value_scores,
         {"user_id": "user"},
         note="customer value scores per refresh day: RFM, segment, P(alive), lifetime value",
+    ),
+    Holding(
+        trigger_schema.trigger_fired,
+        {"user_id": "user"},
+        note="behaviour-change triggers fired for the customer, with the values that met them",
     ),
     Holding(
         t.personalisation_opt_outs,

@@ -42,6 +42,7 @@ EVENT_TYPES = (
     "address.deleted",
     "preferences.updated",
     "customer.deleted",
+    "trigger.fired",  # a behaviour-change trigger rule met by a customer (analytics.triggers)
 )
 SIGNATURE_HEADER = "Ecrm-Signature"
 MAX_URL = 2000

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analytics import value_schema, value_summary
+from analytics import trigger_schema, value_schema, value_summary
 from tracking.migrations import Migration
 
 metadata = sa.MetaData()
@@ -246,10 +246,13 @@ MIGRATIONS: list[Migration] = [
     (111, "analytics: customer value snapshots", value_schema.create),
     (112, "analytics: per-site customer value settings", value_schema.create_settings),
     (113, "analytics: funnel sessions by day, customer value summaries", _value_pages),
+    (116, "analytics: behaviour-change trigger rules", trigger_schema.create_rules),
+    (117, "analytics: the triggers' fired log", trigger_schema.create_fired),
 ]
 
 # Tables holding data (for tests that empty the store).
 DATA_TABLES: tuple[sa.Table, ...] = (
     *metadata.sorted_tables,
     *value_schema.metadata.sorted_tables,  # customer value snapshots
+    *trigger_schema.metadata.sorted_tables,  # trigger rules and what they fired
 )

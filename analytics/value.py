@@ -239,5 +239,13 @@ def refreshed_on(engine: sa.Engine, site_id: int, day: date) -> bool:
     return found is not None
 
 
+def newest_day(engine: sa.Engine, site_id: int) -> date | None:
+    """The day of the site's newest snapshot, or None before its first refresh."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.max(value_runs.c.day)).where(value_runs.c.site_id == site_id)
+        ).scalar()
+
+
 def _params(model, names: tuple[str, ...]) -> dict:
     return {**{n: getattr(model, n) for n in names}, "log_likelihood": model.log_likelihood}

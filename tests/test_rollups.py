@@ -330,14 +330,13 @@ def test_ingest_worker_keeps_rollups(app, tracker, site, db):
 
 @pytest.mark.parametrize("app_config_extra", [{"ROLLUPS": False}])
 def test_rollups_switch_off(app_config, app_config_extra):
-    from accounts import tracker_consent
-    from webapp import create_app
+    from webapp import cli, create_app
     from webapp.cli import ingest_settings
 
     app = create_app({**app_config, **app_config_extra})
     with app.app_context():
-        # Only the tracker's consent records are derived then, no rollup.
-        assert ingest_settings().on_stored is tracker_consent.on_stored
+        # Only the tracker's consent records and the visit triggers then, no rollup.
+        assert ingest_settings().on_stored is cli._consent_and_triggers
 
 
 def test_a_later_click_moves_attributed_revenue(db):

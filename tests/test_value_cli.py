@@ -46,7 +46,7 @@ def test_refresh_command_on_a_site_without_orders(app, runner, site):
 def test_scheduler_refreshes_once_a_day(app, site, db):
     _buyers(db, site.site_id)
     with app.app_context():
-        assert refresh_customer_value(site) == "40 customers scored"
+        assert refresh_customer_value(site) == "40 customers scored, 0 triggers fired"
         assert refresh_customer_value(site) == "already refreshed today"
     with db.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(value_runs)) == 1

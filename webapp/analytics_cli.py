@@ -14,7 +14,8 @@ from datetime import date
 import click
 from flask.cli import AppGroup
 
-from analytics import value
+from accounts import trigger_actions
+from analytics import trigger_checks, value
 from tracking.text import plural
 from webapp.clients import clients
 from webapp.train_cli import _sites
@@ -69,6 +70,13 @@ def refresh_command(write_key: str | None, day) -> None:
         finally:
             progress.close()
         click.echo(f"{site.name}: {_describe(runs)} in {time.monotonic() - started:.1f} s")
+        if as_of is None or value.newest_day(clients().engine, site.site_id) == as_of:
+            # Score rules compare the two newest snapshots: only a refresh of the newest day
+            # changes what they find.
+            fired = trigger_checks.evaluate_scores(
+                clients().engine, site.site_id, trigger_actions.send_webhook
+            )
+            click.echo(f"{site.name}: {plural(fired, 'trigger')} fired")
 
 
 def _describe(runs: list[value.RunSummary]) -> str:

@@ -15,8 +15,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from accounts import tracker_consent
-from analytics import rollups
+from accounts import tracker_consent, trigger_actions
+from analytics import rollups, trigger_checks
 from tracking import interaction_log
 from tracking.catalogue import import_items, read_items_file
 from tracking.ingest import IngestSettings, IngestWorker
@@ -246,9 +246,17 @@ def items_import(path, write_key):
 
 
 def _consent_and_rollups(conn, batch) -> None:
-    """The ingest hook with rollups on: consent records first, then the rollups."""
+    """The ingest hook with rollups on: consent records first, then the rollups, then the
+    visit-based trigger rules."""
     tracker_consent.on_stored(conn, batch)
     rollups.on_stored(conn, batch)
+    trigger_checks.on_stored(conn, batch, trigger_actions.send_webhook)
+
+
+def _consent_and_triggers(conn, batch) -> None:
+    """The ingest hook with rollups off: consent records, then the visit-based trigger rules."""
+    tracker_consent.on_stored(conn, batch)
+    trigger_checks.on_stored(conn, batch, trigger_actions.send_webhook)
 
 
 def ingest_settings(consumer: str = "") -> IngestSettings:
@@ -265,7 +273,7 @@ def ingest_settings(consumer: str = "") -> IngestSettings:
         session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
         holdout_share=c["HOLDOUT_SHARE"],
         attribution_window=timedelta(days=c["ATTRIBUTION_WINDOW_DAYS"]),
-        on_stored=_consent_and_rollups if c["ROLLUPS"] else tracker_consent.on_stored,
+        on_stored=_consent_and_rollups if c["ROLLUPS"] else _consent_and_triggers,
     )
 
 

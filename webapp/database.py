@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from accounts import messaging_schema, portal_schema, prefs_schema, rights_schema
 from accounts import schema as accounts_schema
 from analytics import schema as analytics_schema
-from analytics import value_schema
+from analytics import trigger_schema, value_schema
 from recommender import schema as recommender_schema
 from tracking import migrations
 from tracking import schema as tracking_schema
@@ -20,6 +20,7 @@ METADATA = (
     tracking_schema.metadata,
     analytics_schema.metadata,
     value_schema.metadata,
+    trigger_schema.metadata,
     accounts_schema.metadata,
     prefs_schema.metadata,
     portal_schema.metadata,
