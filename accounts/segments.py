@@ -170,7 +170,10 @@ def parse(data: Any) -> Definition:
         if isinstance(want, dict):
             if set(want) - {"min", "max"} or not want:
                 raise SegmentError(where, 'a range is {"min": number, "max": number}')
-            low, high = _pair(want, "min", "max", -1e15, 1e15)
+            try:
+                low, high = _pair(want, "min", "max", -1e15, 1e15)
+            except SegmentError as e:
+                raise SegmentError(f"{where}.{e.field}", e.reason) from None
             checked[key] = {"min": low, "max": high}
         elif isinstance(want, (str, int, float, bool)):
             checked[key] = want

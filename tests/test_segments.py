@@ -178,7 +178,7 @@ def test_visits_categories_traits_and_consent(db, shop):
         ({"p_alive_max": "often"}, "p_alive_max"),
         ({"last_order_days_min": 2.5}, "last_order_days_min"),
         ({"last_visit_days_min": 9, "last_visit_days_max": 3}, "last_visit_days_max"),
-        ({"traits": {"age": {"min": 5, "max": 1}}}, "max"),
+        ({"traits": {"age": {"min": 5, "max": 1}}}, "traits.age.max"),
         ({"traits": {"age": {"least": 5}}}, "traits.age"),
         ({"traits": {"tags": ["a"]}}, "traits.tags"),
         ({"consent_channel": "fax"}, "consent_channel"),
