@@ -142,3 +142,80 @@ def test_another_sites_segment_is_not_found(client, app, shop, db):
         seg = segments.save(conn, shop.site_id, "All", segments.Definition())
     sign_in(client, app, "marketer@shop.example", {shop.site_id: "marketer"})
     assert client.get(_url(shop, seg + 100)).status_code == 404
+
+
+def test_the_campaign_report_compares_targets_with_control(client, app, shop, db):
+    from datetime import UTC, datetime, timedelta
+
+    from accounts import segment_report
+    from tracking.schema import orders
+
+    with db.begin() as conn:
+        seg = segments.save(conn, shop.site_id, "All", segments.Definition())
+        done = segment_exports.export(
+            conn, shop.site_id, seg, "email", control_share=0.5, seed=3, by="m@shop.example"
+        )
+    sides = {m.user_id: False for m in done.targets} | {u: True for u in done.controls}
+    assert len(done.targets) == 4 and len(done.controls) == 4  # c0..c7 consented
+    soon = datetime.now(UTC)  # after the export
+    buyers = [u for u in sides if not sides[u]][:3] + [u for u in sides if sides[u]][:1]
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(orders),
+            [
+                {
+                    "site_id": shop.site_id,
+                    "order_id": f"o{u}",
+                    "user_id": u,
+                    "message_id": f"m{u}",
+                    "total": 50,
+                    "currency": "EUR",
+                    "ordered_at": soon,
+                }
+                for u in buyers
+            ]
+            + [  # before the export, and in another currency: neither counts
+                {
+                    "site_id": shop.site_id,
+                    "order_id": "old",
+                    "user_id": buyers[0],
+                    "message_id": "mold",
+                    "total": 9,
+                    "currency": "EUR",
+                    "ordered_at": soon - timedelta(days=3),
+                },
+                {
+                    "site_id": shop.site_id,
+                    "order_id": "usd",
+                    "user_id": buyers[0],
+                    "message_id": "musd",
+                    "total": 9,
+                    "currency": "USD",
+                    "ordered_at": soon,
+                },
+            ],
+        )
+    with db.connect() as conn:
+        found = segment_report.report(
+            conn, shop.site_id, seg, done.id, 30, now=soon + timedelta(days=40)
+        )
+    targets, control = found["groups"]
+    assert (targets["members"], targets["buyers"], targets["revenue"]) == (4, 3, 150.0)
+    assert (control["members"], control["buyers"], control["revenue"]) == (4, 1, 50.0)
+    assert found["complete"] and found["lift"]["buyer_rate"]["difference"] == 0.5
+    rate = found["lift"]["buyer_rate"]
+    assert rate["difference_low"] < 0.5 < rate["difference_high"]
+    money = found["lift"]["revenue_per_member"]
+    assert money["difference"] == 25.0 and money["difference_low"] < 25 < money["difference_high"]
+
+    sign_in(client, app, "viewer@shop.example", {shop.site_id: "viewer"})
+    url = _url(shop, seg, "exports", done.id)
+    page = client.get(url)
+    assert page.status_code == 200 and 'id="groups"' in page.text and 'id="lift"' in page.text
+    assert 'id="so-far"' in page.text  # 30 days have not passed yet
+    rows = list(csv.reader(io.StringIO(client.get(url, query_string={"csv": "groups"}).text)))
+    assert [r[:3] for r in rows[1:]] == [["Targets", "4", "3"], ["Control", "4", "1"]]
+    bad = client.get(url, query_string={"days": "0"})
+    assert bad.status_code == 422 and 'id="days-error"' in bad.text
+    assert client.get(_url(shop, seg, "exports", done.id + 50)).status_code == 404
+    assert f'href="{url}"' in client.get(_url(shop, seg)).text

@@ -13,13 +13,13 @@ from typing import Any
 from flask import Response, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from accounts import preferences, segment_exports, segments
+from accounts import preferences, segment_exports, segment_report, segments
 from accounts.segment_members import Members, members
 from analytics import rfm
 from webapp.clients import clients
 from webapp.console import bp
 from webapp.console.access import can, site_page
-from webapp.console.tables import Column, Table, csv_response
+from webapp.console.tables import Column, Table, csv_response, respond
 
 TEXT_FIELDS = (
     "cells",
@@ -279,3 +279,77 @@ def segment_export(site_id: int, segment_id: int):
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _report_tables(found: dict[str, Any]) -> list[Table]:
+    currency = found["currency"]
+    groups = Table(
+        "groups",
+        f"Targets and control from {found['start']:%Y-%m-%d %H:%M} "
+        f"to {found['end']:%Y-%m-%d %H:%M} UTC",
+        [
+            Column("group", "Group"),
+            Column("members", "Members", "int"),
+            Column("buyers", "Buyers", "int"),
+            Column("buyer_rate", "Buyer rate", "pct"),
+            Column("buyer_rate_low", "95% low", "pct"),
+            Column("buyer_rate_high", "95% high", "pct"),
+            Column("orders", "Orders", "int"),
+            Column("revenue", f"Net revenue {currency}", "money"),
+            Column("revenue_per_member", f"Net revenue per member {currency}", "money"),
+        ],
+        found["groups"],
+        note="Orders in the export's currency under the members' user ids; rates with Wilson "
+        "95% intervals.",
+    )
+    lifts = []
+    for key, label in (("buyer_rate", "Buyer rate"), ("revenue_per_member", "Revenue/member")):
+        got = found["lift"][key]
+        if got is not None:
+            lifts.append({"metric": label, **got})
+    lift = Table(
+        "lift",
+        "Targets against control (95% intervals)",
+        [
+            Column("metric", "Metric"),
+            Column("difference", "Difference", "float"),
+            Column("difference_low", "Low", "float"),
+            Column("difference_high", "High", "float"),
+            Column("lift", "Relative lift", "pct"),
+            Column("lift_low", "Low", "pct"),
+            Column("lift_high", "High", "pct"),
+            Column("p_value", "p-value", "float"),
+        ],
+        lifts,
+        note="Buyer rate: Newcombe's interval of the difference, delta-method lift. Revenue per "
+        "member: Welch's test, delta-method lift, uncapped. '–': not defined (a group without "
+        "buyers, or fewer than two members).",
+        empty="No comparison: the export held back no control.",
+    )
+    return [groups, lift]
+
+
+@bp.get("/<int:site_id>/segments/<int:segment_id>/exports/<int:export_id>")
+@site_page("viewer")
+def segment_export_report(site_id: int, segment_id: int, export_id: int):
+    """An export's campaign report: targets against control in the N days after it."""
+    segment = _segment_or_404(site_id, segment_id)
+    days_text = request.args.get("days", "30")[:10]
+    errors: dict[str, str] = {}
+    try:
+        days = segment_report.check_days(days_text)
+    except segments.SegmentError as e:
+        errors[e.field], days = e.reason, 30
+    with clients().engine.connect() as conn:
+        try:
+            found = segment_report.report(conn, site_id, segment.id, export_id, days)
+        except segment_report.UnknownExport:
+            abort(404, "no such export of this segment")
+    return respond(
+        "console/segment_report.html",
+        _report_tables(found),
+        segment=segment,
+        report=found,
+        days=days_text,
+        errors=errors,
+    ), 422 if errors else 200
