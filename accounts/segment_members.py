@@ -93,7 +93,7 @@ def _conditions(site_id: int, d: Definition, at: datetime) -> list[sa.ColumnElem
     if d.last_order_days_min is not None:
         where.append(s.last_order_at <= at - timedelta(days=d.last_order_days_min))
     if d.last_order_days_max is not None:
-        where.append(s.last_order_at >= at - timedelta(days=d.last_order_days_max + 1))
+        where.append(s.last_order_at > at - timedelta(days=d.last_order_days_max + 1))
     if d.last_visit_days_min is not None or d.last_visit_days_max is not None:
         visited = (
             sa.select(sa.func.max(sessions.c.last_seen_at))
@@ -103,7 +103,7 @@ def _conditions(site_id: int, d: Definition, at: datetime) -> list[sa.ColumnElem
         if d.last_visit_days_min is not None:
             where.append(visited <= at - timedelta(days=d.last_visit_days_min))
         if d.last_visit_days_max is not None:
-            where.append(visited >= at - timedelta(days=d.last_visit_days_max + 1))
+            where.append(visited > at - timedelta(days=d.last_visit_days_max + 1))
     if d.category:
         ordered = (
             sa.select(orders.c.id)
@@ -194,7 +194,7 @@ def members(conn: sa.Connection, site_id: int, definition: Definition) -> Member
     day, currency = _snapshot(conn, site_id, definition.currency)
     if day is None:
         return Members(None, None, [])
-    at = datetime.combine(day, time(0), UTC)
+    at = datetime.combine(day + timedelta(days=1), time(0), UTC)  # the end of its day
     s = value_scores.c
     query = (
         sa.select(

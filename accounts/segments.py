@@ -7,9 +7,10 @@ A :class:`Definition` names what a member must satisfy, every condition at once:
   is in one of the named segments or cells (either list may be empty);
 - ``clv_min``/``clv_max`` and ``p_alive_min``/``p_alive_max``: ranges, inclusive; a customer
   whose models could not be fitted has neither and fails any bound on them;
-- ``last_order_days_min``/``_max``: days between the last order and the snapshot's day;
-- ``last_visit_days_min``/``_max``: days between the last visit (``sessions.last_seen_at`` of the
-  customer's user id) and the snapshot's day; no visit fails any bound;
+- ``last_order_days_min``/``_max``: whole days from the last order to the end of the snapshot's
+  day (0: an order that day);
+- ``last_visit_days_min``/``_max``: the same for the last visit (the newest
+  ``sessions.last_seen_at`` of the customer's user id); no visit fails any bound;
 - ``category``: ordered (an order line's category) or viewed (a ``Product Viewed`` event of an
   item of the catalogue's category) in that category or one under it (``Home`` covers
   ``Home/Kitchen``, not ``Homeware``);
@@ -18,7 +19,9 @@ A :class:`Definition` names what a member must satisfy, every condition at once:
   that channel x topic (accounts.preferences: their newest choice, else the topic's default).
 
 Unknown fields and impossible ranges are :class:`SegmentError` naming the field. Members come from
-the snapshot of one currency (``currency``, default the snapshot's first). No Flask.
+the snapshot of one currency (``currency``, default the snapshot's first): accounts.segment_members
+computes them, accounts.segment_exports exports them, accounts.segment_report compares an export's
+targets with its control. No Flask.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from analytics.value_schema import segment_export_members
 from tests.value_helpers import BEFORE, DAY, score, store_snapshot
 from tracking.schema import customers, events, items, order_lines, orders, sessions
 
-NOW = datetime(2026, 11, 30, tzinfo=UTC)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)  # the end of the snapshot's day (DAY)
 
 
 def ago(days: int) -> datetime:
@@ -54,6 +54,8 @@ def test_snapshot_conditions_select_from_the_newest_snapshot_only(db, shop):
     assert ids(db, sid, {"clv_min": 100, "clv_max": 400}) == ["b", "c"]
     assert ids(db, sid, {"p_alive_max": 0.2}) == ["d", "e"]
     assert ids(db, sid, {"last_order_days_max": 30}) == ["a", "b", "f"]
+    assert ids(db, sid, {"last_order_days_min": 30, "last_order_days_max": 30}) == ["f"]
+    assert ids(db, sid, {"last_order_days_min": 4, "last_order_days_max": 29}) == ["b"]
     assert ids(db, sid, {"last_order_days_min": 31, "last_order_days_max": 250}) == ["c", "e"]
     assert ids(db, sid, {"currency": "usd"}) == ["u"]
 
