@@ -189,19 +189,40 @@ def consenting(
     return {u for u in users if newest.get(u, default)}
 
 
+def _where(site_id: int, definition: Definition, day: date, currency: str) -> list:
+    at = datetime.combine(day + timedelta(days=1), time(0), UTC)  # the end of its day
+    s = value_scores.c
+    return [
+        s.site_id == site_id,
+        s.day == day,
+        s.currency == currency,
+        *_conditions(site_id, definition, at),
+    ]
+
+
+def count(conn: sa.Connection, site_id: int, definition: Definition) -> int:
+    """How many are in ``definition`` now: counted by the database when every condition is
+    SQL's (no traits, no consent), else by :func:`members`."""
+    if definition.traits or definition.consent_channel:
+        return members(conn, site_id, definition).count
+    day, currency = _snapshot(conn, site_id, definition.currency)
+    if day is None:
+        return 0
+    query = sa.select(sa.func.count()).select_from(value_scores)
+    return conn.execute(query.where(*_where(site_id, definition, day, currency))).scalar_one()
+
+
 def members(conn: sa.Connection, site_id: int, definition: Definition) -> Members:
     """Everyone in ``definition`` in the site's newest snapshot, in user id order."""
     day, currency = _snapshot(conn, site_id, definition.currency)
     if day is None:
         return Members(None, None, [])
-    at = datetime.combine(day + timedelta(days=1), time(0), UTC)  # the end of its day
     s = value_scores.c
     query = (
         sa.select(
             s.user_id, s.segment, s.r_score, s.f_score, s.revenue, s.clv, s.p_alive, s.last_order_at
         )
-        .where(s.site_id == site_id, s.day == day, s.currency == currency)
-        .where(*_conditions(site_id, definition, at))
+        .where(*_where(site_id, definition, day, currency))
         .order_by(s.user_id)
     )
     found = [

@@ -5,9 +5,9 @@
 
 Writes one snapshot of ``value_scores`` (bench/value_pages.py's generator) and an email:offers
 consent record for every third customer into a database of its own on the server (COPY, not
-timed), then times accounts.segment_members.members for a few definitions and one export with a
-10% control (accounts.segment_exports.export, rolled back): median of 3 runs after one warm-up,
-in one process. The database is dropped at the end.
+timed), then times accounts.segment_members.members (and .count, where it counts in SQL) for a
+few definitions and one export with a 10% control (accounts.segment_exports.export, rolled
+back): median of 3 runs after one warm-up, in one process. The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def _median(run) -> tuple[float, int]:
 
 def timings(engine, site_id: int) -> list[tuple[str, int, float]]:
     from accounts import segment_exports, segments
+    from accounts.segment_members import count as count_of
     from accounts.segment_members import members
 
     out = []
@@ -97,6 +98,10 @@ def timings(engine, site_id: int) -> list[tuple[str, int, float]]:
             seconds, count = _median(lambda d=definition: members(conn, site_id, d).count)
             out.append((f"members: {name}", count, seconds))
             log(f"{name}: {count:,} members, {seconds:.2f} s")
+            if not definition.consent_channel:  # the console's list counts in SQL then
+                seconds, n = _median(lambda d=definition: count_of(conn, site_id, d))
+                out.append((f"count only: {name}", n, seconds))
+                log(f"{name}: counted {n:,}, {seconds:.2f} s")
     with engine.begin() as conn:
         seg = segments.save(conn, site_id, "At Risk", segments.parse(DEFINITIONS[3][1]))
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from accounts import preferences, segment_exports, segments
 from accounts.schema import audit_log
-from accounts.segment_members import members
+from accounts.segment_members import count, members
 from analytics.value_schema import segment_export_members
 from tests.value_helpers import BEFORE, DAY, score, store_snapshot
 from tracking.schema import customers, events, items, order_lines, orders, sessions
@@ -41,8 +41,11 @@ def shop(db, site):
 
 
 def ids(db, site_id, data) -> list[str]:
+    definition = segments.parse(data)
     with db.connect() as conn:
-        return [m.user_id for m in members(conn, site_id, segments.parse(data)).members]
+        found = [m.user_id for m in members(conn, site_id, definition).members]
+        assert count(conn, site_id, definition) == len(found)  # SQL's count agrees
+    return found
 
 
 def test_snapshot_conditions_select_from_the_newest_snapshot_only(db, shop):

@@ -14,7 +14,7 @@ from flask import Response, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from accounts import preferences, segment_exports, segment_report, segments
-from accounts.segment_members import Members, members
+from accounts.segment_members import Members, count, members
 from analytics import rfm
 from webapp.clients import clients
 from webapp.console import bp
@@ -143,7 +143,7 @@ def _page(site_id: int, form, errors, status=200, segment=None, found=None, expo
         counts = {}
         for s in saved:
             try:
-                counts[s.id] = members(conn, site_id, s.definition).count
+                counts[s.id] = count(conn, site_id, s.definition)
             except segments.SegmentError as e:
                 counts[s.id] = e.reason
         history = segment_exports.exports(conn, site_id, segment.id) if segment else []
