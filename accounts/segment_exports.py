@@ -18,6 +18,7 @@ from accounts import audit, preferences
 from accounts.segment_members import Member, consenting, members
 from accounts.segments import SegmentError, get, number
 from analytics.value_schema import segment_export_members, segment_exports
+from tracking.schema import customers
 
 MAX_CONTROL_SHARE = 0.5
 
@@ -35,6 +36,27 @@ class Export:
     seed: int
     targets: list[Member]
     controls: list[str]
+    addresses: dict[str, str]  # user id -> the channel's address from verified traits
+
+
+ADDRESS_TRAIT = {"email": "email", "sms": "phone"}  # push: the shop's own device tokens
+
+
+def _addresses(conn, site_id: int, users: list[str], channel: str) -> dict[str, str]:
+    trait = ADDRESS_TRAIT.get(channel)
+    found: dict[str, str] = {}
+    for start in range(0, len(users) if trait else 0, 1000):
+        rows = conn.execute(
+            sa.select(customers.c.user_id, customers.c.traits).where(
+                customers.c.site_id == site_id,
+                customers.c.user_id.in_(users[start : start + 1000]),
+            )
+        )
+        for user_id, traits in rows:
+            value = (traits or {}).get(trait) if isinstance(traits, dict) else None
+            if isinstance(value, str) and value:
+                found[user_id] = value
+    return found
 
 
 def check_export(channel: Any, topic: Any, control_share: Any) -> tuple[str, str, float]:
@@ -128,18 +150,25 @@ def export(
         seed,
         targets,
         controls,
+        _addresses(conn, site_id, [m.user_id for m in targets], channel),
     )
 
 
 def export_csv(done: Export) -> str:
-    """The targets (never the control) as CSV: one row per customer to contact."""
+    """The targets (never the control) as CSV: one row per customer to contact, with their
+    email address (email) or phone number (SMS) from their verified traits, blank if none."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["user_id", "segment", "r_score", "f_score", f"clv_{done.currency}", "p_alive"])
+    trait = ADDRESS_TRAIT.get(done.channel)
+    address = [trait] if trait else []
+    writer.writerow(
+        ["user_id", *address, "segment", "r_score", "f_score", f"clv_{done.currency}", "p_alive"]
+    )
     for m in done.targets:
         writer.writerow(
             [
                 m.user_id,
+                *([done.addresses.get(m.user_id, "")] if trait else []),
                 m.segment,
                 m.r_score,
                 m.f_score,

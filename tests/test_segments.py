@@ -229,6 +229,19 @@ def test_an_export_holds_back_a_seeded_control_and_records_everything(db, shop):
                 conn, sid, u, {"sms:offers": u != "f"}, source="api", wording="Offers by SMS"
             )
         seg = segments.save(conn, sid, "All", segments.Definition())
+        conn.execute(  # phone numbers on file for all but c
+            sa.insert(customers),
+            [
+                {
+                    "site_id": sid,
+                    "user_id": u,
+                    "traits": {"phone": f"+8210000000{k}"},
+                    "first_seen_at": NOW,
+                    "last_seen_at": NOW,
+                }
+                for k, u in enumerate("abdef")
+            ],
+        )
         done = segment_exports.export(
             conn, sid, seg, "sms", control_share=0.4, seed=7, by="m@shop.example"
         )
@@ -237,7 +250,10 @@ def test_an_export_holds_back_a_seeded_control_and_records_everything(db, shop):
     assert "f" not in {m.user_id for m in done.targets} | set(done.controls)
     assert [m.user_id for m in again.targets] == [m.user_id for m in done.targets]  # seeded
     rows = segment_exports.export_csv(done).splitlines()
-    assert rows[0].startswith("user_id,segment") and len(rows) == 4
+    assert rows[0].startswith("user_id,phone,segment") and len(rows) == 4
+    phones = {row.split(",")[0]: row.split(",")[1] for row in rows[1:]}
+    assert "c" in phones  # a target without a phone number: a blank
+    assert phones == {u: "" if u == "c" else f"+8210000000{'abdef'.index(u)}" for u in phones}
     assert not any(row.split(",")[0] in done.controls for row in rows[1:])
     with db.connect() as conn:
         stored = segment_exports.export_members(conn, done.id)
