@@ -246,6 +246,12 @@ MIGRATIONS: list[Migration] = [
     (111, "analytics: customer value snapshots", value_schema.create),
     (112, "analytics: per-site customer value settings", value_schema.create_settings),
     (113, "analytics: funnel sessions by day, customer value summaries", _value_pages),
+    (114, "analytics: saved customer segments", value_schema.create_segments),
+    (
+        115,
+        "analytics: segment exports with targets and control",
+        value_schema.create_segment_exports,
+    ),
     (116, "analytics: behaviour-change trigger rules", trigger_schema.create_rules),
     (117, "analytics: the triggers' fired log", trigger_schema.create_fired),
 ]

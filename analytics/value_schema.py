@@ -108,3 +108,58 @@ def create(conn: sa.Connection) -> None:
 def create_settings(conn: sa.Connection) -> None:
     """Migration 112: per-site value settings."""
     value_settings.create(conn, checkfirst=True)
+
+
+# Migration 114: saved customer segments (analytics.segments), by name per site.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("definition", JSON, nullable=False),  # Definition.as_json()
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(254), nullable=True),
+    sa.UniqueConstraint("site_id", "name", name="uq_segments_site_name"),
+)
+
+# Migration 115: each export of a segment, and who was in it (targets) or held back (control).
+segment_exports = sa.Table(
+    "segment_exports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.Integer, nullable=False),
+    sa.Column("segment_id", sa.Integer, nullable=False),
+    sa.Column("segment_name", sa.String(100), nullable=False),
+    sa.Column("definition", JSON, nullable=False),  # as it was at the export
+    sa.Column("snapshot_day", sa.Date, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("topic", sa.String(40), nullable=False),
+    sa.Column("control_share", sa.Float, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("targets", sa.Integer, nullable=False),
+    sa.Column("controls", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(254), nullable=True),
+)
+sa.Index("ix_segment_exports_site", segment_exports.c.site_id, segment_exports.c.segment_id)
+
+segment_export_members = sa.Table(
+    "segment_export_members",
+    metadata,
+    sa.Column("export_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("control", sa.Boolean, nullable=False),
+)
+
+
+def create_segments(conn: sa.Connection) -> None:
+    """Migration 114: saved segments."""
+    segments.create(conn, checkfirst=True)
+
+
+def create_segment_exports(conn: sa.Connection) -> None:
+    """Migration 115: segment exports and their target/control members."""
+    segment_exports.create(conn, checkfirst=True)
+    segment_export_members.create(conn, checkfirst=True)

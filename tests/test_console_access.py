@@ -118,7 +118,7 @@ def test_every_site_route_is_guarded_and_the_matrix_holds(app, two_sites):
 
 def _api_rules(app):
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(("/v1/reports", "/v1/rules")):
+        if rule.rule.startswith(("/v1/reports", "/v1/rules", "/v1/segments")):
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 yield rule, method
 

@@ -113,7 +113,8 @@ def documented_rejection(
         return isinstance(value_at(request_body, error["field"]), str)
     if status == 422 and label.startswith("POST /v1/"):
         return error["field"].endswith(".timestamp") and error["reason"] in CLOCK_WINDOW
-    if label == "GET /v1/items" and status == 400 and error["field"] == "cursor":
+    paged = ("GET /v1/items", "GET /v1/segments/{segment_id}/members")
+    if label in paged and status == 400 and error["field"] == "cursor":
         # An opaque cursor: only one this API handed out (next_cursor) is valid, as documented.
         return error["reason"].startswith("not a cursor from this API")
     if label == "GET /v1/pixel.gif":

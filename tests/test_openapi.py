@@ -15,6 +15,7 @@ from openapi_spec_validator import validate
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from accounts import segments
 from tests.conftest import ORIGIN, drain, make_event
 from tests.portal_helpers import add_customer
 from webapp import create_app
@@ -361,6 +362,8 @@ def _replay(client, source: str, keys: dict[str, str]):
 def test_curl_examples_work(app, client, site, document, db):
     keys = {"WRITE_KEY": site.write_key, "SERVER_KEY": site.server_key}
     add_customer(db, site.site_id, "cust-1001", email="minji@example.com")  # GET /v1/customers
+    with db.begin() as conn:  # the members example's segment (its id is the store's to choose)
+        segment_id = segments.save(conn, site.site_id, "Example", segments.Definition())
     stored = False
     order = {"put": 0, "post": 1, "get": 2, "delete": 3}
     # Writes first, the catalogue's before the others (the rules' example pins its item), then
@@ -385,6 +388,7 @@ def test_curl_examples_work(app, client, site, document, db):
                     check=True,
                 ).stdout
                 source = command.replace("$DATA", data)
+            source = source.replace("/v1/segments/3/", f"/v1/segments/{segment_id}/")
             response = _replay(client, source, keys)
             documented = document["paths"][path][method]["responses"]
             success = min(int(status) for status in documented if status.startswith("2"))

@@ -24,6 +24,7 @@ from webapp import (
     recommend,
     reports_api,
     rules_api,
+    segments_api,
 )
 from webapp.clients import init_clients
 from webapp.config import load_config
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rules_api.bp)
     app.register_blueprint(portal_api.bp)
     app.register_blueprint(customers_api.bp)
+    app.register_blueprint(segments_api.bp)
     app.register_blueprint(demo_shop.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(landing.bp)

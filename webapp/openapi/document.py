@@ -21,6 +21,7 @@ from webapp.openapi import (
     recommend,
     reports,
     rules,
+    segments,
 )
 from webapp.openapi.health import DOCS_PATH
 from webapp.openapi.parts import Error
@@ -37,6 +38,7 @@ def operations(config: Mapping[str, Any]) -> list:
         *rules.operations(),
         *portal.operations(),
         *customers.operations(),
+        *segments.operations(),
         *health.operations(),
     ]
 
@@ -66,6 +68,7 @@ def build_document(server_url: str, config: Mapping[str, Any]) -> dict[str, Any]
             {"name": "Rules", "description": rules.TAG},
             {"name": "Portal", "description": portal.TAG},
             {"name": "Customers", "description": customers.TAG},
+            {"name": "Segments", "description": segments.TAG},
             {"name": "Health", "description": "Liveness and readiness, for load balancers."},
             {"name": "Reference", "description": "This document and its HTML rendering."},
         ],

@@ -1,0 +1,158 @@
+"""What a customer segment's members and an export cost at 1M customers (PostgreSQL).
+
+    python bench/segments.py                          # 1M customers in the newest snapshot
+    python bench/segments.py --customers 100000 --no-results
+
+Writes one snapshot of ``value_scores`` (bench/value_pages.py's generator) and an email:offers
+consent record for every third customer into a database of its own on the server (COPY, not
+timed), then times accounts.segment_members.members (and .count, where it counts in SQL) for a
+few definitions and one export with a 10% control (accounts.segment_exports.export, rolled
+back): median of 3 runs after one warm-up, in one process. The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bench import value_pages  # noqa: E402
+from bench.harness.machine import log  # noqa: E402
+from bench.harness.results import RESULTS, command_line, header, write_section  # noqa: E402
+
+HEADING = "## Customer segments (bench/segments.py)"
+DATABASE = "ecrm_bench_segments"
+DEFINITIONS = (
+    ("everyone", {}),
+    ("Champions", {"segments": ["Champions"]}),
+    ("CLV >= 100 and P(alive) >= 0.5", {"clv_min": 100, "p_alive_min": 0.5}),
+    ("At Risk who allow email", {"segments": ["At Risk"], "consent_channel": "email"}),
+    ("everyone who allows email", {"consent_channel": "email"}),
+)
+
+
+def build(db_url: str, customers: int):
+    import sqlalchemy as sa
+
+    from analytics.value_schema import value_runs
+    from bench.harness.service import create_store
+    from tracking.db import make_engine
+
+    site, _ = create_store(db_url, "segments bench", ["http://localhost"])
+    engine = make_engine(db_url)
+    rng = np.random.default_rng(20261204)
+    day = value_pages.DAY
+    with engine.begin() as conn:
+        value_pages._snapshot(conn, site.site_id, day, customers, rng, 1)
+        conn.execute(
+            sa.insert(value_runs).values(
+                site_id=site.site_id,
+                day=day,
+                currency="EUR",
+                customers=customers,
+                orders=0,
+                revenue=0,
+                settings={},
+                seconds=0.0,
+                computed_at=datetime.now(UTC),
+            )
+        )
+        cursor = conn.connection.driver_connection.cursor()
+        at = datetime(2026, 6, 1, tzinfo=UTC)
+        columns = "site_id, user_id, what, granted, at, source, wording"
+        with cursor.copy(f"COPY consent_records ({columns}) FROM STDIN") as copy:
+            for i in range(0, customers, 3):
+                copy.write_row((site.site_id, f"c{i:07d}", "email:offers", True, at, "api", "Mail"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE value_scores")
+        conn.exec_driver_sql("ANALYZE consent_records")
+    return engine, site.site_id
+
+
+def _median(run) -> tuple[float, int]:
+    found = run()  # warm-up
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        found = run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), found
+
+
+def timings(engine, site_id: int) -> list[tuple[str, int, float]]:
+    from accounts import segment_exports, segments
+    from accounts.segment_members import count as count_of
+    from accounts.segment_members import members
+
+    out = []
+    with engine.connect() as conn:
+        for name, data in DEFINITIONS:
+            definition = segments.parse(data)
+            seconds, count = _median(lambda d=definition: members(conn, site_id, d).count)
+            out.append((f"members: {name}", count, seconds))
+            log(f"{name}: {count:,} members, {seconds:.2f} s")
+            if not definition.consent_channel:  # the console's list counts in SQL then
+                seconds, n = _median(lambda d=definition: count_of(conn, site_id, d))
+                out.append((f"count only: {name}", n, seconds))
+                log(f"{name}: counted {n:,}, {seconds:.2f} s")
+    with engine.begin() as conn:
+        seg = segments.save(conn, site_id, "At Risk", segments.parse(DEFINITIONS[3][1]))
+
+    def export() -> int:
+        with engine.connect() as conn:
+            with conn.begin() as tx:
+                done = segment_exports.export(conn, site_id, seg, "email", control_share=0.1)
+                tx.rollback()
+        return len(done.targets) + len(done.controls)
+
+    seconds, count = _median(export)
+    out.append(("export At Risk by email, 10% control (stored, rolled back)", count, seconds))
+    log(f"export: {count:,} members, {seconds:.2f} s")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--pg-url", default=value_pages.DEFAULT_PG, help="a PostgreSQL server")
+    parser.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    value_pages.DATABASE = DATABASE
+    db_url = value_pages._database(args.pg_url)
+    try:
+        engine, site_id = build(db_url, args.customers)
+        log(f"loaded a snapshot of {args.customers:,} customers")
+        measured = timings(engine, site_id)
+        engine.dispose()
+    finally:
+        value_pages._database(args.pg_url, drop_only=True)
+    lines = header(
+        HEADING, command_line("bench/segments.py", argv), f"{time.perf_counter() - started:.0f} s"
+    )
+    lines += [
+        f"- Data: one snapshot of {args.customers:,} customers (one currency), an email:offers "
+        "consent for every third, written with COPY (not timed); PostgreSQL on the same machine",
+        "",
+        "| what | members | seconds (median of 3, after a warm-up) |",
+        "|---|---:|---:|",
+        *(f"| {name} | {n:,} | {seconds:.2f} |" for name, n, seconds in measured),
+        "",
+    ]
+    print("\n".join(lines))
+    if not args.no_results:
+        write_section(RESULTS, HEADING, "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
