@@ -95,25 +95,22 @@ def load(engine: sa.Engine, site_id: int) -> CustomerSegments:
             .where(value_scores.c.site_id == site_id, value_scores.c.day == day)
             .execution_options(stream_results=True, yield_per=50_000)
         )
-        users: list[str] = []
-        segments: list[int] = []
-        vips: list[bool] = []
-        orders: list[int] = []
-        currencies: list[str] = []
-        code = {name: i for i, name in enumerate(NAMES)}
+        columns: list[list] = [[], [], [], [], []]
         for rows in conn.execute(query).partitions():
-            for user, segment, vip, count, currency in rows:
-                users.append(user)
-                segments.append(code.get(segment, 0))
-                vips.append(bool(vip))
-                orders.append(count)
-                currencies.append(currency)
+            for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+                column.extend(values)
+    users, segment_names, vip_flags, orders, currencies = columns
     if not users:
         return CustomerSegments(marker, EMPTY.user_ids, EMPTY.segments, EMPTY.vips)
     ids = np.array([u.encode() for u in users], dtype=np.bytes_)
+    names, segment_codes = np.unique(np.array(segment_names, dtype=np.str_), return_inverse=True)
+    code = np.array([NAMES.index(n) if n in NAMES else 0 for n in names], np.uint8)
+    _, currency_codes = np.unique(np.array(currencies, dtype=np.str_), return_inverse=True)
     # Per customer: the currency with the most orders first (ties: by currency code).
-    order = np.lexsort((np.array(currencies, dtype=object), -np.array(orders), ids))
-    ids, seg, vip = ids[order], np.array(segments, np.uint8)[order], np.array(vips)[order]
+    order = np.lexsort((currency_codes, -np.array(orders, np.int64), ids))
+    ids = ids[order]
+    seg = code[segment_codes][order]
+    vip = np.array(vip_flags, dtype=bool)[order]
     first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     return CustomerSegments(
         marker, ids[first], seg[first], np.logical_or.reduceat(vip, first).astype(bool)
