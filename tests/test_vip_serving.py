@@ -228,3 +228,21 @@ def test_the_server_answer_fits_the_document(served):
         assert set(r.get_json()) == property_names(document, "PersonalRecommendations")
     rules = document["components"]["schemas"]["RulesDocument"]["properties"]
     assert "vip" in rules
+
+
+def test_the_refresh_command_announces_the_new_snapshot(served, runner):
+    """`analytics refresh` scores the shop and tells the web processes: this app's serving layer
+    (listening, as a live process) holds the new VIPs within seconds, without a restart."""
+    from tests.value_helpers import scored_shop
+
+    site_id = served.site.site_id
+    sites = served.layer.sites
+    assert len(sites.segments(site_id)) == 0
+    scored_shop(served.engine, site_id)  # two snapshots written, not announced
+    result = runner.invoke(args=["analytics", "refresh", "--site", served.site.write_key])
+    assert result.exit_code == 0, result.output
+    assert wait_for(lambda: len(sites.segments(site_id)) == 63, seconds=5.0)
+    held = sites.segments(site_id)
+    vips = [f"c{c:02d}" for c in range(60) if held.is_vip(f"c{c:02d}")]
+    assert 0 < len(vips) < 60  # the default rule: the top 20% by lifetime value or revenue
+    assert served.get(user_id=vips[0], n=3).get_json()["customer"]["vip"] is True
