@@ -26,7 +26,11 @@ TAG = (
 PLACEMENT_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern="^[^\\x00]*$")]
+# Not blank (the document is read stripped) and without NUL.
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$"),
+]
 Texts = Annotated[list[Text], Field(max_length=MAX_LIST)]
 Boosts = Annotated[
     dict[Text, Annotated[float, Field(gt=0, le=MAX_BOOST)]],
