@@ -12,7 +12,7 @@ import math
 from datetime import date
 from typing import Any
 
-from recommender.rules import Campaign, InvalidRules, Rules, TraitConstraint
+from recommender.rules import Campaign, InvalidRules, Rules, TraitConstraint, VipRules
 
 MAX_LIST = 500  # ids or categories per list
 MAX_TEXT = 255  # an item id, a category, a trait or attribute name
@@ -35,7 +35,9 @@ FIELDS = (
     "boosts",
     "trait_constraints",
     "campaigns",
+    "vip",
 )
+VIP_FIELDS = ("pinned", "boosts")
 CAMPAIGN_FIELDS = ("name", "starts", "ends", "pinned", "boosts")
 
 
@@ -131,6 +133,15 @@ def _campaign(value: Any, where: str) -> Campaign:
     return campaign
 
 
+def _vip(value: Any, where: str) -> VipRules:
+    if value is None:
+        return VipRules()
+    raw = _object(value, where, VIP_FIELDS)
+    return VipRules(
+        _texts(raw.get("pinned"), f"{where}.pinned"), _boosts(raw.get("boosts"), f"{where}.boosts")
+    )
+
+
 def _constraint(value: Any, where: str) -> TraitConstraint:
     raw = _object(value, where, ("attribute", "trait", "minimum"))
     for name in ("attribute", "trait", "minimum"):
@@ -190,6 +201,7 @@ def parse(document: Any, where: str = "") -> Rules:
         campaigns=tuple(
             _campaign(c, f"{_join(where, 'campaigns')}[{i}]") for i, c in enumerate(campaigns)
         ),
+        vip=_vip(raw.get("vip"), _join(where, "vip")),
         **lists,
     )
 
@@ -197,6 +209,8 @@ def parse(document: Any, where: str = "") -> Rules:
 def item_ids(rules: Rules) -> dict[str, list[str]]:
     """Every item id the rules pin or boost, by the field naming it (to check they exist)."""
     found = {"pinned": list(rules.pinned), "boosts": list(rules.boosts)}
+    found["vip.pinned"] = list(rules.vip.pinned)
+    found["vip.boosts"] = list(rules.vip.boosts)
     for i, campaign in enumerate(rules.campaigns):
         found[f"campaigns[{i}].pinned"] = list(campaign.pinned)
         found[f"campaigns[{i}].boosts"] = list(campaign.boosts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ import redis
 import sqlalchemy as sa
 
 from recommender.rule_document import categories, item_ids
-from recommender.rules import InvalidRules, Rules
+from recommender.rules import InvalidRules, Rules, VipRules
 from recommender.schema import merch_rules, merch_rules_versions
 from tracking.db import aware, chunks
 
@@ -49,7 +49,9 @@ class RuleBook:
     site_id: int
     version: int = 0
     placements: dict[str, StoredRules] = field(default_factory=dict)
-    _resolved: dict[str, tuple[Rules, str, datetime | None]] = field(default_factory=dict)
+    _resolved: dict[tuple[str, bool], tuple[Rules, str, datetime | None]] = field(
+        default_factory=dict
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def rules_for(self, placement: str | None) -> Rules:
@@ -60,18 +62,22 @@ class RuleBook:
                 return found.rules
         return Rules()
 
-    def resolve(self, placement: str | None, now: datetime | None = None) -> tuple[Rules, str]:
-        """The rules in force for a placement now (campaigns applied) and their fingerprint.
+    def resolve(
+        self, placement: str | None, now: datetime | None = None, *, vip: bool = False
+    ) -> tuple[Rules, str]:
+        """The rules in force for a placement now (campaigns applied; for a VIP customer, its
+        VIP variant too) and their fingerprint.
 
         Kept until the next campaign starts or ends: a dict lookup per request.
         """
         now = now or datetime.now(UTC)
-        key = placement_key(placement)
+        key = (placement_key(placement), vip)
         found = self._resolved.get(key)
         if found is not None and (found[2] is None or now < found[2]):
             return found[0], found[1]
         base = self.rules_for(placement)
         rules = base.at(now)
+        rules = rules.for_vip() if vip else replace(rules, vip=VipRules())
         result = (rules, rules.fingerprint(), base.next_change(now))
         with self._lock:
             if len(self._resolved) > 1000:  # placements are few; ids sent at random are not

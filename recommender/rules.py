@@ -54,6 +54,18 @@ class Campaign:
 
 
 @dataclass(frozen=True)
+class VipRules:
+    """What a placement adds for VIP customers (the newest value snapshot's VIP flag): items
+    pinned before every other pin, and boosts multiplied into the placement's own."""
+
+    pinned: tuple[str, ...] = ()
+    boosts: Mapping[str, float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.pinned or self.boosts)
+
+
+@dataclass(frozen=True)
 class Rules:
     """What a placement or request allows; every field is optional."""
 
@@ -69,6 +81,18 @@ class Rules:
     boosts: Mapping[str, float] = field(default_factory=dict)  # item_id -> score multiplier
     trait_constraints: tuple[TraitConstraint, ...] = (TraitConstraint(),)
     campaigns: tuple[Campaign, ...] = ()
+    vip: VipRules = field(default_factory=VipRules)  # the VIP variant: empty for none
+
+    def for_vip(self) -> Rules:
+        """The rules a VIP customer is served: the VIP pins first, then the others, the VIP
+        boosts multiplied in; the variant itself left out (its fingerprint differs)."""
+        if not self.vip:
+            return self
+        pinned = list(self.vip.pinned) + [i for i in self.pinned if i not in self.vip.pinned]
+        boosts = dict(self.boosts)
+        for item_id, factor in self.vip.boosts.items():
+            boosts[item_id] = boosts.get(item_id, 1.0) * factor
+        return replace(self, pinned=tuple(pinned), boosts=boosts, vip=VipRules())
 
     def at(self, now: datetime) -> Rules:
         """The rules in force at ``now``: running campaigns' pins after the standing ones,
@@ -107,8 +131,9 @@ class Rules:
         ).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of these rules (what :meth:`from_dict` reads)."""
-        return {
+        """The JSON document of these rules (what :meth:`from_dict` reads); ``vip`` only when
+        the placement has a VIP variant (so rules without one keep their fingerprint)."""
+        document = {
             "exclude_purchased": self.exclude_purchased,
             "rebuy_categories": list(self.rebuy_categories),
             "include_categories": list(self.include_categories),
@@ -134,6 +159,9 @@ class Rules:
                 for c in self.campaigns
             ],
         }
+        if self.vip:
+            document["vip"] = {"pinned": list(self.vip.pinned), "boosts": dict(self.vip.boosts)}
+        return document
 
     @classmethod
     def from_dict(cls, document: Any) -> Rules:

@@ -46,7 +46,7 @@ import sqlalchemy as sa
 from recommender.answer_cache import COLD, AnswerCache, LocalCache, candidates_of
 from recommender.answers import Recommendations
 from recommender.rules import Rules
-from recommender.site_state import SiteState, SiteStates
+from recommender.site_state import SegmentSource, SiteState, SiteStates
 from tracking.holdout import in_holdout
 
 MEMO_LIMIT = 256  # encoded answers kept per entry or per site state
@@ -82,6 +82,9 @@ class Answer:
     cache: str = "none"  # local | redis | miss | none
     extra: dict[str, Any] = field(default_factory=dict)
     body: bytes | None = None  # answer_dict(self) encoded, when already known
+    # The customer's segment and VIP flag (newest value snapshot), None when unscored: only
+    # for the shop's server (the HTTP face adds it to server-key answers), never in ``body``.
+    customer: dict[str, Any] | None = None
 
 
 def answer_dict(answer: Answer) -> dict[str, Any]:
@@ -109,11 +112,14 @@ class ServingLayer:
         client: redis.Redis | None,
         models_dir: str | os.PathLike,
         settings: ServingSettings | None = None,
+        segment_source: SegmentSource | None = None,
     ):
         self.engine, self.redis = engine, client
         self._settings = settings or ServingSettings()
         self.local = LocalCache(self._settings.local_ttl, self._settings.local_max)
-        self.sites = SiteStates(engine, client, models_dir, self._settings, self.local)
+        self.sites = SiteStates(
+            engine, client, models_dir, self._settings, self.local, segment_source
+        )
         self.cache = AnswerCache(client, self._settings, self.local)
         self.listening = self.sites.listening  # set while invalidations are being received
 
@@ -153,16 +159,21 @@ class ServingLayer:
         context_item: str | None = None,
         placement: str | None = None,
     ) -> Answer:
-        """Recommendations for a customer (``user_id``) or a visitor (``anonymous_id``)."""
+        """Recommendations for a customer (``user_id``) or a visitor (``anonymous_id``).
+
+        A VIP customer (newest value snapshot) is served the placement's VIP variant."""
         state = self.sites.state(site_id)
-        rules, fingerprint = self.sites.rules(site_id).resolve(placement)
+        customer = self.customer_segment(site_id, user_id)
+        off = user_id in self.sites.opted_out(site_id)
+        vip = bool(customer and customer["vip"]) and not off
+        rules, fingerprint = self.sites.rules(site_id).resolve(placement, vip=vip)
         popular, trending, popular_source, trending_source = state.fallbacks(rules, fingerprint)
         # The encoded answer is kept with the entry it came from (or, for lists shared by many
         # visitors, with the site's state), per request shape: a repeat costs a dict lookup.
         # A catalogue reload builds a new state, so its serial retires every such copy.
         shape = (state.serial, fingerprint, n, category, tuple(exclude), context_item)
         holdout = in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share)
-        if (off := user_id in self.sites.opted_out(site_id)) or holdout:
+        if off or holdout:
             entry, cache = {"v": state.version}, "none"
             source = PERSONALISATION_OFF if off else popular_source
             candidates, memo, key = popular, state.memo, (source, holdout, *shape)
@@ -188,7 +199,12 @@ class ServingLayer:
             body = orjson.dumps(answer_dict(answer))
             if len(memo) < MEMO_LIMIT:
                 memo[key] = body
-        return Answer(source, version, [], holdout, cache, body=body)
+        return Answer(source, version, [], holdout, cache, body=body, customer=customer)
+
+    def customer_segment(self, site_id: int, user_id: str | None) -> dict[str, Any] | None:
+        """``{"segment", "vip"}`` of a scored customer (in memory), else None."""
+        segments = self.sites.segments(site_id) if user_id else None
+        return segments.lookup(user_id) if segments is not None else None
 
     def similar_items(
         self,
@@ -320,11 +336,22 @@ class ServingLayer:
 
     def warm(self, state: SiteState, user_ids: list[str]) -> int:
         """Compute and write the Redis entries of these model users under the site's default
-        rules; how many were written."""
-        rules, fingerprint = self.sites.rules(state.site_id).resolve(None)
-        compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
+        rules (VIPs under its VIP variant); how many were written."""
         user_ids = [u for u in user_ids if u not in self.sites.opted_out(state.site_id)]
-        return self.cache.store_many(state, user_ids, compute, fingerprint)
+        segments = self.sites.segments(state.site_id)
+        vips = {u for u in user_ids if segments is not None and _is_vip(segments.lookup(u))}
+        written = 0
+        for vip, group in ((False, [u for u in user_ids if u not in vips]), (True, list(vips))):
+            if not group:
+                continue
+            rules, fingerprint = self.sites.rules(state.site_id).resolve(None, vip=vip)
+            compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
+            written += self.cache.store_many(state, group, compute, fingerprint)
+        return written
+
+
+def _is_vip(customer: dict[str, Any] | None) -> bool:
+    return bool(customer and customer["vip"])
 
 
 def customer_traits(engine: sa.Engine, site_id: int, user_id: str | None) -> dict[str, Any]:

@@ -21,10 +21,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import redis
@@ -42,6 +42,26 @@ if TYPE_CHECKING:
     from recommender.serving import ServingSettings
 
 log = logging.getLogger("ecrm.recommender.serving")
+
+
+class Segments(Protocol):
+    """A site's customers' segments as held for serving (analytics.customer_segments)."""
+
+    marker: str | None
+
+    def lookup(self, user_id: str | None) -> dict | None: ...
+
+
+@dataclass(frozen=True)
+class SegmentSource:
+    """Where the customers' segments come from: the web app passes analytics' reader, so this
+    package never imports analytics. ``load(engine, site_id)`` reads a site's newest snapshot;
+    ``marker(engine, site_id)`` says which one is newest (cheap); ``channel`` announces one."""
+
+    load: Callable[[sa.Engine, int], Segments]
+    marker: Callable[[sa.Engine, int], str | None]
+    channel: str
+
 
 _SERIALS = itertools.count(1)
 MAX_RULE_LISTS = 32  # fallback lists kept per state, one pair per distinct placement rules
@@ -211,8 +231,12 @@ class SiteStates:
         models_dir: str | os.PathLike,
         settings: ServingSettings,
         local: LocalCache,
+        segment_source: SegmentSource | None = None,
     ):
         self.engine, self.redis, self.settings = engine, client, settings
+        self.segment_source = segment_source
+        self._segments: dict[int, Segments] = {}
+        self._segments_moved: set[int] = set()  # announced: the maintenance thread reloads
         self.models_dir = Path(models_dir)
         self.local = local  # what invalidations evict from
         self._sites: dict[int, SiteState] = {}
@@ -277,6 +301,30 @@ class SiteStates:
         log.info("site %s serves rules version %s", site_id, book.version)
         return book
 
+    def segments(self, site_id: int) -> Segments | None:
+        """The site's customers' segments and VIP flags (newest snapshot), loaded on first use
+        and again after each refresh; None when this process has no source of them."""
+        if self.segment_source is None:
+            return None
+        found = self._segments.get(site_id)
+        if found is None:
+            self._ensure_threads()
+            found = self.reload_segments(site_id)
+        return found
+
+    def reload_segments(self, site_id: int, if_moved: bool = False) -> Segments | None:
+        """Read the site's newest snapshot again (with ``if_moved``, only when it changed)."""
+        source = self.segment_source
+        if source is None:
+            return None
+        old = self._segments.get(site_id)
+        if if_moved and old is not None and source.marker(self.engine, site_id) == old.marker:
+            return old
+        found = self._segments[site_id] = source.load(self.engine, site_id)
+        if old is not None and old.marker != found.marker:
+            log.info("site %s serves value snapshot %s", site_id, found.marker)
+        return found
+
     def _load(self, site_id: int, reload_catalogue: bool) -> None:
         """(Re)build a site's state; the old one keeps serving until the swap."""
         old = self._sites.get(site_id)
@@ -335,6 +383,12 @@ class SiteStates:
                         self.reload_rules(site_id, if_moved=True)
                     if stale:  # a lost personalisation message, caught up
                         self.reload_opt_outs(site_id)
+                    announced = site_id in self._segments_moved
+                    if (stale or announced) and site_id in self._segments:
+                        # A new value snapshot (announced, or a lost message caught up): read
+                        # here, off the listener, as a million customers take seconds.
+                        self._segments_moved.discard(site_id)
+                        self.reload_segments(site_id, if_moved=not announced)
                 except Exception:  # keep serving the old state; try again next round
                     log.exception("could not refresh site %s", site_id)
 
@@ -349,6 +403,7 @@ class SiteStates:
                     CATALOGUE_CHANNEL,
                     RULES_CHANNEL,
                     opt_outs.PERSONALISATION_CHANNEL,
+                    *([self.segment_source.channel] if self.segment_source else []),
                 )
                 pubsub.get_message(timeout=1.0, ignore_subscribe_messages=False)  # confirmed
                 # Whatever was published while we were not listening is lost: start clean.
@@ -391,6 +446,13 @@ class SiteStates:
                 self._load(int(data), reload_catalogue=True)
         elif channel == RULES_CHANNEL and data.isdigit() and int(data) in self._books:
             self.reload_rules(int(data))
+        elif (
+            self.segment_source is not None
+            and channel == self.segment_source.channel
+            and data.isdigit()
+            and int(data) in self._segments
+        ):
+            self._segments_moved.add(int(data))
         elif channel == opt_outs.PERSONALISATION_CHANNEL:
             change = opt_outs.parse_message(data)
             if change is not None:

@@ -122,9 +122,11 @@ def documented_rejection(
             return error["field"].endswith(".timestamp") and error["reason"] in CLOCK_WINDOW
         return status == 400 and error["field"] == "data"
     if label == "PUT /v1/rules/{placement}" and status == 400:
-        # Stated in words: pinned or boosted items must be in the catalogue; campaign days are
-        # real dates, `ends` not before `starts`.
-        if error["field"].startswith(("body.pinned", "body.boosts", "body.campaigns")):
+        # Stated in words: pinned or boosted items (the VIP variant's too) must be in the
+        # catalogue; campaign days are real dates, `ends` not before `starts`.
+        if error["field"].startswith(
+            ("body.pinned", "body.boosts", "body.campaigns", "body.vip.pinned", "body.vip.boosts")
+        ):
             reason = error["reason"]
             return (
                 "catalogue" in reason or "is not a date" in reason or "before it starts" in reason

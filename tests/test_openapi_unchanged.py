@@ -35,7 +35,17 @@ PERSONALISATION_OFF = (
     "a customer who turned personalisation off gets popular items whose source says so "
     "(issue 13): the enum gained personalisation_off"
 )
+CUSTOMER_SEGMENT = (
+    "the server-key answer of /v1/recommendations carries the customer's segment and VIP flag, "
+    "and VIPs get the placement's VIP variant (issue 14): a new optional property, its schemas, "
+    "the operation's description and example"
+)
+NEW_SCHEMAS = ("CustomerSegment", "PersonalRecommendations")
 ALLOWED: dict[str, str] = {
+    "GET /v1/recommendations/response 200/1/application/json/0/customer": CUSTOMER_SEGMENT,
+    "GET /v1/recommendations/response 200/application/json/properties/customer": CUSTOMER_SEGMENT,
+    "GET /v1/recommendations/description": CUSTOMER_SEGMENT,
+    **{f"components/schemas/{name}": CUSTOMER_SEGMENT for name in NEW_SCHEMAS},
     f"GET /v1/recommendations/{SOURCE_ENUM}": PERSONALISATION_OFF,
     f"GET /v1/items/{{item_id}}/similar/{SOURCE_ENUM}": PERSONALISATION_OFF,
     f"GET /v1/customers/{{user_id}}/similar/{SOURCE_ENUM}": PERSONALISATION_OFF,
@@ -76,7 +86,9 @@ def new(old) -> dict:
     }
     kept = old["components"]["schemas"]
     schemas = document["components"]["schemas"]
-    document["components"]["schemas"] = {name: schemas[name] for name in schemas if name in kept}
+    document["components"]["schemas"] = {
+        name: schemas[name] for name in schemas if name in kept or name in NEW_SCHEMAS
+    }
     old_tags = {tag["name"] for tag in old.get("tags", [])}
     document["tags"] = [tag for tag in document.get("tags", []) if tag["name"] in old_tags]
     return document
@@ -356,7 +368,17 @@ def with_allowed_changes(document: dict) -> dict:
     text = json.dumps(document).replace(
         json.dumps(OLD_SOURCES), json.dumps([*OLD_SOURCES, "personalisation_off"])
     )
-    return json.loads(text)
+    changed = json.loads(text)
+    # The customer's segment (CUSTOMER_SEGMENT): the operation as documented now, its schemas.
+    now = build_document("http://localhost", config())
+    changed["paths"]["/v1/recommendations"]["get"] = now["paths"]["/v1/recommendations"]["get"]
+    schemas = changed["components"]["schemas"]
+    changed["components"]["schemas"] = {
+        name: now["components"]["schemas"][name] if name in NEW_SCHEMAS else schemas[name]
+        for name in now["components"]["schemas"]
+        if name in schemas or name in NEW_SCHEMAS
+    }
+    return changed
 
 
 def test_docs_page_shows_the_same(old, new):

@@ -108,6 +108,9 @@ def test_a_marketer_saves_and_the_change_is_audited(app, client, engine, shop):
         ({"max_price": "cheap"}, "max_price", "must be a number"),
         ({"pinned": "sku-1, nope"}, "pinned", "no item &#39;nope&#39;"),
         ({"boosts": "sku-1 twice"}, "boosts", "item_id = multiplier"),
+        ({"vip_pinned": "sku-1, nope"}, "vip_pinned", "no item &#39;nope&#39;"),
+        ({"vip_boosts": "sku-1 = 0"}, "vip_boosts", "more than 0"),
+        ({"vip_boosts": "sku-1 twice"}, "vip_boosts", "item_id = multiplier"),
         (
             {
                 "campaigns-0-pinned": "sku-1",
@@ -132,6 +135,29 @@ def test_bad_values_are_shown_beside_their_field_and_nothing_is_saved(
     assert reason in error, error
     assert rule_store.load(engine, shop.site_id).version == 0
     assert [e for e in audit.entries(engine, [shop.site_id]) if e.action == "rules.update"] == []
+
+
+def test_a_marketer_edits_the_vip_variant(app, client, engine, shop):
+    sign_in(client, app, "mark@a.example", {shop.site_id: "marketer"})
+    token = csrf_token(client, page(shop.site_id))
+    saved = client.post(
+        f"/console/{shop.site_id}/rules",
+        data=form(
+            csrf_token=token, pinned="sku-1", vip_pinned="sku-5\nsku-6", vip_boosts="sku-7 = 3"
+        ),
+    )
+    assert saved.status_code == 200, saved.get_data(as_text=True)[:2000]
+    rules = rule_store.load(engine, shop.site_id).rules_for("home")
+    assert rules.vip.pinned == ("sku-5", "sku-6") and dict(rules.vip.boosts) == {"sku-7": 3.0}
+    assert rules.pinned == ("sku-1",)
+    for_vip = rules.for_vip()
+    assert for_vip.pinned == ("sku-5", "sku-6", "sku-1") and for_vip.boosts == {"sku-7": 3.0}
+    again = client.get(page(shop.site_id)).get_data(as_text=True)
+    assert "sku-5\nsku-6</textarea>" in again and "sku-7 = 3</textarea>" in again
+    assert "VIPs: 2 pinned, 1 boosted" in again
+    # Emptied, the variant is gone.
+    client.post(f"/console/{shop.site_id}/rules", data=form(csrf_token=token, pinned="sku-1"))
+    assert not rule_store.load(engine, shop.site_id).rules_for("home").vip
 
 
 def test_preview_shows_the_edited_rules_beside_the_saved_ones(app, client, engine, shop):

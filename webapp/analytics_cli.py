@@ -15,7 +15,7 @@ import click
 from flask.cli import AppGroup
 
 from accounts import trigger_actions
-from analytics import trigger_checks, value
+from analytics import customer_segments, trigger_checks, value
 from tracking.text import plural
 from webapp.clients import clients
 from webapp.train_cli import _sites
@@ -69,6 +69,7 @@ def refresh_command(write_key: str | None, day) -> None:
             runs = value.refresh(clients().engine, site.site_id, day=as_of, progress=progress)
         finally:
             progress.close()
+        customer_segments.announce(clients().redis, site.site_id)  # web processes reload VIPs
         click.echo(f"{site.name}: {_describe(runs)} in {time.monotonic() - started:.1f} s")
         if as_of is None or value.newest_day(clients().engine, site.site_id) == as_of:
             # Score rules compare the two newest snapshots: only a refresh of the newest day

@@ -17,8 +17,10 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
+from analytics import customer_segments
 from analytics.served import ServedCounter
 from recommender.serving import Answer, ServingLayer, ServingSettings, answer_dict
+from recommender.site_state import SegmentSource
 from tracking import identity
 from tracking.sites import Site
 from webapp.auth import (
@@ -40,6 +42,7 @@ MAX_EXCLUDE = 100
 MAX_K = 100
 MAX_HASH = 128  # a hex HMAC-SHA256 is 64 characters
 NO_STORE = "no-store"
+SERVER_CALLER = "ecrm.server_key"  # environ: the caller showed the site's secret server key
 
 
 def init_serving(app: Flask) -> ServingLayer:
@@ -56,7 +59,12 @@ def init_serving(app: Flask) -> ServingLayer:
         holdout_share=c["HOLDOUT_SHARE"],
     )
     ecrm = app.extensions["ecrm"]
-    layer = ServingLayer(ecrm.engine, ecrm.redis, os.path.join(c["VAR_DIR"], "models"), settings)
+    segments = SegmentSource(
+        customer_segments.load, customer_segments.snapshot_marker, customer_segments.VALUE_CHANNEL
+    )
+    layer = ServingLayer(
+        ecrm.engine, ecrm.redis, os.path.join(c["VAR_DIR"], "models"), settings, segments
+    )
     app.extensions["ecrm_serving"] = layer
     # Answers served, for reports: counted in memory, flushed to Redis by a thread.
     app.extensions["ecrm_served"] = ServedCounter(ecrm.redis)
@@ -101,6 +109,7 @@ def _caller(args: dict[str, str], server_only: bool = False) -> Site:
         if site is not None:
             mark_site_resolved()
             refuse_server_key_in_browser("Authorization")
+            environ[SERVER_CALLER] = True
             return site
         if key and sites.by_write_key(key) is not None:
             mark_site_resolved()
@@ -187,13 +196,16 @@ def _filters(args: dict[str, str]) -> tuple[int, str, str | None, list[str]]:
     return n, placement, category, exclude
 
 
-def _respond(answer: Answer, placement: str, site_id: int) -> Response:
+def _respond(answer: Answer, placement: str, site_id: int, with_customer: bool = False) -> Response:
     current_app.extensions["ecrm_served"].count(
         site_id, placement, answer.model_version, answer.source, answer.holdout
     )
     encoded = answer.body or orjson.dumps(answer_dict(answer))
     # rec_id is new for every response; placement matched PLACEMENT, so needs no escaping.
     head = f'{{"rec_id":"{os.urandom(16).hex()}","placement":"{placement}",'.encode()
+    if with_customer and request.environ.get(SERVER_CALLER):
+        # The customer's segment is the shop's to know, not the browser's: server key only.
+        head += b'"customer":' + orjson.dumps(answer.customer) + b","
     body = head + encoded[1:] if len(encoded) > 2 else head[:-1] + b"}"
     headers = [
         ("Cache-Control", NO_STORE),
@@ -257,7 +269,7 @@ def recommendations():
         context_item=_id("item_id", args.get("item_id")),
         placement=placement,
     )
-    return _respond(answer, placement, site.site_id)
+    return _respond(answer, placement, site.site_id, with_customer=True)
 
 
 @bp.get("/items/<path:item_id>/similar")

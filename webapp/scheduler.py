@@ -22,7 +22,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from accounts import trigger_actions
-from analytics import lift_archive, rollups, trigger_checks, value
+from analytics import customer_segments, lift_archive, rollups, trigger_checks, value
 from analytics.served import move_served
 from tracking.attribution import attribute_since
 from tracking.sites import Site
@@ -88,6 +88,7 @@ def refresh_customer_value(site: Site) -> str:
     if value.refreshed_on(engine, site.site_id, today):
         return "already refreshed today"
     runs = value.refresh(engine, site.site_id, day=today)
+    customer_segments.announce(clients().redis, site.site_id)  # web processes reload VIPs
     fired = trigger_checks.evaluate_scores(engine, site.site_id, trigger_actions.send_webhook)
     scored = plural(sum(r.customers for r in runs), "customer")
     return f"{scored} scored, {plural(fired, 'trigger')} fired"

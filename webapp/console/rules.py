@@ -8,6 +8,7 @@ not yet saved, beside their answer under the saved rules. Saving goes through
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from flask_login import current_user
 
 from recommender import rule_store
 from recommender.answer_cache import recent_events
-from recommender.rules import InvalidRules, Rules
+from recommender.rules import InvalidRules, Rules, VipRules
 from recommender.serving import customer_traits
 from webapp.clients import clients
 from webapp.console import bp
@@ -91,6 +92,8 @@ def _summary(rules: Rules) -> str:
         parts.append(f"{len(rules.boosts)} boosted")
     if rules.campaigns:
         parts.append(f"{len(rules.campaigns)} campaign(s)")
+    if rules.vip:
+        parts.append(f"VIPs: {len(rules.vip.pinned)} pinned, {len(rules.vip.boosts)} boosted")
     if not rules.exclude_purchased:
         parts.append("purchased items shown")
     return "; ".join(parts) or "defaults"
@@ -179,7 +182,7 @@ def _answer(site_id: int, customer: str, rules: Rules) -> dict[str, Any]:
     found = state.service.recommend_for_customer(
         customer,
         PREVIEW_ITEMS,
-        rules=rules.at(datetime.now(UTC)),
+        rules=_for(rules.at(datetime.now(UTC)), layer.customer_segment(site_id, customer)),
         traits=customer_traits(clients().engine, site_id, customer),
         recent_events=recent,
         purchased=[e["item_id"] for e in recent if e.get("event") == "Order Completed"],
@@ -195,3 +198,8 @@ def _answer(site_id: int, customer: str, rules: Rules) -> dict[str, Any]:
         for i, (item_id, reason) in enumerate(zip(found.item_ids, found.reasons, strict=True))
     ]
     return {"source": found.source, "model_version": found.model_version, "items": items}
+
+
+def _for(rules: Rules, customer: dict[str, Any] | None) -> Rules:
+    """The rules as this customer is served them: a VIP gets the VIP variant."""
+    return rules.for_vip() if customer and customer["vip"] else replace(rules, vip=VipRules())

@@ -1,6 +1,7 @@
 """The rules page's form: a rules document as form fields and back, errors by form field.
 
-Lists are written comma-separated or one per line; boosts one ``item_id = multiplier`` per line;
+Lists are written comma-separated or one per line; boosts one ``item_id = multiplier`` per line
+(the VIP variant's pins and boosts alike, as ``vip_pinned`` and ``vip_boosts``);
 trait constraints one ``attribute: trait >= minimum`` per line; campaigns one row each (plus an
 empty row to add one). What the form cannot read (a price that is not a number) is an error
 beside its field, as is what :meth:`recommender.rules.Rules.from_dict` refuses.
@@ -91,6 +92,10 @@ def document_from_form(form: Mapping[str, str]) -> dict[str, Any]:
         "boosts": _boosts(form.get("boosts", ""), "boosts", errors),
         "trait_constraints": _constraints(form.get("trait_constraints", ""), errors),
         "campaigns": [],
+        "vip": {
+            "pinned": split_list(form.get("vip_pinned", "")),
+            "boosts": _boosts(form.get("vip_boosts", ""), "vip_boosts", errors),
+        },
     }
     try:
         rows = min(int(form.get("campaign_rows", "0")), 50)
@@ -135,6 +140,8 @@ def form_field(path: str, document: dict[str, Any]) -> str:
         campaigns = document.get("campaigns", [])
         row = campaigns[index].get("_row", index) if index < len(campaigns) else index
         return f"campaigns-{row}-{name}"
+    if path.startswith("vip."):  # vip.pinned, vip.boosts.<item>: the VIP variant's fields
+        return "vip_" + path.split(".")[1]
     return re.split(r"[.\[]", path, maxsplit=1)[0]
 
 
@@ -164,6 +171,8 @@ def form_values(rules: Rules) -> dict[str, Any]:
             }
             for c in document["campaigns"]
         ],
+        "vip_pinned": "\n".join(rules.vip.pinned),
+        "vip_boosts": "\n".join(f"{k} = {v:g}" for k, v in rules.vip.boosts.items()),
     }
     return values
 
@@ -171,7 +180,8 @@ def form_values(rules: Rules) -> dict[str, Any]:
 def values_from_form(form: Mapping[str, str]) -> dict[str, Any]:
     """The form's values as sent (shown again beside the errors)."""
     values: dict[str, Any] = {
-        name: form.get(name, "") for name in (*LISTS, *NUMBERS, "boosts", "trait_constraints")
+        name: form.get(name, "")
+        for name in (*LISTS, *NUMBERS, "boosts", "trait_constraints", "vip_pinned", "vip_boosts")
     }
     values["exclude_purchased"] = form.get("exclude_purchased") == "on"
     try:

@@ -85,6 +85,23 @@ class Recommendations(ApiModel):
     items: list[RecommendedItem]
 
 
+class CustomerSegment(ApiModel):
+    """The customer's standing in the site's newest customer value snapshot."""
+
+    segment: str = Field(
+        description="The RFM segment (quintile R x F map).", examples=["Champions"]
+    )
+    vip: bool = Field(description="A VIP by the site's VIP rule: served the VIP variant.")
+
+
+class PersonalRecommendations(Recommendations):
+    customer: CustomerSegment | None = Field(
+        None,
+        description="Server-key answers only (never with the public write key): the "
+        "customer's segment and VIP flag; null for a visitor or a customer not yet scored.",
+    )
+
+
 class _SimilarCustomer(ApiModel):
     user_id: str
     similarity: float
@@ -95,7 +112,13 @@ class SimilarCustomers(Recommendations):
 
 
 # The schemas this module adds to the reference, in the order it lists them.
-SCHEMAS = (RecommendedItem, Recommendations, SimilarCustomers)
+SCHEMAS = (
+    RecommendedItem,
+    Recommendations,
+    CustomerSegment,
+    PersonalRecommendations,
+    SimilarCustomers,
+)
 
 
 # Empty query values count as absent, so optional ids may be empty; NUL is refused.
@@ -288,11 +311,16 @@ def operations(config: Mapping[str, Any]) -> list[Operation]:
             "Recommendations",
             "Recommendations for a customer or a visitor",
             "Personal recommendations with the site's business rules applied (purchased, "
-            "hidden, inactive and out-of-stock items never shown). At least one of `user_id` "
-            f"and `anonymous_id`. {SOURCES_NOTE}",
+            "hidden, inactive and out-of-stock items never shown; a VIP customer gets the "
+            "placement's VIP variant). At least one of `user_id` and `anonymous_id`. "
+            "With the server key the answer carries the customer's segment and VIP flag "
+            f"(`customer`). {SOURCES_NOTE}",
             BROWSER_OR_SERVER,
             {
-                200: _ok(Recommendations, EXAMPLE_RECOMMENDATIONS),
+                200: _ok(
+                    PersonalRecommendations,
+                    {**EXAMPLE_RECOMMENDATIONS, "customer": {"segment": "Champions", "vip": True}},
+                ),
                 400: _bad("user_id", "give user_id or anonymous_id (or both)"),
                 **BROWSER_ERRORS,
             },

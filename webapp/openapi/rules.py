@@ -26,7 +26,11 @@ TAG = (
 PLACEMENT_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern="^[^\\x00]*$")]
+# Not blank (the document is read stripped) and without NUL.
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$"),
+]
 Texts = Annotated[list[Text], Field(max_length=MAX_LIST)]
 Boosts = Annotated[
     dict[Text, Annotated[float, Field(gt=0, le=MAX_BOOST)]],
@@ -61,6 +65,16 @@ class Campaign(ApiModel):
     model_config = STRICT
 
 
+class VipVariant(ApiModel):
+    """What the placement adds for VIP customers (the VIP flag of the site's newest customer
+    value snapshot, by its VIP rule): items pinned before every other pin, and boosts
+    multiplied into the placement's own. Other customers never see it."""
+
+    pinned: Texts = Field([], description="Placed first for VIPs, in this order.")
+    boosts: Boosts = {}
+    model_config = STRICT
+
+
 class RulesDocument(ApiModel):
     """One placement's rules. Every field is optional; absent ones take the defaults shown.
     Categories are prefixes: `Music` covers `Music/Jazz`. Unknown categories and excluded
@@ -82,6 +96,9 @@ class RulesDocument(ApiModel):
         [TraitConstraint(attribute="age_restricted", trait="age", minimum=18)], max_length=20
     )
     campaigns: list[Campaign] = Field([], max_length=MAX_CAMPAIGNS)
+    vip: VipVariant | None = Field(
+        None, description="The VIP variant; absent: VIPs get the same rules as everyone."
+    )
     model_config = STRICT
 
 
