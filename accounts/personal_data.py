@@ -174,6 +174,11 @@ HOLDINGS: tuple[Holding, ...] = (
         note="customer value scores per refresh day: RFM, segment, P(alive), lifetime value",
     ),
     Holding(
+        value_schema.segment_export_members,
+        {"user_id": "user"},
+        note="the campaign exports the customer was in, as a target or held back as control",
+    ),
+    Holding(
         trigger_schema.trigger_fired,
         {"user_id": "user"},
         note="behaviour-change triggers fired for the customer, with the values that met them",

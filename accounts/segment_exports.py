@@ -116,8 +116,9 @@ def export(
             created_by=by,
         )
     ).inserted_primary_key[0]
-    rows = [{"export_id": export_id, "user_id": m.user_id, "control": False} for m in targets]
-    rows += [{"export_id": export_id, "user_id": u, "control": True} for u in controls]
+    mine = {"export_id": export_id, "site_id": site_id}
+    rows = [{**mine, "user_id": m.user_id, "control": False} for m in targets]
+    rows += [{**mine, "user_id": u, "control": True} for u in controls]
     if rows:
         conn.execute(segment_export_members.insert(), rows)
     audit.record(

@@ -151,6 +151,9 @@ segment_export_members = sa.Table(
     sa.Column("export_id", sa.Integer, primary_key=True),
     sa.Column("user_id", sa.String(255), primary_key=True),
     sa.Column("control", sa.Boolean, nullable=False),
+    # The export's site again, so erasure and export find a customer's rows by (site, user id).
+    sa.Column("site_id", sa.Integer, nullable=False),
+    sa.Index("ix_segment_export_members_user", "site_id", "user_id"),
 )
 
 

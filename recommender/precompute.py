@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.answers import ModelBundle
-from recommender.site_state import CatalogueView, build_site_state
+from recommender.catalogue_view import CatalogueView
+from recommender.site_state import build_site_state
 
 if TYPE_CHECKING:
     from recommender.serving import ServingLayer

@@ -46,7 +46,8 @@ import sqlalchemy as sa
 from recommender.answer_cache import COLD, AnswerCache, LocalCache, candidates_of
 from recommender.answers import Recommendations
 from recommender.rules import Rules
-from recommender.site_state import SegmentSource, SiteState, SiteStates
+from recommender.site_holdings import SegmentSource
+from recommender.site_state import SiteState, SiteStates
 from tracking.holdout import in_holdout
 
 MEMO_LIMIT = 256  # encoded answers kept per entry or per site state
@@ -145,8 +146,6 @@ class ServingLayer:
         self.sites.close()
         self.cache.close()
 
-    # Requests
-
     def recommend(
         self,
         site_id: int,
@@ -159,9 +158,7 @@ class ServingLayer:
         context_item: str | None = None,
         placement: str | None = None,
     ) -> Answer:
-        """Recommendations for a customer (``user_id``) or a visitor (``anonymous_id``).
-
-        A VIP customer (newest value snapshot) is served the placement's VIP variant."""
+        """Recommendations for a customer or a visitor (a VIP: the placement's VIP variant)."""
         state = self.sites.state(site_id)
         customer = self.customer_segment(site_id, user_id)
         off = user_id in self.sites.opted_out(site_id)
@@ -231,13 +228,7 @@ class ServingLayer:
         entry, cache = self.local.get(key, state.version, fingerprint), "local"
         if entry is None:
             started = time.monotonic()
-            found = state.service.similar_items(item_id, self._settings.candidates, rules=rules)
-            entry = {
-                "v": state.version,
-                "r": fingerprint,
-                "s": found.source,
-                "c": found.as_candidates(),
-            }
+            entry = _similar_entry(state, item_id, self._settings.candidates, rules, fingerprint)
             self.local.put(key, entry, started)
             cache = "miss"
         answer = _finish(
@@ -269,12 +260,7 @@ class ServingLayer:
         answer = _finish(
             state, found.as_candidates(), found.source, n, category, exclude, None, popular, rules
         )
-        answer.extra["customers"] = [
-            {"user_id": c, "similarity": round(s, 6)}
-            for c, s in zip(
-                found.extra.get("customers", []), found.extra.get("similarity", []), strict=True
-            )
-        ]
+        answer.extra["customers"] = _similar_list(found)
         return answer
 
     # What an entry holds
@@ -337,13 +323,8 @@ class ServingLayer:
     def warm(self, state: SiteState, user_ids: list[str]) -> int:
         """Compute and write the Redis entries of these model users under the site's default
         rules (VIPs under its VIP variant); how many were written."""
-        user_ids = [u for u in user_ids if u not in self.sites.opted_out(state.site_id)]
-        segments = self.sites.segments(state.site_id)
-        vips = {u for u in user_ids if segments is not None and _is_vip(segments.lookup(u))}
         written = 0
-        for vip, group in ((False, [u for u in user_ids if u not in vips]), (True, list(vips))):
-            if not group:
-                continue
+        for vip, group in _vip_groups(self.sites, state.site_id, user_ids):
             rules, fingerprint = self.sites.rules(state.site_id).resolve(None, vip=vip)
             compute = functools.partial(self._compute, rules=rules, fingerprint=fingerprint)
             written += self.cache.store_many(state, group, compute, fingerprint)
@@ -352,6 +333,32 @@ class ServingLayer:
 
 def _is_vip(customer: dict[str, Any] | None) -> bool:
     return bool(customer and customer["vip"])
+
+
+def _vip_groups(sites: SiteStates, site_id: int, user_ids: list[str]) -> list[tuple[bool, list]]:
+    """The users to warm (personalisation on), as (VIP?, users) groups, empty groups left out."""
+    user_ids = [u for u in user_ids if u not in sites.opted_out(site_id)]
+    segments = sites.segments(site_id)
+    vips = {u for u in user_ids if segments is not None and _is_vip(segments.lookup(u))}
+    groups = [(False, [u for u in user_ids if u not in vips]), (True, sorted(vips))]
+    return [(vip, group) for vip, group in groups if group]
+
+
+def _similar_entry(
+    state: SiteState, item_id: str, candidates: int, rules: Rules, fingerprint: str
+) -> dict[str, Any]:
+    """The cache entry of an item's similar items under these rules."""
+    found = state.service.similar_items(item_id, candidates, rules=rules)
+    return {"v": state.version, "r": fingerprint, "s": found.source, "c": found.as_candidates()}
+
+
+def _similar_list(found: Recommendations) -> list[dict[str, Any]]:
+    """The similar customers of an answer, with their similarity rounded."""
+    customers, similarity = found.extra.get("customers", []), found.extra.get("similarity", [])
+    return [
+        {"user_id": c, "similarity": round(s, 6)}
+        for c, s in zip(customers, similarity, strict=True)
+    ]
 
 
 def customer_traits(engine: sa.Engine, site_id: int, user_id: str | None) -> dict[str, Any]:

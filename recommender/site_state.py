@@ -21,20 +21,21 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import redis
 import sqlalchemy as sa
 
-from recommender import opt_outs, rule_store
+from recommender import opt_outs
 from recommender.answers import ModelBundle, RecommendationService
+from recommender.catalogue_view import CatalogueView
 from recommender.registry import ModelRegistry
 from recommender.rule_store import RULES_CHANNEL, RuleBook
-from recommender.rules import Catalogue, Rules, catalogue_from_rows
+from recommender.rules import Rules
+from recommender.site_holdings import Segments, SegmentSource, SiteHoldings
 from tracking.activity import CATALOGUE_CHANNEL, INVALIDATION_CHANNEL
 
 if TYPE_CHECKING:
@@ -44,97 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecrm.recommender.serving")
 
 
-class Segments(Protocol):
-    """A site's customers' segments as held for serving (analytics.customer_segments)."""
-
-    marker: str | None
-
-    def lookup(self, user_id: str | None) -> dict | None: ...
-
-
-@dataclass(frozen=True)
-class SegmentSource:
-    """Where the customers' segments come from: the web app passes analytics' reader, so this
-    package never imports analytics. ``load(engine, site_id)`` reads a site's newest snapshot;
-    ``marker(engine, site_id)`` says which one is newest (cheap); ``channel`` announces one."""
-
-    load: Callable[[sa.Engine, int], Segments]
-    marker: Callable[[sa.Engine, int], str | None]
-    channel: str
-
-
 _SERIALS = itertools.count(1)
 MAX_RULE_LISTS = 32  # fallback lists kept per state, one pair per distinct placement rules
-
-
-@dataclass
-class CatalogueView:
-    """A site's catalogue as served: rule arrays plus the details a response shows."""
-
-    catalogue: Catalogue
-    details: dict[str, dict[str, Any]]
-    loaded_at: float
-
-    @classmethod
-    def load(cls, engine: sa.Engine, site_id: int) -> CatalogueView:
-        """Read the site's items (one query)."""
-        from tracking.schema import items
-
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    items.c.item_id,
-                    items.c.title,
-                    items.c.category,
-                    items.c.price,
-                    items.c.currency,
-                    items.c.url,
-                    items.c.image_url,
-                    items.c.active,
-                    items.c.hidden,
-                    items.c.in_stock,
-                    items.c.attributes,
-                )
-                .where(items.c.site_id == site_id)
-                .order_by(items.c.item_id)
-            ).all()
-        details = {}
-        for r in rows:
-            details[r.item_id] = {
-                "item_id": r.item_id,
-                "title": r.title,
-                "price": float(r.price) if r.price is not None else None,
-                "currency": r.currency,
-                "url": r.url,
-                "image_url": r.image_url,
-            }
-        catalogue = catalogue_from_rows(rows)
-        return cls(catalogue, details, time.monotonic())
-
-    def same_as(self, other: CatalogueView) -> bool:
-        """Nothing a response shows or filters on differs."""
-        mine, theirs = self.catalogue, other.catalogue
-        return (
-            self.details == other.details
-            and np.array_equal(mine.servable, theirs.servable)
-            and np.array_equal(mine.category, theirs.category)
-            and mine.flags.keys() == theirs.flags.keys()
-            and all(np.array_equal(mine.flags[k], theirs.flags[k]) for k in mine.flags)
-        )
-
-    def servable(self, item_id: str) -> bool:
-        """Known, active, not hidden and in stock."""
-        position = self.catalogue.index.get(item_id)
-        return position is not None and bool(self.catalogue.servable[position])
-
-    def top_category(self, item_id: str) -> str:
-        """The first part of the item's category path ('' when it has none)."""
-        return self.catalogue.category[self.catalogue.index[item_id]].split("/", 1)[0]
-
-    def in_category(self, item_id: str, prefix: str) -> bool:
-        """The item's category is ``prefix`` or below it."""
-        category = self.catalogue.category[self.catalogue.index[item_id]]
-        return category == prefix or category.startswith(prefix + "/")
 
 
 @dataclass
@@ -221,7 +133,7 @@ def build_site_state(
     )
 
 
-class SiteStates:
+class SiteStates(SiteHoldings):
     """Every site's state in this process, loaded on first use and kept current by two threads."""
 
     def __init__(
@@ -270,60 +182,6 @@ class SiteStates:
                 self.reload_opt_outs(site_id)
                 self._load(site_id, reload_catalogue=True)
             return self._sites[site_id]
-
-    def opted_out(self, site_id: int) -> set[str]:
-        """The site's customers with personalisation off (loaded with the site's state)."""
-        found = self._opt_outs.get(site_id)
-        if found is None:
-            found = self.reload_opt_outs(site_id)
-        return found
-
-    def reload_opt_outs(self, site_id: int) -> set[str]:
-        """Read the site's personalisation opt-outs again now."""
-        with self.engine.connect() as conn:
-            found = self._opt_outs[site_id] = opt_outs.opted_out(conn, site_id)
-        return found
-
-    def rules(self, site_id: int) -> RuleBook:
-        """The site's merchandising rules, loaded on first use and on every change."""
-        found = self._books.get(site_id)
-        if found is None:
-            self._ensure_threads()
-            found = self._books[site_id] = rule_store.load(self.engine, site_id)
-        return found
-
-    def reload_rules(self, site_id: int, if_moved: bool = False) -> RuleBook:
-        """Read the site's rules again now (with ``if_moved``, only when the version moved)."""
-        if if_moved and site_id in self._books:
-            if rule_store.current_version(self.engine, site_id) == self._books[site_id].version:
-                return self._books[site_id]
-        book = self._books[site_id] = rule_store.load(self.engine, site_id)
-        log.info("site %s serves rules version %s", site_id, book.version)
-        return book
-
-    def segments(self, site_id: int) -> Segments | None:
-        """The site's customers' segments and VIP flags (newest snapshot), loaded on first use
-        and again after each refresh; None when this process has no source of them."""
-        if self.segment_source is None:
-            return None
-        found = self._segments.get(site_id)
-        if found is None:
-            self._ensure_threads()
-            found = self.reload_segments(site_id)
-        return found
-
-    def reload_segments(self, site_id: int, if_moved: bool = False) -> Segments | None:
-        """Read the site's newest snapshot again (with ``if_moved``, only when it changed)."""
-        source = self.segment_source
-        if source is None:
-            return None
-        old = self._segments.get(site_id)
-        if if_moved and old is not None and source.marker(self.engine, site_id) == old.marker:
-            return old
-        found = self._segments[site_id] = source.load(self.engine, site_id)
-        if old is not None and old.marker != found.marker:
-            log.info("site %s serves value snapshot %s", site_id, found.marker)
-        return found
 
     def _load(self, site_id: int, reload_catalogue: bool) -> None:
         """(Re)build a site's state; the old one keeps serving until the swap."""

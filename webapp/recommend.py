@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from analytics import customer_segments
 from analytics.served import ServedCounter
 from recommender.serving import Answer, ServingLayer, ServingSettings, answer_dict
-from recommender.site_state import SegmentSource
+from recommender.site_holdings import SegmentSource
 from tracking import identity
 from tracking.sites import Site
 from webapp.auth import (

@@ -75,6 +75,8 @@ def safe_next(value: str | None) -> str | None:
 
 def _next_arg() -> str | None:
     return safe_next(request.args.get("next"))
+
+
 # Throttled forms of other modules: endpoint -> the form again with the message (a page).
 THROTTLED_PAGES: dict = {}
 

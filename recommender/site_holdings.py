@@ -1,0 +1,109 @@
+"""What each site's serving holds beside its model and catalogue: merchandising rules,
+personalisation opt-outs and customers' segments, each loaded on first use and again on a change.
+
+:class:`SiteHoldings` is the part of recommender.site_state's ``SiteStates`` that reads them (the
+threads that notice changes stay there); :class:`SegmentSource` is how the web app hands in
+analytics' snapshot reader, so this package never imports analytics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from recommender import opt_outs, rule_store
+from recommender.rule_store import RuleBook
+
+log = logging.getLogger("ecrm.recommender.serving")
+
+
+class Segments(Protocol):
+    """A site's customers' segments as held for serving (analytics.customer_segments)."""
+
+    marker: str | None
+
+    def lookup(self, user_id: str | None) -> dict | None: ...
+
+
+@dataclass(frozen=True)
+class SegmentSource:
+    """Where the customers' segments come from: the web app passes analytics' reader, so this
+    package never imports analytics. ``load(engine, site_id)`` reads a site's newest snapshot;
+    ``marker(engine, site_id)`` says which one is newest (cheap); ``channel`` announces one."""
+
+    load: Callable[[sa.Engine, int], Segments]
+    marker: Callable[[sa.Engine, int], str | None]
+    channel: str
+
+
+class SiteHoldings:
+    """Rules, opt-outs and segments per site (the attributes are set by ``SiteStates``)."""
+
+    engine: sa.Engine
+    segment_source: SegmentSource | None
+    _books: dict[int, RuleBook]
+    _opt_outs: dict[int, set[str]]
+    _segments: dict[int, Segments]
+    _lock: threading.Lock
+
+    def _ensure_threads(self) -> None:  # SiteStates starts its background threads
+        raise NotImplementedError
+
+    def opted_out(self, site_id: int) -> set[str]:
+        """The site's customers with personalisation off (loaded with the site's state)."""
+        found = self._opt_outs.get(site_id)
+        if found is None:
+            found = self.reload_opt_outs(site_id)
+        return found
+
+    def reload_opt_outs(self, site_id: int) -> set[str]:
+        """Read the site's personalisation opt-outs again now."""
+        with self.engine.connect() as conn:
+            found = self._opt_outs[site_id] = opt_outs.opted_out(conn, site_id)
+        return found
+
+    def rules(self, site_id: int) -> RuleBook:
+        """The site's merchandising rules, loaded on first use and on every change."""
+        found = self._books.get(site_id)
+        if found is None:
+            self._ensure_threads()
+            found = self._books[site_id] = rule_store.load(self.engine, site_id)
+        return found
+
+    def reload_rules(self, site_id: int, if_moved: bool = False) -> RuleBook:
+        """Read the site's rules again now (with ``if_moved``, only when the version moved)."""
+        if if_moved and site_id in self._books:
+            if rule_store.current_version(self.engine, site_id) == self._books[site_id].version:
+                return self._books[site_id]
+        book = self._books[site_id] = rule_store.load(self.engine, site_id)
+        log.info("site %s serves rules version %s", site_id, book.version)
+        return book
+
+    def segments(self, site_id: int) -> Segments | None:
+        """The site's customers' segments and VIP flags (newest snapshot), loaded on first use
+        and again after each refresh; None when this process has no source of them."""
+        if self.segment_source is None:
+            return None
+        found = self._segments.get(site_id)
+        if found is None:
+            self._ensure_threads()
+            found = self.reload_segments(site_id)
+        return found
+
+    def reload_segments(self, site_id: int, if_moved: bool = False) -> Segments | None:
+        """Read the site's newest snapshot again (with ``if_moved``, only when it changed)."""
+        source = self.segment_source
+        if source is None:
+            return None
+        old = self._segments.get(site_id)
+        if if_moved and old is not None and source.marker(self.engine, site_id) == old.marker:
+            return old
+        found = self._segments[site_id] = source.load(self.engine, site_id)
+        if old is not None and old.marker != found.marker:
+            log.info("site %s serves value snapshot %s", site_id, found.marker)
+        return found
