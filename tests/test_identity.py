@@ -269,7 +269,10 @@ def test_a_signed_user_id_or_the_server_key_gets_personal_recommendations(served
     user = served.customers(cluster=1)[0]
     signed = body(browser_get(served, user_id=user, user_hash=sign(served.site, user)))
     assert signed["source"] == "personal"
-    assert signed == body(served.get(user_id=user))  # the server key, as before
+    server = body(served.get(user_id=user))  # the server key, as before, but for ...
+    assert server.pop("customer") is None  # ... the segment (unscored here): never a browser's
+    assert "customer" not in signed
+    assert signed == server
     wrong = body(browser_get(served, user_id=user, user_hash=sign(served.site, "cust-other")))
     assert wrong["source"] != "personal"
 
