@@ -50,3 +50,18 @@ def test_scheduler_refreshes_once_a_day(app, site, db):
         assert refresh_customer_value(site) == "already refreshed today"
     with db.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(value_runs)) == 1
+
+
+def test_scheduler_waits_while_the_ingest_worker_has_a_backlog(app, site, db, redis):
+    _buyers(db, site.site_id)
+    stream, group = app.config["STREAM_KEY"], app.config["CONSUMER_GROUP"]
+    redis.xgroup_create(stream, group, id="0", mkstream=True)
+    for n in range(21):  # queued, not yet read by a worker
+        redis.xadd(stream, {"n": str(n)})
+    with app.app_context():
+        assert (
+            refresh_customer_value(site)
+            == "waiting for the ingest worker (21 batches of events to store)"
+        )
+        redis.xgroup_setid(stream, group, id="$")  # the worker caught up
+        assert refresh_customer_value(site) == "40 customers scored, 0 triggers fired"

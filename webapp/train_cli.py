@@ -133,11 +133,12 @@ def warm_cache(site: Site, version_dir: Path, say=None) -> int:
     return written
 
 
-def ingest_backlog() -> int | None:
+def ingest_backlog(count_up_to: int = 1) -> int | None:
     """Stream entries the ingest worker has not stored yet (unread plus pending).
 
     0 when there is no stream at all (nothing was ever queued); None while the worker's consumer
-    group does not exist yet (the worker has not started), so nothing can be said.
+    group does not exist yet (the worker has not started), so nothing can be said. A Redis older
+    than 7 does not count the unread entries itself: they are counted up to ``count_up_to``.
     """
     c, r = current_app.config, clients().redis
     try:
@@ -152,7 +153,12 @@ def ingest_backlog() -> int | None:
         unread = int(group["lag"])
     else:
         delivered = _text(group["last-delivered-id"])
-        unread = 0 if delivered == _text(stream["last-generated-id"]) else 1
+        if delivered == _text(stream["last-generated-id"]):
+            unread = 0
+        else:
+            ms, _, seq = delivered.partition("-")
+            after = f"{ms}-{int(seq or 0) + 1}"  # the first id after the last delivered one
+            unread = len(r.xrange(c["STREAM_KEY"], min=after, count=max(1, count_up_to)))
     return unread + int(group["pending"])
 
 
