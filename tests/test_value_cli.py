@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from analytics.value_schema import value_runs, value_scores
 from tests.test_value_refresh import _order
 from tracking.schema import orders
-from webapp.scheduler import refresh_customer_value
+from webapp.scheduler import Scheduler, TryNextRound, refresh_customer_value
 
 
 def _buyers(db, site_id: int) -> None:
@@ -58,10 +59,15 @@ def test_scheduler_waits_while_the_ingest_worker_has_a_backlog(app, site, db, re
     redis.xgroup_create(stream, group, id="0", mkstream=True)
     for n in range(21):  # queued, not yet read by a worker
         redis.xadd(stream, {"n": str(n)})
+    scheduler = Scheduler(redis, 60.0, jobs=[("customer value", 3600.0, refresh_customer_value)])
     with app.app_context():
-        assert (
+        with pytest.raises(TryNextRound, match=r"\(21 batches of events to store\)"):
             refresh_customer_value(site)
-            == "waiting for the ingest worker (21 batches of events to store)"
-        )
+        assert scheduler.run_once() == ["customer value"]
+        assert "customer value" not in scheduler.last_run  # due again next round
         redis.xgroup_setid(stream, group, id="$")  # the worker caught up
-        assert refresh_customer_value(site) == "40 customers scored, 0 triggers fired"
+        assert scheduler.run_once() == ["customer value"]
+        assert "customer value" in scheduler.last_run
+        assert refresh_customer_value(site) == "already refreshed today"
+    with db.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(value_scores)) == 40

@@ -81,6 +81,10 @@ def move_answers_served(site: Site) -> str:
     return f"{plural(moved, 'answer')} moved"
 
 
+class TryNextRound(Exception):
+    """A job that cannot do its work for a site yet: logged, and the job is due again next round."""
+
+
 # More stream entries (batches of events) than this waiting: the day's refresh waits for the
 # ingest worker (``make run`` queues the demo's 47,692 events, 239 entries, as the scheduler
 # starts; a refresh then scored none of its customers, and not again until the next UTC day).
@@ -100,7 +104,7 @@ def refresh_customer_value(site: Site) -> str:
         backlog = None  # Redis away: score what is stored
     if backlog is not None and backlog > VALUE_BACKLOG_LIMIT:
         batches = plural(backlog, "batch", "batches")
-        return f"waiting for the ingest worker ({batches} of events to store)"
+        raise TryNextRound(f"waiting for the ingest worker ({batches} of events to store)")
     runs = value.refresh(engine, site.site_id, day=today)
     customer_segments.announce(clients().redis, site.site_id)  # web processes reload VIPs
     fired = trigger_checks.evaluate_scores(engine, site.site_id, trigger_actions.send_webhook)
@@ -150,6 +154,9 @@ class Scheduler:
             for site in _sites(None):
                 try:
                     log.info("%s for %s: %s", name, site.name, fn(site))
+                except TryNextRound as e:
+                    log.info("%s for %s: %s", name, site.name, e)
+                    self.last_run.pop(name, None)  # due again next round
                 except Exception:  # one site's failure must not stop the others
                     log.exception("%s failed for site %d", name, site.site_id)
             ran.append(name)
