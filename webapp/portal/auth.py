@@ -37,6 +37,7 @@ from accounts.profile import check_email
 from tracking.schema import sites
 from webapp.clients import clients
 from webapp.portal import COOKIE, COOKIE_PATH, bp, current_customer, log
+from webapp.portal.confirm import code_reason
 from webapp.portal.mail import check_deliverable, send_code
 from webapp.staff_auth import limiter
 
@@ -220,12 +221,6 @@ def sign_in():
     return redirect(url_for("portal.sign_in_code"), 303)
 
 
-def _code_reason(problem: str) -> str:
-    if problem == "wrong":
-        return _("That code is not right. Check the email and try again.")
-    return _("That code can no longer be used. Ask for a new one.")
-
-
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.limit(
     lambda: limit("PORTAL_TRY_LIMIT_CLIENT"),
@@ -252,7 +247,7 @@ def sign_in_code():
     )
     if not result.ok:
         page = render_template(
-            "portal/sign_in_code.html", errors={"code": _code_reason(result.problem)}, **context
+            "portal/sign_in_code.html", errors={"code": code_reason(result.problem)}, **context
         )
         return page, 400
     return begin_session(pending["site"], result.user_id, "code", next_page=pending.get("next"))

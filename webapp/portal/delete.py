@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import abort, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import codes, erasure, profile
+from accounts import erasure, profile
 from accounts.outbox import InvalidEmail, check_address
 from webapp.clients import clients
 from webapp.customers_api import erase_everywhere
 from webapp.portal import COOKIE, COOKIE_PATH, bp, current_customer, customer_required
 from webapp.portal.auth import PENDING, THROTTLED_PAGES, _keyed, client_key, limit
-from webapp.portal.mail import send_code
+from webapp.portal.confirm import check_confirmation, pending_confirmation, send_confirmation
 from webapp.portal.pages import EMAIL_PENDING
 from webapp.staff_auth import limiter
 
@@ -86,13 +86,7 @@ def send_delete_code():
     if email is None:
         errors = {"confirm": _("We have no email address to send a code to.")}
         return _delete_page(None, errors, 400)
-    site_id, user_id = _me()
-    with clients().engine.begin() as conn:
-        code = codes.issue_code(
-            conn, current_app.config["SECRET_KEY"], site_id, "delete_account", email, user_id
-        )
-        send_code(conn, site_id, email, "delete_account_code", code, user_id)
-    session[DELETE_PENDING] = {"session": g.customer.session_id, "email": email}
+    send_confirmation("delete_account", email, DELETE_PENDING)
     return redirect(url_for("portal.confirm_delete"), 303)
 
 
@@ -106,28 +100,15 @@ def send_delete_code():
 )
 def confirm_delete():
     """Enter the code; a match erases the account everywhere and signs the customer out."""
-    pending = session.get(DELETE_PENDING)
-    if not isinstance(pending, dict) or pending.get("session") != g.customer.session_id:
+    pending = pending_confirmation(DELETE_PENDING)
+    if pending is None:
         return redirect(url_for("portal.delete_account"))
     if request.method == "GET":
         return _confirm_page({})
-    site_id, user_id = _me()
-    result = codes.check_code(
-        clients().engine,
-        current_app.config["SECRET_KEY"],
-        site_id,
-        "delete_account",
-        pending["email"],
-        request.form.get("code", "")[:20],
-        user_id=user_id,
-    )
-    if not result.ok:
-        reason = (
-            _("That code is not right. Check the email and try again.")
-            if result.problem == "wrong"
-            else _("That code can no longer be used. Ask for a new one.")
-        )
+    _, reason = check_confirmation("delete_account", pending)
+    if reason is not None:
         return _confirm_page({"code": reason}, 400)
+    site_id, user_id = _me()
     customer = g.customer
     try:
         receipt = erase_everywhere(site_id, user_id, "portal")

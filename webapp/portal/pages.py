@@ -6,15 +6,16 @@ id to the domain functions, which match both: an address id of another customer 
 
 from __future__ import annotations
 
-from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import abort, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from accounts import addresses, codes, portal_orders, profile, webhooks
+from accounts import addresses, portal_orders, profile, webhooks
 from accounts.addresses import TooManyAddresses
 from webapp.clients import clients
 from webapp.portal import bp, customer_required
 from webapp.portal.auth import address_key, client_key, limit
-from webapp.portal.mail import check_deliverable, send_code
+from webapp.portal.confirm import check_confirmation, pending_confirmation, send_confirmation
+from webapp.portal.mail import check_deliverable
 from webapp.staff_auth import limiter
 
 EMAIL_PENDING = "portal_email_change"  # the Flask session's note of the new address
@@ -98,13 +99,7 @@ def change_email():
             new_email=email[:254],
         )
         return page, 400
-    site_id, user_id = _me()
-    with engine.begin() as conn:
-        code = codes.issue_code(
-            conn, current_app.config["SECRET_KEY"], site_id, "email_change", email, user_id
-        )
-        send_code(conn, site_id, email, "email_change_code", code, user_id)
-    session[EMAIL_PENDING] = {"session": g.customer.session_id, "email": email}
+    send_confirmation("email_change", email, EMAIL_PENDING)
     return redirect(url_for("portal.confirm_email"), 303)
 
 
@@ -118,31 +113,18 @@ def change_email():
 )
 def confirm_email():
     """Enter the code sent to the new address; a match makes it the profile's email."""
-    pending = session.get(EMAIL_PENDING)
-    if not isinstance(pending, dict) or pending.get("session") != g.customer.session_id:
+    pending = pending_confirmation(EMAIL_PENDING)
+    if pending is None:
         return redirect(url_for("portal.profile_page"))
     if request.method == "GET":
         return render_template("portal/confirm_email.html", email=pending["email"], errors={})
-    site_id, user_id = _me()
-    result = codes.check_code(
-        clients().engine,
-        current_app.config["SECRET_KEY"],
-        site_id,
-        "email_change",
-        pending["email"],
-        request.form.get("code", "")[:20],
-        user_id=user_id,
-    )
-    if not result.ok:
-        reason = (
-            _("That code is not right. Check the email and try again.")
-            if result.problem == "wrong"
-            else _("That code can no longer be used. Ask for a new one.")
-        )
+    result, reason = check_confirmation("email_change", pending)
+    if reason is not None:
         page = render_template(
             "portal/confirm_email.html", email=pending["email"], errors={"code": reason}
         )
         return page, 400
+    site_id, user_id = _me()
     with clients().engine.begin() as conn:
         profile.update_profile(conn, site_id, user_id, {"email": result.email})
         _customer_updated(conn)
