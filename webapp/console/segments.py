@@ -21,22 +21,8 @@ from webapp.console import bp
 from webapp.console.access import can, site_page
 from webapp.console.tables import Column, Table, csv_response, respond
 
-TEXT_FIELDS = (
-    "cells",
-    "clv_min",
-    "clv_max",
-    "p_alive_min",
-    "p_alive_max",
-    "last_order_days_min",
-    "last_order_days_max",
-    "last_visit_days_min",
-    "last_visit_days_max",
-    "category",
-    "traits",
-    "consent_channel",
-    "consent_topic",
-    "currency",
-)
+# The form fields typed as text: every field of a definition but the segment names (boxes).
+TEXT_FIELDS = tuple(f for f in segments.FIELDS if f != "segments")
 SHOWN_MEMBERS = 50
 
 
