@@ -444,6 +444,26 @@ def test_the_attribute_command_repairs_what_concurrent_workers_missed(
     assert refused.exit_code == 2 and "--days" in refused.output
 
 
+def test_the_scheduler_sweep_says_it_rechecks_a_window(app, tracker, site, db):
+    # Each round recounts the same orders: its line says so rather than announcing new credits.
+    from webapp.scheduler import REPAIR_DAYS, repair_attributions
+
+    send(
+        app, tracker, [click("sku-1", at(days=1.5)), order("o-1", [("sku-1", 10.0, 1)], at(days=1))]
+    )
+    with app.app_context():
+        first, again = repair_attributions(site), repair_attributions(site)
+    assert (
+        first
+        == again
+        == (
+            f"1 order line credited to recommendation clicks "
+            f"(orders of the last {REPAIR_DAYS:g} days rechecked)"
+        )
+    )
+    assert len(credited(db, site.site_id)) == 1
+
+
 def test_each_training_run_repairs_attributions(app, runner, tracker, site, db):
     # The scheduled trainer (make run) passes --attribute-days: the sweep runs after training,
     # even when there is too little behaviour to train on.

@@ -72,7 +72,11 @@ def repair_attributions(site: Site) -> str:
         credited = attribute_since(conn, site.site_id, since, window)
         if current_app.config["ROLLUPS"]:
             rollups.sync_attributions_since(conn, site.site_id, since)
-    return f"{plural(credited, 'order line')} credited"
+    # Each round recounts the whole window, so the same figure repeats until its orders age out.
+    return (
+        f"{plural(credited, 'order line')} credited to recommendation clicks "
+        f"(orders of the last {plural(REPAIR_DAYS, 'day')} rechecked)"
+    )
 
 
 def move_answers_served(site: Site) -> str:
