@@ -77,7 +77,9 @@ webhook_endpoints = sa.Table(
 )
 
 # One event for one endpoint: the exact body that is signed and POSTed, built when the event was
-# emitted. user_id: the customer the event is about (data["user_id"]), for erasure.
+# emitted. user_id: the customer the event is about (data["user_id"]), for erasure. target_url
+# (migration 209): a trigger rule's own URL, POSTed to instead of the endpoint's and signed with
+# its secret; its failures never count toward disabling the endpoint (accounts.webhook_delivery).
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
     metadata,
@@ -96,6 +98,7 @@ webhook_deliveries = sa.Table(
     sa.Column("delivered_at", UtcDateTime, nullable=True),
     sa.Column("last_status_code", sa.Integer, nullable=True),
     sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("target_url", sa.String(2000), nullable=True),  # None: the endpoint's URL
     _status_check("ck_webhook_deliveries_status", DELIVERY_STATUSES),
 )
 sa.Index(
@@ -124,6 +127,15 @@ sa.Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id)
 def create_tables(conn: sa.Connection) -> None:
     """Migration 204: the outbox and webhook tables."""
     metadata.create_all(conn)
+
+
+def add_delivery_targets(conn: sa.Connection) -> None:
+    """Migration 209: a delivery's own target URL (204 creates it on a fresh store)."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns("webhook_deliveries")}
+    if "target_url" not in present:
+        column = webhook_deliveries.c.target_url
+        spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE webhook_deliveries ADD COLUMN {spec}"))
 
 
 # Tables holding data (for tests that empty the store).

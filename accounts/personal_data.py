@@ -184,6 +184,11 @@ HOLDINGS: tuple[Holding, ...] = (
         note="behaviour-change triggers fired for the customer, with the values that met them",
     ),
     Holding(
+        trigger_schema.campaign_list_members,
+        {"user_id": "user"},
+        note="the campaign lists trigger rules put the customer on: when, by which rule",
+    ),
+    Holding(
         t.personalisation_opt_outs,
         {"user_id": "user"},
         note="personalisation turned off, since when",

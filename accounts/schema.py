@@ -99,6 +99,7 @@ MIGRATIONS: list[Migration] = [
     (205, "consent records, communication topics, inquiries", prefs_schema.migrate),
     (207, "one-time codes confirm an account's deletion", portal_schema.widen_code_purposes),
     (208, "consent records from the tracker", prefs_schema.tracker_consent),
+    (209, "webhook deliveries to a trigger rule's own URL", messaging_schema.add_delivery_targets),
 ]
 
 # Tables holding data (for tests that empty the store), children before the tables they name.

@@ -7,6 +7,11 @@ A 2xx answer delivers; anything else (another status, a redirect, a timeout, a r
 connection) is a failed attempt, logged in ``webhook_attempts``, retried after an exponentially
 growing wait, and given up after the last attempt. ``disable_after`` failed attempts in a row
 disable the endpoint (audited): its deliveries wait until the owner re-enables it.
+A delivery with its own ``target_url`` (a trigger rule's URL) goes there, signed with the
+endpoint's secret and checked against DNS at each attempt with the endpoint's ``allow_private``,
+whether or not the endpoint is enabled; its answers neither count toward nor reset the endpoint's
+failures in a row, so a broken rule URL never stops the shop's customer events (it gives up after
+the last attempt, logged like any other).
 A ``customer.deleted`` delivery loses the erased person's user id (its column and its body's
 ``data.user_id``) when it is delivered or given up; status, attempts and times stay.
 """
@@ -94,9 +99,16 @@ class _PinnedTLS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def post(endpoint: Endpoint, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST ``body`` to the endpoint's URL; return the status code (no redirect is followed)."""
-    parts = urlsplit(endpoint.url)
+def post(
+    endpoint: Endpoint,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    url: str | None = None,
+) -> int:
+    """POST ``body`` to ``url`` (default: the endpoint's URL); return the status code (no
+    redirect is followed). The address is checked with the endpoint's ``allow_private``."""
+    parts = urlsplit(url or endpoint.url)
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
     address = resolve(parts.hostname, port, endpoint.allow_private)[0]
@@ -123,14 +135,16 @@ class Deliverer:
         self.engine, self.settings = engine, settings
 
     def run_once(self, limit: int = BATCH) -> int:
-        """Claim and attempt up to ``limit`` due deliveries of enabled endpoints."""
+        """Claim and attempt up to ``limit`` due deliveries of enabled endpoints, and those to
+        a rule's own URL."""
         enabled = sa.select(webhook_endpoints.c.endpoint_id).where(webhook_endpoints.c.enabled)
+        d = webhook_deliveries.c
         rows = claim_due(
             self.engine,
             webhook_deliveries,
             lease_seconds=self.settings.timeout * 4 + 60,
             limit=limit,
-            where=(webhook_deliveries.c.endpoint_id.in_(enabled),),
+            where=(sa.or_(d.endpoint_id.in_(enabled), d.target_url.is_not(None)),),
         )
         for row in rows:
             self._attempt(row)
@@ -138,7 +152,12 @@ class Deliverer:
 
     def _attempt(self, row: dict[str, Any]) -> None:
         endpoint = get_endpoint(self.engine, row["site_id"])
-        if endpoint is None or endpoint.endpoint_id != row["endpoint_id"] or not endpoint.enabled:
+        own = row.get("target_url")
+        if (
+            endpoint is None
+            or endpoint.endpoint_id != row["endpoint_id"]
+            or (own is None and not endpoint.enabled)
+        ):
             # Removed or disabled since it was claimed: hand the claim back untouched.
             with self.engine.begin() as conn:
                 back = {"status": "pending", "attempts": row["attempts"] - 1}
@@ -155,7 +174,7 @@ class Deliverer:
         started = time.monotonic()
         code, error = None, None
         try:
-            code = post(endpoint, body, headers, self.settings.timeout)
+            code = post(endpoint, body, headers, self.settings.timeout, url=own)
             if not 200 <= code < 300:
                 error = f"HTTP {code}" + (" (redirects are not followed)" if code < 400 else "")
         except (OSError, http.client.HTTPException, InvalidWebhook) as e:
@@ -200,7 +219,9 @@ class Deliverer:
                         )
                     )
                     settle(conn, webhook_deliveries, row, **values)
-                    if error is None:
+                    if row.get("target_url"):
+                        pass  # a rule's own URL: not the endpoint's health
+                    elif error is None:
                         conn.execute(
                             webhook_endpoints.update()
                             .where(webhook_endpoints.c.endpoint_id == endpoint.endpoint_id)
@@ -293,6 +314,7 @@ class Delivery:
     delivered_at: datetime | None
     last_status_code: int | None
     last_error: str | None
+    target_url: str | None = None  # a trigger rule's own URL; None: the endpoint's
 
 
 @dataclass(frozen=True)
@@ -306,6 +328,7 @@ class Attempt:
     status_code: int | None
     error: str | None
     duration_ms: int
+    target_url: str | None = None  # a trigger rule's own URL; None: the endpoint's
 
 
 def recent_deliveries(engine: sa.Engine, site_id: int, limit: int = 50) -> list[Delivery]:
@@ -326,6 +349,7 @@ def recent_deliveries(engine: sa.Engine, site_id: int, limit: int = 50) -> list[
             delivered_at=aware(r.delivered_at) if r.delivered_at else None,
             last_status_code=r.last_status_code,
             last_error=r.last_error,
+            target_url=r.target_url,
         )
         for r in rows
     ]
@@ -335,7 +359,7 @@ def recent_attempts(engine: sa.Engine, site_id: int, limit: int = 50) -> list[At
     """The site's delivery log, newest attempt first."""
     a, d = webhook_attempts, webhook_deliveries
     query = (
-        sa.select(a, d.c.event_type)
+        sa.select(a, d.c.event_type, d.c.target_url)
         .join(d, d.c.id == a.c.delivery_id)
         .where(a.c.site_id == site_id)
         .order_by(a.c.id.desc())
@@ -352,6 +376,7 @@ def recent_attempts(engine: sa.Engine, site_id: int, limit: int = 50) -> list[At
             status_code=r.status_code,
             error=r.error,
             duration_ms=r.duration_ms,
+            target_url=r.target_url,
         )
         for r in rows
     ]

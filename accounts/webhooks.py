@@ -297,19 +297,29 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def emit(conn: sa.Connection, *, site_id: int, event_type: str, data: dict) -> int | None:
+def emit(
+    conn: sa.Connection,
+    *,
+    site_id: int,
+    event_type: str,
+    data: dict,
+    target_url: str | None = None,
+) -> int | None:
     """Queue ``event_type`` with ``data`` for the site's endpoint, inside the caller's transaction.
 
     Returns the delivery id, or None when the site has no enabled endpoint (nothing is queued).
     ``data`` is JSON (dates and datetimes become ISO 8601 strings); its ``user_id``, when given,
-    lets erasure find the delivery.
+    lets erasure find the delivery. ``target_url`` (a trigger rule's own URL, checked with
+    :func:`check_url` when the rule was saved) is POSTed to instead, signed with the endpoint's
+    secret: it needs the endpoint to exist but not to be enabled (a disabled endpoint is about
+    its own URL).
     """
     if event_type not in EVENT_TYPES:
         raise InvalidWebhook("event_type", f"unknown; one of {', '.join(EVENT_TYPES)}")
     if not isinstance(data, dict):
         raise InvalidWebhook("data", "must be a dict")
     endpoint = get_endpoint(conn, site_id)
-    if endpoint is None or not endpoint.enabled:
+    if endpoint is None or (target_url is None and not endpoint.enabled):
         return None
     now = datetime.now(UTC)
     payload = {
@@ -335,6 +345,7 @@ def emit(conn: sa.Connection, *, site_id: int, event_type: str, data: dict) -> i
             attempts=0,
             next_attempt_at=now,
             created_at=now,
+            target_url=target_url,
         )
     )
     return int(inserted.inserted_primary_key[0])

@@ -254,6 +254,8 @@ MIGRATIONS: list[Migration] = [
     ),
     (116, "analytics: behaviour-change trigger rules", trigger_schema.create_rules),
     (117, "analytics: the triggers' fired log", trigger_schema.create_fired),
+    (118, "analytics: campaign lists filled by triggers", trigger_schema.create_lists),
+    (119, "analytics: a trigger rule's actions", trigger_schema.add_rule_actions),
 ]
 
 # Tables holding data (for tests that empty the store).

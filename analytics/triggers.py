@@ -17,9 +17,14 @@ stores the events (analytics.trigger_checks).
 
 A rule fires at most once per customer within its cool-down: :func:`fire` skips a customer whose
 last firing of the rule is younger than the cool-down, and the fired log's key (rule, customer,
-cool-down window) stops two transactions firing together in the same window. What a firing does
-is the caller's ``action`` (analytics imports tracking only): webapp passes
-accounts.trigger_actions.send_webhook, a signed ``trigger.fired`` webhook.
+cool-down window) stops two transactions firing together in the same window.
+
+What a rule does (its actions, at least one): ``webhook``, a signed ``trigger.fired`` to the
+rule's own URL or else the site's endpoint, and ``list``, adding the customer to a named campaign
+list (analytics.campaign_lists). A form without action fields means the site's webhook, as before
+rules had actions. Carrying them out is the caller's ``action`` (analytics imports tracking only):
+webapp passes accounts.trigger_actions.act. A rule's own URL is checked against the site's
+webhook rules by the ``check_url`` that accounts.trigger_actions.create_rule passes in.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from analytics import rfm
+from analytics import campaign_lists, rfm
+from analytics.trigger_schema import campaign_lists as lists_table
 from analytics.trigger_schema import trigger_fired, trigger_rules
 from tracking.db import aware, insert_ignore
 from tracking.errors import FieldError
@@ -51,6 +57,8 @@ MAX_COUNT = 10_000
 MAX_COOLDOWN_HOURS = 24 * 366
 DEFAULT_COOLDOWN_HOURS = 24 * 30
 VIEWED = "Product Viewed"
+ACTIONS = {"webhook": "send a signed webhook", "list": "add the customer to a campaign list"}
+MAX_URL = 2000
 
 
 class InvalidTrigger(FieldError):
@@ -70,6 +78,19 @@ class Rule:
     enabled: bool
     created_at: datetime
     created_by: str | None
+    webhook: bool = True
+    webhook_url: str | None = None  # None: the site's endpoint
+    list_id: int | None = None
+    list_name: str | None = None
+
+    def describe_actions(self) -> list[str]:
+        """What the rule does, in words, one entry per action."""
+        done = []
+        if self.webhook:
+            done.append(f"webhook to {self.webhook_url or 'the site endpoint'}")
+        if self.list_id is not None:
+            done.append(f"add to the list {self.list_name}")
+        return done
 
     def describe(self) -> str:
         """The rule in words, for the console and the webhook."""
@@ -96,6 +117,19 @@ class Firing:
 Action = Callable[[sa.Connection, Firing], int | None]
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A checked rule, not saved yet (the URL still to be checked against the site's rules)."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+    cooldown_hours: int
+    webhook: bool
+    webhook_url: str | None
+    list_name: str | None
+
+
 def _whole(form: dict, field: str, low: int, high: int, what: str) -> int:
     raw = form.get(field)
     text = str(raw).strip() if raw is not None else ""
@@ -110,9 +144,36 @@ def _whole(form: dict, field: str, low: int, high: int, what: str) -> int:
     return number
 
 
-def validate(form: dict[str, Any]) -> tuple[str, str, dict[str, Any], int]:
-    """(name, kind, params, cooldown_hours) from a form or JSON, or InvalidTrigger naming the
-    input that is wrong. Only the kind's own fields are read."""
+def _actions(form: dict[str, Any]) -> tuple[bool, str | None, str | None]:
+    """(webhook, webhook_url, list_name): only the chosen actions' fields are read."""
+    raw = form.get("actions")
+    if raw is None:
+        chosen = ["webhook"]  # no action fields: the site's webhook
+    else:
+        chosen = [str(a).strip() for a in ([raw] if isinstance(raw, str) else raw)]
+    for action in chosen:
+        if action not in ACTIONS:
+            shown = action[:40] or "(blank)"
+            raise InvalidTrigger("actions", f"unknown action {shown}; one of {', '.join(ACTIONS)}")
+    if not chosen:
+        raise InvalidTrigger("actions", "choose what the rule does: a webhook, a list or both")
+    url = None
+    if "webhook" in chosen:
+        url = str(form.get("webhook_url") or "").strip() or None
+        if url is not None and len(url) > MAX_URL:
+            raise InvalidTrigger("webhook_url", f"the URL is longer than {MAX_URL} characters")
+    list_name = None
+    if "list" in chosen:
+        try:
+            list_name = campaign_lists.check_name(form.get("list_name"))
+        except campaign_lists.InvalidList as e:
+            raise InvalidTrigger("list_name", e.reason) from None
+    return "webhook" in chosen, url, list_name
+
+
+def validate(form: dict[str, Any]) -> Draft:
+    """The rule a form or JSON describes, or InvalidTrigger naming the input that is wrong.
+    Only the kind's own fields, and the chosen actions', are read."""
     name = str(form.get("name") or "").strip()
     if not name:
         raise InvalidTrigger("name", "give the rule a name")
@@ -162,7 +223,7 @@ def validate(form: dict[str, Any]) -> tuple[str, str, dict[str, Any], int]:
         cooldown = DEFAULT_COOLDOWN_HOURS
     else:
         cooldown = _whole(form, "cooldown_hours", 1, MAX_COOLDOWN_HOURS, "the cool-down in hours")
-    return name, kind, params, cooldown
+    return Draft(name, kind, params, cooldown, *_actions(form))
 
 
 def _rule(row) -> Rule:
@@ -176,24 +237,52 @@ def _rule(row) -> Rule:
         enabled=row.enabled,
         created_at=aware(row.created_at),
         created_by=row.created_by,
+        webhook=row.webhook,
+        webhook_url=row.webhook_url,
+        list_id=int(row.list_id) if row.list_id is not None else None,
+        list_name=row.list_name,
     )
 
 
+def _select():
+    joined = trigger_rules.outerjoin(lists_table, lists_table.c.list_id == trigger_rules.c.list_id)
+    return sa.select(trigger_rules, lists_table.c.name.label("list_name")).select_from(joined)
+
+
 def create_rule(
-    conn: sa.Connection, site_id: int, form: dict[str, Any], created_by: str | None = None
+    conn: sa.Connection,
+    site_id: int,
+    form: dict[str, Any],
+    created_by: str | None = None,
+    check_url: Callable[[str], str] | None = None,
 ) -> Rule:
-    """Validate and save a rule (InvalidTrigger when it cannot be: nothing is saved)."""
-    name, kind, params, cooldown = validate(form)
+    """Validate and save a rule (InvalidTrigger when it cannot be: nothing is saved).
+
+    A rule's own webhook URL needs ``check_url`` (the URL as it may be used, or InvalidTrigger
+    naming ``webhook_url``); a rule that adds to a list creates the list when it is new.
+    """
+    draft = validate(form)
+    url = draft.webhook_url
+    if url is not None:
+        if check_url is None:
+            raise InvalidTrigger("webhook_url", "a rule's own URL must be checked when saved")
+        url = check_url(url)
+    list_id = None
+    if draft.list_name is not None:
+        list_id = campaign_lists.find_or_create(conn, site_id, draft.list_name, created_by)
     inserted = conn.execute(
         trigger_rules.insert().values(
             site_id=site_id,
-            name=name,
-            kind=kind,
-            params=params,
-            cooldown_hours=cooldown,
+            name=draft.name,
+            kind=draft.kind,
+            params=draft.params,
+            cooldown_hours=draft.cooldown_hours,
             enabled=True,
             created_at=datetime.now(UTC),
             created_by=created_by,
+            webhook=draft.webhook,
+            webhook_url=url,
+            list_id=list_id,
         )
     )
     return get_rule(conn, site_id, int(inserted.inserted_primary_key[0]))
@@ -202,16 +291,14 @@ def create_rule(
 def get_rule(conn: sa.Connection, site_id: int, rule_id: int) -> Rule | None:
     """The site's rule ``rule_id``, or None (another site's rule is None too)."""
     row = conn.execute(
-        sa.select(trigger_rules).where(
-            trigger_rules.c.site_id == site_id, trigger_rules.c.rule_id == rule_id
-        )
+        _select().where(trigger_rules.c.site_id == site_id, trigger_rules.c.rule_id == rule_id)
     ).first()
     return _rule(row) if row else None
 
 
 def rules(conn: sa.Connection, site_id: int, *, enabled_only: bool = False, kinds=None):
     """The site's rules, oldest first."""
-    query = sa.select(trigger_rules).where(trigger_rules.c.site_id == site_id)
+    query = _select().where(trigger_rules.c.site_id == site_id)
     if enabled_only:
         query = query.where(trigger_rules.c.enabled.is_(True))
     if kinds:
@@ -225,6 +312,17 @@ def disable_rule(conn: sa.Connection, site_id: int, rule_id: int) -> Rule | None
         trigger_rules.update()
         .where(trigger_rules.c.site_id == site_id, trigger_rules.c.rule_id == rule_id)
         .values(enabled=False, disabled_at=datetime.now(UTC))
+    )
+    return get_rule(conn, site_id, rule_id)
+
+
+def enable_rule(conn: sa.Connection, site_id: int, rule_id: int) -> Rule | None:
+    """Let a disabled rule fire again (each customer's cool-down still counts from their last
+    firing); None when the site has no such rule."""
+    conn.execute(
+        trigger_rules.update()
+        .where(trigger_rules.c.site_id == site_id, trigger_rules.c.rule_id == rule_id)
+        .values(enabled=True, disabled_at=None)
     )
     return get_rule(conn, site_id, rule_id)
 

@@ -75,7 +75,7 @@ def refresh_command(write_key: str | None, day) -> None:
             # Score rules compare the two newest snapshots: only a refresh of the newest day
             # changes what they find.
             fired = trigger_checks.evaluate_scores(
-                clients().engine, site.site_id, trigger_actions.send_webhook
+                clients().engine, site.site_id, trigger_actions.act
             )
             click.echo(f"{site.name}: {plural(fired, 'trigger')} fired")
 

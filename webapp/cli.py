@@ -250,13 +250,13 @@ def _consent_and_rollups(conn, batch) -> None:
     visit-based trigger rules."""
     tracker_consent.on_stored(conn, batch)
     rollups.on_stored(conn, batch)
-    trigger_checks.on_stored(conn, batch, trigger_actions.send_webhook)
+    trigger_checks.on_stored(conn, batch, trigger_actions.act)
 
 
 def _consent_and_triggers(conn, batch) -> None:
     """The ingest hook with rollups off: consent records, then the visit-based trigger rules."""
     tracker_consent.on_stored(conn, batch)
-    trigger_checks.on_stored(conn, batch, trigger_actions.send_webhook)
+    trigger_checks.on_stored(conn, batch, trigger_actions.act)
 
 
 def ingest_settings(consumer: str = "") -> IngestSettings:

@@ -111,7 +111,7 @@ def refresh_customer_value(site: Site) -> str:
         raise TryNextRound(f"waiting for the ingest worker ({batches} of events to store)")
     runs = value.refresh(engine, site.site_id, day=today)
     customer_segments.announce(clients().redis, site.site_id)  # web processes reload VIPs
-    fired = trigger_checks.evaluate_scores(engine, site.site_id, trigger_actions.send_webhook)
+    fired = trigger_checks.evaluate_scores(engine, site.site_id, trigger_actions.act)
     scored = plural(sum(r.customers for r in runs), "customer")
     return f"{scored} scored, {plural(fired, 'trigger')} fired"
 
