@@ -42,7 +42,8 @@ class Export:
 ADDRESS_TRAIT = {"email": "email", "sms": "phone"}  # push: the shop's own device tokens
 
 
-def _addresses(conn, site_id: int, users: list[str], channel: str) -> dict[str, str]:
+def channel_addresses(conn, site_id: int, users: list[str], channel: str) -> dict[str, str]:
+    """user id -> the channel's address (email or phone) from verified traits, where known."""
     trait = ADDRESS_TRAIT.get(channel)
     found: dict[str, str] = {}
     for start in range(0, len(users) if trait else 0, 1000):
@@ -151,7 +152,7 @@ def export(
         seed,
         targets,
         controls,
-        _addresses(conn, site_id, [m.user_id for m in targets], channel),
+        channel_addresses(conn, site_id, [m.user_id for m in targets], channel),
     )
 
 

@@ -147,17 +147,19 @@ def get_list(conn: sa.Connection, site_id: int, list_id: int) -> CampaignList | 
 
 
 def members(
-    conn: sa.Connection, list_id: int, after: str | None = None, limit: int = PAGE_SIZE
+    conn: sa.Connection, list_id: int, after: str | None = None, limit: int | None = PAGE_SIZE
 ) -> list[Member]:
-    """Up to ``limit`` members by user id, those after ``after`` (the previous page's last)."""
+    """Up to ``limit`` (None: all) members by user id, those after ``after`` (the previous
+    page's last)."""
     m = campaign_list_members
     query = (
         sa.select(m.c.user_id, m.c.added_at, m.c.rule_id, trigger_rules.c.name)
         .select_from(m.outerjoin(trigger_rules, trigger_rules.c.rule_id == m.c.rule_id))
         .where(m.c.list_id == list_id)
         .order_by(m.c.user_id)
-        .limit(limit)
     )
+    if limit is not None:
+        query = query.limit(limit)
     if after is not None:
         query = query.where(m.c.user_id > after)
     return [

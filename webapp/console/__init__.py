@@ -37,6 +37,7 @@ NAV = (
     ("console.value_forecast", "Forecast", "viewer"),
     ("console.segments_page", "Segments", "viewer"),
     ("console.value_triggers", "Triggers", "viewer"),
+    ("console.campaign_lists_page", "Campaign lists", "viewer"),
     ("console.inquiries", "Inquiries", "viewer"),
     ("console.staff", "Staff", "owner"),
     ("console.webhooks", "Webhooks", "owner"),
@@ -117,6 +118,7 @@ def switch():
 
 # Page modules register their views on bp when imported (one per page or pair of pages).
 from webapp.console import (  # noqa: E402,F401
+    campaign_lists,
     customers,
     erasure,
     funnel,

@@ -1,8 +1,11 @@
 """The Triggers page: ``/console/<site_id>/value/triggers`` lists the site's behaviour-change
-rules and their latest firings; marketers and owners create and disable rules, viewers read.
+rules and their latest firings; marketers and owners create, disable and re-enable rules, viewers
+read.
 
-Rules and their evaluation live in analytics.triggers; a rule that fires sends the site's signed
-``trigger.fired`` webhook (set on the owner's Webhooks page). Creating and disabling are audited.
+Rules and their evaluation live in analytics.triggers; a rule that fires sends a signed
+``trigger.fired`` webhook (to its own URL, or the site's endpoint set on the owner's Webhooks
+page) and/or adds the customer to a campaign list (accounts.trigger_actions). Creating, disabling
+and re-enabling are audited.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from accounts import audit
+from accounts import audit, trigger_actions
 from accounts.webhooks import get_endpoint
-from analytics import rfm, triggers
+from analytics import campaign_lists, rfm, triggers
 from webapp.clients import clients
 from webapp.console import bp
 from webapp.console.access import can, site_page
@@ -28,6 +31,8 @@ FIELDS = (
     "category",
     "days",
     "cooldown_hours",
+    "webhook_url",
+    "list_name",
 )
 
 
@@ -37,6 +42,7 @@ def _page(site_id: int, form=None, errors=None, status: int = 200):
         rules = triggers.rules(conn, site_id)
         fired = triggers.fired_counts(conn, site_id)
         recent = triggers.recent_firings(conn, site_id)
+        lists = campaign_lists.lists(conn, site_id)
     endpoint = get_endpoint(engine, site_id)
     page = render_template(
         "console/triggers.html",
@@ -44,14 +50,28 @@ def _page(site_id: int, form=None, errors=None, status: int = 200):
         fired=fired,
         recent=recent,
         kinds=triggers.KINDS,
+        actions=triggers.ACTIONS,
+        lists=lists,
         segments=tuple(rfm.SEGMENT_CELLS),
-        form=form or {"kind": "segment", "cooldown_hours": str(triggers.DEFAULT_COOLDOWN_HOURS)},
+        form=form or _blank(),
         errors=errors or {},
         editable=can("marketer"),
         webhook_ready=endpoint is not None and endpoint.enabled,
         saved=request.args.get("saved"),
     )
     return page, status
+
+
+def _blank() -> dict:
+    cooldown = str(triggers.DEFAULT_COOLDOWN_HOURS)
+    return {"kind": "segment", "cooldown_hours": cooldown, "actions": ["webhook"]}
+
+
+def _form() -> dict:
+    form = {name: request.form.get(name, "")[:2100] for name in FIELDS}
+    if "actions_shown" in request.form:  # the page's checkboxes: none ticked is an answer too
+        form["actions"] = [a[:40] for a in request.form.getlist("actions")[:5]]
+    return form
 
 
 @bp.get("/<int:site_id>/value/triggers")
@@ -65,11 +85,11 @@ def value_triggers(site_id: int):
 @site_page("marketer")
 def value_triggers_create(site_id: int):
     """Check and save a new rule (audited); the form again with the errors when it is wrong."""
-    form = {name: request.form.get(name, "")[:600] for name in FIELDS}
+    form = _form()
     staff = current_user.staff
     try:
         with clients().engine.begin() as conn:
-            rule = triggers.create_rule(conn, site_id, form, created_by=staff.email)
+            rule = trigger_actions.create_rule(conn, site_id, form, created_by=staff.email)
             audit.record(
                 conn,
                 "trigger.created",
@@ -82,6 +102,7 @@ def value_triggers_create(site_id: int):
                     "kind": rule.kind,
                     "params": rule.params,
                     "cooldown_hours": rule.cooldown_hours,
+                    "actions": rule.describe_actions(),
                 },
             )
     except triggers.InvalidTrigger as e:
@@ -94,14 +115,26 @@ def value_triggers_create(site_id: int):
 @site_page("marketer")
 def value_triggers_disable(site_id: int, rule_id: int):
     """Stop a rule firing (it stays listed with its firings); audited."""
+    return _switch(site_id, rule_id, enabled=False)
+
+
+@bp.post("/<int:site_id>/value/triggers/<int:rule_id>/enable")
+@site_page("marketer")
+def value_triggers_enable(site_id: int, rule_id: int):
+    """Let a disabled rule fire again; audited."""
+    return _switch(site_id, rule_id, enabled=True)
+
+
+def _switch(site_id: int, rule_id: int, enabled: bool):
     staff = current_user.staff
+    change = triggers.enable_rule if enabled else triggers.disable_rule
     with clients().engine.begin() as conn:
-        rule = triggers.disable_rule(conn, site_id, rule_id)
+        rule = change(conn, site_id, rule_id)
         if rule is None:
             abort(404)
         audit.record(
             conn,
-            "trigger.disabled",
+            "trigger.enabled" if enabled else "trigger.disabled",
             staff_id=staff.staff_id,
             email=staff.email,
             site_id=site_id,
