@@ -255,3 +255,31 @@ def test_erasing_the_customer_removes_their_memberships_and_the_export_holds_the
     assert [m["user_id"] for m in _members(db, rule.list_id)] == ["c"]
     with db.connect() as conn:
         assert campaign_lists.get_list(conn, site.site_id, rule.list_id).members == 1
+
+
+def test_migrations_118_119_209_bring_an_existing_store_up_to_date(db, site):
+    from tracking.schema import schema_migrations
+    from webapp.database import upgrade
+
+    with db.begin() as conn:
+        conn.execute(sa.text("DROP TABLE campaign_list_members"))
+        conn.execute(sa.text("DROP TABLE campaign_lists"))
+        for column in ("webhook", "webhook_url", "list_id"):
+            conn.execute(sa.text(f"ALTER TABLE trigger_rules DROP COLUMN {column}"))
+        conn.execute(sa.text("ALTER TABLE webhook_deliveries DROP COLUMN target_url"))
+        conn.execute(
+            schema_migrations.delete().where(schema_migrations.c.version.in_([118, 119, 209]))
+        )
+        conn.execute(  # a rule saved before rules had actions
+            sa.text(
+                "INSERT INTO trigger_rules (site_id, name, kind, params, cooldown_hours, enabled, "
+                "created_at) VALUES (:site, 'old', 'visits', :params, 24, true, :at)"
+            ),
+            {"site": site.site_id, "params": '{"visits": 2, "days": 3}', "at": NOW},
+        )
+    assert upgrade(db) == [118, 119, 209]
+    assert upgrade(db) == []
+    with db.connect() as conn:
+        [rule] = triggers.rules(conn, site.site_id)
+    assert rule.webhook and rule.webhook_url is None and rule.list_id is None
+    assert _rule(db, site.site_id, actions=["list"], list_name="after").list_name == "after"
