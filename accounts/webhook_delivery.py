@@ -355,6 +355,19 @@ def recent_deliveries(engine: sa.Engine, site_id: int, limit: int = 50) -> list[
     ]
 
 
+def delivery_states(engine: sa.Engine, site_id: int, ids: list[int]) -> dict[int, str]:
+    """delivery id -> its status, for those of ``ids`` the site's log still holds."""
+    d = webhook_deliveries
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 1000):
+        query = sa.select(d.c.id, d.c.status).where(
+            d.c.site_id == site_id, d.c.id.in_(ids[start : start + 1000])
+        )
+        with engine.connect() as conn:
+            found.update((int(i), status) for i, status in conn.execute(query))
+    return found
+
+
 def recent_attempts(engine: sa.Engine, site_id: int, limit: int = 50) -> list[Attempt]:
     """The site's delivery log, newest attempt first."""
     a, d = webhook_attempts, webhook_deliveries

@@ -134,7 +134,9 @@ def test_a_rule_with_its_own_url_delivers_there_signed_with_the_sites_secret(
     assert {r.status for r in rows} == {"delivered"}
 
 
-def test_a_failing_rule_url_never_disables_the_sites_endpoint(db, site, receiver, other_receiver):
+def test_a_failing_rule_url_never_disables_the_sites_endpoint(
+    app, db, site, receiver, other_receiver
+):
     set_endpoint(db, site.site_id, other_receiver.url, allow_private=True)
     _two_snapshots(db, site.site_id)
     _rule(db, site.site_id, webhook_url=receiver.url)
@@ -148,6 +150,12 @@ def test_a_failing_rule_url_never_disables_the_sites_endpoint(db, site, receiver
         statuses = conn.execute(sa.select(webhook_deliveries.c.status)).scalars().all()
     assert statuses == ["failed", "failed"]  # given up after the last attempt, logged
     assert not [e for e in audit.entries(db, [site.site_id]) if e.action == "webhook_disabled"]
+    # The marketer, who cannot open the Webhooks page, sees it beside each firing.
+    client = app.test_client()
+    sign_in(client, app, "marketer@staff.example", {site.site_id: "marketer"})
+    page = client.get(f"/console/{site.site_id}/value/triggers").get_data(as_text=True)
+    firings = page.split('id="firings"')[1].split("</section>")[0]
+    assert firings.count("<td>failed</td>") == 2
 
 
 def test_a_rule_url_is_delivered_while_the_sites_endpoint_is_disabled(db, site, receiver):

@@ -14,6 +14,7 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from accounts import audit, trigger_actions
+from accounts.webhook_delivery import delivery_states
 from accounts.webhooks import get_endpoint
 from analytics import campaign_lists, rfm, triggers
 from webapp.clients import clients
@@ -44,11 +45,16 @@ def _page(site_id: int, form=None, errors=None, status: int = 200):
         recent = triggers.recent_firings(conn, site_id)
         lists = campaign_lists.lists(conn, site_id)
     endpoint = get_endpoint(engine, site_id)
+    # Marketers do not see the owner's Webhooks page: each firing's delivery state is shown here.
+    states = delivery_states(
+        engine, site_id, [f["delivery_id"] for f in recent if f["delivery_id"]]
+    )
     page = render_template(
         "console/triggers.html",
         rules=rules,
         fired=fired,
         recent=recent,
+        states=states,
         kinds=triggers.KINDS,
         actions=triggers.ACTIONS,
         lists=lists,
