@@ -19,11 +19,8 @@ from accounts import audit, preferences
 from accounts.segment_exports import ADDRESS_TRAIT, channel_addresses, check_export
 from accounts.segment_members import consenting
 from accounts.segments import SegmentError
+from tracking.spreadsheet import safe_cell
 from analytics.campaign_lists import CampaignList, InvalidList, Member, get_list, members
-
-# Cells a spreadsheet would run as a formula (CSV injection, OWASP): written with a quote first.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 @dataclass(frozen=True)
 class ListExport:
@@ -79,11 +76,6 @@ def export(
     return ListExport(found, channel, topic, chosen, addresses)
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 def export_csv(done: ListExport) -> str:
     """One row per member to contact: user id, the channel's address (email or SMS; blank when
     unknown), when they were added and by which rule."""
@@ -94,5 +86,5 @@ def export_csv(done: ListExport) -> str:
     for m in done.members:
         address = [done.addresses.get(m.user_id, "")] if trait else []
         added = m.added_at.isoformat(timespec="seconds").replace("+00:00", "Z")
-        writer.writerow([_cell(v) for v in (m.user_id, *address, added, m.rule_name)])
+        writer.writerow([safe_cell(v) for v in (m.user_id, *address, added, m.rule_name)])
     return out.getvalue()

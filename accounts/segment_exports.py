@@ -19,6 +19,7 @@ from accounts.segment_members import Member, consenting, members
 from accounts.segments import SegmentError, get, number
 from analytics.value_schema import segment_export_members, segment_exports
 from tracking.schema import customers
+from tracking.spreadsheet import safe_cell
 
 MAX_CONTROL_SHARE = 0.5
 
@@ -169,8 +170,8 @@ def export_csv(done: Export) -> str:
     for m in done.targets:
         writer.writerow(
             [
-                m.user_id,
-                *([done.addresses.get(m.user_id, "")] if trait else []),
+                safe_cell(m.user_id),
+                *([safe_cell(done.addresses.get(m.user_id))] if trait else []),
                 m.segment,
                 m.r_score,
                 m.f_score,

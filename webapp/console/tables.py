@@ -19,10 +19,10 @@ from typing import Any
 
 from flask import Response, abort, g, render_template, request
 
+from tracking.spreadsheet import safe_cell
+
 # Formats a cell for the HTML table: text, int, money, pct (a share 0..1), float, date.
 KINDS = ("text", "int", "money", "pct", "float", "date")
-# Cells a spreadsheet would run as a formula (CSV injection, OWASP).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,7 @@ def _csv_cell(value: Any, kind: str) -> str:
         return value.isoformat()
     if isinstance(value, float) and kind in ("pct", "float"):
         return repr(round(value, 6))
-    text = str(value)
-    if kind == "text" and text.startswith(FORMULA_START):
-        return "'" + text  # shown as text by spreadsheets, never run
-    return text
+    return safe_cell(value) if kind == "text" else str(value)
 
 
 def format_cell(value: Any, kind: str) -> str:
