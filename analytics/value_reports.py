@@ -297,14 +297,16 @@ def prospects(
     )
     seen: dict[str, Any] = {}
     day = None
-    for row in conn.execution_options(yield_per=500).execute(newest_first):
-        if row.day != day:
-            if len(seen) >= limit:
-                break
-            day = row.day
-        last = aware(row.last_seen_at)
-        if row.visitor_id not in seen or last > seen[row.visitor_id]:
-            seen[row.visitor_id] = last
+    # Closed on leaving, read to the end or not: on PostgreSQL it is a server-side cursor.
+    with conn.execution_options(yield_per=500).execute(newest_first) as result:
+        for row in result:
+            if row.day != day:
+                if len(seen) >= limit:
+                    break
+                day = row.day
+            last = aware(row.last_seen_at)
+            if row.visitor_id not in seen or last > seen[row.visitor_id]:
+                seen[row.visitor_id] = last
     if not seen:
         return []
     chosen = sorted(seen, key=lambda v: (-seen[v].timestamp(), v))[:limit]

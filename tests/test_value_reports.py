@@ -212,6 +212,13 @@ def test_prospects_are_carts_without_any_order_in_the_period(db, site):
         ("a7", "lead-7", 2),
         ("a1", None, 1),
     ]
+    # Enough visitors on the newest day: the older days are never read (on PostgreSQL the
+    # server-side cursor left behind must still be closed, or psycopg warns as it is collected).
+    with db.connect() as conn:
+        first = value_reports.prospects(
+            conn, site.site_id, date(2026, 11, 4), date(2026, 11, 17), limit=1
+        )
+    assert [(p["visitor_id"], p["sessions"]) for p in first] == [("a7", 2)]
 
 
 @pytest.mark.parametrize(
