@@ -9,6 +9,10 @@ a "3 visits in 7 days" trigger whose signed webhook reaches a local HTTP server 
 fires on events sent through the collector; and later reads the export's campaign report once
 orders have come in for some targets and some of the control. No page breaks its
 Content-Security-Policy or logs a script error on the way.
+
+Unlike the other browser tests (SQLite only, tests/browser/conftest.py), this walk runs on both
+stores, as the rest of the suite does: the reports' SQL differs by dialect (on PostgreSQL the
+prospects list reads through a server-side cursor, which this walk first caught left open).
 """
 
 from __future__ import annotations
