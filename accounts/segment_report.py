@@ -3,9 +3,9 @@ revenue in the N days after the export, with analytics.stats' intervals.
 
 Each member's orders under their user id in the export's currency from the export's time to N
 days later (or now, if sooner) count; a member who ordered is a buyer. The buyer rates get
-Wilson intervals, their difference Newcombe's and their ratio the delta-method lift
-(analytics.stats.conversion_lift); net revenue per member is compared with Welch's test and its
-relative lift (mean_lift), uncapped.
+Wilson intervals, their difference Newcombe's and a pooled two-proportion test's p-value, their
+ratio the delta-method lift (analytics.stats.conversion_lift); net revenue per member is compared
+with Welch's test and its relative lift (mean_lift), uncapped.
 """
 
 from __future__ import annotations
@@ -126,10 +126,12 @@ def report(
         ratio, r_low, r_high = stats.conversion_lift(
             t["buyers"], t["members"], c["buyers"], c["members"]
         )
+        p = stats.two_proportion_p_value(t["buyers"], t["members"], c["buyers"], c["members"])
         lift["buyer_rate"] = {
             "difference": _none(diff),
             "difference_low": _none(d_low),
             "difference_high": _none(d_high),
+            "p_value": _none(p),
             "lift": _none(ratio),
             "lift_low": _none(r_low),
             "lift_high": _none(r_high),

@@ -176,6 +176,43 @@ def clv_distribution(
     return [{**b, "share": b["customers"] / total} for b in found.clv_bins]
 
 
+def vip_value(fit: dict[str, Any] | None) -> str:
+    """What made a snapshot's VIPs: ``"clv"`` when its refresh ranked by lifetime value (the
+    settings said so and the models were fitted), else ``"revenue"`` (analytics.value)."""
+    if fit is None:
+        return "revenue"
+    ranked_by = (fit.get("settings") or {}).get("vip_by", "clv")
+    return "clv" if ranked_by == "clv" and not fit.get("fit_error") else "revenue"
+
+
+def vips(
+    conn: sa.Connection,
+    site_id: int,
+    day: date,
+    currency: str,
+    by: str = "revenue",
+    limit: int = LIST_ROWS,
+) -> list[dict[str, Any]]:
+    """The snapshot's VIPs, highest ``by`` (``"clv"`` or ``"revenue"``: what made them VIPs,
+    :func:`vip_value`) first, ties by user id; at most ``limit``."""
+    key = value_scores.c.clv if by == "clv" else value_scores.c.revenue
+    query = (
+        sa.select(
+            value_scores.c.user_id,
+            value_scores.c.segment,
+            value_scores.c.orders,
+            value_scores.c.revenue,
+            value_scores.c.clv,
+            value_scores.c.p_alive,
+            value_scores.c.last_order_at,
+        )
+        .where(*_day_of(site_id, day, currency), value_scores.c.vip == sa.true())
+        .order_by(key.desc(), value_scores.c.user_id)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
 def slipping(
     conn: sa.Connection, site_id: int, snapshot: Snapshot, currency: str, limit: int = LIST_ROWS
 ) -> list[dict[str, Any]]:
@@ -260,14 +297,16 @@ def prospects(
     )
     seen: dict[str, Any] = {}
     day = None
-    for row in conn.execution_options(yield_per=500).execute(newest_first):
-        if row.day != day:
-            if len(seen) >= limit:
-                break
-            day = row.day
-        last = aware(row.last_seen_at)
-        if row.visitor_id not in seen or last > seen[row.visitor_id]:
-            seen[row.visitor_id] = last
+    # Closed on leaving, read to the end or not: on PostgreSQL it is a server-side cursor.
+    with conn.execution_options(yield_per=500).execute(newest_first) as result:
+        for row in result:
+            if row.day != day:
+                if len(seen) >= limit:
+                    break
+                day = row.day
+            last = aware(row.last_seen_at)
+            if row.visitor_id not in seen or last > seen[row.visitor_id]:
+                seen[row.visitor_id] = last
     if not seen:
         return []
     chosen = sorted(seen, key=lambda v: (-seen[v].timestamp(), v))[:limit]

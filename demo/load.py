@@ -25,11 +25,14 @@ def demo_site(engine: sa.Engine) -> Site | None:
     return None
 
 
-def load_demo(engine, redis_client, stream_key: str, origins: list[str], customers: int = 500):
-    """Create the demo site, its catalogue and a few weeks of events (queued on the stream)."""
+def load_demo(
+    engine, redis_client, stream_key: str, origins: list[str], customers: int = 500, days: int = 28
+):
+    """Create the demo site, its catalogue and ``days`` days of events up to today (queued on the
+    stream)."""
     site, server_key = create_site(engine, DEMO_SITE_NAME, origins)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    spec = ShopSpec(seed=42, n_customers=customers, days=28, start=today - timedelta(days=28))
+    spec = ShopSpec(seed=42, n_customers=customers, days=days, start=today - timedelta(days=days))
     shop = generate_shop(spec)
     upsert_items(engine, site.site_id, [validate_item(item) for item in shop.items])
     received_at = datetime.now(UTC)

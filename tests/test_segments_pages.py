@@ -205,6 +205,8 @@ def test_the_campaign_report_compares_targets_with_control(client, app, shop, db
     assert found["complete"] and found["lift"]["buyer_rate"]["difference"] == 0.5
     rate = found["lift"]["buyer_rate"]
     assert rate["difference_low"] < 0.5 < rate["difference_high"]
+    # 3 of 4 against 1 of 4: pooled rate 1/2, z = 0.5 / sqrt(1/4 * 1/2) = sqrt(2).
+    assert rate["p_value"] == pytest.approx(0.157299, abs=1e-6)
     money = found["lift"]["revenue_per_member"]
     assert money["difference"] == 25.0 and money["difference_low"] < 25 < money["difference_high"]
 

@@ -112,7 +112,7 @@ def test_the_value_page_shows_every_chart_with_its_table_and_csv(viewer, shop):
     assert len(re.findall(r'<td class="heat-[0-5]"', body)) == 25
     # Four charts drawn from JSON: segment sizes, segment revenue, Pareto, CLV distribution.
     assert body.count('class="chart-data"') == 4
-    for name in ("grid", "segment_customers", "segment_revenue", "pareto", "clv"):
+    for name in ("grid", "segment_customers", "segment_revenue", "pareto", "vips", "clv"):
         shown = table_cells(body, name)
         rows = csv_rows(viewer, url, name)
         assert [c for c in shown[0]] == rows[0], name  # the same headers
@@ -125,6 +125,10 @@ def test_the_value_page_shows_every_chart_with_its_table_and_csv(viewer, shop):
     assert days == [BEFORE.isoformat(), DAY.isoformat()]
     pareto = csv_rows(viewer, url, "pareto")[1:]
     assert pareto[-1] == ["1.0", "1.0"]
+    # The VIP list: the top 20% of the 60 EUR buyers (the default rule), linked to their pages.
+    vips = csv_rows(viewer, url, "vips")[1:]
+    assert len(vips) == 12
+    assert f'href="/console/{shop.site_id}/customers/{vips[0][0]}"' in body
 
 
 def test_one_currency_at_a_time_and_an_unknown_one_is_an_error(viewer, shop):

@@ -111,6 +111,39 @@ def test_valuable_and_slipping_lists_falls_by_lifetime_value(db, site):
         assert value_reports.slipping(conn, site.site_id, first_only, "EUR") == []
 
 
+def test_the_vip_list_ranks_the_vips_by_what_made_them_vips(db, site):
+    store_snapshot(
+        db,
+        site.site_id,
+        DAY,
+        "EUR",
+        [
+            score("a", 5, 5, 100, clv=50.0, p_alive=0.9, vip=True),
+            score("b", 5, 4, 300, clv=20.0, p_alive=0.8, vip=True),
+            score("c", 4, 4, 200, clv=90.0, p_alive=0.7, vip=True),
+            score("d", 4, 4, 200, clv=90.0, p_alive=0.7, vip=True),  # a tie with c: by id
+            score("e", 1, 1, 999, clv=999.0, p_alive=0.1),  # not a VIP: never listed
+        ],
+    )
+    store_snapshot(db, site.site_id, DAY, "USD", [score("x", 5, 5, 10, vip=True)])
+    with db.connect() as conn:
+        by_clv = value_reports.vips(conn, site.site_id, DAY, "EUR", "clv")
+        by_revenue = value_reports.vips(conn, site.site_id, DAY, "EUR", "revenue")
+        assert [r["user_id"] for r in by_clv] == ["c", "d", "a", "b"]
+        assert [r["user_id"] for r in by_revenue] == ["b", "c", "d", "a"]
+        assert [r["user_id"] for r in value_reports.vips(conn, site.site_id, DAY, "USD")] == ["x"]
+        assert len(value_reports.vips(conn, site.site_id, DAY, "EUR", "clv", limit=2)) == 2
+        assert value_reports.vips(conn, site.site_id, BEFORE, "EUR") == []
+        fitted = value_reports.run(conn, site.site_id, DAY, "EUR")
+    # The refresh ranks VIPs by lifetime value only when asked to and the models were fitted.
+    assert fitted["fit_error"] is None
+    assert value_reports.vip_value({**fitted, "settings": {"vip_by": "clv"}}) == "clv"
+    assert value_reports.vip_value({**fitted, "settings": {"vip_by": "money"}}) == "revenue"
+    unfitted = {**fitted, "settings": {"vip_by": "clv"}, "fit_error": "BG/NBD not fitted: ..."}
+    assert value_reports.vip_value(unfitted) == "revenue"
+    assert value_reports.vip_value(None) == "revenue"
+
+
 def test_clv_distribution_bins_every_customer_once(db, site):
     values = [float(v) for v in range(100)] + [10_000.0]  # one outlier past the 99th percentile
     store_snapshot(
@@ -179,6 +212,13 @@ def test_prospects_are_carts_without_any_order_in_the_period(db, site):
         ("a7", "lead-7", 2),
         ("a1", None, 1),
     ]
+    # Enough visitors on the newest day: the older days are never read (on PostgreSQL the
+    # server-side cursor left behind must still be closed, or psycopg warns as it is collected).
+    with db.connect() as conn:
+        first = value_reports.prospects(
+            conn, site.site_id, date(2026, 11, 4), date(2026, 11, 17), limit=1
+        )
+    assert [(p["visitor_id"], p["sessions"]) for p in first] == [("a7", 2)]
 
 
 @pytest.mark.parametrize(

@@ -307,9 +307,9 @@ def _report_tables(found: dict[str, Any]) -> list[Table]:
             Column("p_value", "p-value", "float"),
         ],
         lifts,
-        note="Buyer rate: Newcombe's interval of the difference, delta-method lift. Revenue per "
-        "member: Welch's test, delta-method lift, uncapped. '–': not defined (a group without "
-        "buyers, or fewer than two members).",
+        note="Buyer rate: Newcombe's interval of the difference, delta-method lift, pooled "
+        "two-proportion test. Revenue per member: Welch's test, delta-method lift, uncapped. "
+        "'–': not defined (a group without buyers, or fewer than two members).",
         empty="No comparison: the export held back no control.",
     )
     return [groups, lift]

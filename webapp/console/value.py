@@ -1,5 +1,5 @@
-"""Customer value pages: ``/console/<site_id>/value`` (RFM grid, segments over time, VIP Pareto,
-CLV distribution), ``.../value/risk`` (valuable and slipping, prospects) and
+"""Customer value pages: ``/console/<site_id>/value`` (RFM grid, segments over time, VIP Pareto
+curve and list, CLV distribution), ``.../value/risk`` (valuable and slipping, prospects) and
 ``.../value/settings`` (thresholds and VIP rule: marketers change them, viewers read them).
 
 Everything comes from the dated snapshots the refresh writes (analytics.value_reports); one
@@ -87,7 +87,8 @@ def _segment_tables(rows: list[dict[str, Any]], currency: str) -> list[Table]:
 @bp.get("/<int:site_id>/value")
 @site_page("viewer")
 def value(site_id: int):
-    """The RFM heat map, segments over time, the VIP Pareto curve and the CLV distribution."""
+    """The RFM heat map, segments over time, the VIP Pareto curve and list, and the CLV
+    distribution."""
     errors: dict[str, str] = {}
     with clients().engine.connect() as conn:
         snapshot = value_reports.latest(conn, site_id)
@@ -101,6 +102,8 @@ def value(site_id: int):
         top = value_reports.pareto(conn, site_id, snapshot.day, currency)
         distribution = value_reports.clv_distribution(conn, site_id, snapshot.day, currency)
         fit = value_reports.run(conn, site_id, snapshot.day, currency)
+        ranked_by = value_reports.vip_value(fit)
+        vips = value_reports.vips(conn, site_id, snapshot.day, currency, ranked_by)
     most = max(c["customers"] for c in cells)
     for c in cells:
         c["level"] = heat_level(c["customers"], most)
@@ -114,6 +117,29 @@ def value(site_id: int):
         top.points,
         chart=Chart("line", x="customer_share", series=("revenue_share",)),
         note="Customers by net revenue to date, largest first; refunds beyond purchases count 0.",
+    )
+    vip_list = Table(
+        "vips",
+        f"VIPs: the {value_reports.LIST_ROWS} with the highest "
+        f"{value_settings.VIP_BY['clv' if ranked_by == 'clv' else 'money']} ({currency})",
+        [
+            Column("user_id", "Customer id"),
+            Column("segment", "Segment"),
+            Column("orders", "Orders", "int"),
+            Column("revenue", f"Net revenue {currency}", "money"),
+            Column("clv", f"Lifetime value {currency}", "money"),
+            Column("p_alive", "P(alive)", "float"),
+            Column("last_order_at", "Last order", "date"),
+        ],
+        vips,
+        note=f"{top.vips} customers are VIPs by the VIP rule of this refresh; the list shows the "
+        "first of them by what made them VIPs.",
+        empty="No VIPs in this snapshot.",
+        links={
+            "user_id": lambda row: url_for(
+                "console.customer", site_id=site_id, user_id=row["user_id"]
+            )
+        },
     )
     clv_table = Table(
         "clv",
@@ -131,7 +157,7 @@ def value(site_id: int):
         empty=f"No lifetime values in {currency}: {(fit or {}).get('fit_error') or 'no fit'}.",
     )
     segments = _segment_tables(over_time, currency)
-    tables = [_grid_table(cells, currency), *segments, pareto, clv_table]
+    tables = [_grid_table(cells, currency), *segments, pareto, vip_list, clv_table]
     cards = [
         kpi("Customers scored", top.customers, compare=False),
         kpi("VIPs", top.vips, compare=False),
