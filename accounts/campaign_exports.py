@@ -19,8 +19,9 @@ from accounts import audit, preferences
 from accounts.segment_exports import ADDRESS_TRAIT, channel_addresses, check_export
 from accounts.segment_members import consenting
 from accounts.segments import SegmentError
-from tracking.spreadsheet import safe_cell
 from analytics.campaign_lists import CampaignList, InvalidList, Member, get_list, members
+from tracking.spreadsheet import safe_cell
+
 
 @dataclass(frozen=True)
 class ListExport:
