@@ -66,7 +66,7 @@ def test_bad_actions_on_the_page_show_the_error_beside_the_field(
     app, db, site, fields, field, words
 ):
     set_endpoint(db, site.site_id, PUBLIC_URL)
-    client = _marketer(app, site)
+    client = _marketer(app, site, "owner" if "webhook_url" in fields else "marketer")
     answer = _new_rule(client, site.site_id, **fields)
     assert answer.status_code == 422
     page = answer.get_data(as_text=True)
@@ -76,11 +76,28 @@ def test_bad_actions_on_the_page_show_the_error_beside_the_field(
     assert not [e for e in audit.entries(db, [site.site_id]) if e.action == "trigger.created"]
 
 
+def test_only_an_owner_gives_a_rule_its_own_url(app, db, site):
+    # Rule webhooks carry customer ids: a marketer cannot send them somewhere of their choosing.
+    set_endpoint(db, site.site_id, PUBLIC_URL)
+    client = _marketer(app, site)
+    form_page = client.get(RULES.format(site.site_id)).get_data(as_text=True)
+    assert 'id="webhook_url"' not in form_page and 'id="webhook-url-note"' in form_page
+    answer = _new_rule(client, site.site_id, actions="webhook", webhook_url=PUBLIC_URL)
+    assert answer.status_code == 403
+    page = answer.get_data(as_text=True)
+    assert '<span class="error" id="webhook_url-error">' in page and "Only an owner" in page
+    assert count(db, trigger_rules) == 0
+    owner = _marketer(app, site, "owner")
+    assert 'id="webhook_url"' in owner.get(RULES.format(site.site_id)).get_data(as_text=True)
+    saved = _new_rule(owner, site.site_id, actions="webhook", webhook_url=PUBLIC_URL)
+    assert saved.status_code == 303 and count(db, trigger_rules) == 1
+
+
 def test_the_page_saves_a_rule_with_both_actions_and_a_loopback_url_when_allowed(app, db, site):
     receiver = Receiver()
     try:
         set_endpoint(db, site.site_id, PUBLIC_URL, allow_private=True)
-        client = _marketer(app, site)
+        client = _marketer(app, site, "owner")
         fields = {"webhook_url": receiver.url, "list_name": "Comeback"}
         answer = client.post(
             RULES.format(site.site_id),

@@ -38,4 +38,11 @@ def test_a_marketer_saves_fixes_and_disables_a_rule(app, shop, page):
     row.locator("button", has_text="Disable").click()
     page.wait_for_load_state()
     row = page.locator("#rules tbody tr").first
-    assert "disabled" in row.inner_text() and row.locator("button").count() == 0
+    assert "disabled" in row.inner_text()
+    assert row.locator("button").all_inner_texts() == ["Enable"]
+
+    row.locator("button", has_text="Enable").click()
+    page.wait_for_load_state()
+    row = page.locator("#rules tbody tr").first
+    assert "active" in row.inner_text()
+    assert row.locator("button").all_inner_texts() == ["Disable"]

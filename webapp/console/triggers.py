@@ -37,6 +37,12 @@ FIELDS = (
 )
 
 
+OWNER_ONLY = (
+    "Only an owner can send a rule's webhooks to a URL of its own; leave it blank to use the "
+    "site's endpoint."
+)
+
+
 def _page(site_id: int, form=None, errors=None, status: int = 200):
     engine = clients().engine
     with engine.connect() as conn:
@@ -62,6 +68,7 @@ def _page(site_id: int, form=None, errors=None, status: int = 200):
         form=form or _blank(),
         errors=errors or {},
         editable=can("marketer"),
+        owner=can("owner"),
         webhook_ready=endpoint is not None and endpoint.enabled,
         saved=request.args.get("saved"),
     )
@@ -93,6 +100,11 @@ def value_triggers_create(site_id: int):
     """Check and save a new rule (audited); the form again with the errors when it is wrong."""
     form = _form()
     staff = current_user.staff
+    if form["webhook_url"].strip() and not can("owner"):
+        # The signed bodies name customers: where they may go is the owner's choice, as the
+        # site's endpoint is (the Webhooks page is the owner's too).
+        errors = {"webhook_url": OWNER_ONLY}
+        return _page(site_id, form=form, errors=errors, status=403)
     try:
         with clients().engine.begin() as conn:
             rule = trigger_actions.create_rule(conn, site_id, form, created_by=staff.email)
