@@ -122,7 +122,7 @@ def _pair(data: dict, low_name: str, high_name: str, low: float, high: float, wh
     a = number(low_name, data.get(low_name), low, high, whole)
     b = number(high_name, data.get(high_name), low, high, whole)
     if a is not None and b is not None and a > b:
-        raise SegmentError(high_name, f"must not be below {low_name} ({a:g})")
+        raise SegmentError(high_name, f"must not be below the minimum ({a:g})")
     return a, b
 
 

@@ -393,7 +393,7 @@ def test_an_impossible_range_is_refused_beside_its_field_and_nothing_is_saved(sh
     page.fill("#clv_min", "500")
     page.fill("#clv_max", "100")
     page.click("#builder button:text-is('Save segment')")
-    assert page.inner_text("#clv_max-error") == "must not be below clv_min (500)"
+    assert page.inner_text("#clv_max-error") == "must not be below the minimum (500)"
     assert page.get_attribute("#clv_max", "aria-invalid") == "true"
     assert page.inner_text("#builder [role=alert]").startswith("Nothing was saved")
     # What was typed stays, to be corrected.
