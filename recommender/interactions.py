@@ -136,8 +136,8 @@ class Interactions:
 
     @cached_property
     def user_index(self) -> dict[str, int]:
-        """user_id -> row."""
-        return {user_id: row for row, user_id in enumerate(self.user_ids)}
+        """user_id -> row (a blank row, an erased customer's, has no id: recommender.forgotten)."""
+        return {user_id: row for row, user_id in enumerate(self.user_ids) if user_id is not None}
 
     @cached_property
     def item_index(self) -> dict[str, int]:

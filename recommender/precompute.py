@@ -87,4 +87,5 @@ def recently_active(
             horizon = latest.max() - active_days * 86400.0
             order = order[latest[order] >= horizon]
         users = users[order]
+    users = users[users != None]  # noqa: E711 (blank rows: erased customers)
     return list(users[:limit] if limit else users)

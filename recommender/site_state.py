@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 import sqlalchemy as sa
 
-from recommender import opt_outs
+from recommender import forgotten, opt_outs
 from recommender.answers import ModelBundle, RecommendationService
 from recommender.catalogue_view import CatalogueView
 from recommender.registry import ModelRegistry
@@ -153,6 +153,10 @@ class SiteStates(SiteHoldings):
         self.local = local  # what invalidations evict from
         self._sites: dict[int, SiteState] = {}
         self._links: dict[int, str | None] = {}
+        # A link that did not load, and the inode of its folder then: tried again only when
+        # the folder is replaced (recommender.forget swaps a rewritten version in).
+        self._failed: dict[int, tuple[str, int | None]] = {}
+        self._forgotten: dict[int, tuple | None] = {}  # the stamp of the list last applied
         self._books: dict[int, RuleBook] = {}
         self._opt_outs: dict[int, set[str]] = {}
         self._lock = threading.Lock()
@@ -189,10 +193,15 @@ class SiteStates(SiteHoldings):
         link = self._current_link(site_id)
         bundle = old.bundle if old is not None else None
         previous = old.previous_version if old is not None else None
-        if old is None or link != self._links.get(site_id):
+        if old is None or self._moved(site_id, link):
             # No current link: no model (yet, or removed). A link that does not load (a broken
             # folder) keeps the model already serving.
             fresh = ModelBundle.current(self.registry(site_id).root) if link else None
+            if fresh is not None:
+                self._apply_forgotten(site_id, fresh)
+                self._failed.pop(site_id, None)
+            elif link is not None:
+                self._failed[site_id] = (link, self._folder_inode(site_id, link))
             if fresh is not None or link is None or old is None:
                 if old is not None and old.version != (fresh.version if fresh else None):
                     previous = old.version
@@ -210,20 +219,71 @@ class SiteStates(SiteHoldings):
             and view is old.view
             and previous == old.previous_version
         ):
-            self._links[site_id] = link
+            self._record(site_id, link)
             return
         state = build_site_state(site_id, bundle, view, self.settings.candidates, previous)
         self._sites[site_id] = state
-        self._links[site_id] = link
+        self._record(site_id, link)
         if old is not None and old.version != state.version:
             log.info("site %s now serves model %s", site_id, state.version)
 
     def refresh(self, site_id: int, catalogue: bool = False) -> SiteState:
-        """Pick up a new model version (and the catalogue when asked) now."""
+        """Pick up a new model version, erased rows (and the catalogue when asked) now."""
         self.state(site_id)
         with self._lock:
             self._load(site_id, reload_catalogue=catalogue)
+            self._apply_forgotten(site_id)
         return self._sites[site_id]
+
+    def _record(self, site_id: int, link: str | None) -> None:
+        """The link handled: loaded, or (a failure) left to :meth:`_moved` to try again."""
+        failed = self._failed.get(site_id)
+        if failed is not None and failed[0] == link:
+            self._links.setdefault(site_id, None)
+            return
+        self._failed.pop(site_id, None)
+        self._links[site_id] = link
+
+    def _folder_inode(self, site_id: int, version: str) -> int | None:
+        try:
+            return os.stat(self.registry(site_id).root / version).st_ino
+        except OSError:
+            return None
+
+    def _moved(self, site_id: int, link: str | None) -> bool:
+        """The current link names another version than the one loaded, and it was not
+        already tried in the same folder."""
+        if link == self._links.get(site_id):
+            return False
+        failed = self._failed.get(site_id)
+        return failed is None or failed != (link, self._folder_inode(site_id, link))
+
+    def _apply_forgotten(self, site_id: int, bundle: ModelBundle | None = None) -> int:
+        """Blank the rows erased from the version served (recommender.forgotten), in place,
+        when its list changed (or always, for a ``bundle`` just loaded); rows blanked."""
+        if bundle is None:
+            state = self._sites.get(site_id)
+            bundle = state.bundle if state is not None else None
+            if bundle is None:
+                return 0
+            folder = self.registry(site_id).root / bundle.version
+            found = forgotten.stamp(folder)
+            if found == self._forgotten.get(site_id):
+                return 0
+        else:
+            folder = self.registry(site_id).root / bundle.version
+            found = forgotten.stamp(folder)
+        rows, _ = forgotten.read(folder)
+        blanked = forgotten.blank_bundle(bundle, rows)
+        self._forgotten[site_id] = found
+        if blanked:
+            log.info(
+                "site %s: %d erased row(s) blanked in model %s",
+                site_id,
+                len(blanked),
+                bundle.version,
+            )
+        return len(blanked)
 
     def _maintain(self) -> None:
         """Background thread: new model versions, catalogue refreshes."""
@@ -233,10 +293,11 @@ class SiteStates(SiteHoldings):
                 try:
                     state = self._sites[site_id]
                     stale = time.monotonic() - state.view.loaded_at >= s.catalogue_refresh
-                    moved = self._current_link(site_id) != self._links.get(site_id)
-                    if stale or moved:
-                        with self._lock:
+                    moved = self._moved(site_id, self._current_link(site_id))
+                    with self._lock:
+                        if stale or moved:
                             self._load(site_id, reload_catalogue=stale)
+                        self._apply_forgotten(site_id)  # a lost message, caught up
                     if stale and site_id in self._books:  # a lost rules message, caught up
                         self.reload_rules(site_id, if_moved=True)
                     if stale:  # a lost personalisation message, caught up
@@ -259,6 +320,7 @@ class SiteStates(SiteHoldings):
                 pubsub.subscribe(
                     INVALIDATION_CHANNEL,
                     CATALOGUE_CHANNEL,
+                    forgotten.CHANNEL,
                     RULES_CHANNEL,
                     opt_outs.PERSONALISATION_CHANNEL,
                     *([self.segment_source.channel] if self.segment_source else []),
@@ -302,6 +364,9 @@ class SiteStates(SiteHoldings):
         elif channel == CATALOGUE_CHANNEL and data.isdigit() and int(data) in self._sites:
             with self._lock:
                 self._load(int(data), reload_catalogue=True)
+        elif channel == forgotten.CHANNEL and data.isdigit() and int(data) in self._sites:
+            with self._lock:
+                self._apply_forgotten(int(data))
         elif channel == RULES_CHANNEL and data.isdigit() and int(data) in self._books:
             self.reload_rules(int(data))
         elif (

@@ -340,7 +340,7 @@ def train(
     with engine.connect() as conn:
         gone = erased.erased_model_users(conn, settings.site_id, full.user_ids)
     if gone:
-        forget.rewrite_folder(staging, staging, gone, version)
+        forget.rewrite_folder(staging, staging, forget.rows_of(staging, gone), version)
         say("save", f"left out {plural(len(gone), 'customer')} erased during training")
     lap("save")
     final = registry.commit(version)

@@ -79,8 +79,10 @@ class FactorModel(Recommender):
             if history is None:
                 history = sp.csr_matrix(user_items)[int(userid)]
         norms = np.linalg.norm(self.user_factors, axis=1)
-        norms[norms == 0] = 1e-10
+        blank = norms == 0  # erased customers' rows (recommender.forgotten): nobody's neighbours
+        norms[blank] = 1e-10
         cosine = (self.user_factors @ query) / (norms * max(np.linalg.norm(query), 1e-10))
+        cosine[blank] = -np.inf
         if userid is not None:
             cosine[int(userid)] = -np.inf
         k = min(k, max(len(cosine) - (userid is not None), 0))
