@@ -7,17 +7,19 @@ request, finishes the job and answers with the same receipt):
    anonymous id stitched to them go into ``erased_ids`` (tracking.erased), so from this commit
    on no ingest worker stores an event of theirs and no training keeps them; a receipt row is
    started.
-2. **The stream**: entries not yet stored (pending or unread) are rewritten without the
+2. **Models, at once**: the rows of the person in every kept model version are listed in its
+   ``forgotten.json`` (recommender.forget.mark, milliseconds) and every web process is told:
+   each blanks the rows in the model it holds, in place (its ids, history rows and factors),
+   without reloading it (recommender.forgotten); a process that missed the message does so at
+   its next model check (a second), and one that loads a version applies the list first.
+   Before the caches are scrubbed, so no answer is computed from their rows afterwards.
+3. **The stream**: entries not yet stored (pending or unread) are rewritten without the
    person's events (deleted, and added again with the others' events when they had any).
-3. **Spool files** (events that waited for Redis): rewritten the same way, under the spool's
+4. **Spool files** (events that waited for Redis): rewritten the same way, under the spool's
    locks.
-4. **Redis**: every key naming one of their visitor ids (activity lists, generation counters,
+5. **Redis**: every key naming one of their visitor ids (activity lists, generation counters,
    cached answers under any model version, locks), and an invalidation so every web process
    drops its in-memory answer at once.
-5. **Models**: every kept model version that was trained on them is rewritten without their
-   rows (recommender.forget); the current one becomes a new version, promoted at once, and
-   every web process is told to reload. Steps 5 and 6 run at the same time (a thread rewrites
-   the model files while the database erases the rows): neither reads what the other changes.
 6. **SQL** (one transaction): every table of accounts.personal_data's registry, as it says
    (delete; orders unlinked; order lines and attributions kept), the interaction log's chunks
    rewritten without their rows, the outbox's emails to them with their ``.eml`` files
@@ -29,15 +31,20 @@ request, finishes the job and answers with the same receipt):
    first time it is, a ``customer.deleted`` webhook (user id, receipt id, when) is queued for
    the shop; it is queued after step 6 so that step cannot delete it, and the deliverer removes
    the user id from it once it is delivered or given up (accounts.webhook_delivery).
+8. **Model files, off the request path**: a background thread (recommender.forget
+   .rewrite_in_background, started after step 2, so it runs while the database works) writes
+   the listed rows blank into the files of every version, which keep their names: no process
+   reloads anything. :func:`wait_for_models` waits for it; a rewrite that died is finished by
+   the next erasure or by the scheduler (``model erasures``, every minute), and
+   ``forget.pending`` says what is left. Once it is done, no model file names the person.
 
-Steps 2 to 4 are in :mod:`accounts.erasure_stores`.
+Steps 3 to 5 are in :mod:`accounts.erasure_stores`.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,9 +64,8 @@ from accounts.erasure_stores import (
 from accounts.messaging_schema import webhook_deliveries
 from accounts.personal_data import Person
 from accounts.rights_schema import erasure_receipts
-from recommender import forget
+from recommender import forget, forgotten
 from tracking import erased, interaction_log
-from tracking.activity import CATALOGUE_CHANNEL
 from tracking.schema import customers, interaction_chunks
 
 log = logging.getLogger("ecrm.accounts.erasure")
@@ -141,21 +147,16 @@ def erase(stores: Stores, site_id: int, user_id: str, *, requested_by: str) -> d
                     "counts": {},
                 },
             )
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {"models": forget_in_models(stores, site_id, person)}
+    registry = stores.models_dir / str(site_id)
+    if forget.pending(registry):  # read and written while the database erases the rows
+        forget.rewrite_in_background(registry)
     if stores.redis is not None:
         counts["stream"] = scrub_stream(stores.redis, stores.stream_key, person)
     counts["spool"] = scrub_spool(stores.spool_dir, person)
     if stores.redis is not None:
         counts["redis"] = scrub_redis(stores.redis, person)
-    # The models (files, mostly reading, hashing and writing arrays) and the SQL rows (mostly the
-    # database's work) are erased at the same time: neither reads what the other changes, and
-    # each is safe to run again, so a failure of either leaves a retry to finish both.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecrm-forget") as pool:
-        models = pool.submit(erase_models, stores, site_id, person)
-        try:
-            counts.update(erase_sql(stores.engine, person))
-        finally:
-            counts["models"] = models.result()
+    counts.update(erase_sql(stores.engine, person))
     _complete(stores.engine, site_id, subject, user_id, counts)
     if stores.engine.dialect.name == "sqlite":
         with stores.engine.connect() as conn:
@@ -169,13 +170,23 @@ def erase(stores: Stores, site_id: int, user_id: str, *, requested_by: str) -> d
     return receipt
 
 
-def erase_models(stores: Stores, site_id: int, person: Person) -> int:
-    """Rewrite the site's model versions without the person; tell every web process to load
-    the rewritten current one at once. Returns the versions rewritten."""
-    report = forget.forget_users(stores.models_dir / str(site_id), model_users(person))
+def forget_in_models(stores: Stores, site_id: int, person: Person) -> int:
+    """List the person's rows in the site's model versions and tell every web process to
+    blank them now (step 2); the versions that held them."""
+    report = forget.mark(stores.models_dir / str(site_id), model_users(person))
     if report.versions and stores.redis is not None:
-        publish(stores.redis, CATALOGUE_CHANNEL, str(site_id))
+        publish(stores.redis, forgotten.CHANNEL, str(site_id))
     return len(report.versions)
+
+
+def wait_for_models(stores: Stores, site_id: int, timeout: float | None = None) -> bool:
+    """Wait until the model files of the site hold no erased row (step 8 of this process, or
+    done here when no thread of this process is at it); whether none is left."""
+    registry = stores.models_dir / str(site_id)
+    forget.wait_for_rewrites(registry, timeout)
+    if forget.pending(registry):
+        forget.rewrite_pending(registry)
+    return not forget.pending(registry)
 
 
 def _complete(

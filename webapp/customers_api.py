@@ -49,8 +49,8 @@ def stores() -> erasure.Stores:
 
 
 def erase_everywhere(site_id: int, user_id: str, requested_by: str) -> dict:
-    """Erase a customer (accounts.erasure) and serve the rewritten model in this process now
-    (the others reload it on the message erasure publishes); the receipt."""
+    """Erase a customer (accounts.erasure) and blank their rows in the model this process
+    serves now (the others do on the message erasure publishes); the receipt."""
     receipt = erasure.erase(stores(), site_id, user_id, requested_by=requested_by)
     serving().refresh(site_id)
     return receipt

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 import redis
@@ -24,6 +25,7 @@ from flask.cli import AppGroup, with_appcontext
 from accounts import trigger_actions
 from analytics import customer_segments, lift_archive, rollups, trigger_checks, value
 from analytics.served import move_served
+from recommender import forget
 from tracking.attribution import attribute_since
 from tracking.sites import Site
 from tracking.text import plural
@@ -124,6 +126,15 @@ def archive_lift(site: Site) -> str:
     return f"lift of the last {', '.join(str(p.days) for p in periods)} days stored"
 
 
+def finish_model_erasures(site: Site) -> str:
+    """Erased rows still in model files (a rewrite that died) blanked (recommender.forget)."""
+    registry = Path(current_app.config["VAR_DIR"]) / "models" / str(site.site_id)
+    if not forget.pending(registry):
+        return "nothing to rewrite"
+    report = forget.rewrite_pending(registry)
+    return f"{plural(len(report.versions), 'model version')} rewritten without erased customers"
+
+
 Job = tuple[str, float, Callable[[Site], str]]
 # (name, seconds between runs, function of one site returning what it did).
 JOBS: list[Job] = [
@@ -131,6 +142,7 @@ JOBS: list[Job] = [
     ("served", 60.0, move_answers_served),
     ("customer value", 3600.0, refresh_customer_value),
     ("lift", LIFT_ARCHIVE_SECONDS, archive_lift),
+    ("model erasures", 60.0, finish_model_erasures),
 ]
 
 
