@@ -213,7 +213,11 @@ def rewrite_folder(source: Path, target: Path, rows: Iterable[int], version: str
             continue
         sidecar = _json(sidecar_path.read_bytes())
         if "npz_sha256" not in sidecar:
-            if target != source:
+            if isinstance(sidecar.get("user_ids"), list):  # ids without arrays
+                for row in positions:
+                    sidecar["user_ids"][row] = None
+                _replace(target / sidecar_path.name, json.dumps(sidecar).encode())
+            elif target != source:
                 shutil.copy2(sidecar_path, target / sidecar_path.name)
             continue
         stem = sidecar_path.with_suffix("")
@@ -253,6 +257,12 @@ def rewrite_folder(source: Path, target: Path, rows: Iterable[int], version: str
         meta["digest"] = _digest(target)
         (target / "train.json").write_text(json.dumps(meta, indent=2, default=float))
     return blanked
+
+
+def _replace(path: Path, body: bytes) -> None:
+    """A new file under ``path`` (never written through: the old one may be shared)."""
+    path.unlink(missing_ok=True)
+    path.write_bytes(body)
 
 
 def _json(raw: bytes) -> dict:

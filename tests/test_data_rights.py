@@ -27,6 +27,7 @@ from accounts.webhook_delivery import Deliverer, DeliverySettings
 from accounts.webhooks import SIGNATURE_HEADER, get_endpoint, set_endpoint, verify_signature
 from analytics import value
 from demo import ShopSpec, generate_shop
+from recommender import forget
 from recommender.training import TrainSettings, train
 from tests.conftest import count, drain, make_event, store_events
 from tests.test_portal_pages import ADDRESS
@@ -322,6 +323,14 @@ def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis,
 
     r = client.delete(f"/v1/customers/{person.user_id}", headers=headers)
     assert r.status_code == 200, r.json
+    # Serving forgot them at once: nothing personal, from the version it already held (the
+    # model files are rewritten by a background thread: waited for below).
+    held = app.extensions["ecrm_serving"].state(site.site_id).bundle
+    assert person.user_id not in held.interactions.user_index and held.version == current
+    recs = client.get(
+        "/v1/recommendations", query_string={"user_id": person.user_id}, headers=headers
+    )
+    assert recs.status_code == 200 and recs.json["source"] != "personal", recs.json
     receipt = r.json["receipt"]
     text = orjson.dumps(receipt).decode()
     assert not any(n in text for n in person.needles), text
@@ -357,6 +366,10 @@ def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis,
     assert count(db, events, events.c.user_id == person.user_id) == 0
 
     assert sql_hits(db, needles) == []
+    # Once the rewrite of the model files finishes (erasure's background thread), they hold
+    # nothing of them either.
+    models = registry_dir(app, site)
+    assert forget.wait_for_rewrites(models, timeout=120) and forget.pending(models) == {}
     dump = redis_dump(redis)
     assert [n for n in needles if any(n.encode() in v for v in dump)] == []
     assert file_hits(Path(app.config["VAR_DIR"]), needles) == []
