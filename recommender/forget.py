@@ -124,38 +124,43 @@ def forget_users(registry_root: str | Path, users: Iterable[str]) -> ForgetRepor
     return report
 
 
-_rewriters: dict[Path, threading.Thread] = {}
+_rewriters: dict[Path, tuple[threading.Thread, threading.Event]] = {}  # the newest, and begun
 _rewriters_lock = threading.Lock()
 
 
 def rewrite_in_background(registry_root: str | Path) -> threading.Thread:
-    """:func:`rewrite_pending` in a thread of this process (one per registry; a call while one
-    runs starts another after it, which finds what was listed meanwhile). Not a daemon: a
-    process that exits finishes the rewrite first."""
+    """:func:`rewrite_pending` in a thread of this process. While one rewrites, one more waits
+    to do what was listed meanwhile (erasures coming one after another share it). Not a
+    daemon: a process that exits finishes the rewrite first."""
     root = Path(registry_root).resolve()
     with _rewriters_lock:
-        previous = _rewriters.get(root)
+        newest = _rewriters.get(root)
+        if newest is not None and newest[0].is_alive() and not newest[1].is_set():
+            return newest[0]  # it has not looked yet: it will find these rows too
+        previous = newest[0] if newest is not None else None
+        begun = threading.Event()
 
         def run() -> None:
             if previous is not None:
                 previous.join()
+            begun.set()
             try:
                 rewrite_pending(root)
             except Exception:  # the rows stay listed: the next rewrite (or the scheduler) retries
                 log.exception("models: rewrite without erased customers failed in %s", root)
 
         thread = threading.Thread(target=run, name="ecrm-forget", daemon=False)
-        _rewriters[root] = thread
+        _rewriters[root] = (thread, begun)
         thread.start()
     return thread
 
 
 def wait_for_rewrites(registry_root: str | Path, timeout: float | None = None) -> bool:
     """Wait for this process's background rewrite of a registry; whether none is running."""
-    thread = _rewriters.get(Path(registry_root).resolve())
-    if thread is not None:
-        thread.join(timeout)
-        return not thread.is_alive()
+    newest = _rewriters.get(Path(registry_root).resolve())
+    if newest is not None:
+        newest[0].join(timeout)  # it waited for the ones before it
+        return not newest[0].is_alive()
     return True
 
 

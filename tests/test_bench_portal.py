@@ -25,6 +25,7 @@ def test_the_portal_benchmark_runs_end_to_end(app, site, db, tmp_path):
     assert all(t.status == 200 and len(t.ms) == 2 for t in pages.values()), pages
     assert figures["export_events"] == 121  # the views and the identify
     assert figures["erase_counts"]["events"] == 121 and figures["erase_counts"]["customers"] == 1
+    assert figures["files_clean"]  # no model trained: nothing pending either
     if serve == "1":
         during = figures["serving"]["during"]
         assert during["requests"] > 0 and during["errors"] == 0
