@@ -12,6 +12,9 @@ invalidations (dropping the visitor's local cache entry), the catalogue API's ch
 changes (each site's :class:`~recommender.rule_store.RuleBook`, reloaded whole) and customers
 turning personalisation off or on (:mod:`recommender.opt_outs`: each site's list is held as a
 set, read again with the catalogue). A link that does not load keeps the model already serving.
+An erasure never makes a process reload its model: the erased customers' rows are blanked in the
+model held, in place, when told on :data:`recommender.forgotten.CHANNEL` or at the next model
+check (:mod:`recommender.model_watch`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sqlalchemy as sa
 from recommender import forgotten, opt_outs
 from recommender.answers import ModelBundle, RecommendationService
 from recommender.catalogue_view import CatalogueView
+from recommender.model_watch import ModelWatch
 from recommender.registry import ModelRegistry
 from recommender.rule_store import RULES_CHANNEL, RuleBook
 from recommender.rules import Rules
@@ -152,11 +156,7 @@ class SiteStates(SiteHoldings):
         self.models_dir = Path(models_dir)
         self.local = local  # what invalidations evict from
         self._sites: dict[int, SiteState] = {}
-        self._links: dict[int, str | None] = {}
-        # A link that did not load, and the inode of its folder then: tried again only when
-        # the folder is replaced (recommender.forget swaps a rewritten version in).
-        self._failed: dict[int, tuple[str, int | None]] = {}
-        self._forgotten: dict[int, tuple | None] = {}  # the stamp of the list last applied
+        self.models = ModelWatch(lambda site_id: self.registry(site_id).root)
         self._books: dict[int, RuleBook] = {}
         self._opt_outs: dict[int, set[str]] = {}
         self._lock = threading.Lock()
@@ -193,15 +193,11 @@ class SiteStates(SiteHoldings):
         link = self._current_link(site_id)
         bundle = old.bundle if old is not None else None
         previous = old.previous_version if old is not None else None
-        if old is None or self._moved(site_id, link):
+        if old is None or self.models.moved(site_id, link):
             # No current link: no model (yet, or removed). A link that does not load (a broken
             # folder) keeps the model already serving.
             fresh = ModelBundle.current(self.registry(site_id).root) if link else None
-            if fresh is not None:
-                self._apply_forgotten(site_id, fresh)
-                self._failed.pop(site_id, None)
-            elif link is not None:
-                self._failed[site_id] = (link, self._folder_inode(site_id, link))
+            self.models.tried(site_id, link, fresh)  # erased rows blanked, or a failure noted
             if fresh is not None or link is None or old is None:
                 if old is not None and old.version != (fresh.version if fresh else None):
                     previous = old.version
@@ -219,11 +215,11 @@ class SiteStates(SiteHoldings):
             and view is old.view
             and previous == old.previous_version
         ):
-            self._record(site_id, link)
+            self.models.handled(site_id, link)
             return
         state = build_site_state(site_id, bundle, view, self.settings.candidates, previous)
         self._sites[site_id] = state
-        self._record(site_id, link)
+        self.models.handled(site_id, link)
         if old is not None and old.version != state.version:
             log.info("site %s now serves model %s", site_id, state.version)
 
@@ -235,55 +231,11 @@ class SiteStates(SiteHoldings):
             self._apply_forgotten(site_id)
         return self._sites[site_id]
 
-    def _record(self, site_id: int, link: str | None) -> None:
-        """The link handled: loaded, or (a failure) left to :meth:`_moved` to try again."""
-        failed = self._failed.get(site_id)
-        if failed is not None and failed[0] == link:
-            self._links.setdefault(site_id, None)
-            return
-        self._failed.pop(site_id, None)
-        self._links[site_id] = link
-
-    def _folder_inode(self, site_id: int, version: str) -> int | None:
-        try:
-            return os.stat(self.registry(site_id).root / version).st_ino
-        except OSError:
-            return None
-
-    def _moved(self, site_id: int, link: str | None) -> bool:
-        """The current link names another version than the one loaded, and it was not
-        already tried in the same folder."""
-        if link == self._links.get(site_id):
-            return False
-        failed = self._failed.get(site_id)
-        return failed is None or failed != (link, self._folder_inode(site_id, link))
-
-    def _apply_forgotten(self, site_id: int, bundle: ModelBundle | None = None) -> int:
-        """Blank the rows erased from the version served (recommender.forgotten), in place,
-        when its list changed (or always, for a ``bundle`` just loaded); rows blanked."""
-        if bundle is None:
-            state = self._sites.get(site_id)
-            bundle = state.bundle if state is not None else None
-            if bundle is None:
-                return 0
-            folder = self.registry(site_id).root / bundle.version
-            found = forgotten.stamp(folder)
-            if found == self._forgotten.get(site_id):
-                return 0
-        else:
-            folder = self.registry(site_id).root / bundle.version
-            found = forgotten.stamp(folder)
-        rows, _ = forgotten.read(folder)
-        blanked = forgotten.blank_bundle(bundle, rows)
-        self._forgotten[site_id] = found
-        if blanked:
-            log.info(
-                "site %s: %d erased row(s) blanked in model %s",
-                site_id,
-                len(blanked),
-                bundle.version,
-            )
-        return len(blanked)
+    def _apply_forgotten(self, site_id: int) -> int:
+        """Blank the rows erased from the version served, when its list changed; rows."""
+        state = self._sites.get(site_id)
+        bundle = state.bundle if state is not None else None
+        return self.models.apply_forgotten(site_id, bundle) if bundle is not None else 0
 
     def _maintain(self) -> None:
         """Background thread: new model versions, catalogue refreshes."""
@@ -293,7 +245,7 @@ class SiteStates(SiteHoldings):
                 try:
                     state = self._sites[site_id]
                     stale = time.monotonic() - state.view.loaded_at >= s.catalogue_refresh
-                    moved = self._moved(site_id, self._current_link(site_id))
+                    moved = self.models.moved(site_id, self._current_link(site_id))
                     with self._lock:
                         if stale or moved:
                             self._load(site_id, reload_catalogue=stale)

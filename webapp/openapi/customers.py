@@ -55,7 +55,8 @@ class ErasureReceipt(ApiModel):
     completed_at: str | None = Field(description="ISO 8601, UTC; null while unfinished.")
     counts: dict[str, int] = Field(
         description="Per store: SQL tables by name (rows), `interaction_chunks` (training-log "
-        "rows), `stream` and `spool` (events), `redis` (keys), `models` (versions rewritten)."
+        "rows), `stream` and `spool` (events), `redis` (keys), `models` (model versions that "
+        "held them: forgotten by serving at once, their files rewritten just after)."
     )
 
 
