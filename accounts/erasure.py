@@ -31,12 +31,13 @@ request, finishes the job and answers with the same receipt):
    first time it is, a ``customer.deleted`` webhook (user id, receipt id, when) is queued for
    the shop; it is queued after step 6 so that step cannot delete it, and the deliverer removes
    the user id from it once it is delivered or given up (accounts.webhook_delivery).
-8. **Model files, off the request path**: a background thread (recommender.forget
-   .rewrite_in_background, started after step 2, so it runs while the database works) writes
-   the listed rows blank into the files of every version, which keep their names: no process
-   reloads anything. :func:`wait_for_models` waits for it; a rewrite that died is finished by
-   the next erasure or by the scheduler (``model erasures``, every minute), and
-   ``forget.pending`` says what is left. Once it is done, no model file names the person.
+8. **Model files, off the request path**: a process of its own, watched by a thread of this
+   one (recommender.forget.rewrite_in_background, started after step 2, so it runs while the
+   database works), writes the listed rows blank into the files of every version, which keep
+   their names: no process reloads anything. :func:`wait_for_models` waits for it; a rewrite
+   that died is finished by the next erasure or by the scheduler (``model erasures``, every
+   minute), and ``forget.pending`` says what is left. Once it is done, no model file names the
+   person.
 
 Steps 3 to 5 are in :mod:`accounts.erasure_stores`.
 """

@@ -271,7 +271,7 @@ def serve_while_erasing(a, stores, site_id: int, people: list[str], env: dict, w
                 except Exception as e:  # counted and reported, never hidden
                     failures.append(f"{type(e).__name__}: {e}")
                 erase_times.append(time.perf_counter() - clock)
-            # The model files' rewrite (a background thread, erasures coalesced) under load too.
+            # The model files' rewrite (a process of its own, erasures coalesced) under load too.
             clock = time.perf_counter()
             files["clean"] = erasure.wait_for_models(stores, site_id)
             files["after_s"] = time.perf_counter() - clock
@@ -507,13 +507,13 @@ def report(a, figures: dict, run_time: str, url: str) -> list[str]:
         f"{EXPORT_TARGET_S:.0f} s). Erasure (accounts.erasure.erase, every store): "
         f"**{figures['erase_s']:.2f} s** (target {ERASE_TARGET_S:.0f} s); counts "
         f"`{figures['erase_counts']}`. The model files held no row of theirs "
-        f"{figures['files_s']:.2f} s after the erasure began (its background rewrite, "
-        "recommender.forget; serving forgot them in memory during erase(), before the caches "
-        "were scrubbed"
+        f"{figures['files_s']:.2f} s after the erasure began (its background rewrite in a "
+        "process of its own, recommender.forget; serving forgot them in memory during erase(), "
+        "before the caches were scrubbed"
         + ("" if figures["files_clean"] else "; **rows still pending**")
         + "). One run each, wall clock, in-process; "
         + (
-            f"the model erasure rewrote was trained in this run on the whole store "
+            f"the model erasure forgot them in was trained in this run on the whole store "
             f"({training['rows']:,} interactions of {training['customers']:,} customers read from "
             f"the events table in {training['read_s']:.0f} s, the default blend trained and "
             f"promoted in {training['train_s']:.0f} s; validation nDCG@10 "

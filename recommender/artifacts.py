@@ -83,6 +83,19 @@ def read_artifact(path: str | Path, verify: bool = True) -> tuple[dict[str, np.n
     return arrays, sidecar
 
 
+def folder_digest(directory: Path) -> str:
+    """sha256 over a version folder's artifact names and JSON sidecars (``train.json`` aside),
+    each of which holds its arrays' sha256 (``npz_sha256``): every byte is covered without
+    reading the arrays again."""
+    sha = hashlib.sha256()
+    for path in sorted(Path(directory).rglob("*")):
+        if path.is_file() and path.name != "train.json":
+            sha.update(path.name.encode())
+            if path.suffix != ".npz":
+                sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
 def _json_default(value):
     if isinstance(value, np.integer):
         return int(value)

@@ -14,6 +14,8 @@ trained on (``interactions.json``/``purchases.json`` list the model users, user 
    and swapped in by two renames. The version keeps its name, so no process reloads it. One
    rewriter per registry at a time; whatever it finds listed and not yet blank, it blanks, so
    a rewrite that died is finished by the next one (the scheduler looks every minute).
+   Erasure runs it off the request path, in a process of its own
+   (:func:`rewrite_in_background`).
 
 What the items learnt from the customers (item factors, neighbours, popularity counts) stays:
 it describes items, not a person, and the next training recomputes it without them.
@@ -26,6 +28,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import uuid
 import zipfile
@@ -37,7 +41,7 @@ import numpy as np
 import orjson
 
 from recommender import forgotten
-from recommender.artifacts import artifact_paths, read_artifact, write_artifact
+from recommender.artifacts import artifact_paths, folder_digest, read_artifact, write_artifact
 from recommender.registry import ModelRegistry
 
 log = logging.getLogger("ecrm.recommender")
@@ -124,43 +128,58 @@ def forget_users(registry_root: str | Path, users: Iterable[str]) -> ForgetRepor
     return report
 
 
-_rewriters: dict[Path, tuple[threading.Thread, threading.Event]] = {}  # the newest, and begun
+_rewriters: dict[Path, threading.Thread] = {}  # per registry, the thread watching a rewriter
 _rewriters_lock = threading.Lock()
+PROJECT = Path(__file__).resolve().parent.parent  # where ``recommender`` is imported from
+REWRITER = (
+    "import logging, sys; from recommender.forget import rewrite_pending; "
+    "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: "
+    "%(message)s'); rewrite_pending(sys.argv[1])"
+)
 
 
 def rewrite_in_background(registry_root: str | Path) -> threading.Thread:
-    """:func:`rewrite_pending` in a thread of this process. While one rewrites, one more waits
-    to do what was listed meanwhile (erasures coming one after another share it). Not a
-    daemon: a process that exits finishes the rewrite first."""
+    """:func:`rewrite_pending` in a process of its own, watched by a thread of this one.
+
+    The rewrite reads and writes hundreds of MB for seconds: in a web process it would hold
+    its interpreter lock from requests and leave its memory grown. The watching thread runs
+    the rewriter again while rows listed after it began are left (erasures one after another
+    share it), and is not a daemon: a process that exits waits for the rewrite first.
+    """
     root = Path(registry_root).resolve()
     with _rewriters_lock:
-        newest = _rewriters.get(root)
-        if newest is not None and newest[0].is_alive() and not newest[1].is_set():
-            return newest[0]  # it has not looked yet: it will find these rows too
-        previous = newest[0] if newest is not None else None
-        begun = threading.Event()
-
-        def run() -> None:
-            if previous is not None:
-                previous.join()
-            begun.set()
-            try:
-                rewrite_pending(root)
-            except Exception:  # the rows stay listed: the next rewrite (or the scheduler) retries
-                log.exception("models: rewrite without erased customers failed in %s", root)
-
-        thread = threading.Thread(target=run, name="ecrm-forget", daemon=False)
-        _rewriters[root] = (thread, begun)
+        running = _rewriters.get(root)
+        if running is not None and running.is_alive():
+            return running  # it looks for what is listed before it stops
+        thread = threading.Thread(target=_watch, args=(root,), name="ecrm-forget", daemon=False)
+        _rewriters[root] = thread
         thread.start()
     return thread
 
 
+def _watch(root: Path) -> None:
+    while True:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", REWRITER, str(root)], cwd=PROJECT, check=False
+            )
+            failed = done.returncode != 0
+        except OSError:
+            failed = True
+        if failed:  # the rows stay listed: the next erasure or the scheduler tries again
+            log.error("models: the rewrite without erased customers failed in %s", root)
+        with _rewriters_lock:
+            if failed or not pending(root):
+                _rewriters.pop(root, None)
+                return
+
+
 def wait_for_rewrites(registry_root: str | Path, timeout: float | None = None) -> bool:
     """Wait for this process's background rewrite of a registry; whether none is running."""
-    newest = _rewriters.get(Path(registry_root).resolve())
-    if newest is not None:
-        newest[0].join(timeout)  # it waited for the ones before it
-        return not newest[0].is_alive()
+    thread = _rewriters.get(Path(registry_root).resolve())
+    if thread is not None:
+        thread.join(timeout)
+        return not thread.is_alive()
     return True
 
 
@@ -257,9 +276,7 @@ def rewrite_folder(source: Path, target: Path, rows: Iterable[int], version: str
             blanked
         )
         meta["version"] = version
-        from recommender.training import _digest  # training imports this module
-
-        meta["digest"] = _digest(target)
+        meta["digest"] = folder_digest(target)
         (target / "train.json").write_text(json.dumps(meta, indent=2, default=float))
     return blanked
 

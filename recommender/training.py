@@ -22,7 +22,6 @@ the default blend promoted this way scored 1.5% below a refit on all data, ALS a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -37,6 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from recommender import forget
+from recommender.artifacts import folder_digest
 from recommender.evaluate import BINARY, evaluate, split_by_customer, split_matrices
 from recommender.event_frames import read_events
 from recommender.interactions import Interactions, build_interactions
@@ -182,18 +182,6 @@ def check_model(
     return failures
 
 
-def _digest(directory: Path) -> str:
-    """sha256 over the artifacts' names and JSON sidecars, each of which holds its arrays'
-    sha256 (``npz_sha256``): every byte is covered without reading the arrays again."""
-    sha = hashlib.sha256()
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and path.name != "train.json":
-            sha.update(path.name.encode())
-            if path.suffix != ".npz":
-                sha.update(path.read_bytes())
-    return sha.hexdigest()
-
-
 def _window(frame: pd.DataFrame) -> dict[str, Any]:
     seconds = pd.to_numeric(frame["timestamp"], errors="coerce") if len(frame) else None
     if seconds is None or not len(seconds):
@@ -333,7 +321,7 @@ def train(
         },
         "validation": {"metrics": report.metrics, "popularity": report.baseline},
         "timings": report.timings,
-        "digest": _digest(staging),
+        "digest": folder_digest(staging),
     }
     (staging / "train.json").write_text(json.dumps(sidecar, indent=2, default=float))
     # A customer erased while this model trained (tracking.erased) must not be promoted in it.

@@ -324,7 +324,7 @@ def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis,
     r = client.delete(f"/v1/customers/{person.user_id}", headers=headers)
     assert r.status_code == 200, r.json
     # Serving forgot them at once: nothing personal, from the version it already held (the
-    # model files are rewritten by a background thread: waited for below).
+    # model files are rewritten by a background process: waited for below).
     held = app.extensions["ecrm_serving"].state(site.site_id).bundle
     assert person.user_id not in held.interactions.user_index and held.version == current
     recs = client.get(
@@ -366,7 +366,7 @@ def test_the_marker_is_found_nowhere_after_erasure(app, client, site, db, redis,
     assert count(db, events, events.c.user_id == person.user_id) == 0
 
     assert sql_hits(db, needles) == []
-    # Once the rewrite of the model files finishes (erasure's background thread), they hold
+    # Once the rewrite of the model files finishes (erasure's background process), they hold
     # nothing of them either.
     models = registry_dir(app, site)
     assert forget.wait_for_rewrites(models, timeout=120) and forget.pending(models) == {}

@@ -78,3 +78,19 @@ def test_a_lost_message_is_caught_up_by_the_model_check(app, site, db, model_ver
         assert layer.sites._apply_forgotten(site.site_id) == 1
         assert layer.sites._apply_forgotten(site.site_id) == 0  # unchanged list: not read again
     assert gone not in bundle.interactions.user_index
+
+
+def test_the_scheduler_finishes_a_rewrite_left_pending(app, site, model_versions):
+    from webapp.scheduler import JOBS, finish_model_erasures
+
+    shop, trained, versions = model_versions
+    root = install_versions(app, site.site_id, trained)
+    gone = buyers(shop)[0]
+    forget.mark(root, {gone})  # listed, as by an erasure whose rewrite then died
+    assert set(forget.pending(root)) == set(versions)
+    assert finish_model_erasures in [job[2] for job in JOBS]
+    with app.app_context():
+        assert finish_model_erasures(site).startswith("3 model versions rewritten")
+        assert finish_model_erasures(site) == "nothing to rewrite"
+    assert forget.pending(root) == {}
+    assert all(gone not in forget.users_of(root / v) for v in versions)
