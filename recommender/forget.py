@@ -82,7 +82,10 @@ def mark(registry_root: str | Path, users: Iterable[str]) -> ForgetReport:
     with forgotten.locked(registry.root):
         for version in registry.versions():
             folder = registry.root / version
-            fresh = forgotten.add(folder, rows_of(folder, users))
+            try:
+                fresh = forgotten.add(folder, rows_of(folder, users))
+            except FileNotFoundError:  # pruned meanwhile (training): nothing left to forget
+                continue
             if fresh:
                 report.versions.append(version)
                 report.rows += len(fresh)
