@@ -55,12 +55,11 @@ def on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
     site_id, rows = batch.site_id, batch.rows
     d: dict[str, Deltas] = {**rollups_events.event_deltas(), **rollups_orders.order_deltas()}
     if rows:
-        rollups_events.count_visitors(d["visitors"], rows)
-        rollups_events.count_recommendations(d["recs"], d["rec_items"], rows)
+        scanned = rollups_events.count_events(d, rows, batch.new_sessions)
         rollups_events.count_adds_after_click(
-            conn, d["recs"], site_id, rows, batch.attribution_window
+            conn, d["recs"], site_id, rows, batch.attribution_window, scanned
         )
-        rollups_events.count_funnel(conn, d["funnel"], site_id, rows, batch.new_sessions)
+        rollups_events.count_funnel(conn, d["funnel"], site_id, scanned)
         new_orders, lines = rollups_orders.stored_orders(batch)
         if new_orders:
             rollups_orders.count_orders(d["visitors"], d, new_orders, lines)

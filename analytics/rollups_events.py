@@ -9,6 +9,7 @@ a session's funnel state is the set of steps it has seen.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,34 +53,64 @@ def rec_dims(properties: dict) -> tuple[str, str, str]:
     )
 
 
-def count_visitors(deltas: Deltas, rows: list[dict[str, Any]]) -> None:
-    """rollup_visitors.events and the holdout flag, from stored events."""
-    events_of: Counter[tuple] = Counter()
+@dataclass
+class Scanned:
+    """What one pass over a batch's stored rows found for the rollups that read history."""
+
+    adds: list[dict[str, Any]] = field(default_factory=list)  # Product Added, with an item
+    clicks: list[dict[str, Any]] = field(default_factory=list)  # valid clicks, with an item
+    # Each session's funnel step bits per category (empty for a session with no funnel step),
+    # and the earliest stored event of each session this batch began.
+    touched: dict[str, dict[str, int]] = field(default_factory=dict)
+    first: dict[str, datetime] = field(default_factory=dict)
+
+
+def count_events(
+    d: dict[str, Deltas], rows: list[dict[str, Any]], new_sessions: set[str] = frozenset()
+) -> Scanned:
+    """One pass over stored events: rollup_visitors' events and holdout flag, impressions and
+    clicks per placement, model version, source and group, items shown and clicked; and what
+    :func:`count_adds_after_click` and :func:`count_funnel` go on from (:class:`Scanned`).
+
+    One loop rather than one per rollup: the day, visitor and properties of a row are worked
+    out once, and the per-row Python is most of what the hook costs the worker.
+    """
+    events_of: dict[tuple, int] = {}
     in_holdout: set[tuple] = set()
-    for row in rows:
-        visitor = visitor_of(row["anonymous_id"], row["user_id"])
-        if visitor:
-            key = (day_of(row["timestamp"]), visitor)
-            events_of[key] += 1
-            if row["holdout"]:
-                in_holdout.add(key)
-    deltas.count("events", events_of)
-    for key in in_holdout:
-        deltas.add(key, {"holdout": True})
-
-
-def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]]) -> None:
-    """Impressions and clicks per placement, model version, source and group; items shown."""
     impressions: Counter[tuple] = Counter()
     clicks: Counter[tuple] = Counter()
     items_shown: Counter[tuple] = Counter()
     items_clicked: Counter[tuple] = Counter()
+    out = Scanned()
+    touched, first = out.touched, out.first
+    funnel_steps = FUNNEL_STEPS
     for row in rows:
+        day = row["timestamp"].date()  # day_of, inline: a call per row costs
+        visitor = (row["anonymous_id"] or row["user_id"] or "")[:255]  # visitor_of
+        if visitor:
+            key = (day, visitor)
+            events_of[key] = events_of.get(key, 0) + 1
+            if row["holdout"]:
+                in_holdout.add(key)
         event = row["event"]
+        session_id = row["session_id"]
+        if session_id is not None:
+            bits = touched.get(session_id)
+            if bits is None:
+                bits = touched[session_id] = {}
+            if session_id in new_sessions:
+                seen = first.get(session_id)
+                if seen is None or row["timestamp"] < seen:
+                    first[session_id] = row["timestamp"]
+            if event in funnel_steps:
+                or_funnel_bits(bits, row)
+        if event == PRODUCT_ADDED:
+            if row["item_id"] is not None:
+                out.adds.append(row)
+            continue
         if event != RECOMMENDATION_SHOWN and event != RECOMMENDATION_CLICKED:
             continue
         properties = (row["payload"] or {}).get("properties") or {}
-        day = day_of(row["timestamp"])
         placement, model_version, source = rec_dims(properties)
         key = (day, placement, model_version, source, bool(row["holdout"]))
         if event == RECOMMENDATION_SHOWN:
@@ -92,10 +123,17 @@ def count_recommendations(recs: Deltas, items: Deltas, rows: list[dict[str, Any]
             clicks[key] += 1
             if properties.get("product_id") not in (None, ""):
                 items_clicked[(day, placement, text(properties["product_id"], 255))] += 1
-    recs.count("impressions", impressions)
-    recs.count("clicks", clicks)
-    items.count("impressions", items_shown)
-    items.count("clicks", items_clicked)
+            if row["item_id"] is not None and valid_click(properties):
+                out.clicks.append(row)
+    visitors = d["visitors"]
+    visitors.count("events", events_of)
+    for key in in_holdout:
+        visitors.add(key, {"holdout": True})
+    d["recs"].count("impressions", impressions)
+    d["recs"].count("clicks", clicks)
+    d["rec_items"].count("impressions", items_shown)
+    d["rec_items"].count("clicks", items_clicked)
+    return out
 
 
 def _select(conn, site_id, event_names, by_column, items, start, end) -> list[dict[str, Any]]:
@@ -167,28 +205,24 @@ def _visitors(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 
 def count_adds_after_click(
-    conn: sa.Connection, recs: Deltas, site_id: int, rows: list[dict], window: timedelta
+    conn: sa.Connection,
+    recs: Deltas,
+    site_id: int,
+    rows: list[dict],
+    window: timedelta,
+    scanned: Scanned,
 ) -> None:
     """adds_after_click: new adds, and stored adds a newly stored (late) click now precedes.
 
     Each affected add moves from the click that credited it before this batch (none for a new
     add) to the one that credits it now. The stored adds and clicks both come from one read of
     the store (of every add and click by these visitors on these items, the window around the
-    batch), filtered here to what each needs.
+    batch), filtered here to what each needs. ``scanned`` holds the batch's own adds and valid
+    clicks (:func:`count_events`).
     """
     new_ids = {row["message_id"] for row in rows}
-    adds = [
-        {**r, "timestamp": aware(r["timestamp"])}
-        for r in rows
-        if r["event"] == PRODUCT_ADDED and r["item_id"] is not None
-    ]
-    clicks = [
-        r
-        for r in rows
-        if r["event"] == RECOMMENDATION_CLICKED
-        and r["item_id"] is not None
-        and valid_click((r["payload"] or {}).get("properties"))
-    ]
+    adds = [{**r, "timestamp": aware(r["timestamp"])} for r in scanned.adds]
+    clicks = scanned.clicks
     if not adds and not clicks:
         return
     # Clicks credit adds up to a window later; a late click's adds come after it, and the
@@ -284,34 +318,15 @@ def add_funnel(deltas: Deltas, day, category: str, step: int, sessions_moved: in
         deltas.add((day, category), **amounts)
 
 
-def count_funnel(
-    conn: sa.Connection,
-    deltas: Deltas,
-    site_id: int,
-    rows: list[dict],
-    new_sessions: set[str] = frozenset(),
-) -> None:
+def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, scanned: Scanned) -> None:
     """funnel_sessions and rollup_funnel for the sessions of stored events.
 
     A session counts on the day it started; an earlier event arriving late can move that day,
-    and then the session's counts move with it. ``new_sessions`` began in this transaction
-    (tracking.store.StoredBatch): they have no funnel state yet and start at their first row.
+    and then the session's counts move with it. The sessions this batch began
+    (tracking.store.StoredBatch.new_sessions) have no funnel state yet and start at their first
+    row (``scanned.first``, :func:`count_events`).
     """
-    touched: dict[str, dict[str, int]] = {}
-    first: dict[str, datetime] = {}  # the earliest stored event of each new session
-    for row in rows:
-        session_id = row["session_id"]
-        if session_id is None:
-            continue
-        bits = touched.get(session_id)
-        if bits is None:
-            bits = touched[session_id] = {}
-        if session_id in new_sessions:
-            seen = first.get(session_id)
-            if seen is None or row["timestamp"] < seen:
-                first[session_id] = row["timestamp"]
-        if row["event"] in FUNNEL_STEPS:
-            or_funnel_bits(bits, row)
+    touched, first = scanned.touched, scanned.first
     if not touched:
         return
     f = funnel_sessions.c
