@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from analytics.rollups_sql import (
@@ -329,55 +330,74 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, scanned: Sca
     touched, first = scanned.touched, scanned.first
     if not touched:
         return
-    f = funnel_sessions.c
-    state: dict[str, dict[str, tuple]] = {}
+    # The stored state and start of the sessions begun before this batch, in one read.
+    state: dict[str, tuple[date, dict[str, int]]] = {}
+    started: dict[str, datetime] = dict(first)
     older = [session_id for session_id in touched if session_id not in first]
+    f, s = funnel_sessions.c, sessions.c
+    joined = sessions.outerjoin(
+        funnel_sessions, sa.and_(f.site_id == site_id, f.session_id == s.session_id)
+    )
     for chunk in batches(conn, older):
-        for session_id, category, day, step, steps in conn.execute(
-            sa.select(f.session_id, f.category, f.day, f.step, f.steps).where(
-                f.site_id == site_id, any_of(conn, f.session_id, chunk)
-            )
-        ):
-            state.setdefault(session_id, {})[category] = (day, step, steps)
-    # Sessions with no funnel step, before or now, have nothing to count or move.
-    session_ids = [sid for sid in sorted(touched) if touched[sid] or sid in state]
-    started: dict[str, datetime] = {sid: first[sid] for sid in session_ids if sid in first}
-    for chunk in batches(conn, [sid for sid in session_ids if sid not in first]):
-        for session_id, started_at in conn.execute(
-            sa.select(sessions.c.session_id, sessions.c.started_at).where(
-                any_of(conn, sessions.c.session_id, chunk)
-            )
+        for session_id, started_at, day, steps, categories in conn.execute(
+            sa.select(s.session_id, s.started_at, f.day, f.steps, f.categories)
+            .select_from(joined)
+            .where(any_of(conn, s.session_id, chunk))
         ):
             started[session_id] = started_at
+            if day is not None:
+                state[session_id] = (day, categories_of(steps, categories))
     moves: Counter[tuple] = Counter()  # (day, category, step): sessions counted (+) or taken back
     changed = []
-    for session_id in session_ids:
-        day = day_of(started[session_id])
-        old_rows = state.get(session_id, {})
+    # Sessions with no funnel step, before or now, have nothing to count or move.
+    for session_id in sorted(touched):
         new_bits = touched[session_id]
-        for category in old_rows.keys() | new_bits.keys():
-            old = old_rows.get(category)
-            bits = (old[2] if old else 0) | new_bits.get(category, 0)
-            if old and old[2] == bits and old[0] == day:
+        old_day, old_bits = state.get(session_id, (None, {}))
+        if not new_bits and old_day is None:
+            continue
+        day = day_of(started[session_id])
+        bits = dict(old_bits)
+        for category, bit in new_bits.items():
+            bits[category] = bits.get(category, 0) | bit
+        if old_day == day and bits == old_bits:
+            continue
+        for category, now in bits.items():
+            before = old_bits.get(category)
+            if before == now and old_day == day:
                 continue
-            step = furthest_step(bits)
-            if old and old[1]:
-                moves[(old[0], category, old[1])] -= 1
-            if step:
-                moves[(day, category, step)] += 1
-            changed.append(
-                {
-                    "site_id": site_id,
-                    "session_id": session_id,
-                    "category": category,
-                    "day": day,
-                    "step": step,
-                    "steps": bits,
-                }
-            )
+            if before is not None and furthest_step(before):
+                moves[(old_day, category, furthest_step(before))] -= 1
+            if furthest_step(now):
+                moves[(day, category, furthest_step(now))] += 1
+        changed.append(funnel_row(site_id, session_id, day, bits))
     for (day, category, step), sessions_moved in moves.items():
         add_funnel(deltas, day, category, step, sessions_moved)
     replace_rows(conn, funnel_sessions, changed)
+
+
+def categories_text(bits: dict[str, int]) -> str:
+    """funnel_sessions.categories of a session's step bits per category ('' is ``steps``)."""
+    return orjson.dumps(
+        {category: b for category, b in bits.items() if category}, option=orjson.OPT_SORT_KEYS
+    ).decode()
+
+
+def categories_of(steps: int, categories: str) -> dict[str, int]:
+    """A session's step bits per category ('' for all) from its funnel_sessions row."""
+    return {"": steps, **orjson.loads(categories)}
+
+
+def funnel_row(site_id: int, session_id: str, day: date, bits: dict[str, int]) -> dict[str, Any]:
+    """The funnel_sessions row of a session started on ``day`` with these step bits."""
+    steps = bits.get("", 0)
+    return {
+        "site_id": site_id,
+        "session_id": session_id,
+        "day": day,
+        "step": furthest_step(steps),
+        "steps": steps,
+        "categories": categories_text(bits),
+    }
 
 
 def event_deltas() -> dict[str, Deltas]:

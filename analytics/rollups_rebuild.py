@@ -18,6 +18,7 @@ from analytics.rollups_events import (
     FUNNEL_COUNTERS,
     PRODUCT_ADDED,
     funnel_bits,
+    funnel_row,
     furthest_step,
     rec_dims,
 )
@@ -195,20 +196,12 @@ def _funnel(conn: sa.Connection, site_id: int, session_bits: dict) -> tuple[dict
         )
         for session_id in chunk:
             day = day_of(started[session_id])
-            for category, bits in session_bits[session_id].items():
+            bits_of = session_bits[session_id]
+            for category, bits in bits_of.items():
                 step = furthest_step(bits)
                 for name in FUNNEL_COUNTERS[:step]:
                     funnel[(day, category)][name] += 1
-                session_rows.append(
-                    {
-                        "site_id": site_id,
-                        "session_id": session_id,
-                        "category": category,
-                        "day": day,
-                        "step": step,
-                        "steps": bits,
-                    }
-                )
+            session_rows.append(funnel_row(site_id, session_id, day, bits_of))
     return funnel, session_rows
 
 
@@ -284,3 +277,39 @@ def _attributions(conn: sa.Connection, site_id: int) -> tuple[dict, list]:
             counted.add((row["order_id"], key))
             rec_revenue[key]["orders"] += 1
     return rec_revenue, mirror
+
+
+def convert_funnel_sessions(conn: sa.Connection, old_table: str) -> int:
+    """Migration 120: write one funnel_sessions row per session from ``old_table``'s rows per
+    session and category (the shape of migrations 101-113), streamed. Returns the rows written.
+
+    All of a session's rows share its day (a day that moves, moves every category's row); its
+    '' row holds every category's steps.
+    """
+    c = funnel_sessions.c
+    old = sa.table(
+        old_table,
+        *(sa.column(name, c[name].type) for name in ("site_id", "session_id", "day", "steps")),
+        sa.column("category", sa.String(500)),
+    )
+    query = sa.select(
+        old.c.site_id, old.c.session_id, old.c.category, old.c.day, old.c.steps
+    ).order_by(old.c.site_id, old.c.session_id)
+    written, out = 0, []
+    key, day, bits = None, None, {}
+    for site_id, session_id, category, row_day, steps in conn.execute(
+        query.execution_options(yield_per=STREAM_ROWS)
+    ):
+        if (site_id, session_id) != key:
+            if key is not None:
+                out.append(funnel_row(*key, day, bits))
+            key, day, bits = (site_id, session_id), row_day, {}
+        day = max(day, row_day)
+        bits[category] = steps
+        if len(out) >= STREAM_ROWS:
+            _insert(conn, funnel_sessions, out)
+            written, out = written + len(out), []
+    if key is not None:
+        out.append(funnel_row(*key, day, bits))
+    _insert(conn, funnel_sessions, out)
+    return written + len(out)

@@ -126,25 +126,27 @@ rollup_funnel = sa.Table(
     ),
 )
 
-# Each session's furthest funnel step per category, so increments are counted once.
+# Each session's funnel steps, so increments are counted once: one row per session (migration
+# 120; it had one per session and category, four times the rows the ingest hook upserts).
 funnel_sessions = sa.Table(
     "funnel_sessions",
     metadata,
     sa.Column("site_id", sa.Integer, primary_key=True),
     sa.Column("session_id", sa.String(32), primary_key=True),
-    _dim("category", 500),
-    sa.Column("day", sa.Date, nullable=False),
-    sa.Column("step", sa.SmallInteger, nullable=False),  # 1 viewed .. 4 ordered
-    # Added by migration 102: the steps seen, as bits (1 viewed, 2 added, 4 checkout, 8 ordered),
-    # whatever their order of arrival; ``step`` is the furthest step whose predecessors were all
-    # seen (0 when the session has not viewed a product of the category yet).
+    sa.Column("day", sa.Date, nullable=False),  # the day the session started
+    # Of every category together: the furthest step whose predecessors were all seen (1 viewed
+    # .. 4 ordered; 0 before a product view), and the steps seen as bits (migration 102: 1
+    # viewed, 2 added, 4 checkout, 8 ordered), whatever their order of arrival.
+    sa.Column("step", sa.SmallInteger, nullable=False),
     sa.Column("steps", sa.SmallInteger, nullable=False, default=0, server_default="0"),
+    # Each top-level category's step bits, as a JSON object with sorted keys
+    # (analytics.rollups_events.categories_text): '{"Music":3}'.
+    sa.Column("categories", sa.Text, nullable=False, default="{}", server_default="{}"),
 )
 # Migration 113: the console's prospects read a site's recent sessions by day, not all of them.
 ix_funnel_sessions_day = sa.Index(
     "ix_funnel_sessions_day",
     funnel_sessions.c.site_id,
-    funnel_sessions.c.category,
     funnel_sessions.c.day,
 )
 
@@ -234,6 +236,22 @@ def _attribution_mirror(conn: sa.Connection) -> None:
         )
 
 
+def _funnel_per_session(conn: sa.Connection) -> None:
+    """Migration 120: funnel_sessions from a row per session and category to one per session."""
+    # 101 creates the current definitions, so a fresh store has it already.
+    if "category" not in {c["name"] for c in sa.inspect(conn).get_columns("funnel_sessions")}:
+        return
+    from analytics.rollups_rebuild import convert_funnel_sessions
+
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_funnel_sessions_day"))
+    conn.execute(sa.text("ALTER TABLE funnel_sessions RENAME TO funnel_sessions_102"))
+    if conn.dialect.name == "postgresql":  # index names share the tables' namespace there
+        conn.execute(sa.text("ALTER INDEX funnel_sessions_pkey RENAME TO funnel_sessions_102_pkey"))
+    funnel_sessions.create(conn)
+    convert_funnel_sessions(conn, "funnel_sessions_102")
+    conn.execute(sa.text("DROP TABLE funnel_sessions_102"))
+
+
 def _lift_archive(conn: sa.Connection) -> None:
     # 101 creates the current definitions, so a fresh store has it already.
     lift_archive.create(conn, checkfirst=True)
@@ -256,6 +274,7 @@ MIGRATIONS: list[Migration] = [
     (117, "analytics: the triggers' fired log", trigger_schema.create_fired),
     (118, "analytics: campaign lists filled by triggers", trigger_schema.create_lists),
     (119, "analytics: a trigger rule's actions", trigger_schema.add_rule_actions),
+    (120, "analytics: one funnel_sessions row per session", _funnel_per_session),
 ]
 
 # Tables holding data (for tests that empty the store).

@@ -275,7 +275,6 @@ def prospects(
     """
     intent = sa.and_(
         funnel_sessions.c.site_id == site_id,
-        funnel_sessions.c.category == "",
         funnel_sessions.c.day.between(start, end),
         funnel_sessions.c.steps.op("&")(VIEWED) == VIEWED,
         funnel_sessions.c.steps.op("&")(ADDED) == ADDED,

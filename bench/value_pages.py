@@ -190,7 +190,7 @@ def prospect_timings(db_url: str, site_id: int) -> tuple[list[tuple[int, int, fl
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         last, sessions = conn.execute(
             sa.select(sa.func.max(funnel_sessions.c.day), sa.func.count()).where(
-                funnel_sessions.c.site_id == site_id, funnel_sessions.c.category == ""
+                funnel_sessions.c.site_id == site_id
             )
         ).one()
         indexed = conn.exec_driver_sql(

@@ -307,11 +307,10 @@ def test_hand_checked_shop_day(db):
         ("Music", 1, 1, 1, 1),
     ]
     # The session of the late order (two days earlier) has only bought: step 0, counted nowhere.
-    assert rows(db, funnel_sessions, "category", "step") == [
-        ("", 0),
-        ("", 4),
-        ("Music", 0),
-        ("Music", 4),
+    # One row per session: every category's steps, then each top-level category's.
+    assert rows(db, funnel_sessions, "step", "steps", "categories") == [
+        (0, 8, '{"Music":8}'),
+        (4, 15, '{"Music":15}'),
     ]
     before = snapshot(db, site_id)
     rollups.rebuild(db, site_id, WINDOW)
@@ -497,6 +496,7 @@ HOSTILE += ["t\tn\nl", "'); --"]
 def test_upserts_and_lookups_keep_any_text(db):
     """Keys travel to PostgreSQL as array literals: quotes, backslashes, braces and commas
     must come back as they went, and look-ups by them must find exactly them."""
+    from analytics.rollups_events import categories_of, funnel_row
     from analytics.rollups_sql import Deltas, replace_rows
     from tracking.db import any_of, batches
 
@@ -506,10 +506,8 @@ def test_upserts_and_lookups_keep_any_text(db):
     for units, item in enumerate(HOSTILE, start=1):
         items.add((day, item, "EUR"), texts={"category": item}, orders=1, units=units)
         items.add((day, item, "EUR"), revenue=Decimal("1.25"))
-    state = [
-        {"site_id": site_id, "session_id": s[:32], "category": s, "day": day, "step": 1, "steps": 1}
-        for s in HOSTILE
-    ]
+    # funnel_sessions: hostile session ids (the key) and categories (JSON text, quotes and all).
+    state = [funnel_row(site_id, s[:32], day, {"": 1, s: 1, "Music": 3}) for s in HOSTILE if s[:32]]
     with db.begin() as conn:
         items.write(conn, site_id)
         items.add((day, HOSTILE[3], "EUR"), orders=1)  # a second batch adds to the same row
@@ -519,9 +517,9 @@ def test_upserts_and_lookups_keep_any_text(db):
         for chunk in batches(conn, HOSTILE[3:] + ["absent"]):
             found.update(
                 conn.execute(
-                    sa.select(funnel_sessions.c.category).where(
+                    sa.select(funnel_sessions.c.session_id).where(
                         funnel_sessions.c.site_id == site_id,
-                        any_of(conn, funnel_sessions.c.category, chunk),
+                        any_of(conn, funnel_sessions.c.session_id, chunk),
                     )
                 ).scalars()
             )
@@ -530,7 +528,10 @@ def test_upserts_and_lookups_keep_any_text(db):
     assert [(item, category) for _, item, category, _, _ in stored] == [(s, s) for s in HOSTILE]
     assert [orders for *_, orders, _ in stored] == [1, 1, 1, 2] + [1] * (len(HOSTILE) - 4)
     assert {revenue for *_, revenue in stored} == {Decimal("1.25")}
-    assert sorted(rows(db, funnel_sessions, "category")) == sorted((s,) for s in HOSTILE)
+    stored_state = rows(db, funnel_sessions, "session_id", "steps", "categories")
+    assert {s: categories_of(steps, text) for s, steps, text in stored_state} == {
+        s: {"": 1, s: 1, "Music": 3} for s in HOSTILE if s
+    }
 
 
 def test_array_literals_come_back_as_sent(db):
