@@ -11,6 +11,7 @@ reports rebuild-rollups``); the tests check that both give the same rows.
 
 from __future__ import annotations
 
+import gc
 import logging
 from datetime import datetime, timedelta
 
@@ -51,7 +52,27 @@ REBUILT_TABLES = (
 
 
 def on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
-    """Add what one ingest transaction stored for one site to every rollup."""
+    """Add what one ingest transaction stored for one site to every rollup.
+
+    Python's cyclic garbage collector is paused meanwhile: the hook makes thousands of
+    short-lived containers (keys, deltas, rows read back) and creates no reference cycles, so
+    every collection it set off found nothing to free, yet promoted what was alive at the time
+    into the oldest generation, which then filled up and had the whole heap traversed. With the
+    collector running, a drain of 10,000 events spent 0.22-0.27 s of worker CPU in collections
+    with the hook against 0.08 s without it (gc.callbacks, in-process drains): more than the
+    hook's own work. Its containers are freed by reference counting when it returns.
+    """
+    if not gc.isenabled():
+        _on_stored(conn, batch)
+        return
+    gc.disable()
+    try:
+        _on_stored(conn, batch)
+    finally:
+        gc.enable()
+
+
+def _on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
     site_id, rows = batch.site_id, batch.rows
     d: dict[str, Deltas] = {**rollups_events.event_deltas(), **rollups_orders.order_deltas()}
     if rows:
