@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
+    _top_of,
     day_of,
     replace_rows,
     text,
@@ -85,6 +86,7 @@ def count_events(
     out = Scanned()
     touched, first = out.touched, out.first
     funnel_steps = FUNNEL_STEPS
+    dims_of: dict[tuple, tuple[str, str, str]] = {}  # rec_dims by the raw values, per batch
     for row in rows:
         day = row["timestamp"].date()  # day_of, inline: a call per row costs
         visitor = (row["anonymous_id"] or row["user_id"] or "")[:255]  # visitor_of
@@ -103,8 +105,17 @@ def count_events(
                 seen = first.get(session_id)
                 if seen is None or row["timestamp"] < seen:
                     first[session_id] = row["timestamp"]
-            if event in funnel_steps:
-                or_funnel_bits(bits, row)
+            step = funnel_steps.get(event)
+            if step is not None and row["type"] == "track":
+                if step <= 2:  # or_funnel_bits, inline for a product's own category
+                    bit = 1 << (step - 1)
+                    bits[""] = bits.get("", 0) | bit
+                    category = ((row["payload"] or {}).get("properties") or {}).get("category")
+                    top = _top_of(category) if type(category) is str else ""
+                    if top:
+                        bits[top] = bits.get(top, 0) | bit
+                else:
+                    or_funnel_bits(bits, row)
         if event == PRODUCT_ADDED:
             if row["item_id"] is not None:
                 out.adds.append(row)
@@ -112,8 +123,19 @@ def count_events(
         if event != RECOMMENDATION_SHOWN and event != RECOMMENDATION_CLICKED:
             continue
         properties = (row["payload"] or {}).get("properties") or {}
-        placement, model_version, source = rec_dims(properties)
-        key = (day, placement, model_version, source, bool(row["holdout"]))
+        raw = (
+            properties.get("placement"),
+            properties.get("model_version"),
+            properties.get("source"),
+        )
+        try:
+            dims = dims_of.get(raw)
+        except TypeError:  # a list or object where a name belongs: not worth keeping
+            dims = rec_dims(properties)
+        if dims is None:
+            dims = dims_of[raw] = rec_dims(properties)
+        placement = dims[0]
+        key = (day, *dims, bool(row["holdout"]))
         if event == RECOMMENDATION_SHOWN:
             impressions[key] += 1
             shown = properties.get("product_ids")
