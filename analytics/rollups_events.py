@@ -244,17 +244,21 @@ def count_adds_after_click(
     clicks (:func:`count_events`).
     """
     new_ids = {row["message_id"] for row in rows}
-    adds = [{**r, "timestamp": aware(r["timestamp"])} for r in scanned.adds]
-    clicks = scanned.clicks
+    # The batch's rows carry aware times (tracking.store); those read back are made aware.
+    adds, clicks = list(scanned.adds), scanned.clicks
     if not adds and not clicks:
         return
     # Clicks credit adds up to a window later; a late click's adds come after it, and the
     # clicks that credit those adds up to a window before them.
-    moments = [a["timestamp"] for a in adds] + [aware(c["timestamp"]) for c in clicks]
+    moments = [a["timestamp"] for a in adds] + [c["timestamp"] for c in clicks]
+    # Two reads, each of one event: the clicks by the visitors of the batch's adds and clicks
+    # on their items, and only where the batch has clicks, the adds by those clicks' visitors on
+    # those clicks' items. One read of both for every visitor and item was twice the rows,
+    # most of them the batch's own adds, read back for nothing.
     stored = _select(
         conn,
         site_id,
-        (PRODUCT_ADDED, RECOMMENDATION_CLICKED) if clicks else (RECOMMENDATION_CLICKED,),
+        (RECOMMENDATION_CLICKED,),
         _visitors(clicks + adds),
         {r["item_id"] for r in clicks + adds},
         min(moments) - window,
@@ -262,17 +266,19 @@ def count_adds_after_click(
     )
     if clicks:  # stored adds of the same visitor and item that a new click may now credit
         click_pairs = {_pair(c) for c in clicks}
-        first = min(aware(c["timestamp"]) for c in clicks)
-        last = max(aware(c["timestamp"]) for c in clicks) + window
+        first = min(c["timestamp"] for c in clicks)
+        last = max(c["timestamp"] for c in clicks) + window
+        later = _select(
+            conn,
+            site_id,
+            (PRODUCT_ADDED,),
+            _visitors(clicks),
+            {c["item_id"] for c in clicks},
+            first,
+            last,
+        )
         # This batch's own adds are read back too: the rows in hand stand for them.
-        adds += [
-            a
-            for a in stored
-            if a["event"] == PRODUCT_ADDED
-            and first <= a["timestamp"] <= last
-            and a["message_id"] not in new_ids
-            and _pair(a) in click_pairs
-        ]
+        adds += [a for a in later if a["message_id"] not in new_ids and _pair(a) in click_pairs]
     # Every stored click on an added item by its visitor; credited_click keeps those in window.
     clicks_of: dict[tuple[str, str], list[dict]] = {}
     for click in stored:
