@@ -332,12 +332,19 @@ def or_funnel_bits(bits: dict[str, int], row: dict[str, Any]) -> None:
                 bits[top] = bits.get(top, 0) | bit
 
 
-def furthest_step(bits: int) -> int:
-    """The furthest step whose predecessors were all seen (bits 1, 2, 4, 8 -> steps 1..4)."""
+def _furthest(bits: int) -> int:
     step = 0
     while step < 4 and bits & (1 << step):
         step += 1
     return step
+
+
+_FURTHEST = tuple(_furthest(bits) for bits in range(16))
+
+
+def furthest_step(bits: int) -> int:
+    """The furthest step whose predecessors were all seen (bits 1, 2, 4, 8 -> steps 1..4)."""
+    return _FURTHEST[bits & 15]
 
 
 def add_funnel(deltas: Deltas, day, category: str, step: int, sessions_moved: int) -> None:
@@ -393,10 +400,12 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, scanned: Sca
             before = old_bits.get(category)
             if before == now and old_day == day:
                 continue
-            if before is not None and furthest_step(before):
-                moves[(old_day, category, furthest_step(before))] -= 1
-            if furthest_step(now):
-                moves[(day, category, furthest_step(now))] += 1
+            step = _FURTHEST[before] if before is not None else 0
+            if step:
+                moves[(old_day, category, step)] -= 1
+            step = _FURTHEST[now]
+            if step:
+                moves[(day, category, step)] += 1
         changed.append(funnel_row(site_id, session_id, day, bits))
     for (day, category, step), sessions_moved in moves.items():
         add_funnel(deltas, day, category, step, sessions_moved)
