@@ -78,7 +78,7 @@ def _on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
     if rows:
         scanned = rollups_events.count_events(d, rows, batch.new_sessions)
         rollups_events.count_adds_after_click(
-            conn, d["recs"], site_id, rows, batch.attribution_window, scanned
+            conn, d["recs"], site_id, batch.stored_ids(), batch.attribution_window, scanned
         )
         rollups_events.count_funnel(conn, d["funnel"], site_id, scanned)
         new_orders, lines = rollups_orders.stored_orders(batch)

@@ -231,7 +231,7 @@ def count_adds_after_click(
     conn: sa.Connection,
     recs: Deltas,
     site_id: int,
-    rows: list[dict],
+    new_ids: set[str],
     window: timedelta,
     scanned: Scanned,
 ) -> None:
@@ -241,9 +241,8 @@ def count_adds_after_click(
     add) to the one that credits it now. The stored adds and clicks both come from one read of
     the store (of every add and click by these visitors on these items, the window around the
     batch), filtered here to what each needs. ``scanned`` holds the batch's own adds and valid
-    clicks (:func:`count_events`).
+    clicks (:func:`count_events`), ``new_ids`` the message ids of every event it stored.
     """
-    new_ids = {row["message_id"] for row in rows}
     # The batch's rows carry aware times (tracking.store); those read back are made aware.
     adds, clicks = list(scanned.adds), scanned.clicks
     if not adds and not clicks:

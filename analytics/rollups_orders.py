@@ -64,7 +64,7 @@ def order_deltas() -> dict[str, Deltas]:
 def stored_orders(batch: StoredBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The orders this batch stored (those whose first event is one of its new events) and
     their lines, as the ingest transaction inserted them: nothing to read back."""
-    message_ids = {r["message_id"] for r in batch.rows}
+    message_ids = batch.stored_ids()
     found = [o for o in batch.orders if o["message_id"] in message_ids]
     order_ids = {o["order_id"] for o in found}
     return found, [line for line in batch.order_lines if line["order_id"] in order_ids]

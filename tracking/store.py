@@ -70,6 +70,14 @@ class StoredBatch:
     orders: list[dict[str, Any]] = field(default_factory=list)
     order_lines: list[dict[str, Any]] = field(default_factory=list)
     new_sessions: set[str] = field(default_factory=set)
+    # The message ids of ``rows`` (the store has them at hand; None: work them out from rows).
+    message_ids: set[str] | None = None
+
+    def stored_ids(self) -> set[str]:
+        """The message ids of the events this transaction stored."""
+        if self.message_ids is None:
+            self.message_ids = {row["message_id"] for row in self.rows}
+        return self.message_ids
 
 
 OnStored = Callable[[sa.Connection, StoredBatch], None]
@@ -235,6 +243,7 @@ def write_entries(
                     orders=written.stored,
                     order_lines=written.lines,
                     new_sessions=new_sessions,
+                    message_ids=inserted,
                 ),
             )
     return stats
