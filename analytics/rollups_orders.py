@@ -83,20 +83,26 @@ def count_orders(
             visitors.add((day, visitor), {"holdout": order["holdout"]}, orders=1)
             d["visitor_revenue"].add((day, visitor, currency), revenue=revenue)
         d["sales"].add((day, currency), orders=1, revenue=revenue)
-    items_of: dict[tuple, dict] = {}
+    items_of: dict[tuple, tuple] = {}
+    units_of: dict[tuple, int] = {}  # per (day, currency): one add each, not one per line
+    item_sales = d["item_sales"]
     for line in lines:
         order = by_order[line["order_id"]]
         day, currency = day_of(order["ordered_at"]), text(order["currency"], 3)
-        d["sales"].add((day, currency), units=line["quantity"])
+        quantity = line["quantity"]
+        units_of[(day, currency)] = units_of.get((day, currency), 0) + quantity
         key = (day, text(line["item_id"], 255), currency)
-        amount = money_or_zero(line["price"]) * line["quantity"]
-        d["item_sales"].add(
-            key, texts={"category": text(line["category"], 500)}, units=line["quantity"]
+        item_sales.add(
+            key,
+            texts={"category": text(line["category"], 500)},
+            units=quantity,
+            revenue=money_or_zero(line["price"]) * quantity,
         )
-        d["item_sales"].add(key, revenue=amount)
         items_of.setdefault((line["order_id"], key), key)
+    for mark, units in units_of.items():
+        d["sales"].add(mark, units=units)
     for _, key in items_of:
-        d["item_sales"].add(key, orders=1)
+        item_sales.add(key, orders=1)
 
 
 def buyer_days(order_list: Iterable[dict]) -> dict[tuple, str]:
