@@ -179,19 +179,24 @@ class Deltas:
     def write(self, conn: sa.Connection, site_id: int) -> None:
         """Apply every delta in one statement (rows whose deltas are all zero are skipped)."""
         counted, flagged = len(self.counters), len(self.counters) + len(self.flags)
-        keys, rows, emptied = [], [], []
-        for key in _in_order(self.rows):
-            row = self.rows[key]
-            amounts = row[:counted]
-            if not any(amounts) and not any(row[counted:flagged]):
-                continue
-            keys.append(key)
-            rows.append(row)
-            if min(amounts, default=0) < 0:
-                emptied.append(key)
+        keys = _in_order(self.rows)
+        rows = list(map(self.rows.__getitem__, keys))
         self.rows = {}
+        # Rows whose counters and flags are all zero (moves that cancelled out) are left out.
+        # Rare, and a batch has thousands of rows: found by map/zip/any, which loop in C.
+        columns = list(zip(*rows, strict=True)) if rows else []
+        counts_something = list(map(any, zip(*columns[:flagged], strict=True)))
+        if not all(counts_something):
+            kept = [i for i, row_counts in enumerate(counts_something) if row_counts]
+            keys = [keys[i] for i in kept]
+            rows = [rows[i] for i in kept]
+            columns = list(zip(*rows, strict=True)) if rows else []
         if not rows:
             return
+        # Keys taken below zero somewhere: those rows may be left holding nothing.
+        emptied = []
+        if any(min(column) < 0 for column in columns[:counted]):
+            emptied = [key for key, row in zip(keys, rows, strict=True) if min(row[:counted]) < 0]
         t, counters, flags = self.table.c, self.counters, self.flags
 
         def set_of(new) -> dict[str, Any]:
@@ -209,7 +214,7 @@ class Deltas:
             conn,
             self.table,
             ["site_id", *self.keys, *self.values],
-            [[site_id] * len(keys), *zip(*keys, strict=True), *zip(*rows, strict=True)],
+            [[site_id] * len(keys), *zip(*keys, strict=True), *columns],
             set_of,
             ("add", tuple(counters), tuple(flags), *self.greatest),
         )
