@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from analytics import lift_archive, rollups_events, rollups_orders, rollups_rebuild
-from analytics.rollups_sql import Deltas
+from analytics.rollups_sql import Deltas, Upserts
 from analytics.schema import (
     funnel_sessions,
     rollup_attributions,
@@ -75,19 +75,21 @@ def on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
 def _on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
     site_id, rows = batch.site_id, batch.rows
     d: dict[str, Deltas] = {**rollups_events.event_deltas(), **rollups_orders.order_deltas()}
+    upserts = Upserts(conn)  # every rollup's upsert of this batch in one statement
     if rows:
         scanned = rollups_events.count_events(d, rows, batch.new_sessions)
         rollups_events.count_adds_after_click(
             conn, d["recs"], site_id, batch.stored_ids(), batch.attribution_window, scanned
         )
-        rollups_events.count_funnel(conn, d["funnel"], site_id, scanned)
+        rollups_events.count_funnel(conn, d["funnel"], site_id, scanned, upserts)
         new_orders, lines = rollups_orders.stored_orders(batch)
         if new_orders:
             rollups_orders.count_orders(d["visitors"], d, new_orders, lines)
             rollups_orders.count_buyers(conn, d["sales"], site_id, new_orders)
     rollups_orders.sync_attributions(conn, d["rec_revenue"], site_id, batch.order_ids)
     for deltas in d.values():
-        deltas.write(conn, site_id)
+        deltas.write(conn, site_id, upserts)
+    upserts.flush()
 
 
 def sync_attributions_since(conn: sa.Connection, site_id: int, since: datetime) -> int:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
+    Upserts,
     _top_of,
     day_of,
     replace_rows,
@@ -353,7 +354,13 @@ def add_funnel(deltas: Deltas, day, category: str, step: int, sessions_moved: in
         deltas.add((day, category), **amounts)
 
 
-def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, scanned: Scanned) -> None:
+def count_funnel(
+    conn: sa.Connection,
+    deltas: Deltas,
+    site_id: int,
+    scanned: Scanned,
+    upserts: Upserts | None = None,
+) -> None:
     """funnel_sessions and rollup_funnel for the sessions of stored events.
 
     A session counts on the day it started; an earlier event arriving late can move that day,
@@ -408,7 +415,7 @@ def count_funnel(conn: sa.Connection, deltas: Deltas, site_id: int, scanned: Sca
         changed.append(funnel_row(site_id, session_id, day, bits))
     for (day, category, step), sessions_moved in moves.items():
         add_funnel(deltas, day, category, step, sessions_moved)
-    replace_rows(conn, funnel_sessions, changed)
+    replace_rows(conn, funnel_sessions, changed, upserts)
 
 
 def categories_text(bits: dict[str, int]) -> str:

@@ -81,42 +81,96 @@ def _upsert(
     each column sent as one array literal (far cheaper to write than a parameter per value, and
     for the server to read than JSON). SQLite: the same upsert by executemany.
     """
-    keys = _key_names(table)
     if conn.dialect.name != "postgresql":
         from sqlalchemy.dialects.sqlite import insert
 
+        keys = _key_names(table)
         stmt = insert(table)
         rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
         conn.execute(
             stmt.on_conflict_do_update(index_elements=keys, set_=set_of(stmt.excluded)), rows
         )
         return
+    conn.exec_driver_sql(*_pg_upsert(conn, table, names, columns, set_of, shape))
+
+
+def _pg_upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    names: Sequence[str],
+    columns: Sequence[Sequence[Any]],
+    set_of: Callable[[Any], dict[str, Any]],
+    shape: tuple,
+    prefix: str = "",
+) -> tuple[str, dict[str, str]]:
+    """:func:`_upsert`'s PostgreSQL statement and parameters (named ``{prefix}c0``...)."""
+    keys = _key_names(table)
     # Columns left out get their default here (what SQLAlchemy does for an executemany).
     missing = [c for c in table.columns if c.name not in names and c.default is not None]
     if missing:
         n = len(columns[0])
         names = [*names, *[c.name for c in missing]]
         columns = [*columns, *[[c.default.arg] * n for c in missing]]
-    cache_key = (conn.dialect.name, conn.dialect.driver, table.name, tuple(names), shape)
+    cache_key = (conn.dialect.name, conn.dialect.driver, table.name, tuple(names), shape, prefix)
     sql = _COMPILED.get(cache_key)
     if sql is None:
         from sqlalchemy.dialects.postgresql import insert
 
         arrays = [
-            sa.bindparam(f"c{i}", type_=ArrayLiteral(plain_type(table.c[name])))
+            sa.bindparam(f"{prefix}c{i}", type_=ArrayLiteral(plain_type(table.c[name])))
             for i, name in enumerate(names)
         ]
         source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
         stmt = insert(table).from_select(names, sa.select(*source.c), include_defaults=False)
         upsert = stmt.on_conflict_do_update(index_elements=keys, set_=set_of(stmt.excluded))
         sql = _COMPILED[cache_key] = str(upsert.compile(dialect=conn.dialect))
-    conn.exec_driver_sql(
-        sql,
-        {
-            f"c{i}": array_literal(values, isinstance(table.c[name].type, sa.String))
-            for i, (name, values) in enumerate(zip(names, columns, strict=True))
-        },
-    )
+    return sql, {
+        f"{prefix}c{i}": array_literal(values, isinstance(table.c[name].type, sa.String))
+        for i, (name, values) in enumerate(zip(names, columns, strict=True))
+    }
+
+
+class Upserts:
+    """The upserts of one ingest batch, sent to PostgreSQL as one statement.
+
+    Each upsert becomes a data-modifying ``WITH`` query of that statement (they touch different
+    tables, and PostgreSQL runs each to completion), so a batch pays one round trip, parse and
+    plan for all its rollup tables instead of one per table. What must follow them (deleting
+    rows a batch took back to nothing) runs after, in order. SQLite, in-process, runs each
+    upsert as it comes.
+    """
+
+    def __init__(self, conn: sa.Connection):
+        self.conn = conn
+        self.merged = conn.dialect.name == "postgresql"
+        self.parts: list[tuple] = []
+        self.after: list[Callable[[], None]] = []
+
+    def upsert(self, table, names, columns, set_of, shape) -> None:
+        if self.merged:
+            self.parts.append((table, names, columns, set_of, shape))
+        else:
+            _upsert(self.conn, table, names, columns, set_of, shape)
+
+    def then(self, step: Callable[[], None]) -> None:
+        if self.merged:
+            self.after.append(step)
+        else:
+            step()
+
+    def flush(self) -> None:
+        parts, after, self.parts, self.after = self.parts, self.after, [], []
+        if len(parts) == 1:
+            _upsert(self.conn, *parts[0])
+        elif parts:
+            sqls, params = [], {}
+            for i, part in enumerate(parts):
+                sql, values = _pg_upsert(self.conn, *part, prefix=f"u{i}_")
+                sqls.append(f"u{i} AS ({sql})")
+                params.update(values)
+            self.conn.exec_driver_sql("WITH " + ", ".join(sqls) + " SELECT 1", params)
+        for step in after:
+            step()
 
 
 def _key_names(table: sa.Table) -> list[str]:
@@ -176,8 +230,9 @@ class Deltas:
                 row = rows[key] = blank.copy()
             row[i] += amount
 
-    def write(self, conn: sa.Connection, site_id: int) -> None:
-        """Apply every delta in one statement (rows whose deltas are all zero are skipped)."""
+    def write(self, conn: sa.Connection, site_id: int, upserts: Upserts | None = None) -> None:
+        """Apply every delta in one statement (rows whose deltas are all zero are skipped);
+        with ``upserts``, as part of the batch's one statement (:class:`Upserts`)."""
         counted, flagged = len(self.counters), len(self.counters) + len(self.flags)
         keys = _in_order(self.rows)
         rows = list(map(self.rows.__getitem__, keys))
@@ -210,8 +265,9 @@ class Deltas:
             )
             return set_
 
-        _upsert(
-            conn,
+        own = upserts is None
+        upserts = Upserts(conn) if own else upserts
+        upserts.upsert(
             self.table,
             ["site_id", *self.keys, *self.values],
             [[site_id] * len(keys), *zip(*keys, strict=True), *columns],
@@ -222,16 +278,17 @@ class Deltas:
         # so the table holds exactly the rows a rebuild makes.
         if emptied:
             names = ["site_id", *self.keys]
-            conn.execute(
-                self.table.delete().where(
-                    *[t[name] == sa.bindparam(f"k_{name}") for name in names],
-                    *[t[name] == 0 for name in counters],
-                ),
-                [
-                    {f"k_{name}": v for name, v in zip(names, (site_id, *key), strict=True)}
-                    for key in emptied
-                ],
+            delete = self.table.delete().where(
+                *[t[name] == sa.bindparam(f"k_{name}") for name in names],
+                *[t[name] == 0 for name in counters],
             )
+            params = [
+                {f"k_{name}": v for name, v in zip(names, (site_id, *key), strict=True)}
+                for key in emptied
+            ]
+            upserts.then(lambda: conn.execute(delete, params))
+        if own:
+            upserts.flush()
 
 
 def _sortable(key: tuple) -> tuple:
@@ -246,8 +303,11 @@ def _in_order(keys: Iterable[tuple]) -> list[tuple]:
         return sorted(keys, key=_sortable)
 
 
-def replace_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert or overwrite whole rows by primary key (per-session and per-line state)."""
+def replace_rows(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], upserts: Upserts | None = None
+) -> None:
+    """Insert or overwrite whole rows by primary key (per-session and per-line state); with
+    ``upserts``, as part of the batch's one statement (:class:`Upserts`)."""
     if not rows:
         return
     keys = _key_names(table)
@@ -256,8 +316,7 @@ def replace_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]
     rows = [by_key[key] for key in _in_order(by_key)]
     names = list(rows[0])
     others = [c.name for c in table.columns if c.name not in keys]
-    _upsert(
-        conn,
+    (upserts.upsert if upserts is not None else functools.partial(_upsert, conn))(
         table,
         names,
         [[row[name] for row in rows] for name in names],
