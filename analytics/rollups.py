@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from analytics import lift_archive, rollups_events, rollups_orders, rollups_rebuild
+from analytics import lift_archive, rollups_events, rollups_funnel, rollups_orders, rollups_rebuild
 from analytics.rollups_sql import Deltas, Upserts
 from analytics.schema import (
     funnel_sessions,
@@ -81,7 +81,7 @@ def _on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
         rollups_events.count_adds_after_click(
             conn, d["recs"], site_id, batch.stored_ids(), batch.attribution_window, scanned
         )
-        rollups_events.count_funnel(conn, d["funnel"], site_id, scanned, upserts)
+        rollups_funnel.count_funnel(conn, d["funnel"], site_id, scanned, upserts)
         new_orders, lines = rollups_orders.stored_orders(batch)
         if new_orders:
             rollups_orders.count_orders(d["visitors"], d, new_orders, lines)

@@ -14,14 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from analytics.rollups_events import (
-    FUNNEL_COUNTERS,
-    PRODUCT_ADDED,
-    funnel_bits,
-    funnel_row,
-    furthest_step,
-    rec_dims,
-)
+from analytics.rollups_events import PRODUCT_ADDED, rec_dims
+from analytics.rollups_funnel import FUNNEL_COUNTERS, funnel_bits, funnel_row, furthest_step
 from analytics.rollups_orders import buyer_days, mirror_row
 from analytics.rollups_sql import buyer_of, day_of, money_or_zero, text, visitor_of
 from analytics.schema import (

@@ -140,7 +140,7 @@ funnel_sessions = sa.Table(
     sa.Column("step", sa.SmallInteger, nullable=False),
     sa.Column("steps", sa.SmallInteger, nullable=False, default=0, server_default="0"),
     # Each top-level category's step bits, as a JSON object with sorted keys
-    # (analytics.rollups_events.categories_text): '{"Music":3}'.
+    # (analytics.rollups_funnel.categories_text): '{"Music":3}'.
     sa.Column("categories", sa.Text, nullable=False, default="{}", server_default="{}"),
 )
 # Migration 113: the console's prospects read a site's recent sessions by day, not all of them.

@@ -496,7 +496,7 @@ HOSTILE += ["t\tn\nl", "'); --"]
 def test_upserts_and_lookups_keep_any_text(db):
     """Keys travel to PostgreSQL as array literals: quotes, backslashes, braces and commas
     must come back as they went, and look-ups by them must find exactly them."""
-    from analytics.rollups_events import categories_of, funnel_row
+    from analytics.rollups_funnel import categories_of, funnel_row
     from analytics.rollups_sql import Deltas, replace_rows
     from tracking.db import any_of, batches
 
