@@ -6,8 +6,10 @@
 Writes one snapshot of ``value_scores`` (bench/value_pages.py's generator) and an email:offers
 consent record for every third customer into a database of its own on the server (COPY, not
 timed), then times accounts.segment_members.members (and .count, where it counts in SQL) for a
-few definitions and one export with a 10% control (accounts.segment_exports.export, rolled
-back): median of 3 runs after one warm-up, in one process. The database is dropped at the end.
+few definitions (the members API's first page and a page halfway, each with the whole count, as
+accounts.segment_members.page answers them; the count alone) and two exports by email with a 10%
+control (accounts.segment_exports.export, the CSV written to its spooled file, rolled back):
+median of 3 runs after one warm-up, in one process. The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -86,35 +88,51 @@ def _median(run) -> tuple[float, int]:
     return statistics.median(times), found
 
 
-def timings(engine, site_id: int) -> list[tuple[str, int, float]]:
+def timings(engine, site_id: int, customers: int) -> list[tuple[str, int, float]]:
     from accounts import segment_exports, segments
     from accounts.segment_members import count as count_of
-    from accounts.segment_members import members
+    from accounts.segment_members import page
 
+    middle = f"c{customers // 2:07d}"  # a cursor halfway through the user ids
     out = []
     with engine.connect() as conn:
         for name, data in DEFINITIONS:
             definition = segments.parse(data)
-            seconds, count = _median(lambda d=definition: members(conn, site_id, d).count)
-            out.append((f"members: {name}", count, seconds))
-            log(f"{name}: {count:,} members, {seconds:.2f} s")
-            if not definition.consent_channel:  # the console's list counts in SQL then
-                seconds, n = _median(lambda d=definition: count_of(conn, site_id, d))
-                out.append((f"count only: {name}", n, seconds))
-                log(f"{name}: counted {n:,}, {seconds:.2f} s")
+            seconds, n = _median(lambda d=definition: page(conn, site_id, d, limit=100).count)
+            out.append((f"first page of 100 and the count: {name}", n, seconds))
+            log(f"{name}: first page, {n:,} members, {seconds:.2f} s")
+            seconds, _ = _median(
+                lambda d=definition: len(page(conn, site_id, d, middle, limit=1000).members)
+            )
+            out.append((f"a page of 1,000 halfway and the count: {name}", n, seconds))
+            log(f"{name}: page halfway, {seconds:.2f} s")
+            seconds, n = _median(lambda d=definition: count_of(conn, site_id, d))
+            out.append((f"count only: {name}", n, seconds))
+            log(f"{name}: counted {n:,}, {seconds:.2f} s")
+    exports = []
     with engine.begin() as conn:
-        seg = segments.save(conn, site_id, "At Risk", segments.parse(DEFINITIONS[3][1]))
+        for name, index in (("At Risk", 3), ("everyone", 0)):
+            definition = segments.parse(DEFINITIONS[index][1])
+            exports.append((name, segments.save(conn, site_id, name, definition)))
 
-    def export() -> int:
-        with engine.connect() as conn:
-            with conn.begin() as tx:
-                done = segment_exports.export(conn, site_id, seg, "email", control_share=0.1)
-                tx.rollback()
-        return len(done.targets) + len(done.controls)
+    for name, seg in exports:
 
-    seconds, count = _median(export)
-    out.append(("export At Risk by email, 10% control (stored, rolled back)", count, seconds))
-    log(f"export: {count:,} members, {seconds:.2f} s")
+        def export(seg=seg) -> int:
+            out_file = segment_exports.csv_file()
+            with engine.connect() as conn:
+                with conn.begin() as tx:
+                    done = segment_exports.export(
+                        conn, site_id, seg, "email", control_share=0.1, out=out_file
+                    )
+                    tx.rollback()
+            out_file.close()
+            return done.targets + done.controls
+
+        seconds, n = _median(export)
+        out.append(
+            (f"export {name} by email, 10% control (stored, CSV written, rolled back)", n, seconds)
+        )
+        log(f"export {name}: {n:,} members, {seconds:.2f} s")
     return out
 
 
@@ -132,7 +150,7 @@ def main(argv=None) -> int:
     try:
         engine, site_id = build(db_url, args.customers)
         log(f"loaded a snapshot of {args.customers:,} customers")
-        measured = timings(engine, site_id)
+        measured = timings(engine, site_id, args.customers)
         engine.dispose()
     finally:
         value_pages._database(args.pg_url, drop_only=True)

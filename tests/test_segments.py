@@ -3,6 +3,7 @@ the SQL tables, saved by name, and exports of the consenting members with a seed
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -242,25 +243,23 @@ def test_an_export_holds_back_a_seeded_control_and_records_everything(db, shop):
                 for k, u in enumerate("abdef")
             ],
         )
+        out = io.StringIO()
         done = segment_exports.export(
-            conn, sid, seg, "sms", control_share=0.4, seed=7, by="m@shop.example"
+            conn, sid, seg, "sms", control_share=0.4, seed=7, by="m@shop.example", out=out
         )
         again = segment_exports.export(conn, sid, seg, "sms", control_share=0.4, seed=7)
-    assert len(done.targets) == 3 and len(done.controls) == 2  # 5 consented, 40% held back
-    assert "f" not in {m.user_id for m in done.targets} | set(done.controls)
-    assert [m.user_id for m in again.targets] == [m.user_id for m in done.targets]  # seeded
-    rows = segment_exports.export_csv(done).splitlines()
+    assert done.targets == 3 and done.controls == 2  # 5 consented, 40% held back
+    rows = out.getvalue().splitlines()
     assert rows[0].startswith("user_id,phone,segment") and len(rows) == 4
     phones = {row.split(",")[0]: row.split(",")[1] for row in rows[1:]}
     assert "c" in phones  # a target without a phone number: a blank
     assert phones == {u: "" if u == "c" else f"+8210000000{'abdef'.index(u)}" for u in phones}
-    assert not any(row.split(",")[0] in done.controls for row in rows[1:])
+    assert list(phones) == sorted(phones)  # in user id order
     with db.connect() as conn:
         stored = segment_exports.export_members(conn, done.id)
-        assert stored == {
-            **{m.user_id: False for m in done.targets},
-            **{u: True for u in done.controls},
-        }
+        assert segment_exports.export_members(conn, again.id) == stored  # seeded
+        assert "f" not in stored and len(stored) == 5
+        assert {u for u, control in stored.items() if not control} == set(phones)
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(segment_export_members)).scalar()
             == 10

@@ -155,8 +155,10 @@ def test_the_campaign_report_compares_targets_with_control(client, app, shop, db
         done = segment_exports.export(
             conn, shop.site_id, seg, "email", control_share=0.5, seed=3, by="m@shop.example"
         )
-    sides = {m.user_id: False for m in done.targets} | {u: True for u in done.controls}
-    assert len(done.targets) == 4 and len(done.controls) == 4  # c0..c7 consented
+    with db.connect() as conn:
+        sides = segment_exports.export_members(conn, done.id)
+    assert done.targets == 4 and done.controls == 4  # c0..c7 consented
+    assert sorted(sides.values()) == [False] * 4 + [True] * 4
     soon = datetime.now(UTC)  # after the export
     buyers = [u for u in sides if not sides[u]][:3] + [u for u in sides if sides[u]][:1]
     with db.begin() as conn:

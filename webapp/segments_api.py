@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from accounts import segments
-from accounts.segment_members import members
+from accounts.segment_members import page
 from tracking.db import aware
 from webapp.auth import site_for_server
 from webapp.clients import clients
@@ -31,9 +31,7 @@ def segment_members(segment_id: str):
             segment = segments.get(conn, site.site_id, int(segment_id))
         except segments.UnknownSegment:
             raise not_found from None
-        found = members(conn, site.site_id, segment.definition)
-    rest = [m for m in found.members if args.cursor is None or m.user_id > args.cursor]
-    page = rest[: args.limit]
+        found = page(conn, site.site_id, segment.definition, args.cursor, args.limit)
     return jsonify(
         segment_id=segment.id,
         name=segment.name,
@@ -51,7 +49,7 @@ def segment_members(segment_id: str):
                 "p_alive": m.p_alive,
                 "last_order_at": aware(m.last_order_at).isoformat().replace("+00:00", "Z"),
             }
-            for m in page
+            for m in found.members
         ],
-        next_cursor=encode_cursor(page[-1].user_id) if len(rest) > len(page) else None,
+        next_cursor=encode_cursor(found.members[-1].user_id) if found.more else None,
     )

@@ -14,7 +14,7 @@ from flask import Response, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from accounts import preferences, segment_exports, segment_report, segments
-from accounts.segment_members import Members, count, members
+from accounts.segment_members import Page, count, page
 from analytics import rfm
 from webapp.clients import clients
 from webapp.console import bp
@@ -105,7 +105,7 @@ def _where(field: str) -> str:
     return field if field in (*TEXT_FIELDS, "name", "segments") else "definition"
 
 
-def _members_table(found: Members) -> Table:
+def _members_table(found: Page) -> Table:
     currency = found.currency or ""
     return Table(
         "members",
@@ -118,7 +118,7 @@ def _members_table(found: Members) -> Table:
             Column("clv", f"Lifetime value {currency}", "money"),
             Column("p_alive", "P(alive)", "pct"),
         ],
-        [m.__dict__ for m in found.members[:SHOWN_MEMBERS]],
+        [m.__dict__ for m in found.members],
         empty="Nobody in the newest snapshot fits this definition.",
     )
 
@@ -151,11 +151,12 @@ def _page(site_id: int, form, errors, status=200, segment=None, found=None, expo
     return page, status
 
 
-def _count(site_id: int, form) -> tuple[Members | None, dict[str, str]]:
+def _count(site_id: int, form) -> tuple[Page | None, dict[str, str]]:
+    """The first members of the form's definition and the count of all of them."""
     try:
         definition = definition_from_form(form)
         with clients().engine.connect() as conn:
-            return members(conn, site_id, definition), {}
+            return page(conn, site_id, definition, limit=SHOWN_MEMBERS), {}
     except segments.SegmentError as e:
         return None, {_where(e.field): e.reason}
 
@@ -240,6 +241,7 @@ def segment_export(site_id: int, segment_id: int):
         share = float(chosen["control_share"] or 0) / 100
     except ValueError:
         share = chosen["control_share"]  # not a number: the check names it
+    out = segment_exports.csv_file()
     try:
         with clients().engine.begin() as conn:
             done = segment_exports.export(
@@ -251,8 +253,10 @@ def segment_export(site_id: int, segment_id: int):
                 share,
                 by=staff.email,
                 staff_id=staff.staff_id,
+                out=out,
             )
     except segments.SegmentError as e:
+        out.close()
         form = form_of(segment)
         found, _ = _count(site_id, form)
         field = e.field if e.field in ("channel", "topic", "control_share") else "export"
@@ -261,7 +265,7 @@ def segment_export(site_id: int, segment_id: int):
         return _page(site_id, form, errors, 422, segment, found, chosen)
     name = f"segment-{segment.id}-export-{done.id}-{done.channel}.csv"
     return Response(
-        segment_exports.export_csv(done),
+        segment_exports.csv_chunks(out),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
