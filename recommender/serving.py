@@ -338,7 +338,7 @@ def _is_vip(customer: dict[str, Any] | None) -> bool:
 def _vip_groups(sites: SiteStates, site_id: int, user_ids: list[str]) -> list[tuple[bool, list]]:
     """The users to warm (personalisation on), as (VIP?, users) groups, empty groups left out."""
     user_ids = [u for u in user_ids if u not in sites.opted_out(site_id)]
-    segments = sites.segments(site_id)
+    segments = sites.segments(site_id, wait=True)  # a job, not a request: wait for them
     vips = {u for u in user_ids if segments is not None and _is_vip(segments.lookup(u))}
     groups = [(False, [u for u in user_ids if u not in vips]), (True, sorted(vips))]
     return [(vip, group) for vip, group in groups if group]

@@ -39,7 +39,7 @@ from recommender.model_watch import ModelWatch
 from recommender.registry import ModelRegistry
 from recommender.rule_store import RULES_CHANNEL, RuleBook
 from recommender.rules import Rules
-from recommender.site_holdings import Segments, SegmentSource, SiteHoldings
+from recommender.site_holdings import SegmentLoad, Segments, SegmentSource, SiteHoldings
 from tracking.activity import CATALOGUE_CHANNEL, INVALIDATION_CHANNEL
 
 if TYPE_CHECKING:
@@ -152,6 +152,8 @@ class SiteStates(SiteHoldings):
         self.engine, self.redis, self.settings = engine, client, settings
         self.segment_source = segment_source
         self._segments: dict[int, Segments] = {}
+        self._segment_loads: dict[int, SegmentLoad] = {}
+        self._loads_lock, self._segments_read = threading.Lock(), threading.Lock()
         self._segments_moved: set[int] = set()  # announced: the maintenance thread reloads
         self.models_dir = Path(models_dir)
         self.local = local  # what invalidations evict from
@@ -185,6 +187,8 @@ class SiteStates(SiteHoldings):
             if site_id not in self._sites:
                 self.reload_opt_outs(site_id)
                 self._load(site_id, reload_catalogue=True)
+                if self.segment_source is not None:
+                    self.load_segments(site_id)  # in the background: never on a request
             return self._sites[site_id]
 
     def _load(self, site_id: int, reload_catalogue: bool) -> None:
@@ -325,7 +329,7 @@ class SiteStates(SiteHoldings):
             self.segment_source is not None
             and channel == self.segment_source.channel
             and data.isdigit()
-            and int(data) in self._segments
+            and (int(data) in self._segments or int(data) in self._segment_loads)
         ):
             self._segments_moved.add(int(data))
         elif channel == opt_outs.PERSONALISATION_CHANNEL:

@@ -146,7 +146,7 @@ def test_a_lost_announcement_is_caught_up_by_the_periodic_check(served):
     site_id = served.site.site_id
     sites = served.layer.sites
     customer = served.customers(cluster=0)[0]
-    assert sites.segments(site_id).lookup(customer) is None
+    assert sites.segments(site_id, wait=True).lookup(customer) is None
     scored(served, vip=[customer])  # stored without announcing it
     assert sites.segments(site_id).lookup(customer) is None  # held in memory, not read per request
     sites.reload_segments(site_id, if_moved=True)  # what the catalogue refresh does
@@ -237,7 +237,7 @@ def test_the_refresh_command_announces_the_new_snapshot(served, runner):
 
     site_id = served.site.site_id
     sites = served.layer.sites
-    assert len(sites.segments(site_id)) == 0
+    assert len(sites.segments(site_id, wait=True)) == 0
     scored_shop(served.engine, site_id)  # two snapshots written, not announced
     result = runner.invoke(args=["analytics", "refresh", "--site", served.site.write_key])
     assert result.exit_code == 0, result.output
