@@ -275,6 +275,7 @@ MIGRATIONS: list[Migration] = [
     (118, "analytics: campaign lists filled by triggers", trigger_schema.create_lists),
     (119, "analytics: a trigger rule's actions", trigger_schema.add_rule_actions),
     (120, "analytics: one funnel_sessions row per session", _funnel_per_session),
+    (121, "analytics: backtests kept with a snapshot's summary", value_schema.add_backtests),
 ]
 
 # Tables holding data (for tests that empty the store).

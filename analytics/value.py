@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import sqlalchemy as sa
 
-from analytics import clv, rfm, value_settings, value_summary
+from analytics import clv, forecast, rfm, value_settings, value_summary
 from analytics.value_io import Scores, read_customers, write_scores
 from analytics.value_schema import value_runs, value_scores, value_summaries
 from analytics.value_settings import ValueSettings
@@ -225,6 +225,10 @@ def refresh(
             # console's "valuable and slipping" ran for minutes on 20k customers until autovacuum
             # got there; with them, milliseconds).
             conn.exec_driver_sql("ANALYZE value_scores")
+        report("backtests", 0, 1)
+        for currency in currencies:  # once here, not on every view of the forecast page
+            forecast.store_backtests(conn, site_id, day, currency)
+        report("backtests", 1, 1)
     return summaries
 
 

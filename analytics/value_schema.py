@@ -5,7 +5,8 @@ so a change of segment or a fall of P(alive) is visible between two days. ``valu
 each refresh's fitted parameters, or why a fit was not possible, per site, day and currency.
 Money is per currency, never summed across currencies. ``value_settings`` holds each site's
 thresholds and VIP rule (analytics.value_settings); a site without a row uses the defaults.
-``value_summaries`` holds what the console's charts need of each snapshot (migration 113).
+``value_summaries`` holds what the console's charts need of each snapshot (migration 113; its
+backtests 121).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ value_summaries = sa.Table(
     sa.Column("pareto", JSON, nullable=False),  # share of revenue of the top 5%, 10% ... 100%
     sa.Column("clv_bins", JSON, nullable=True),  # [{"low", "high", "customers"}]; None: no fit
     sa.Column("forecast", JSON, nullable=True),  # [{"weeks", "orders", "revenue"}]; None: no fit
+    # Migration 121: the backtests against this snapshot, as the refresh computed them
+    # (analytics.forecast.store_backtests); None: not computed (older summaries), read live.
+    sa.Column("backtests", JSON, nullable=True),
 )
 
 
@@ -160,6 +164,13 @@ segment_export_members = sa.Table(
 def create_segments(conn: sa.Connection) -> None:
     """Migration 114: saved segments."""
     segments.create(conn, checkfirst=True)
+
+
+def add_backtests(conn: sa.Connection) -> None:
+    """Migration 121: the refresh's backtests kept with a snapshot's summary."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("value_summaries")}
+    if "backtests" not in columns:  # 113 made it already on a fresh store
+        conn.execute(sa.text("ALTER TABLE value_summaries ADD COLUMN backtests JSON"))
 
 
 def create_segment_exports(conn: sa.Connection) -> None:

@@ -339,6 +339,17 @@ def test_forecast_sums_the_models_and_the_backtest_compares_a_snapshot_4_weeks_o
     assert four.predicted_revenue == pytest.approx(70) and four.actual_revenue == 80
     assert four.revenue_error == pytest.approx(-0.125)
     assert thirteen.customers == 0 and thirteen.orders_error is None  # no snapshot 13 weeks back
+    # The refresh keeps them with the summary (migration 121) and the page reads them back.
+    with db.connect() as conn:
+        assert forecast.backtests(conn, site.site_id, DAY, "EUR") == [four, thirteen]  # live
+    with db.begin() as conn:
+        forecast.store_backtests(conn, site.site_id, DAY, "EUR")
+        conn.execute(  # the joined snapshot changes (an erasure, say): the stored ones stay
+            sa.delete(value_scores).where(value_scores.c.user_id == "a")
+        )
+    with db.connect() as conn:
+        assert forecast.backtests(conn, site.site_id, DAY, "EUR") == [four, thirteen]
+        assert forecast.backtest(conn, site.site_id, DAY, "EUR", 4).customers == 1
 
 
 def test_migration_113_backfills_the_summaries_the_refresh_writes(db, site):
@@ -374,3 +385,22 @@ def test_migration_113_backfills_the_summaries_the_refresh_writes(db, site):
             assert ours["revenue"] == pytest.approx(theirs["revenue"])
         assert before.vip_revenue_share == pytest.approx(after.vip_revenue_share)
     assert written[0].forecast is not None  # EUR is fitted
+    # The refresh kept the backtests too (none 4 or 13 weeks back here); the backfill does not.
+    assert [(b["weeks"], b["customers"]) for b in written[0].backtests] == [(4, 0), (13, 0)]
+    assert again[0].backtests is None
+
+
+def test_migration_121_adds_the_backtests_to_a_store_without_them(db, site):
+    from analytics.value_schema import add_backtests
+
+    with db.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE value_summaries DROP COLUMN backtests"))
+    with db.begin() as conn:
+        add_backtests(conn)
+        add_backtests(conn)  # and again: nothing to do
+    store_snapshot(db, site.site_id, DAY, "EUR", [score("a", 5, 5, 10.0)])
+    with db.begin() as conn:
+        forecast.store_backtests(conn, site.site_id, DAY, "EUR")
+    with db.connect() as conn:
+        stored = conn.execute(sa.select(value_summaries.c.backtests)).scalar_one()
+    assert [b["weeks"] for b in stored] == [4, 13]

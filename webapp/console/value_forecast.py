@@ -29,10 +29,7 @@ def value_forecast(site_id: int):
             )
         currency = currency_choice(snapshot, errors)
         ahead = forecast.forecast(conn, site_id, snapshot.day, currency)
-        tests = [
-            forecast.backtest(conn, site_id, snapshot.day, currency, weeks)
-            for weeks in forecast.BACKTEST_WEEKS
-        ]
+        tests = forecast.backtests(conn, site_id, snapshot.day, currency)
     backtests = [
         {**asdict(t), "orders_error": t.orders_error, "revenue_error": t.revenue_error}
         for t in tests
