@@ -104,7 +104,9 @@ def export(
     if day is None:
         raise SegmentError("segment", "no value snapshot yet: run `flask analytics refresh`")
     conditions = where(conn, site_id, segment.definition, day, currency)
-    conditions.append(allows(conn, site_id, value_scores.c.user_id, channel, topic))
+    d = segment.definition
+    if (d.consent_channel, d.consent_topic) != (channel, topic):  # else the definition has it
+        conditions.append(allows(conn, site_id, value_scores.c.user_id, channel, topic))
     eligible = conn.execute(
         sa.select(sa.func.count()).select_from(value_scores).where(*conditions)
     ).scalar_one()
