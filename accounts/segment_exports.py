@@ -45,6 +45,25 @@ ADDRESS_TRAIT = {"email": "email", "sms": "phone"}  # push: the shop's own devic
 CSV_IN_MEMORY = 8 * 1024 * 1024  # characters of an export's CSV held before it goes to a file
 
 
+def channel_addresses(conn, site_id: int, users: list[str], channel: str) -> dict[str, str]:
+    """user id -> the channel's address (email or phone) from verified traits, where known (for
+    a list of users; a segment export reads them in its own query)."""
+    trait = ADDRESS_TRAIT.get(channel)
+    found: dict[str, str] = {}
+    for start in range(0, len(users) if trait else 0, 1000):
+        rows = conn.execute(
+            sa.select(customers.c.user_id, customers.c.traits).where(
+                customers.c.site_id == site_id,
+                customers.c.user_id.in_(users[start : start + 1000]),
+            )
+        )
+        for user_id, traits in rows:
+            value = (traits or {}).get(trait) if isinstance(traits, dict) else None
+            if isinstance(value, str) and value:
+                found[user_id] = value
+    return found
+
+
 class _Nowhere:
     """Where the CSV goes when the caller wants none."""
 

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
+from accounts import preferences
+from accounts.prefs_schema import consent_records
 from accounts.segment_filters import allows, has_traits
 from accounts.segments import Definition, SegmentError
 from analytics.value_schema import value_runs, value_scores
@@ -157,6 +159,32 @@ def _conditions(
     if d.consent_channel:
         where.append(allows(conn, site_id, s.user_id, d.consent_channel, d.consent_topic))
     return where
+
+
+def consenting(
+    conn: sa.Connection, site_id: int, users: list[str], channel: str, topic: str
+) -> set[str]:
+    """Those of ``users`` who allow ``channel`` x ``topic`` now: newest record, else default
+    (for a list of users, as campaign lists have; a segment's members check it in SQL)."""
+    default = next(
+        (t.default_granted for t in preferences.topics(conn, site_id) if t.topic == topic), None
+    )
+    if default is None:
+        return set()  # a topic the site does not have
+    newest: dict[str, bool] = {}
+    for start in range(0, len(users), 1000):
+        rows = conn.execute(
+            sa.select(consent_records.c.user_id, consent_records.c.granted)
+            .where(
+                consent_records.c.site_id == site_id,
+                consent_records.c.what == f"{channel}:{topic}",
+                consent_records.c.user_id.in_(users[start : start + 1000]),
+            )
+            .order_by(consent_records.c.at, consent_records.c.id)
+        )
+        for user_id, granted in rows:
+            newest[user_id] = bool(granted)
+    return {u for u in users if newest.get(u, default)}
 
 
 def where(

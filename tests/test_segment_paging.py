@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from accounts import preferences, segment_exports, segments
 from accounts.prefs_schema import consent_records
-from accounts.segment_members import count, members, page
+from accounts.segment_members import consenting, count, members, page
 from analytics.value_schema import value_scores
 from tests.value_helpers import DAY, score, store_snapshot
 from tracking.schema import customers
@@ -156,6 +156,22 @@ def test_pages_and_counts_agree_with_the_reference(db, crowd, data):
                     break
                 after = found.members[-1].user_id
             assert seen == want
+
+
+def test_the_list_check_of_consent_agrees_with_the_sql_one(db, crowd):
+    """accounts.segment_members.consenting (for lists such as campaign lists) and the SQL
+    condition choose the same customers."""
+    sid = crowd.site_id
+    with db.connect() as conn:
+        everyone = [m.user_id for m in members(conn, sid, segments.Definition()).members]
+        for topic in ("offers", "order_updates"):
+            chosen = consenting(conn, sid, everyone, "email", topic)
+            data = {"consent_channel": "email", "consent_topic": topic}
+            assert sorted(chosen) == reference(conn, sid, data) == ids_of(conn, sid, data)
+
+
+def ids_of(conn, site_id: int, data: dict) -> list[str]:
+    return [m.user_id for m in members(conn, site_id, segments.parse(data)).members]
 
 
 def test_the_definitions_are_not_all_empty_or_everyone(db, crowd):
