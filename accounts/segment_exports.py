@@ -6,6 +6,7 @@ the audit log. The targets go out as CSV; the control is only recorded, to compa
 from __future__ import annotations
 
 import csv
+import io
 import random
 import tempfile
 from collections.abc import Iterator
@@ -62,13 +63,6 @@ def channel_addresses(conn, site_id: int, users: list[str], channel: str) -> dic
             if isinstance(value, str) and value:
                 found[user_id] = value
     return found
-
-
-class _Nowhere:
-    """Where the CSV goes when the caller wants none."""
-
-    def write(self, text: str) -> int:
-        return len(text)
 
 
 def _store_sides(conn: sa.Connection, rows: list[tuple[int, int, str, bool]]) -> None:
@@ -152,12 +146,23 @@ def export(
             created_by=by,
         )
     ).inserted_primary_key[0]
-    writer = csv.writer(out if out is not None else _Nowhere(), lineterminator="\n")
+    # Each chunk's rows are written to a buffer and go to ``out`` in one piece: a write per row
+    # to a file that has spilled to disk costs more than the row.
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def flush() -> None:
+        if out is not None:
+            out.write(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
+
     trait = ADDRESS_TRAIT.get(channel)
     writer.writerow(
         ["user_id", *([trait] if trait else []), "segment", "r_score", "f_score"]
         + [f"clv_{currency}", "p_alive"]
     )
+    flush()
     s = value_scores.c
     person = customers.alias("person")
     address = text_trait(conn, person.c.traits, trait) if trait else sa.null()
@@ -197,6 +202,7 @@ def export(
                 ]
             )
         _store_sides(conn, sides)
+        flush()
     conn.execute(
         segment_exports.update()
         .where(segment_exports.c.id == export_id)
