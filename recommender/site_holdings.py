@@ -56,9 +56,8 @@ class SegmentLoad:
     """A background load of a site's segments in one process: ``done`` is set when it ends."""
 
     pid: int
-    started: float
     done: threading.Event = field(default_factory=threading.Event)
-    failed: bool = False
+    failed_at: float | None = None  # time.monotonic() when it failed
 
 
 class SiteHoldings:
@@ -128,9 +127,10 @@ class SiteHoldings:
         with self._loads_lock:
             load = self._segment_loads.get(site_id)
             if load is not None and load.pid == os.getpid():
-                if not load.failed or time.monotonic() - load.started < SEGMENT_RETRY_SECONDS:
+                failed = load.failed_at
+                if failed is None or time.monotonic() - failed < SEGMENT_RETRY_SECONDS:
                     return load.done
-            load = self._segment_loads[site_id] = SegmentLoad(os.getpid(), time.monotonic())
+            load = self._segment_loads[site_id] = SegmentLoad(os.getpid())
         self._ensure_threads()
         thread = threading.Thread(
             target=self._load_segments,
@@ -145,7 +145,7 @@ class SiteHoldings:
         try:
             self.reload_segments(site_id)
         except Exception:  # requests go on without VIP treatment; a later one tries again
-            load.failed = True
+            load.failed_at = time.monotonic()
             log.exception("could not load site %s's customer segments", site_id)
         finally:
             load.done.set()
