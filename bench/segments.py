@@ -5,11 +5,11 @@
 
 Writes one snapshot of ``value_scores`` (bench/value_pages.py's generator) and an email:offers
 consent record for every third customer into a database of its own on the server (COPY, not
-timed), then times, for a
-few definitions (the members API's first page and a page halfway, each with the whole count, as
-accounts.segment_members.page answers them; the count alone) and two exports by email with a 10%
-control (accounts.segment_exports.export, the CSV written to its spooled file, rolled back):
-median of 3 runs after one warm-up, in one process. The database is dropped at the end.
+timed), then times, for a few definitions, the members API's first page and a page halfway, each
+with the whole count (accounts.segment_members.page), and the count alone; then two exports by
+email with a 10% control (accounts.segment_exports.export, the CSV written to its spooled file,
+rolled back): median of 3 runs after one warm-up, in one process. The database is dropped at
+the end.
 """
 
 from __future__ import annotations
