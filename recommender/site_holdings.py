@@ -69,9 +69,16 @@ class SiteHoldings:
     _opt_outs: dict[int, set[str]]
     _segments: dict[int, Segments]
     _segment_loads: dict[int, SegmentLoad]
+    _segments_moved: set[int]  # announced: the maintenance thread reloads
     _lock: threading.Lock
     _loads_lock: threading.Lock  # the bookkeeping of background loads
     _segments_read: threading.Lock  # one read of segments at a time (they are big)
+
+    def hold_segments(self, source: SegmentSource | None) -> None:
+        """Start with no segments held, read from ``source`` (None: this process has none)."""
+        self.segment_source = source
+        self._segments, self._segment_loads, self._segments_moved = {}, {}, set()
+        self._loads_lock, self._segments_read = threading.Lock(), threading.Lock()
 
     def _ensure_threads(self) -> None:  # SiteStates starts its background threads
         raise NotImplementedError

@@ -39,7 +39,7 @@ from recommender.model_watch import ModelWatch
 from recommender.registry import ModelRegistry
 from recommender.rule_store import RULES_CHANNEL, RuleBook
 from recommender.rules import Rules
-from recommender.site_holdings import SegmentLoad, Segments, SegmentSource, SiteHoldings
+from recommender.site_holdings import SegmentSource, SiteHoldings
 from tracking.activity import CATALOGUE_CHANNEL, INVALIDATION_CHANNEL
 
 if TYPE_CHECKING:
@@ -150,11 +150,7 @@ class SiteStates(SiteHoldings):
         segment_source: SegmentSource | None = None,
     ):
         self.engine, self.redis, self.settings = engine, client, settings
-        self.segment_source = segment_source
-        self._segments: dict[int, Segments] = {}
-        self._segment_loads: dict[int, SegmentLoad] = {}
-        self._loads_lock, self._segments_read = threading.Lock(), threading.Lock()
-        self._segments_moved: set[int] = set()  # announced: the maintenance thread reloads
+        self.hold_segments(segment_source)
         self.models_dir = Path(models_dir)
         self.local = local  # what invalidations evict from
         self._sites: dict[int, SiteState] = {}
