@@ -26,6 +26,7 @@ import pytest
 from accounts.mailer import Mailer, MailSettings
 from accounts.staff import create_staff
 from demo.load import DEMO_SITE_NAME
+from recommender import forget
 from recommender.serving import PERSONALISATION_OFF
 from tests.browser.conftest import Watch
 from tests.conftest import drain, make_event
@@ -273,5 +274,8 @@ def test_a_shopper_walks_the_portal_and_leaves_nothing_behind(
     assert sql_hits(engine, needles) == []
     dump = redis_dump(app.extensions["ecrm"].redis)
     assert [n for n in needles if any(n.encode() in v for v in dump)] == []
-    assert (var / "models" / str(site.site_id) / "current").is_dir()
+    models = var / "models" / str(site.site_id)
+    assert (models / "current").is_dir()
+    # The model files are written again without them off the request path: once that is done.
+    assert forget.wait_for_rewrites(models, timeout=120) and forget.pending(models) == {}
     assert file_hits(var, needles) == []
