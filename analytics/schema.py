@@ -250,6 +250,10 @@ def _funnel_per_session(conn: sa.Connection) -> None:
     funnel_sessions.create(conn)
     convert_funnel_sessions(conn, "funnel_sessions_102")
     conn.execute(sa.text("DROP TABLE funnel_sessions_102"))
+    if conn.dialect.name == "postgresql":
+        # A new table has no statistics until autovacuum comes by: planned on none, the churn
+        # page's prospects sorted a month of sessions, 0.47 s a call at 10M events, not 0.16.
+        conn.execute(sa.text("ANALYZE funnel_sessions"))
 
 
 def _lift_archive(conn: sa.Connection) -> None:
