@@ -37,7 +37,7 @@ FIELDS = (
     "campaigns",
     "vip",
 )
-VIP_FIELDS = ("pinned", "boosts")
+VIP_FIELDS = ("pinned", "boosts", "only")
 CAMPAIGN_FIELDS = ("name", "starts", "ends", "pinned", "boosts")
 
 
@@ -137,8 +137,13 @@ def _vip(value: Any, where: str) -> VipRules:
     if value is None:
         return VipRules()
     raw = _object(value, where, VIP_FIELDS)
+    only = raw.get("only", False)
+    if not isinstance(only, bool):
+        raise InvalidRules(f"{where}.only", "must be true or false")
     return VipRules(
-        _texts(raw.get("pinned"), f"{where}.pinned"), _boosts(raw.get("boosts"), f"{where}.boosts")
+        _texts(raw.get("pinned"), f"{where}.pinned"),
+        _boosts(raw.get("boosts"), f"{where}.boosts"),
+        only,
     )
 
 

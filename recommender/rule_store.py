@@ -77,7 +77,8 @@ class RuleBook:
             return found[0], found[1]
         base = self.rules_for(placement)
         rules = base.at(now)
-        rules = rules.for_vip() if vip else replace(rules, vip=VipRules())
+        # Everyone else keeps only the VIPs' "only" (serving answers them no items).
+        rules = rules.for_vip() if vip else replace(rules, vip=VipRules(only=rules.vip.only))
         result = (rules, rules.fingerprint(), base.next_change(now))
         with self._lock:
             if len(self._resolved) > 1000:  # placements are few; ids sent at random are not

@@ -56,13 +56,16 @@ class Campaign:
 @dataclass(frozen=True)
 class VipRules:
     """What a placement adds for VIP customers (the newest value snapshot's VIP flag): items
-    pinned before every other pin, and boosts multiplied into the placement's own."""
+    pinned before every other pin, and boosts multiplied into the placement's own; ``only``
+    makes it the VIPs' own placement (everyone else is answered no items, and the widget folds
+    away)."""
 
     pinned: tuple[str, ...] = ()
     boosts: Mapping[str, float] = field(default_factory=dict)
+    only: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.pinned or self.boosts)
+        return bool(self.pinned or self.boosts or self.only)
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ class Rules:
         }
         if self.vip:
             document["vip"] = {"pinned": list(self.vip.pinned), "boosts": dict(self.vip.boosts)}
+            if self.vip.only:
+                document["vip"]["only"] = True
         return document
 
     @classmethod

@@ -52,6 +52,7 @@ from tracking.holdout import in_holdout
 
 MEMO_LIMIT = 256  # encoded answers kept per entry or per site state
 PERSONALISATION_OFF = "personalisation_off"  # the source of answers to customers who opted out
+VIP_ONLY = "vip_only"  # the source of the empty answer of a VIPs' own placement to anyone else
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,10 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
 
 
 class ServingLayer:
-    """Recommendations for every site of one deployment; one instance per process.
-
-    Composed of the sites' states (:class:`SiteStates`), this process's cache (:class:`LocalCache`)
-    and the Redis cache (:class:`AnswerCache`); it says what an entry holds (:meth:`_compute`) and
-    shapes each response (:func:`_finish`).
-    """
+    """Recommendations for every site of one deployment; one instance per process, made of the
+    sites' states (:class:`SiteStates`), this process's cache (:class:`LocalCache`) and the Redis
+    cache (:class:`AnswerCache`); it says what an entry holds (:meth:`_compute`) and shapes each
+    response (:func:`_finish`)."""
 
     def __init__(
         self,
@@ -164,12 +163,14 @@ class ServingLayer:
         off = user_id in self.sites.opted_out(site_id)
         vip = bool(customer and customer["vip"]) and not off
         rules, fingerprint = self.sites.rules(site_id).resolve(placement, vip=vip)
+        holdout = in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share)
+        if rules.vip.only:  # the VIPs' own placement, asked for someone else: nothing to show
+            return Answer(VIP_ONLY, state.version, [], holdout, "none", customer=customer)
         popular, trending, popular_source, trending_source = state.fallbacks(rules, fingerprint)
         # The encoded answer is kept with the entry it came from (or, for lists shared by many
         # visitors, with the site's state), per request shape: a repeat costs a dict lookup.
         # A catalogue reload builds a new state, so its serial retires every such copy.
         shape = (state.serial, fingerprint, n, category, tuple(exclude), context_item)
-        holdout = in_holdout(site_id, anonymous_id or user_id, self._settings.holdout_share)
         if off or holdout:
             entry, cache = {"v": state.version}, "none"
             source = PERSONALISATION_OFF if off else popular_source

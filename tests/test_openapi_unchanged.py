@@ -33,7 +33,8 @@ OBJECT_CLOSERS = ("additionalProperties", "unevaluatedProperties", "patternPrope
 SOURCE_ENUM = "response 200/application/json/properties/source/enum"
 PERSONALISATION_OFF = (
     "a customer who turned personalisation off gets popular items whose source says so "
-    "(issue 13): the enum gained personalisation_off"
+    "(issue 13): the enum gained personalisation_off; and vip_only, the empty answer of a VIPs' "
+    "own placement to anyone else (issue 14)"
 )
 CUSTOMER_SEGMENT = (
     "the server-key answer of /v1/recommendations carries the customer's segment and VIP flag, "
@@ -366,7 +367,7 @@ OLD_SOURCES = [
 def with_allowed_changes(document: dict) -> dict:
     """The snapshot with the changes ALLOWED explains made (for the rendered page's comparison)."""
     text = json.dumps(document).replace(
-        json.dumps(OLD_SOURCES), json.dumps([*OLD_SOURCES, "personalisation_off"])
+        json.dumps(OLD_SOURCES), json.dumps([*OLD_SOURCES, "personalisation_off", "vip_only"])
     )
     changed = json.loads(text)
     # The customer's segment (CUSTOMER_SEGMENT): the operation as documented now, its schemas.

@@ -155,6 +155,16 @@ def test_a_marketer_edits_the_vip_variant(app, client, engine, shop):
     again = client.get(page(shop.site_id)).get_data(as_text=True)
     assert "sku-5\nsku-6</textarea>" in again and "sku-7 = 3</textarea>" in again
     assert "VIPs: 2 pinned, 1 boosted" in again
+    assert 'id="vip_only" name="vip_only">' in again  # not ticked
+    # The VIPs' own placement: ticked, stored, shown ticked again.
+    client.post(
+        f"/console/{shop.site_id}/rules",
+        data=form(csrf_token=token, vip_pinned="sku-5", vip_only="on"),
+    )
+    rules = rule_store.load(engine, shop.site_id).rules_for("home")
+    assert rules.vip.only and rules.vip.pinned == ("sku-5",)
+    again = client.get(page(shop.site_id)).get_data(as_text=True)
+    assert 'id="vip_only" name="vip_only" checked>' in again and "VIPs only" in again
     # Emptied, the variant is gone.
     client.post(f"/console/{shop.site_id}/rules", data=form(csrf_token=token, pinned="sku-1"))
     assert not rule_store.load(engine, shop.site_id).rules_for("home").vip

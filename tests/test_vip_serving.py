@@ -76,6 +76,28 @@ def ids_of(answer: dict) -> list[str]:
     return [i["item_id"] for i in answer["items"]]
 
 
+def test_a_vip_only_placement_answers_others_nothing(served):
+    vip, regular = served.customers(cluster=2)[:2]
+    scored(served, vip=[vip], others=[regular])
+    served.layer.sites.reload_segments(served.site.site_id)
+    pin = not_recommended(served, [vip, regular])
+    stored = put(served, "vip-corner", {"vip": {"pinned": [pin], "only": True}})
+    assert stored["rules"]["vip"] == {"pinned": [pin], "boosts": {}, "only": True}
+
+    vip_answer = served.get(user_id=vip, n=5, placement="vip-corner").get_json()
+    assert ids_of(vip_answer)[0] == pin and len(vip_answer["items"]) == 5
+    for answer in (
+        served.get(user_id=regular, n=5, placement="vip-corner").get_json(),
+        served.get(anonymous_id="v-2", n=5, placement="vip-corner").get_json(),
+    ):
+        assert answer["items"] == [] and answer["source"] == "vip_only"
+    # The site's other placements are not affected.
+    assert ids(served.get(user_id=regular, n=5))
+    # Back to a variant without "only": everyone is answered again.
+    put(served, "vip-corner", {"vip": {"pinned": [pin]}})
+    assert ids(served.get(user_id=regular, n=5, placement="vip-corner"))
+
+
 def test_the_browser_answer_never_carries_the_segment(served):
     vip = served.customers(cluster=1)[0]
     scored(served, vip=[vip])
@@ -195,6 +217,7 @@ def test_the_rules_api_keeps_the_vip_variant(served):
         ({"boosts": {"ITEM": 0}}, "body.vip.boosts"),
         ({"pins": ["ITEM"]}, "body.vip.pins"),
         ({"pinned": "ITEM"}, "body.vip.pinned"),
+        ({"only": "yes"}, "body.vip.only"),
         ("ITEM", "body.vip"),
     ],
 )

@@ -94,6 +94,8 @@ def _summary(rules: Rules) -> str:
         parts.append(f"{len(rules.campaigns)} campaign(s)")
     if rules.vip:
         parts.append(f"VIPs: {len(rules.vip.pinned)} pinned, {len(rules.vip.boosts)} boosted")
+        if rules.vip.only:
+            parts.append("VIPs only")
     if not rules.exclude_purchased:
         parts.append("purchased items shown")
     return "; ".join(parts) or "defaults"

@@ -95,6 +95,7 @@ def document_from_form(form: Mapping[str, str]) -> dict[str, Any]:
         "vip": {
             "pinned": split_list(form.get("vip_pinned", "")),
             "boosts": _boosts(form.get("vip_boosts", ""), "vip_boosts", errors),
+            "only": form.get("vip_only") == "on",
         },
     }
     try:
@@ -173,6 +174,7 @@ def form_values(rules: Rules) -> dict[str, Any]:
         ],
         "vip_pinned": "\n".join(rules.vip.pinned),
         "vip_boosts": "\n".join(f"{k} = {v:g}" for k, v in rules.vip.boosts.items()),
+        "vip_only": rules.vip.only,
     }
     return values
 
@@ -184,6 +186,7 @@ def values_from_form(form: Mapping[str, str]) -> dict[str, Any]:
         for name in (*LISTS, *NUMBERS, "boosts", "trait_constraints", "vip_pinned", "vip_boosts")
     }
     values["exclude_purchased"] = form.get("exclude_purchased") == "on"
+    values["vip_only"] = form.get("vip_only") == "on"
     try:
         rows = min(int(form.get("campaign_rows", "0")), 50)
     except ValueError:

@@ -30,6 +30,7 @@ SOURCES = (
     "trending",
     "fallback",
     "personalisation_off",
+    "vip_only",
 )
 SOURCES_NOTE = (
     "`source` says which link of the fallback chain answered; without a model or Redis the "

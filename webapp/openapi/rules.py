@@ -68,10 +68,16 @@ class Campaign(ApiModel):
 class VipVariant(ApiModel):
     """What the placement adds for VIP customers (the VIP flag of the site's newest customer
     value snapshot, by its VIP rule): items pinned before every other pin, and boosts
-    multiplied into the placement's own. Other customers never see it."""
+    multiplied into the placement's own. Other customers never see it; with `only`, they see
+    nothing in the placement at all."""
 
     pinned: Texts = Field([], description="Placed first for VIPs, in this order.")
     boosts: Boosts = {}
+    only: bool = Field(
+        False,
+        description="The VIPs' own placement: anyone else is answered no items "
+        "(`source` `vip_only`) and the widget folds away.",
+    )
     model_config = STRICT
 
 
