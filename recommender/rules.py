@@ -57,8 +57,8 @@ class Campaign:
 class VipRules:
     """What a placement adds for VIP customers (the newest value snapshot's VIP flag): items
     pinned before every other pin, and boosts multiplied into the placement's own; ``only``
-    makes it the VIPs' own placement (everyone else is answered no items, and the widget folds
-    away)."""
+    makes it the VIPs' own placement (everyone else is answered no items: the widget's slot
+    collapses)."""
 
     pinned: tuple[str, ...] = ()
     boosts: Mapping[str, float] = field(default_factory=dict)

@@ -76,7 +76,7 @@ class VipVariant(ApiModel):
     only: bool = Field(
         False,
         description="The VIPs' own placement: anyone else is answered no items "
-        "(`source` `vip_only`) and the widget folds away.",
+        "(`source` `vip_only`) and the widget's slot collapses.",
     )
     model_config = STRICT
 
