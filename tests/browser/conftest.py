@@ -161,7 +161,15 @@ def shop(app) -> Iterator[Shop]:
 
     def recorded(environ, start_response):
         hits.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
-        return app(environ, start_response)
+        answer = app(environ, start_response)
+        # Read and closed here: werkzeug's server closes a response only after reading the
+        # socket, which raises when the browser has dropped the connection mid-answer, leaving
+        # a static file open (a ResourceWarning that fails the test). No route streams forever.
+        try:
+            return [b"".join(answer)]
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
 
     server = make_server("127.0.0.1", 0, recorded, threaded=True)
     port = server.server_port
