@@ -19,6 +19,7 @@ words and documents the 4xx; a rejection that cites exactly that rule is not a f
 - an item's `attributes` may be a string holding a JSON object (contentMediaType again);
 - a report's `to` must not be before `from` nor in the future, the range at most two years, and
   a `placement` one the site has: a 400 naming `to` or `placement` with that reason;
+- a rules document's campaign pins or boosts at least one item (empty lists are schema-valid);
 - a portal session's `return_url` must be an http(s) URL on one of the site's allowed origins:
   a 400 naming `body.return_url` with that reason.
 
@@ -123,13 +124,20 @@ def documented_rejection(
         return status == 400 and error["field"] == "data"
     if label == "PUT /v1/rules/{placement}" and status == 400:
         # Stated in words: pinned or boosted items (the VIP variant's too) must be in the
-        # catalogue; campaign days are real dates, `ends` not before `starts`.
+        # catalogue; campaign days are real dates, `ends` not before `starts`; a campaign pins
+        # or boosts at least one item (the Campaign schema's description).
         if error["field"].startswith(
             ("body.pinned", "body.boosts", "body.campaigns", "body.vip.pinned", "body.vip.boosts")
         ):
             reason = error["reason"]
             return (
-                "catalogue" in reason or "is not a date" in reason or "before it starts" in reason
+                "catalogue" in reason
+                or "is not a date" in reason
+                or "before it starts" in reason
+                or (
+                    error["field"].startswith("body.campaigns")
+                    and reason == "a campaign pins or boosts at least one item"
+                )
             )
         return False
     if label == "POST /v1/portal/sessions" and status == 400:
