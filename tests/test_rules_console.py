@@ -192,6 +192,22 @@ def test_preview_shows_the_edited_rules_beside_the_saved_ones(app, client, engin
     assert missing.status_code == 400 and 'id="customer-error"' in missing.get_data(as_text=True)
 
 
+def test_preview_of_a_vips_own_placement_for_someone_else_is_empty(app, client, shop):
+    # As serving answers: c-1 is not a VIP (no customer value snapshot), so no items.
+    sign_in(client, app, "mark@a.example", {shop.site_id: "marketer"})
+    token = csrf_token(client, page(shop.site_id))
+    fields = dict(csrf_token=token, action="preview", customer="c-1", vip_pinned="sku-1")
+    everyone = client.post(f"/console/{shop.site_id}/rules", data=form(**fields))
+    html = everyone.get_data(as_text=True)
+    edited = html.split('id="preview-edited"', 1)[1].split("</table>", 1)[0]
+    assert everyone.status_code == 200 and "<td>sku-" in edited
+    only = client.post(f"/console/{shop.site_id}/rules", data=form(vip_only="on", **fields))
+    html = only.get_data(as_text=True)
+    edited = html.split('id="preview-edited"', 1)[1].split("</table>", 1)[0]
+    assert only.status_code == 200 and "source vip_only" in edited
+    assert "<td>sku-" not in edited and "Nothing to show under these rules." in edited
+
+
 def test_removing_a_placements_rules_and_csrf(app, client, engine, shop):
     sign_in(client, app, "owner@a.example", {shop.site_id: "owner"})
     url = f"/console/{shop.site_id}/rules"

@@ -18,7 +18,7 @@ from flask_login import current_user
 from recommender import rule_store
 from recommender.answer_cache import recent_events
 from recommender.rules import InvalidRules, Rules, VipRules
-from recommender.serving import customer_traits
+from recommender.serving import VIP_ONLY, customer_traits
 from webapp.clients import clients
 from webapp.console import bp
 from webapp.console.access import site_page
@@ -181,10 +181,13 @@ def _answer(site_id: int, customer: str, rules: Rules) -> dict[str, Any]:
             recent = recent_events(layer.redis, state, f"u:{customer}", None)
         except Exception:  # the preview goes on without the newest events
             recent = []
+    served = _for(rules.at(datetime.now(UTC)), layer.customer_segment(site_id, customer))
+    if served.vip.only:  # the VIPs' own placement: this customer is answered no items
+        return {"source": VIP_ONLY, "model_version": state.version, "items": []}
     found = state.service.recommend_for_customer(
         customer,
         PREVIEW_ITEMS,
-        rules=_for(rules.at(datetime.now(UTC)), layer.customer_segment(site_id, customer)),
+        rules=served,
         traits=customer_traits(clients().engine, site_id, customer),
         recent_events=recent,
         purchased=[e["item_id"] for e in recent if e.get("event") == "Order Completed"],
@@ -204,4 +207,6 @@ def _answer(site_id: int, customer: str, rules: Rules) -> dict[str, Any]:
 
 def _for(rules: Rules, customer: dict[str, Any] | None) -> Rules:
     """The rules as this customer is served them: a VIP gets the VIP variant."""
-    return rules.for_vip() if customer and customer["vip"] else replace(rules, vip=VipRules())
+    if customer and customer["vip"]:
+        return rules.for_vip()
+    return replace(rules, vip=VipRules(only=rules.vip.only))
