@@ -86,7 +86,7 @@ def _on_stored(conn: sa.Connection, batch: StoredBatch) -> None:
         if new_orders:
             rollups_orders.count_orders(d["visitors"], d, new_orders, lines)
             rollups_orders.count_buyers(conn, d["sales"], site_id, new_orders)
-    rollups_orders.sync_attributions(conn, d["rec_revenue"], site_id, batch.order_ids)
+    rollups_orders.sync_attributions(conn, d["rec_revenue"], site_id, batch.order_ids, upserts)
     for deltas in d.values():
         deltas.write(conn, site_id, upserts)
     upserts.flush()

@@ -21,6 +21,7 @@ from analytics.rollups_sql import (
     Deltas,
     _top_of,
     day_of,
+    read,
     text,
     visitor_of,
 )
@@ -31,7 +32,7 @@ from analytics.schema import (
     rollup_visitors,
 )
 from tracking.attribution import RECOMMENDATION_CLICKED, RECOMMENDATION_SHOWN, valid_click
-from tracking.db import any_of, aware, batches
+from tracking.db import aware, batches
 from tracking.schema import events
 
 PRODUCT_ADDED = "Product Added"
@@ -75,6 +76,7 @@ def count_events(
     clicks: Counter[tuple] = Counter()
     items_shown: Counter[tuple] = Counter()
     items_clicked: Counter[tuple] = Counter()
+    shown_at: dict[tuple, list] = {}  # (day, placement): the items each impression listed
     out = Scanned()
     touched, first = out.touched, out.first
     funnel_steps = FUNNEL_STEPS
@@ -131,15 +133,25 @@ def count_events(
         if event == RECOMMENDATION_SHOWN:
             impressions[key] += 1
             shown = properties.get("product_ids")
-            for item_id in dict.fromkeys(shown if isinstance(shown, list) else []):
-                if item_id is not None and item_id != "":
-                    items_shown[(day, placement, str(item_id)[:255])] += 1  # text(item_id, 255)
+            if isinstance(shown, list):
+                # Each event's items once; counted per day and placement after the loop.
+                where = (day, placement)
+                listed = shown_at.get(where)
+                if listed is None:
+                    listed = shown_at[where] = []
+                listed += dict.fromkeys(shown)
         else:
             clicks[key] += 1
             if properties.get("product_id") not in (None, ""):
                 items_clicked[(day, placement, text(properties["product_id"], 255))] += 1
             if row["item_id"] is not None and valid_click(properties):
                 out.clicks.append(row)
+    for (day, placement), listed in shown_at.items():
+        # Counted in C (Counter of a list), then keyed as text(item_id, 255): the per-item
+        # Python of the loop above was the hook's costliest line.
+        for item_id, n in Counter(listed).items():
+            if item_id is not None and item_id != "":
+                items_shown[(day, placement, str(item_id)[:255])] += n
     visitors = d["visitors"]
     visitors.count("events", events_of)
     for key in in_holdout:
@@ -151,44 +163,61 @@ def count_events(
     return out
 
 
-def _select(conn, site_id, event_names, by_column, items, start, end) -> list[dict[str, Any]]:
-    """Stored events of these names by these visitors on these items between two times.
+_COLUMNS = (
+    events.c.id,
+    events.c.message_id,
+    events.c.event,
+    events.c.anonymous_id,
+    events.c.user_id,
+    events.c.item_id,
+    events.c.timestamp,
+    events.c.holdout,
+    # Only a click's properties are used (its placement, model version and source): the
+    # whole payload of every row, decoded, was a twentieth of the hook's time; an add's
+    # properties, most of the rows read, are not sent.
+    sa.case(
+        (events.c.event == RECOMMENDATION_CLICKED, events.c.payload["properties"]),
+    ).label("properties"),
+)
+
+
+def _select(
+    conn, site_id, event_names, by_column, items, start, end, skip=frozenset()
+) -> list[dict[str, Any]]:
+    """Stored events of these names by these visitors on these items between two times, but
+    (on PostgreSQL) none whose message id is in ``skip``.
 
     Two queries, so each uses its index (ix_events_anonymous, ix_events_user).
     """
-    columns = [
-        events.c.id,
-        events.c.message_id,
-        events.c.event,
-        events.c.anonymous_id,
-        events.c.user_id,
-        events.c.item_id,
-        events.c.timestamp,
-        events.c.holdout,
-        # Only a click's properties are used (its placement, model version and source): the
-        # whole payload of every row, decoded, was a twentieth of the hook's time; an add's
-        # properties, most of the rows read, are not sent.
-        sa.case(
-            (events.c.event == RECOMMENDATION_CLICKED, events.c.payload["properties"]),
-        ).label("properties"),
-    ]
-    names = [c.name for c in columns]
     found = {}
     visitors = by_column["anonymous_id"] | by_column["user_id"]
+    # SQLite's IN lists are kept short (tracking.db.batches): it reads what ``skip`` names.
+    skip = skip if conn.dialect.name == "postgresql" else frozenset()
     for name, ids in by_column.items():
-        column = events.c[name]
+
+        def query(match, by=name):
+            q = sa.select(*_COLUMNS).where(
+                events.c.site_id == sa.bindparam("site_id"),
+                match(events.c[by], "ids"),
+                match(events.c.event, "names"),
+                match(events.c.item_id, "items"),
+                events.c.timestamp >= sa.bindparam("start", type_=events.c.timestamp.type),
+                events.c.timestamp <= sa.bindparam("end", type_=events.c.timestamp.type),
+            )
+            return q.where(sa.not_(match(events.c.message_id, "skip"))) if skip else q
+
         for chunk in batches(conn, ids):
-            for row in conn.execute(
-                sa.select(*columns).where(
-                    events.c.site_id == site_id,
-                    any_of(conn, column, chunk),
-                    events.c.event.in_(event_names),
-                    any_of(conn, events.c.item_id, sorted(items)),
-                    events.c.timestamp >= start,
-                    events.c.timestamp <= end,
-                )
-            ).all():
-                row = dict(zip(names, row, strict=True))
+            params = {
+                "site_id": site_id,
+                "ids": chunk,
+                "names": list(event_names),
+                "items": sorted(items),
+                "start": start,
+                "end": end,
+            }
+            if skip:
+                params["skip"] = sorted(skip)
+            for row in read(conn, ("events", name, bool(skip)), query, params):
                 # The visitor is the anonymous id, else the user id: keep only exact matches.
                 if visitor_of(row["anonymous_id"], row["user_id"]) in visitors:
                     row["timestamp"] = aware(row["timestamp"])
@@ -267,6 +296,7 @@ def count_adds_after_click(
             {c["item_id"] for c in clicks},
             first,
             last,
+            skip={a["message_id"] for a in scanned.adds},
         )
         # This batch's own adds are read back too: the rows in hand stand for them.
         adds += [a for a in later if a["message_id"] not in new_ids and _pair(a) in click_pairs]

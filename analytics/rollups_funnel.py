@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import sqlalchemy as sa
 
-from analytics.rollups_sql import Deltas, Upserts, day_of, replace_rows, top_category
+from analytics.rollups_sql import Deltas, Upserts, day_of, read, replace_rows, top_category
 from analytics.schema import funnel_sessions
-from tracking.db import any_of, batches
+from tracking.db import batches
 from tracking.schema import sessions
 
 if TYPE_CHECKING:
@@ -110,18 +110,23 @@ def count_funnel(
     started: dict[str, datetime] = dict(first)
     older = [session_id for session_id in touched if session_id not in first]
     f, s = funnel_sessions.c, sessions.c
-    joined = sessions.outerjoin(
-        funnel_sessions, sa.and_(f.site_id == site_id, f.session_id == s.session_id)
-    )
-    for chunk in batches(conn, older):
-        for session_id, started_at, day, steps, categories in conn.execute(
+
+    def query(match):
+        on = sa.and_(f.site_id == sa.bindparam("site_id"), f.session_id == s.session_id)
+        return (
             sa.select(s.session_id, s.started_at, f.day, f.steps, f.categories)
-            .select_from(joined)
-            .where(any_of(conn, s.session_id, chunk))
-        ):
-            started[session_id] = started_at
-            if day is not None:
-                state[session_id] = (day, categories_of(steps, categories))
+            .select_from(sessions.outerjoin(funnel_sessions, on))
+            .where(match(s.session_id, "sessions"))
+        )
+
+    for chunk in batches(conn, older):
+        for row in read(conn, "funnel", query, {"site_id": site_id, "sessions": chunk}):
+            started[row["session_id"]] = row["started_at"]
+            if row["day"] is not None:
+                state[row["session_id"]] = (
+                    row["day"],
+                    categories_of(row["steps"], row["categories"]),
+                )
     moves: Counter[tuple] = Counter()  # (day, category, step): sessions counted (+) or taken back
     changed = []
     # Sessions with no funnel step, before or now, have nothing to count or move.

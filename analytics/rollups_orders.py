@@ -18,9 +18,11 @@ import sqlalchemy as sa
 
 from analytics.rollups_sql import (
     Deltas,
+    Upserts,
     buyer_of,
     day_of,
     money_or_zero,
+    read,
     replace_rows,
     text,
     visitor_of,
@@ -32,7 +34,7 @@ from analytics.schema import (
     rollup_sales,
     rollup_visitor_revenue,
 )
-from tracking.db import any_of, batches
+from tracking.db import batches
 from tracking.schema import attributions, orders
 from tracking.store import StoredBatch
 
@@ -120,20 +122,22 @@ def count_buyers(conn: sa.Connection, sales: Deltas, site_id: int, new_orders: l
     buyers = sorted({buyer_of(o["user_id"], o["anonymous_id"]) for o in new_orders} - {""})
     new_ids = {o["order_id"] for o in new_orders}
     of_buyer: dict[str, list[dict]] = defaultdict(list)
+
+    def query(match):
+        return sa.select(*ORDER_COLUMNS).where(
+            orders.c.site_id == sa.bindparam("site_id"),
+            sa.or_(
+                match(orders.c.user_id, "buyers"),
+                sa.and_(orders.c.user_id.is_(None), match(orders.c.anonymous_id, "buyers")),
+            ),
+        )
+
     for chunk in batches(conn, buyers):
         wanted = set(chunk)
-        for row in conn.execute(
-            sa.select(*ORDER_COLUMNS).where(
-                orders.c.site_id == site_id,
-                sa.or_(
-                    any_of(conn, orders.c.user_id, chunk),
-                    sa.and_(orders.c.user_id.is_(None), any_of(conn, orders.c.anonymous_id, chunk)),
-                ),
-            )
-        ).mappings():
+        for row in read(conn, "buyers", query, {"site_id": site_id, "buyers": chunk}):
             buyer = buyer_of(row["user_id"], row["anonymous_id"])
             if buyer in wanted:
-                of_buyer[buyer].append(dict(row))
+                of_buyer[buyer].append(row)
     for buyer in buyers:
         before = buyer_days(o for o in of_buyer[buyer] if o["order_id"] not in new_ids)
         after = buyer_days(of_buyer[buyer])
@@ -170,29 +174,30 @@ def _revenue_keys(lines: Iterable[dict]) -> dict[tuple, Decimal]:
 
 
 def sync_attributions(
-    conn: sa.Connection, rec_revenue: Deltas, site_id: int, order_ids: Iterable[str]
+    conn: sa.Connection,
+    rec_revenue: Deltas,
+    site_id: int,
+    order_ids: Iterable[str],
+    upserts: Upserts | None = None,
 ) -> None:
     """Move rollup_rec_revenue from what the mirror says of these orders to what
-    ``attributions`` says now; an order counts once per key it has lines in."""
+    ``attributions`` says now; an order counts once per key it has lines in. With ``upserts``,
+    the mirror's new rows are written with the batch's other upserts (:class:`Upserts`)."""
+
+    def query(table):
+        return lambda match: sa.select(table).where(
+            table.c.site_id == sa.bindparam("site_id"), match(table.c.order_id, "orders")
+        )
+
     for chunk in batches(conn, order_ids):
+        params = {"site_id": site_id, "orders": chunk}
         now: dict[str, dict[str, dict]] = defaultdict(dict)
-        for row in conn.execute(
-            sa.select(attributions).where(
-                attributions.c.site_id == site_id, any_of(conn, attributions.c.order_id, chunk)
-            )
-        ).mappings():
+        for row in read(conn, "attributions", query(attributions), params):
             now[row["order_id"]][row["item_id"]] = mirror_row(site_id, row)
         before: dict[str, dict[str, dict]] = defaultdict(dict)
-        for row in conn.execute(
-            sa.select(rollup_attributions).where(
-                rollup_attributions.c.site_id == site_id,
-                any_of(conn, rollup_attributions.c.order_id, chunk),
-            )
-        ).mappings():
-            before[row["order_id"]][row["item_id"]] = {
-                **row,
-                "revenue": Decimal(row["revenue"]),
-            }
+        for row in read(conn, "mirror", query(rollup_attributions), params):
+            row["revenue"] = Decimal(row["revenue"])
+            before[row["order_id"]][row["item_id"]] = row
         changed, gone = [], []
         for order_id in set(now) | set(before):
             old, new = before.get(order_id, {}), now.get(order_id, {})
@@ -204,7 +209,7 @@ def sync_attributions(
                 rec_revenue.add(key, orders=1, revenue=revenue)
             changed += [m for item, m in new.items() if old.get(item) != m]
             gone += [(order_id, item) for item in old if item not in new]
-        replace_rows(conn, rollup_attributions, changed)
+        replace_rows(conn, rollup_attributions, changed, upserts)
         for order_id, item_id in gone:
             conn.execute(
                 rollup_attributions.delete().where(

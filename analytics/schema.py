@@ -256,6 +256,31 @@ def _funnel_per_session(conn: sa.Connection) -> None:
         conn.execute(sa.text("ANALYZE funnel_sessions"))
 
 
+# The rollups the ingest worker adds to (migration 122). Their rows are updated all day (every
+# batch adds to today's counters), so on PostgreSQL their pages keep room for a new version of a
+# row beside the old: the update is then "heap-only", with no new index entry. Upserts of rows
+# already there took 4.3 ms instead of 5.7 per 900 rows (rollup_rec_items, fillfactor 70
+# against the default 100); new rows cost the same.
+UPDATED_ALL_DAY = (
+    "rollup_recs",
+    "rollup_rec_revenue",
+    "rollup_rec_items",
+    "rollup_sales",
+    "rollup_item_sales",
+    "rollup_funnel",
+    "funnel_sessions",
+    "rollup_visitors",
+    "rollup_visitor_revenue",
+)
+
+
+def _room_for_updates(conn: sa.Connection) -> None:
+    if conn.dialect.name != "postgresql":  # SQLite has no such setting
+        return
+    for name in UPDATED_ALL_DAY:
+        conn.execute(sa.text(f"ALTER TABLE {name} SET (fillfactor = 70)"))
+
+
 def _lift_archive(conn: sa.Connection) -> None:
     # 101 creates the current definitions, so a fresh store has it already.
     lift_archive.create(conn, checkfirst=True)
@@ -280,6 +305,7 @@ MIGRATIONS: list[Migration] = [
     (119, "analytics: a trigger rule's actions", trigger_schema.add_rule_actions),
     (120, "analytics: one funnel_sessions row per session", _funnel_per_session),
     (121, "analytics: backtests kept with a snapshot's summary", value_schema.add_backtests),
+    (122, "analytics: room on the rollups' pages for their updates", _room_for_updates),
 ]
 
 # Tables holding data (for tests that empty the store).
