@@ -9,6 +9,7 @@ from the bits :func:`count_events` finds).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from analytics.rollups_funnel import FUNNEL_COUNTERS, FUNNEL_STEPS, or_funnel_bits
 from analytics.rollups_sql import (
     Deltas,
+    Match,
     _top_of,
     day_of,
     read,
@@ -181,48 +183,88 @@ _COLUMNS = (
 )
 
 
-def _select(
-    conn, site_id, event_names, by_column, items, start, end, skip=frozenset()
-) -> list[dict[str, Any]]:
-    """Stored events of these names by these visitors on these items between two times, but
-    (on PostgreSQL) none whose message id is in ``skip``.
+@dataclass
+class Wanted:
+    """Stored events of one name by these visitors on these items between two times, but (on
+    PostgreSQL) none whose message id is in ``skip``: one part of :func:`_select`."""
 
-    Two queries, so each uses its index (ix_events_anonymous, ix_events_user).
+    event: str
+    by_column: dict[str, set[str]]  # visitors by the column holding them (:func:`_visitors`)
+    items: set[str]
+    start: datetime
+    end: datetime
+    skip: set[str] = field(default_factory=set)
+
+
+def _select(conn: sa.Connection, site_id: int, parts: list[Wanted]) -> list[list[dict[str, Any]]]:
+    """The stored events each part wants, read together: one query per visitor column, so each
+    uses its index (ix_events_anonymous, ix_events_user) or one pass over the parts' times.
+
+    Read apart, the clicks and the adds cost two passes over the same rows (PostgreSQL plans the
+    store of a new shop, without statistics yet, by time alone). SQLite reads one part at a
+    time, its visitors in IN lists of tracking.db.batches' size, and what ``skip`` names.
     """
-    found = {}
-    visitors = by_column["anonymous_id"] | by_column["user_id"]
-    # SQLite's IN lists are kept short (tracking.db.batches): it reads what ``skip`` names.
-    skip = skip if conn.dialect.name == "postgresql" else frozenset()
-    for name, ids in by_column.items():
+    found: list[dict[int, dict]] = [{} for _ in parts]
+    visitors = [p.by_column["anonymous_id"] | p.by_column["user_id"] for p in parts]
+    pg = conn.dialect.name == "postgresql"
+    for by in ("anonymous_id", "user_id"):
+        chosen = [i for i, p in enumerate(parts) if p.by_column[by]]
+        for group in [chosen] if pg and chosen else [[i] for i in chosen]:
+            chunks = {i: batches(conn, parts[i].by_column[by]) for i in group}
+            for n in range(max(len(c) for c in chunks.values())):
+                present = tuple(i for i in group if n < len(chunks[i]))
+                skips = tuple(pg and bool(parts[i].skip) for i in present)
+                values: dict[str, Any] = {
+                    "site_id": site_id,
+                    "start": min(parts[i].start for i in present),
+                    "end": max(parts[i].end for i in present),
+                }
+                for i, skip in zip(present, skips, strict=True):
+                    p = parts[i]
+                    values |= {
+                        f"ids{i}": chunks[i][n],
+                        f"event{i}": p.event,
+                        f"items{i}": sorted(p.items),
+                        f"start{i}": p.start,
+                        f"end{i}": p.end,
+                    }
+                    if skip:
+                        values[f"skip{i}"] = sorted(p.skip)
+                query = functools.partial(_wanted, by=by, present=present, skips=skips)
+                for row in read(conn, ("events", by, present, skips), query, values):
+                    for i in present:
+                        # The visitor is the anonymous id, else the user id: exact matches only.
+                        if row["event"] == parts[i].event and (
+                            visitor_of(row["anonymous_id"], row["user_id"]) in visitors[i]
+                        ):
+                            row["timestamp"] = aware(row["timestamp"])
+                            found[i][row["id"]] = row
+    return [list(rows.values()) for rows in found]
 
-        def query(match, by=name):
-            q = sa.select(*_COLUMNS).where(
-                events.c.site_id == sa.bindparam("site_id"),
-                match(events.c[by], "ids"),
-                match(events.c.event, "names"),
-                match(events.c.item_id, "items"),
-                events.c.timestamp >= sa.bindparam("start", type_=events.c.timestamp.type),
-                events.c.timestamp <= sa.bindparam("end", type_=events.c.timestamp.type),
-            )
-            return q.where(sa.not_(match(events.c.message_id, "skip"))) if skip else q
 
-        for chunk in batches(conn, ids):
-            params = {
-                "site_id": site_id,
-                "ids": chunk,
-                "names": list(event_names),
-                "items": sorted(items),
-                "start": start,
-                "end": end,
-            }
-            if skip:
-                params["skip"] = sorted(skip)
-            for row in read(conn, ("events", name, bool(skip)), query, params):
-                # The visitor is the anonymous id, else the user id: keep only exact matches.
-                if visitor_of(row["anonymous_id"], row["user_id"]) in visitors:
-                    row["timestamp"] = aware(row["timestamp"])
-                    found[row["id"]] = row
-    return list(found.values())
+def _wanted(match: Match, by: str, present: tuple[int, ...], skips: tuple[bool, ...]) -> sa.Select:
+    """:func:`_select`'s query of the parts ``present`` (parameters numbered by part)."""
+    when = events.c.timestamp
+
+    def part(i: int, skip: bool) -> sa.ColumnElement[bool]:
+        # The event first: PostgreSQL tests them in this order, and it turns most rows away.
+        conditions = [
+            events.c.event == sa.bindparam(f"event{i}", type_=events.c.event.type),
+            match(events.c[by], f"ids{i}"),
+            match(events.c.item_id, f"items{i}"),
+            when >= sa.bindparam(f"start{i}", type_=when.type),
+            when <= sa.bindparam(f"end{i}", type_=when.type),
+        ]
+        if skip:
+            conditions.append(sa.not_(match(events.c.message_id, f"skip{i}")))
+        return sa.and_(*conditions)
+
+    return sa.select(*_COLUMNS).where(
+        events.c.site_id == sa.bindparam("site_id"),
+        when >= sa.bindparam("start", type_=when.type),
+        when <= sa.bindparam("end", type_=when.type),
+        sa.or_(*[part(i, skip) for i, skip in zip(present, skips, strict=True)]),
+    )
 
 
 def credited_click(
@@ -275,31 +317,31 @@ def count_adds_after_click(
     # on their items, and only where the batch has clicks, the adds by those clicks' visitors on
     # those clicks' items. One read of both for every visitor and item was twice the rows,
     # most of them the batch's own adds, read back for nothing.
-    stored = _select(
-        conn,
-        site_id,
-        (RECOMMENDATION_CLICKED,),
-        _visitors(clicks + adds),
-        {r["item_id"] for r in clicks + adds},
-        min(moments) - window,
-        max(moments) + window,
-    )
+    wanted = [
+        Wanted(
+            RECOMMENDATION_CLICKED,
+            _visitors(clicks + adds),
+            {r["item_id"] for r in clicks + adds},
+            min(moments) - window,
+            max(moments) + window,
+        )
+    ]
     if clicks:  # stored adds of the same visitor and item that a new click may now credit
         click_pairs = {_pair(c) for c in clicks}
-        first = min(c["timestamp"] for c in clicks)
-        last = max(c["timestamp"] for c in clicks) + window
-        later = _select(
-            conn,
-            site_id,
-            (PRODUCT_ADDED,),
-            _visitors(clicks),
-            {c["item_id"] for c in clicks},
-            first,
-            last,
-            skip={a["message_id"] for a in scanned.adds},
+        wanted.append(
+            Wanted(
+                PRODUCT_ADDED,
+                _visitors(clicks),
+                {c["item_id"] for c in clicks},
+                min(c["timestamp"] for c in clicks),
+                max(c["timestamp"] for c in clicks) + window,
+                skip={a["message_id"] for a in scanned.adds},
+            )
         )
+    stored, *later = _select(conn, site_id, wanted)
+    if later:
         # This batch's own adds are read back too: the rows in hand stand for them.
-        adds += [a for a in later if a["message_id"] not in new_ids and _pair(a) in click_pairs]
+        adds += [a for a in later[0] if a["message_id"] not in new_ids and _pair(a) in click_pairs]
     # Every stored click on an added item by its visitor; credited_click keeps those in window.
     clicks_of: dict[tuple[str, str], list[dict]] = {}
     for click in stored:

@@ -352,8 +352,10 @@ def ingest_lines(result) -> list[str]:
         store = f"a fresh (empty) {result.store} store per drain"
     lines = [
         f"{result.events:,} generated shop events posted to `/v1/batch` (20 a request), drained by "
-        f"one forked IngestWorker into {store}, rollups on "
-        "(`on_stored=analytics.rollups.on_stored`) and off, interleaved rounds in rotating order.",
+        f"one forked IngestWorker into {store}, with the hook the `flask --app wsgi ingest` "
+        "worker runs (`webapp.cli.ingest_hook`): rollups on (`ECRM_ROLLUPS=1`: consent records, "
+        "rollups, trigger rules) and off (`ECRM_ROLLUPS=0`: the same without the rollups), "
+        "interleaved rounds in rotating order.",
         "",
         "| round | on events/s | off events/s | on / off | CPU s on / off | CPU off / on "
         "| rows on / off | in rollups (on) |",

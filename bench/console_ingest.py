@@ -3,11 +3,12 @@
 The entries are real collector output: generated shop events (bench.console_data) posted to
 ``/v1/batch`` in batches of 20. Each drain is one forked ``IngestWorker`` (bench.ingest_drain's
 ``drain_worker``) reading the stream through its own consumer group into its own store, with
-``on_stored=analytics.rollups.on_stored`` (rollups on, as ``ECRM_ROLLUPS=1`` runs it) or without
-(off). Rounds alternate which goes first. The store is empty (a fresh PostgreSQL schema, or a
-SQLite file), or with ``history`` a copy of one generated store of that scale, rolled up and
-``ANALYZE``d, as a running shop's store is (a PostgreSQL database made from it as a template, or
-a copy of the SQLite file): every drain starts from the same one.
+the hook the worker command runs (``webapp.cli.ingest_hook``): with ``ECRM_ROLLUPS=1`` consent
+records, the rollups and the trigger rules (on), with ``ECRM_ROLLUPS=0`` the same without the
+rollups (off). Rounds alternate which goes first. The store is empty (a fresh PostgreSQL schema,
+or a SQLite file), or with ``history`` a copy of one generated store of that scale, rolled up
+and ``ANALYZE``d, as a running shop's store is (a PostgreSQL database made from it as a
+template, or a copy of the SQLite file): every drain starts from the same one.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tracking.db import make_engine
 from tracking.ingest import IngestSettings, IngestWorker
 from tracking.sites import create_site
 from webapp import database
+from webapp.cli import ingest_hook
 
 STREAM = "bench:console-ingest"
 
@@ -249,7 +251,7 @@ class IngestBench:
             consumer=f"{group}-0",
             batch_size=self.batch_size,
             block_ms=100,
-            on_stored=rollups.on_stored if on else None,
+            on_stored=ingest_hook(on),
         )
         ctx = mp.get_context("fork")
         ready, start, stop, cpu = ctx.Barrier(2), ctx.Event(), ctx.Event(), ctx.Queue()

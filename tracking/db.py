@@ -104,8 +104,9 @@ def insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict], key: str)
     return set(conn.execute(insert, rows).scalars())
 
 
-def chunks(values: list, size: int = IN_CHUNK) -> Iterator[list]:
-    """``values`` in slices of ``size``: one IN (...) list each."""
+def chunks(values: list, size: int | None = None) -> Iterator[list]:
+    """``values`` in slices of ``size`` (:data:`IN_CHUNK`): one IN (...) list each."""
+    size = size or IN_CHUNK
     for start in range(0, len(values), size):
         yield values[start : start + size]
 

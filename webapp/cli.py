@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import click
@@ -259,6 +260,11 @@ def _consent_and_triggers(conn, batch) -> None:
     trigger_checks.on_stored(conn, batch, trigger_actions.act)
 
 
+def ingest_hook(rollups_on: bool) -> Callable:
+    """The ingest worker's hook as ``ECRM_ROLLUPS`` chooses it (bench/console.py runs both)."""
+    return _consent_and_rollups if rollups_on else _consent_and_triggers
+
+
 def ingest_settings(consumer: str = "") -> IngestSettings:
     """Worker settings from the app's configuration (the hook: tracker consent, rollups)."""
     c = current_app.config
@@ -273,7 +279,7 @@ def ingest_settings(consumer: str = "") -> IngestSettings:
         session_timeout=timedelta(minutes=c["SESSION_TIMEOUT_MINUTES"]),
         holdout_share=c["HOLDOUT_SHARE"],
         attribution_window=timedelta(days=c["ATTRIBUTION_WINDOW_DAYS"]),
-        on_stored=_consent_and_rollups if c["ROLLUPS"] else _consent_and_triggers,
+        on_stored=ingest_hook(c["ROLLUPS"]),
     )
 
 
