@@ -86,14 +86,16 @@ def rebuild_site(conn: sa.Connection, site_id: int, window: timedelta) -> dict[s
     session_bits: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     # Only the columns the rollups read: the payload is needed, but not the ids, names and
     # clocks of delivery that make up much of what PostgreSQL would sort and send.
-    needed = "id type event timestamp anonymous_id user_id session_id item_id payload holdout"
+    needed = "type event timestamp anonymous_id user_id session_id item_id payload holdout"
     query = (
         sa.select(*(events.c[name] for name in needed.split()))
         .where(events.c.site_id == site_id)
         .order_by(
             events.c.timestamp,
             sa.case((events.c.event == RECOMMENDATION_CLICKED, 0), else_=1),
-            events.c.id,
+            # Of clicks at the same moment the last credits an add, as in
+            # rollups_events.credited_click: the greatest message id.
+            events.c.message_id,
         )
     )
     for row in _stream(conn, query):

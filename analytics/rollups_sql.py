@@ -93,6 +93,12 @@ def read(
         constants = {name: v for name, v in compiled.params.items() if v is not None}
         found = _PG_READS[key] = (str(compiled), constants)
     sql, constants = found
+    return read_pg(conn, sql, {**constants, **params})
+
+
+def read_pg(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows, as dicts, of a PostgreSQL statement written for the driver (``%(name)s``
+    parameters); list values are sent as text array literals (``%(name)s::text[]``)."""
     values = {
         name: array_literal([str(v) for v in value], True)
         if isinstance(value, list | tuple | set | frozenset)
@@ -102,7 +108,7 @@ def read(
     # The driver's own cursor, in the connection's transaction: SQLAlchemy's result object,
     # fetching row by row, cost more than the rows' decoding.
     with conn.connection.dbapi_connection.cursor() as cursor:
-        cursor.execute(sql, {**constants, **values})
+        cursor.execute(sql, values)
         names = [column.name for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
