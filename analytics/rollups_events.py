@@ -24,7 +24,6 @@ from analytics.rollups_sql import (
     _top_of,
     day_of,
     read,
-    read_pg,
     text,
     visitor_of,
 )
@@ -198,93 +197,73 @@ class Wanted:
 
 
 def _select(conn: sa.Connection, site_id: int, parts: list[Wanted]) -> list[list[dict[str, Any]]]:
-    """The stored events each part wants: one statement per visitor column on PostgreSQL (each
-    uses its index: ix_events_anonymous, ix_events_user); on SQLite one per part and IN list."""
+    """The stored events each part wants, read together: one query per visitor column, so each
+    uses its index (ix_events_anonymous, ix_events_user) or one pass over the parts' times.
+
+    Read apart, the clicks and the adds cost two passes over the same rows (PostgreSQL plans the
+    store of a new shop, without statistics yet, by time alone). SQLite reads one part at a
+    time, its visitors in IN lists of tracking.db.batches' size, and what ``skip`` names.
+    """
     found: list[dict[int, dict]] = [{} for _ in parts]
     visitors = [p.by_column["anonymous_id"] | p.by_column["user_id"] for p in parts]
     pg = conn.dialect.name == "postgresql"
     for by in ("anonymous_id", "user_id"):
         chosen = [i for i, p in enumerate(parts) if p.by_column[by]]
-        if pg:
-            got = []
-            for i in chosen:
-                p = parts[i]
+        for group in [chosen] if pg and chosen else [[i] for i in chosen]:
+            chunks = {i: batches(conn, parts[i].by_column[by]) for i in group}
+            for n in range(max(len(c) for c in chunks.values())):
+                present = tuple(i for i in group if n < len(chunks[i]))
+                skips = tuple(pg and bool(parts[i].skip) for i in present)
                 values: dict[str, Any] = {
                     "site_id": site_id,
-                    "clicked": RECOMMENDATION_CLICKED,
-                    "ids": sorted(p.by_column[by]),
-                    "event": p.event,
-                    "items": sorted(p.items),
-                    "start": p.start,
-                    "end": p.end,
+                    "start": min(parts[i].start for i in present),
+                    "end": max(parts[i].end for i in present),
                 }
-                if p.skip:
-                    values["skip"] = sorted(p.skip)
-                got.append(([i], read_pg(conn, _pg_wanted(by, bool(p.skip)), values)))
-        else:  # SQLite reads what ``skip`` names: its IN lists are kept short
-            got = []
-            for i in chosen:
-                p = parts[i]
-                for chunk in batches(conn, p.by_column[by]):
-                    values = {
-                        "site_id": site_id,
-                        "ids": chunk,
-                        "event": p.event,
-                        "items": sorted(p.items),
-                        "start": p.start,
-                        "end": p.end,
+                for i, skip in zip(present, skips, strict=True):
+                    p = parts[i]
+                    values |= {
+                        f"ids{i}": chunks[i][n],
+                        f"event{i}": p.event,
+                        f"items{i}": sorted(p.items),
+                        f"start{i}": p.start,
+                        f"end{i}": p.end,
                     }
-                    query = functools.partial(_wanted, by=by)
-                    got.append(([i], read(conn, ("events", by), query, values)))
-        for present, rows in got:
-            for row in rows:
-                for i in present:
-                    # The visitor is the anonymous id, else the user id: exact matches only.
-                    if row["event"] == parts[i].event and (
-                        visitor_of(row["anonymous_id"], row["user_id"]) in visitors[i]
-                    ):
-                        row["timestamp"] = aware(row["timestamp"])
-                        found[i][row["id"]] = row
+                    if skip:
+                        values[f"skip{i}"] = sorted(p.skip)
+                query = functools.partial(_wanted, by=by, present=present, skips=skips)
+                for row in read(conn, ("events", by, present, skips), query, values):
+                    for i in present:
+                        # The visitor is the anonymous id, else the user id: exact matches only.
+                        if row["event"] == parts[i].event and (
+                            visitor_of(row["anonymous_id"], row["user_id"]) in visitors[i]
+                        ):
+                            row["timestamp"] = aware(row["timestamp"])
+                            found[i][row["id"]] = row
     return [list(rows.values()) for rows in found]
 
 
-_PG_COLUMNS = (
-    "e.id, e.message_id, e.event, e.anonymous_id, e.user_id, e.item_id, e.timestamp, "
-    "e.holdout, CASE WHEN e.event = %(clicked)s THEN e.payload -> 'properties' END AS properties"
-)
-
-
-@functools.cache
-def _pg_wanted(by: str, skip: bool) -> str:
-    """PostgreSQL: one part of :func:`_select`, the events of a join of its visitors and items
-    (``unnest``).
-
-    Given as ``= ANY(array)`` lists, the visitors and items had the planner estimate each
-    value against the column's most common values: 1.0-1.7 ms of planning a batch against
-    0.5 ms of execution at 100k events; joined, 0.07-0.4 ms, and the plan is the same walk of
-    the visitor index (nested loop). The parts go one statement each: as one UNION ALL, the
-    planner ran them in parallel workers, whose start cost more than the reads.
-    """
-    sql = (
-        f"SELECT {_PG_COLUMNS} FROM unnest(%(ids)s::text[]) AS v (id) "
-        f"JOIN events e ON e.{by} = v.id "
-        "JOIN unnest(%(items)s::text[]) AS i (id) ON e.item_id = i.id "
-        "WHERE e.site_id = %(site_id)s AND e.event = %(event)s "
-        "AND e.timestamp >= %(start)s AND e.timestamp <= %(end)s"
-    )
-    return sql + " AND NOT e.message_id = ANY (%(skip)s::text[])" if skip else sql
-
-
-def _wanted(match: Match, by: str) -> sa.Select:
-    """SQLite: one part of :func:`_select` (its visitors and items as IN lists)."""
+def _wanted(match: Match, by: str, present: tuple[int, ...], skips: tuple[bool, ...]) -> sa.Select:
+    """:func:`_select`'s query of the parts ``present`` (parameters numbered by part)."""
     when = events.c.timestamp
+
+    def part(i: int, skip: bool) -> sa.ColumnElement[bool]:
+        # The event first: PostgreSQL tests them in this order, and it turns most rows away.
+        conditions = [
+            events.c.event == sa.bindparam(f"event{i}", type_=events.c.event.type),
+            match(events.c[by], f"ids{i}"),
+            match(events.c.item_id, f"items{i}"),
+            when >= sa.bindparam(f"start{i}", type_=when.type),
+            when <= sa.bindparam(f"end{i}", type_=when.type),
+        ]
+        if skip:
+            conditions.append(sa.not_(match(events.c.message_id, f"skip{i}")))
+        return sa.and_(*conditions)
+
     return sa.select(*_COLUMNS).where(
         events.c.site_id == sa.bindparam("site_id"),
-        events.c.event == sa.bindparam("event", type_=events.c.event.type),
-        match(events.c[by], "ids"),
-        match(events.c.item_id, "items"),
         when >= sa.bindparam("start", type_=when.type),
         when <= sa.bindparam("end", type_=when.type),
+        sa.or_(*[part(i, skip) for i, skip in zip(present, skips, strict=True)]),
     )
 
 
