@@ -74,7 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ingest-batch", type=int, default=200, help="ingest worker batch size")
     p.add_argument(
         "--ingest-history",
-        choices=["100k"],
+        choices=["100k", "10m"],
         help="ingest into a copy of a generated store of this scale (rolled up, ANALYZEd) "
         "instead of an empty one",
     )

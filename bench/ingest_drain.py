@@ -19,6 +19,8 @@ from bench.ingest_figures import BATCH, DrainResult, LoadResult
 from tracking import migrations
 from tracking.db import make_engine
 from tracking.ingest import IngestSettings, IngestWorker
+from tracking.store import write_entries
+from tracking.stream import parse_entry
 
 
 class Drains:
@@ -196,8 +198,15 @@ class Drains:
     # -- profile ---------------------------------------------------------------------------------
 
 
-def drain_worker(url, connect_args, redis_url, settings, ready, start, stop, cpu_queue) -> None:
-    """One ingest worker process: wait for the start signal, work until told to stop."""
+def drain_worker(
+    url, connect_args, redis_url, settings, ready, start, stop, cpu_queue, warm: int = 0
+) -> None:
+    """One ingest worker process: wait for the start signal, work until told to stop.
+
+    ``warm``: first store the stream's first ``warm`` entries in a transaction that is rolled
+    back, so that the timed drain runs as in a worker that has been running: its statements
+    compiled (SQLAlchemy, the rollups' own) and prepared by the driver on its connection.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     kwargs = {"connect_args": connect_args} if connect_args else {}
     engine = make_engine(
@@ -211,6 +220,20 @@ def drain_worker(url, connect_args, redis_url, settings, ready, start, stop, cpu
     client = redis.Redis.from_url(redis_url, socket_timeout=30)
     worker = IngestWorker(client, engine, IngestSettings(**settings))
     worker.start()
+    if warm:
+        s = worker.settings
+        entries = client.xrange(s.stream_key, count=warm)
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            write_entries(
+                conn,
+                [parse_entry(fields) for _, fields in entries],
+                s.session_timeout,
+                holdout_share=s.holdout_share,
+                attribution_window=s.attribution_window,
+                on_stored=s.on_stored,
+            )
+            transaction.rollback()
     ready.wait(60)
     start.wait()
     cpu0 = time.process_time()
