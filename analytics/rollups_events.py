@@ -275,8 +275,7 @@ def credited_click(
     candidates = [c for c in clicks if moment - window <= c["timestamp"] <= moment]
     # Of clicks at the same moment, the greatest message id (the rebuild's order too): the
     # batch's own clicks are in hand, without the row ids the store gives them.
-    latest = max(candidates, key=lambda c: (c["timestamp"], c["message_id"]), default=None)
-    return latest
+    return max(candidates, key=lambda c: (c["timestamp"], c["message_id"]), default=None)
 
 
 def _pair(row: dict[str, Any]) -> tuple[str, str]:
@@ -304,10 +303,11 @@ def count_adds_after_click(
     """adds_after_click: new adds, and stored adds a newly stored (late) click now precedes.
 
     Each affected add moves from the click that credited it before this batch (none for a new
-    add) to the one that credits it now. The stored adds and clicks both come from one read of
-    the store (of every add and click by these visitors on these items, the window around the
-    batch), filtered here to what each needs. ``scanned`` holds the batch's own adds and valid
-    clicks (:func:`count_events`), ``new_ids`` the message ids of every event it stored.
+    add) to the one that credits it now. The stored clicks and adds come from one read of the
+    store (:func:`_select`: the clicks by these visitors on these items in the window around
+    the batch, the adds its clicks may now credit), filtered here to what each needs.
+    ``scanned`` holds the batch's own adds and valid clicks (:func:`count_events`), ``new_ids``
+    the message ids of every event it stored.
     """
     # The batch's rows carry aware times (tracking.store); those read back are made aware.
     adds, clicks = list(scanned.adds), scanned.clicks
@@ -316,10 +316,10 @@ def count_adds_after_click(
     # Clicks credit adds up to a window later; a late click's adds come after it, and the
     # clicks that credit those adds up to a window before them.
     moments = [a["timestamp"] for a in adds] + [c["timestamp"] for c in clicks]
-    # Two reads, each of one event: the clicks by the visitors of the batch's adds and clicks
-    # on their items, and only where the batch has clicks, the adds by those clicks' visitors on
-    # those clicks' items. One read of both for every visitor and item was twice the rows,
-    # most of them the batch's own adds, read back for nothing.
+    # Two parts, each of one event, in one read (_select): the clicks by the visitors of the
+    # batch's adds and clicks on their items, and only where the batch has clicks, the adds by
+    # those clicks' visitors on those clicks' items. One part of both events for every visitor
+    # and item was twice the rows; the batch's own clicks and adds are left out (in hand).
     wanted = [
         Wanted(
             RECOMMENDATION_CLICKED,

@@ -1,4 +1,5 @@
-"""What the rollup writers share: the UTC day of a time, top-level categories, batched upserts.
+"""What the rollup writers share: the UTC day of a time, top-level categories, batched upserts,
+and the ingest hook's reads (:func:`read`: compiled once per process on PostgreSQL).
 
 Every incremental change is a delta added to a counter by ``INSERT ... ON CONFLICT DO UPDATE``
 (one statement per table per batch, rows in key order so concurrent workers lock alike), which
