@@ -305,7 +305,7 @@ class IngestBench:
         result.rows -= self.before[0]
         result.rollup_events -= self.before[1]
         engine.dispose()
-        if self.pg_url and self.template:  # a copy of the 10M-event store is 8 GB: one at a time
+        if self.pg_url and self.template:  # a copy of the 10M-event store: about 7 GB
             self._drop_database(sa.engine.make_url(url).database)
         if result.rows != events:
             result.note = result.note or f"{result.rows} rows stored of {events}"
