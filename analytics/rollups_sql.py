@@ -71,7 +71,8 @@ def read(
     conn: sa.Connection, key: Any, build: Callable[[Match], sa.Select], params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """The rows, as dicts, of ``build(match)`` run with ``params``, where ``match(column,
-    name)`` is the condition "column is one of the list ``params[name]``".
+    name)`` is the condition "column is one of the list ``params[name]``" (a text column).
+    ``key`` names the statement ``build`` makes: one key per statement, not per call.
 
     PostgreSQL: the statement is built and compiled once per process (under ``key``) and run by
     the driver, each list sent as one array literal (tracking.db.any_of). Built and compiled by
