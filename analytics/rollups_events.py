@@ -209,36 +209,40 @@ def _select(conn: sa.Connection, site_id: int, parts: list[Wanted]) -> list[list
     pg = conn.dialect.name == "postgresql"
     for by in ("anonymous_id", "user_id"):
         chosen = [i for i, p in enumerate(parts) if p.by_column[by]]
-        for group in [chosen] if pg and chosen else [[i] for i in chosen]:
-            chunks = {i: batches(conn, parts[i].by_column[by]) for i in group}
-            for n in range(max(len(c) for c in chunks.values())):
-                present = tuple(i for i in group if n < len(chunks[i]))
-                skips = tuple(pg and bool(parts[i].skip) for i in present)
-                values: dict[str, Any] = {
-                    "site_id": site_id,
-                    "start": min(parts[i].start for i in present),
-                    "end": max(parts[i].end for i in present),
+        # Each read: (part, its visitors) for the parts it holds. PostgreSQL: every part, each
+        # list whole; SQLite: one part and one IN list at a time.
+        if pg:
+            reads = [[(i, sorted(parts[i].by_column[by])) for i in chosen]] if chosen else []
+        else:
+            reads = [[(i, ids)] for i in chosen for ids in batches(conn, parts[i].by_column[by])]
+        for held in reads:
+            present = tuple(i for i, _ in held)
+            skips = tuple(pg and bool(parts[i].skip) for i in present)
+            values: dict[str, Any] = {
+                "site_id": site_id,
+                "start": min(parts[i].start for i in present),
+                "end": max(parts[i].end for i in present),
+            }
+            for (i, ids), skip in zip(held, skips, strict=True):
+                p = parts[i]
+                values |= {
+                    f"ids{i}": ids,
+                    f"event{i}": p.event,
+                    f"items{i}": sorted(p.items),
+                    f"start{i}": p.start,
+                    f"end{i}": p.end,
                 }
-                for i, skip in zip(present, skips, strict=True):
-                    p = parts[i]
-                    values |= {
-                        f"ids{i}": chunks[i][n],
-                        f"event{i}": p.event,
-                        f"items{i}": sorted(p.items),
-                        f"start{i}": p.start,
-                        f"end{i}": p.end,
-                    }
-                    if skip:
-                        values[f"skip{i}"] = sorted(p.skip)
-                query = functools.partial(_wanted, by=by, present=present, skips=skips)
-                for row in read(conn, ("events", by, present, skips), query, values):
-                    for i in present:
-                        # The visitor is the anonymous id, else the user id: exact matches only.
-                        if row["event"] == parts[i].event and (
-                            visitor_of(row["anonymous_id"], row["user_id"]) in visitors[i]
-                        ):
-                            row["timestamp"] = aware(row["timestamp"])
-                            found[i][row["id"]] = row
+                if skip:
+                    values[f"skip{i}"] = sorted(p.skip)
+            query = functools.partial(_wanted, by=by, present=present, skips=skips)
+            for row in read(conn, ("events", by, present, skips), query, values):
+                for i in present:
+                    # The visitor is the anonymous id, else the user id: exact matches only.
+                    if row["event"] == parts[i].event and (
+                        visitor_of(row["anonymous_id"], row["user_id"]) in visitors[i]
+                    ):
+                        row["timestamp"] = aware(row["timestamp"])
+                        found[i][row["id"]] = row
     return [list(rows.values()) for rows in found]
 
 

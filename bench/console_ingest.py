@@ -362,12 +362,9 @@ class IngestBench:
                 for schema in self.schemas:
                     conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             admin.dispose()
-        if self.pg_url and self.databases:
-            admin = make_engine(self.pg_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                for name in reversed(self.databases):  # the template last
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        if self.pg_url:
+            for name in reversed(list(self.databases)):  # the template last
+                self._drop_database(name)
         self.client.close()
 
 
