@@ -124,11 +124,16 @@ def count_buyers(conn: sa.Connection, sales: Deltas, site_id: int, new_orders: l
     of_buyer: dict[str, list[dict]] = defaultdict(list)
 
     def query(match):
-        return sa.select(*ORDER_COLUMNS).where(
-            orders.c.site_id == sa.bindparam("site_id"),
-            sa.or_(
-                match(orders.c.user_id, "buyers"),
-                sa.and_(orders.c.user_id.is_(None), match(orders.c.anonymous_id, "buyers")),
+        # Two SELECTs, not one with "user_id IN ... OR (user_id IS NULL AND anonymous_id IN
+        # ...)": PostgreSQL proved each listed id against the OR's other branch while planning,
+        # 0.4-2 ms a read of 30-130 buyers at 10M events (bench/console.py --ingest), against
+        # 0.1 ms for the two; they run in the same time and find the same rows (no user id
+        # is both null and not).
+        site = orders.c.site_id == sa.bindparam("site_id")
+        return sa.union_all(
+            sa.select(*ORDER_COLUMNS).where(site, match(orders.c.user_id, "buyers")),
+            sa.select(*ORDER_COLUMNS).where(
+                site, orders.c.user_id.is_(None), match(orders.c.anonymous_id, "buyers")
             ),
         )
 

@@ -68,7 +68,10 @@ Match = Callable[[sa.ColumnElement, str], sa.ColumnElement[bool]]
 
 
 def read(
-    conn: sa.Connection, key: Any, build: Callable[[Match], sa.Select], params: dict[str, Any]
+    conn: sa.Connection,
+    key: Any,
+    build: Callable[[Match], sa.Select | sa.CompoundSelect],
+    params: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """The rows, as dicts, of ``build(match)`` run with ``params``, where ``match(column,
     name)`` is the condition "column is one of the list ``params[name]``" (a text column).
