@@ -210,8 +210,8 @@ def test_upgrade_from_version_1(empty_database):
     assert migrations.current_version(engine) == 1
     assert "holdout" not in _columns(engine, "events")
 
-    assert migrations.upgrade(engine) == [2, 3, 4, 5, 6, 7]
-    assert migrations.current_version(engine) == 7
+    assert migrations.upgrade(engine) == [2, 3, 4, 5, 6, 7, 8]
+    assert migrations.current_version(engine) == 8
     assert migrations.upgrade(engine) == []  # nothing left to do
     assert {"holdout"} <= _columns(engine, "events") & _columns(engine, "orders")
     assert "revenue" in _columns(engine, "attributions")
@@ -249,6 +249,6 @@ def test_upgrade_from_version_1(empty_database):
 
 
 def test_a_new_database_gets_every_migration(empty_database):
-    assert migrations.upgrade(empty_database) == [1, 2, 3, 4, 5, 6, 7]
+    assert migrations.upgrade(empty_database) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert "holdout" in _columns(empty_database, "orders")
     assert migrations.upgrade(empty_database) == []

@@ -1,9 +1,11 @@
-"""Migration 120: funnel_sessions from a row per session and category to one per session."""
+"""Migrations the rollups rely on: 120 (funnel_sessions from a row per session and category to
+one per session) and 8 (fewer common values kept of the visitor and item ids they look up)."""
 
 from __future__ import annotations
 
 from datetime import date
 
+import pytest
 import sqlalchemy as sa
 
 from analytics.schema import funnel_sessions
@@ -81,3 +83,29 @@ def test_migration_120_keeps_every_sessions_steps(db, site):
                 )
             ).scalar()
         assert analyzed is not None
+
+
+def test_migration_8_keeps_ten_common_values_of_visitor_and_item_ids(db):
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no per-column statistics targets; migration 8 does nothing there")
+    columns = ("anonymous_id", "user_id", "item_id")
+    targets = sa.text(
+        "SELECT attname, attstattarget FROM pg_attribute"
+        " WHERE attrelid = 'events'::regclass AND attname = ANY(:names)"
+    )
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE events "
+                + ", ".join(f"ALTER COLUMN {c} SET STATISTICS -1" for c in columns)
+            )
+        )
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 8))
+        assert dict(conn.execute(targets, {"names": list(columns)}).all()) == dict.fromkeys(
+            columns, -1
+        )
+    assert upgrade(db) == [8]
+    with db.connect() as conn:
+        assert dict(conn.execute(targets, {"names": list(columns)}).all()) == dict.fromkeys(
+            columns, 10
+        )

