@@ -358,8 +358,10 @@ class IngestBench:
         """Drop the PostgreSQL schemas and databases made."""
         if self.pg_url and self.schemas:
             admin = make_engine(self.pg_url)
-            with admin.begin() as conn:
-                for schema in self.schemas:
+            for schema in self.schemas:
+                # One transaction each: the locks of fifty schemas' tables in one ran out of
+                # PostgreSQL's lock table (max_locks_per_transaction) at --rounds 25.
+                with admin.begin() as conn:
                     conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             admin.dispose()
         if self.pg_url:
