@@ -126,9 +126,9 @@ def count_buyers(conn: sa.Connection, sales: Deltas, site_id: int, new_orders: l
     def query(match):
         # Two SELECTs, not one with "user_id IN ... OR (user_id IS NULL AND anonymous_id IN
         # ...)": PostgreSQL proved each listed id against the OR's other branch while planning,
-        # 0.4-2 ms a read of 30-130 buyers at 10M events (bench/console.py --ingest), against
-        # 0.1 ms for the two; they run in the same time and find the same rows (no user id
-        # is both null and not).
+        # 0.4-2 ms a read of 30-130 buyers at 10M events (the reads of a bench/console.py
+        # --ingest drain, replayed under EXPLAIN), against 0.1 ms for the two; they run in the
+        # same time and find the same rows (no user id is both null and not).
         site = orders.c.site_id == sa.bindparam("site_id")
         return sa.union_all(
             sa.select(*ORDER_COLUMNS).where(site, match(orders.c.user_id, "buyers")),
